@@ -1,0 +1,29 @@
+"""eirnn: fit excitatory/inhibitory (Dale's-law) recurrent networks to recorded neural populations.
+
+Heavy modules (torch models, MLflow) load on first use so that `eirnn --help` and data
+tools start fast.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_model": "eirnn.tracking",
+    "evaluate": "eirnn.evaluation",
+    "TrainConfig": "eirnn.config",
+    "load_dataset": "eirnn.data",
+    "NeuralDataset": "eirnn.data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'eirnn' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

@@ -1,0 +1,160 @@
+"""The training configuration: one dataclass that is the CLI flags, the MLproject parameters and
+the logged MLflow params (tests/test_config.py keeps the three in step)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+LOSSES = ("mse", "poisson")
+EMBEDDINGS = ("attention", "linear", "mlp")
+ACTIVATIONS = ("softplus", "relu")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work, named with the value found."""
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str = _setting("", "data file (.npz, .mat v5/v7.3); empty = the built-in synthetic recording")
+    data_layout: str = _setting("", "axis order of the data arrays, e.g. 'neurons,time,trials'; empty = infer")
+    data_keys: str = _setting("", "variable names in the file, e.g. 'spikes=psth_counts,inputs=u'")
+    bin_ms: float = _setting(0.0, "bin size in ms when the file has none (0 = read it from the file)")
+    val_fraction: float = _setting(0.2, "share of trials held out for validation, stratified by condition")
+    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches")
+    # model
+    tau: float = _setting(50.0, "membrane time constant in ms")
+    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)")
+    input_embed_dim: int = _setting(56, "size of the input embedding")
+    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS)
+    attention_heads: int = _setting(4, "attention heads of the attention embedding")
+    learnable_h0: bool = _setting(True, "learn the initial state h0")
+    h0_init: float = _setting(0.1, "initial value of h0")
+    enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio")
+    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio")
+    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS)
+    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix")
+    # training
+    max_epochs: int = _setting(2000, "maximum number of epochs")
+    patience: int = _setting(300, "stop after this many epochs without a better validation correlation")
+    smoothing: float = _setting(0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)")
+    learning_rate: float = _setting(0.001, "Adam learning rate")
+    weight_decay: float = _setting(0.0, "Adam weight decay")
+    grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)")
+    batch_size: int = _setting(0, "trials per batch (0 = full batch)")
+    loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
+    behavior_weight: float = _setting(1.0, "weight of the behaviour readout loss (data with behaviour only)")
+    checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs")
+    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)")
+    threads: int = _setting(0, "torch threads (0 = all cores)")
+    # tracking
+    experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
+    registered_model_name: str = _setting("eirnn", "registry name of the trained model")
+    run_name: str = _setting("", "MLflow run name (empty = built from the settings)")
+    log_figures: bool = _setting(True, "write figures and report.md into the run")
+    resume: str = _setting("", "MLflow run id of a killed run to continue from its last checkpoint")
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            choices = spec.metadata.get("choices")
+            value = getattr(self, spec.name)
+            if choices and value not in choices:
+                raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
+        positive = ("tau", "max_epochs", "learning_rate", "input_embed_dim", "attention_heads", "ei_ratio")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: expected a positive value, found {getattr(self, name)!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction: expected a value in (0, 1), found {self.val_fraction!r}")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ConfigError(f"smoothing: expected a value in [0, 1), found {self.smoothing!r}")
+        if self.input_embed_type == "attention" and self.input_embed_dim % self.attention_heads:
+            # multi-head attention splits the embedding evenly across heads
+            raise ConfigError(
+                f"input_embed_dim: expected a multiple of attention_heads={self.attention_heads}, "
+                f"found {self.input_embed_dim}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict of native or string values (MLflow params are strings); unknown keys
+        are ignored so that configs written by newer versions still load."""
+        kinds = {spec.name: spec.type for spec in fields(cls)}
+        return cls(**{k: parse_value(kinds[k], v) for k, v in values.items() if k in kinds})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, found {text!r}")
+
+
+_PARSERS = {"bool": parse_bool, "int": int, "float": float, "str": str}
+
+
+def parse_value(kind: str, value: Any) -> Any:
+    return _PARSERS[kind](value)
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig field, same name (dashes), type, default and choices."""
+    for spec in fields(TrainConfig):
+        if spec.name in skip:
+            continue
+        parser.add_argument(
+            flag_name(spec.name),
+            dest=spec.name,
+            type=_PARSERS[spec.type],
+            default=spec.default,
+            choices=spec.metadata.get("choices"),
+            metavar=spec.type.upper(),
+            help=f"{spec.metadata['help']} (default: {spec.default!r})",
+        )
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
+    values = {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if hasattr(args, spec.name)}
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def mlproject_type(kind: str) -> str:
+    return {"bool": "string", "int": "float", "float": "float", "str": "string"}[kind]
+
+
+def mlproject_default(value: Any) -> str:
+    """The MLproject spelling of a default: booleans as true/false, everything else as str()."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

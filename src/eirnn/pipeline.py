@@ -1,0 +1,75 @@
+"""The science pipeline without tracking: load and validate -> split -> build the model.
+
+`eirnn.tracking` and `eirnn.tuning` call these steps and add MLflow/Optuna around them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from eirnn.config import TrainConfig
+from eirnn.data import NeuralDataset, load_dataset, train_val_split
+from eirnn.data.loaders import parse_keys
+from eirnn.training import resolve_device
+
+BUILTIN_DATA_NAME = "builtin-synthetic"
+
+
+def load_configured_data(config: TrainConfig) -> NeuralDataset:
+    """The file named by `config.data`, or the built-in synthetic recording when it is empty."""
+    if not config.data:
+        from eirnn.data.synthetic import make_recording
+
+        dataset, _ = make_recording(seed=0)
+        return dataset
+    return load_dataset(
+        config.data,
+        layout=config.data_layout or None,
+        keys=parse_keys(config.data_keys),
+        bin_ms=config.bin_ms or None,
+    )
+
+
+def set_threads(config: TrainConfig) -> None:
+    """Use `config.threads` torch threads (0 = every core): on a shared machine, workers must each
+    take one thread, since oversubscribed cores slow torch down by an order of magnitude."""
+    torch.set_num_threads(config.threads or os.cpu_count() or 1)
+
+
+def build_model(dataset: NeuralDataset, config: TrainConfig) -> Any:
+    from eirnn.model import create_model_for_dataset
+
+    return create_model_for_dataset(
+        dataset,
+        enforce_ratio=config.enforce_ratio,
+        ei_ratio=config.ei_ratio,
+        input_embed_dim=config.input_embed_dim,
+        input_embed_type=config.input_embed_type,
+        attention_heads=config.attention_heads,
+        learnable_h0=config.learnable_h0,
+        h0_init=config.h0_init,
+        tau=config.tau,
+        noise_scale=config.noise_scale,
+        activation=config.activation,
+        spectral_radius=config.spectral_radius,
+        device=str(resolve_device(config.device)),
+        seed=config.seed,
+    )
+
+
+@dataclass
+class Prepared:
+    dataset: NeuralDataset
+    train: NeuralDataset
+    val: NeuralDataset
+    model: Any
+
+
+def prepare(config: TrainConfig, dataset: NeuralDataset | None = None) -> Prepared:
+    set_threads(config)
+    dataset = dataset if dataset is not None else load_configured_data(config)
+    train, val = train_val_split(dataset, val_fraction=config.val_fraction, seed=config.seed)
+    return Prepared(dataset, train, val, build_model(dataset, config))

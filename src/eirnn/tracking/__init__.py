@@ -1,0 +1,13 @@
+"""MLflow shell around the science core: runs, artifacts, registry, loading by name."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | str | None = None) -> Any:
+    from eirnn.tracking.registry import load_model as _load_model
+
+    return _load_model(name, alias=alias, version=version)
+
+
+__all__ = ["load_model"]

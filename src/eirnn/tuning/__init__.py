@@ -1,0 +1,1 @@
+"""Optuna studies whose trials are nested MLflow runs (imports optuna only in `study`)."""
