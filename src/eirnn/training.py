@@ -25,6 +25,10 @@ BEST_WEIGHTS_FILE = "model_best.pt"
 FINAL_WEIGHTS_FILE = "model_final.pt"
 
 
+def periodic_checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch + 1:06d}.ckpt"
+
+
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or Inf; the checkpoints written before that epoch are kept."""
 
@@ -220,7 +224,7 @@ def fit(
             "best_state": best_state,
             "epoch": epoch,
         }
-        torch.save(state, checkpoint_path / f"epoch_{epoch + 1:06d}.ckpt")
+        torch.save(state, checkpoint_path / periodic_checkpoint_name(epoch))
         # write-then-rename: a kill during the write never leaves a truncated last.ckpt
         tmp = checkpoint_path / (RESUME_FILE + ".tmp")
         torch.save(state, tmp)

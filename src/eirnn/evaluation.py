@@ -1,0 +1,160 @@
+"""Evaluate a fitted model on a dataset (usually the validation trials): every number and array
+that a training report needs. Definitions live in `eirnn.metrics` (docs/metrics.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from eirnn import metrics
+from eirnn.metrics import Metric, NotAvailable, to_float
+
+PCA_COMPONENTS = 10
+
+
+@dataclass(eq=False)
+class Evaluation:
+    psth: metrics.PsthCorrelation
+    condition_psth: metrics.PsthCorrelation
+    psth_r2: Metric
+    bits_per_spike: Metric
+    fano_model: Any  # FanoResult or NotAvailable
+    fano_data: Any
+    noise_ceiling: Any  # NoiseCeiling (pooled over conditions, as psth_corr) or NotAvailable
+    condition_noise_ceiling: Any  # NoiseCeiling (conditions x time, as cond_psth_corr) or NotAvailable
+    summary_model: metrics.NeuronSummary
+    summary_target: metrics.NeuronSummary
+    pca: metrics.PCAResult
+    ei_labels: np.ndarray | None
+    bin_ms: float
+    val_model_rates: np.ndarray  # [trials, time, neurons] Hz, noise off
+    val_target_rates: np.ndarray  # [trials, time, neurons] Hz
+    val_trial_conditions: np.ndarray  # [trials] condition codes
+    condition_labels: list
+    model_behavior: np.ndarray | None  # [trials, time, n_out]
+    target_behavior: np.ndarray | None
+
+    @property
+    def val_model_psth(self) -> np.ndarray:
+        return self.val_model_rates.mean(axis=0)
+
+    @property
+    def val_target_psth(self) -> np.ndarray:
+        return self.val_target_rates.mean(axis=0)
+
+    def condition_psths(self, rates: np.ndarray) -> np.ndarray:
+        """[conditions, time, neurons], conditions in code order."""
+        return _condition_psths(rates, self.val_trial_conditions)
+
+    @property
+    def pca_real(self) -> np.ndarray:
+        return self._project(self.val_target_rates)
+
+    @property
+    def pca_model(self) -> np.ndarray:
+        return self._project(self.val_model_rates)
+
+    def _project(self, rates: np.ndarray) -> np.ndarray:
+        psths = self.condition_psths(rates)
+        flat = metrics.pca_project(psths.reshape(-1, psths.shape[-1]), self.pca)
+        return flat.reshape(psths.shape[0], psths.shape[1], -1)
+
+    def normalized(self, correlation: Metric, ceiling: Any) -> Metric:
+        if isinstance(ceiling, NotAvailable):
+            return ceiling
+        return metrics.normalized_correlation(correlation, ceiling)
+
+    def metric_values(self) -> dict[str, Any]:
+        """The final metrics by name: a float, or NotAvailable with the reason."""
+        return {
+            "psth_corr": self.psth.mean,
+            "psth_corr_E": self.psth.mean_e,
+            "psth_corr_I": self.psth.mean_i,
+            "cond_psth_corr": self.condition_psth.mean,
+            "psth_r2": self.psth_r2,
+            "bits_per_spike": self.bits_per_spike,
+            "fano_model": _mean_of(self.fano_model),
+            "fano_data": _mean_of(self.fano_data),
+            "noise_ceiling": _mean_of(self.noise_ceiling),
+            "normalized_psth_corr": self.normalized(self.psth.mean, self.noise_ceiling),
+            "cond_noise_ceiling": _mean_of(self.condition_noise_ceiling),
+            "normalized_cond_psth_corr": self.normalized(self.condition_psth.mean, self.condition_noise_ceiling),
+        }
+
+    def scalar_metrics(self) -> dict[str, float]:
+        """The final metrics as floats (NaN where the data cannot support them)."""
+        return {name: to_float(value) for name, value in self.metric_values().items()}
+
+    def not_available(self) -> dict[str, str]:
+        """Why each missing metric is missing, by metric name."""
+        return {name: value.reason for name, value in self.metric_values().items() if isinstance(value, NotAvailable)}
+
+
+def _mean_of(result: Any) -> Metric:
+    return result if isinstance(result, NotAvailable) else result.mean
+
+
+def predict_rates(model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = False, seed: int = 0):
+    """Model output for `inputs` [trials, time, n_inputs]; noise uses a generator seeded by `seed`."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    model.eval()
+    with torch.no_grad():
+        prepared = model.prepare_inputs(torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device))
+        return model(prepared, noise=noise, generator=generator)
+
+
+def evaluate(model: torch.nn.Module, dataset: Any, *, seed: int = 0, ceiling_splits: int = 20) -> Evaluation:
+    """Score `model` on `dataset`. Deterministic for a given seed (model noise and noise-ceiling
+    splits draw from it)."""
+    output = predict_rates(model, dataset.inputs, noise=False)
+    model_rates = output.rates.cpu().numpy().astype(np.float64)
+    target_rates = np.asarray(dataset.rates_hz, dtype=np.float64)
+    conditions = np.asarray(dataset.conditions)
+    labels = dataset.ei_labels
+    rng = np.random.default_rng(seed)
+
+    model_psths = _condition_psths(model_rates, conditions)
+    target_psths = _condition_psths(target_rates, conditions)
+    if dataset.counts is not None:
+        bits = metrics.bits_per_spike(model_rates * dataset.bin_s, dataset.counts)
+        fano_data = metrics.fano_factor(dataset.counts, conditions)
+    else:
+        bits = NotAvailable("the data has rates only, no spike counts")
+        fano_data = NotAvailable("the data has rates only, no spike counts")
+    stochastic = predict_rates(model, dataset.inputs, noise=True, seed=seed).rates.cpu().numpy()
+    fano_model = metrics.model_fano_factor(stochastic, dataset.bin_s, conditions, rng=rng)
+    flat_target = target_psths.reshape(-1, target_psths.shape[-1])
+    n_components = min(PCA_COMPONENTS, *flat_target.shape)
+    behavior = output.behavior.cpu().numpy() if output.behavior is not None else None
+    return Evaluation(
+        psth=metrics.psth_correlation(model_rates, target_rates, labels),
+        condition_psth=metrics.condition_psth_correlation(model_rates, target_rates, conditions, labels),
+        psth_r2=metrics.psth_r2(model_psths, target_psths),
+        bits_per_spike=bits,
+        fano_model=fano_model,
+        fano_data=fano_data,
+        noise_ceiling=metrics.noise_ceiling(
+            target_rates, conditions, by_condition=False, n_splits=ceiling_splits, rng=rng
+        ),
+        condition_noise_ceiling=metrics.noise_ceiling(
+            target_rates, conditions, by_condition=True, n_splits=ceiling_splits, rng=rng
+        ),
+        summary_model=metrics.per_neuron_summary(model_rates),
+        summary_target=metrics.per_neuron_summary(target_rates),
+        pca=metrics.pca_fit(flat_target, n_components=n_components),
+        ei_labels=labels,
+        bin_ms=float(dataset.bin_ms),
+        val_model_rates=model_rates.astype(np.float32),
+        val_target_rates=target_rates.astype(np.float32),
+        val_trial_conditions=conditions,
+        condition_labels=list(dataset.condition_labels),
+        model_behavior=behavior,
+        target_behavior=dataset.behavior,
+    )
+
+
+def _condition_psths(rates: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+    return np.stack([rates[conditions == code].mean(axis=0) for code in np.unique(conditions)])

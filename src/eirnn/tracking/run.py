@@ -1,0 +1,267 @@
+"""One MLflow run per training: attach or create the run, log params and tags, train with
+per-epoch metrics, write the run folder (weights, outputs, metrics, population, figures,
+report.md), log the model and keep the registry's champion alias on the best version."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from eirnn.artifacts import write_run_folder
+from eirnn.config import TrainConfig, mlproject_default
+from eirnn.evaluation import Evaluation, evaluate
+from eirnn.pipeline import BUILTIN_DATA_NAME, prepare
+from eirnn.tracking.logger import EpochMetricLogger
+from eirnn.tracking.registry import update_champion
+from eirnn.training import RESUME_FILE, FitResult, fit
+
+ERROR_TAG = "eirnn.error"
+MODEL_ARTIFACT = "model"
+MAX_TAG_LENGTH = 5000
+
+
+@dataclass
+class TrainingOutcome:
+    run_id: str
+    fit: FitResult
+    evaluation: Evaluation
+    model_uri: str
+    model_version: str | None
+    champion_version: str | None
+
+
+def readable_run_name(config: TrainConfig) -> str:
+    tau = f"{config.tau:g}"
+    return (
+        f"tau{tau}-{config.input_embed_type}{config.input_embed_dim}-noise{config.noise_scale:g}"
+        f"-lr{config.learning_rate:g}-{config.loss}-seed{config.seed}"
+    )
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def log_new_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    """Log params the run does not have yet. `mlflow run` logs its parameters itself, in the
+    user's spelling ("50" for tau=50.0), and MLflow refuses a changed value for a logged key."""
+    existing = client.get_run(run_id).data.params
+    for key, value in params.items():
+        if key not in existing:
+            client.log_param(run_id, key, mlproject_default(value))
+
+
+def _start_run(config: TrainConfig, parent_run_id: str | None, tags: dict[str, str]) -> str:
+    launcher_run = os.environ.get("MLFLOW_RUN_ID")
+    if config.resume:
+        if launcher_run and launcher_run != config.resume:
+            # `mlflow run -P resume=ID` without `--run-id ID` created a fresh run: say where the work went
+            MlflowClient().set_tag(launcher_run, "eirnn.continued_in", config.resume)
+        return mlflow.start_run(run_id=config.resume).info.run_id
+    if launcher_run and parent_run_id is None:
+        return mlflow.start_run(run_id=launcher_run).info.run_id
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or config.experiment_name)
+    run_name = config.run_name or readable_run_name(config)
+    return mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tags).info.run_id
+
+
+def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path, int]:
+    """The run's last checkpoint, downloaded, and the last epoch already logged."""
+    checkpoint = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"checkpoints/{RESUME_FILE}", dst_path=str(workdir)
+    )
+    logged = client.get_metric_history(run_id, "val_psth_corr")
+    return Path(checkpoint), max((m.step for m in logged), default=-1)
+
+
+def fit_summary(result: FitResult) -> dict[str, Any]:
+    return {
+        "best_val_psth_corr": result.best_val_psth_corr,
+        "best_epoch": result.best_epoch,
+        "final_val_psth_corr": result.final_val_psth_corr,
+        "total_epochs": result.total_epochs,
+        "training_seconds": result.training_seconds,
+        "early_stopped": result.early_stopped,
+        "stop_reason": result.stop_reason,
+    }
+
+
+def _log_model(model: Any, val_inputs: np.ndarray) -> str:
+    """Log the network as an MLflow model (no registration); returns its model URI."""
+    import mlflow.pytorch
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    from eirnn.tracking.serving import RatePredictor
+
+    n_inputs, n_neurons = val_inputs.shape[-1], int(model.recorded_units.numel())
+    # -1 on trials and time: the signature accepts any number of trials and bins
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_inputs))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_neurons))]),
+    )
+    predictor = RatePredictor(model.cpu()).eval()
+    info = mlflow.pytorch.log_model(
+        predictor,
+        name=MODEL_ARTIFACT,
+        serialization_format="pickle",
+        signature=signature,
+        input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
+        # listing requirements skips MLflow's inference, which imports the model (6-16 s)
+        pip_requirements=[f"eirnn=={_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
+    )
+    return info.model_uri
+
+
+def register_model(model_uri: str, run_id: str, name: str, client: MlflowClient | None = None) -> tuple[str, str]:
+    """Register a logged model as a new version of `name`, tag it with its source run's score
+    and data hash, and apply the champion rule. Returns (version, champion version)."""
+    client = client or MlflowClient()
+    version = str(mlflow.register_model(model_uri, name).version)
+    run = client.get_run(run_id)
+    client.set_model_version_tag(name, version, "best_val_psth_corr", str(run.data.metrics.get("best_val_psth_corr")))
+    client.set_model_version_tag(name, version, "data_sha256", run.data.params.get("data.data_sha256", ""))
+    return version, update_champion(name, client)
+
+
+def _version() -> str:
+    from eirnn import __version__
+
+    return __version__
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
+
+
+def train_and_log(
+    config: TrainConfig,
+    *,
+    dataset: Any = None,
+    parent_run_id: str | None = None,
+    callbacks: Sequence[Any] = (),
+    register: bool = True,
+    tags: dict[str, str] | None = None,
+    status_when_stopped_by_callback: str = "FINISHED",
+) -> TrainingOutcome:
+    """Train under one MLflow run. Any exception ends the run FAILED with the message in the
+    `eirnn.error` tag, then propagates (the CLI exits non-zero)."""
+    client = MlflowClient()
+    run_id = _start_run(config, parent_run_id, dict(tags or {}))
+    try:
+        with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
+            outcome = _train_in_run(config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {})
+        stopped = outcome.fit.stop_reason == "callback"
+        mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
+        return outcome
+    except BaseException as error:
+        message = f"{type(error).__name__}: {error}"
+        client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
+        client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
+        mlflow.end_run("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def _train_in_run(
+    config: TrainConfig,
+    client: MlflowClient,
+    run_id: str,
+    workdir: Path,
+    dataset: Any,
+    callbacks: Sequence[Any],
+    register: bool,
+    tags: dict[str, str],
+) -> TrainingOutcome:
+    resume_from, skip_through = (None, -1)
+    if config.resume:
+        config = TrainConfig.from_dict({**client.get_run(run_id).data.params, "resume": config.resume})
+        resume_from, skip_through = _resume_point(client, run_id, workdir)
+    log_new_params(client, run_id, config.to_dict())
+    commit = _git_commit()
+    client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
+    for key, value in {**tags, **({"eirnn.git_commit": commit} if commit else {})}.items():
+        client.set_tag(run_id, key, value)
+
+    prepared = prepare(config, dataset)
+    facts = {
+        **prepared.dataset.facts(),
+        "n_train_trials": prepared.train.n_trials,
+        "n_val_trials": prepared.val.n_trials,
+    }
+    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
+    log_new_params(client, run_id, {f"data.{key}": value for key, value in facts.items()})
+
+    logger = EpochMetricLogger(run_id, client, skip_through_step=skip_through)
+    result = fit(
+        prepared.model,
+        prepared.train,
+        prepared.val,
+        config,
+        [logger, *callbacks],
+        checkpoint_dir=workdir / "checkpoints",
+        resume_from=resume_from,
+    )
+    logger.flush()
+
+    model = prepared.model
+    model.load_state_dict(result.best_state)
+    evaluation = evaluate(model, prepared.val, seed=config.seed)
+    run_folder = write_run_folder(
+        workdir / "run",
+        model=model,
+        evaluation=evaluation,
+        val_inputs=prepared.val.inputs,
+        history=result.history,
+        fit_summary=fit_summary(result),
+        config=config.to_dict(),
+        data_facts=facts,
+    )
+    _write_figures_and_report(run_folder, config, run_id)
+    client.log_artifacts(run_id, str(run_folder))
+    client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
+
+    final = {**evaluation.scalar_metrics(), **fit_summary(result)}
+    final.pop("stop_reason")
+    client.log_batch(
+        run_id,
+        metrics=[
+            mlflow.entities.Metric(key, float(value), mlflow.utils.time.get_current_time_millis(), 0)
+            for key, value in final.items()
+        ],
+    )
+    client.set_tag(run_id, "eirnn.stop_reason", result.stop_reason)
+
+    model_uri = _log_model(model, prepared.val.inputs)
+    version = champion = None
+    if register:
+        version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
+    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion)
+
+
+def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str) -> None:
+    from eirnn.artifacts import RunArtifacts
+    from eirnn.figures import FigureSet, write_figures
+    from eirnn.report import write_report
+
+    artifacts = RunArtifacts.load(run_folder)
+    figures = write_figures(artifacts, run_folder / "figures") if config.log_figures else FigureSet.empty(
+        "figures are off for this run (log_figures=false)"
+    )
+    write_report(
+        artifacts, figures, run_folder / "report.md", run_id=run_id, model_name=config.registered_model_name
+    )

@@ -1,0 +1,62 @@
+"""The configuration dataclass, the CLI flags and the MLproject parameters agree, defaults included."""
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eirnn.cli import build_parser
+from eirnn.config import ConfigError, TrainConfig, flag_name, parse_value
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mlproject() -> dict:
+    return yaml.safe_load((ROOT / "MLproject").read_text())
+
+
+def _subparser(name: str):
+    parser = build_parser()
+    return next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == name)[1]
+
+
+@pytest.mark.parametrize("entry_point", ["main", "tune"])
+def test_mlproject_parameters_match_the_dataclass(entry_point):
+    entry = _mlproject()["entry_points"][entry_point]
+    for spec in fields(TrainConfig):
+        assert spec.name in entry["parameters"], f"MLproject {entry_point} lacks {spec.name}"
+        declared = entry["parameters"][spec.name]
+        default = declared["default"]
+        assert parse_value(spec.type, "" if default is None else default) == spec.default, spec.name
+        assert f"{flag_name(spec.name)} {{{spec.name}}}" in entry["command"], spec.name
+    if entry_point == "main":
+        assert set(entry["parameters"]) == {spec.name for spec in fields(TrainConfig)}
+
+
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_cli_flags_match_the_dataclass(command):
+    defaults = vars(_subparser(command).parse_args([]))
+    for spec in fields(TrainConfig):
+        assert defaults[spec.name] == spec.default, spec.name
+
+
+def test_cli_parses_every_flag_back_into_the_dataclass():
+    args = _subparser("train").parse_args(["--tau", "20", "--learnable-h0", "false", "--input-embed-type", "mlp"])
+    config = TrainConfig(**{spec.name: getattr(args, spec.name) for spec in fields(TrainConfig)})
+    assert (config.tau, config.learnable_h0, config.input_embed_type) == (20.0, False, "mlp")
+
+
+def test_string_params_round_trip_through_from_dict():
+    config = TrainConfig(tau=20.0, learnable_h0=False, batch_size=64)
+    as_logged = {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in config.to_dict().items()}
+    assert TrainConfig.from_dict(as_logged) == config
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [({"loss": "l1"}, "loss"), ({"tau": 0}, "tau"), ({"val_fraction": 1.0}, "val_fraction"),
+     ({"input_embed_dim": 10, "attention_heads": 4}, "input_embed_dim")],
+)
+def test_invalid_settings_name_the_field(changes, field):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**changes)
