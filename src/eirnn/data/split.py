@@ -1,0 +1,61 @@
+"""Train/validation split stratified by condition."""
+from __future__ import annotations
+
+import numpy as np
+
+from .dataset import DatasetError, NeuralDataset
+
+
+def _validation_counts(per_condition: np.ndarray, n_val: int) -> np.ndarray:
+    """Trials each condition gives to validation: proportional, largest remainder first.
+
+    A condition keeps at least one trial in training, so single-trial conditions give none.
+    """
+    capacity = np.maximum(per_condition - 1, 0)
+    share = per_condition * (n_val / per_condition.sum())
+    counts = np.minimum(np.floor(share).astype(int), capacity)
+    # stable sort on the negated remainder: ties go to the lower condition code, reproducibly
+    for code in np.argsort(-(share - np.floor(share)), kind="stable"):
+        if counts.sum() >= n_val:
+            break
+        if counts[code] < capacity[code]:
+            counts[code] += 1
+    while counts.sum() < n_val:  # capped conditions leave trials for those with room
+        counts[np.argmax(capacity - counts)] += 1
+    return counts
+
+
+def train_val_split(
+    dataset: NeuralDataset, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[NeuralDataset, NeuralDataset]:
+    """Split trials into (train, validation), stratified by condition and reproducible per seed.
+
+    The validation size is ``floor(val_fraction * n_trials)`` (1043 trials -> 835/208), shared
+    among conditions in proportion to their trials; both parts keep the original trial order.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise DatasetError(
+            f"{dataset.source}: variable 'val_fraction': expected a value in (0, 1); found {val_fraction}"
+        )
+    per_condition = dataset.trials_per_condition
+    n_val = int(np.floor(val_fraction * dataset.n_trials + 1e-9))
+    available = int(np.maximum(per_condition - 1, 0).sum())
+    if n_val == 0:
+        raise DatasetError(
+            f"{dataset.source}: variable 'val_fraction': expected at least one validation trial; found "
+            f"{val_fraction} x {dataset.n_trials} trials < 1"
+        )
+    if available == 0:
+        raise DatasetError(
+            f"{dataset.source}: variable 'conditions': expected a condition with at least 2 trials so that "
+            f"val_fraction={val_fraction} leaves validation trials; found {dataset.n_trials} trials in "
+            f"{dataset.n_conditions} conditions, at most {int(per_condition.max())} per condition"
+        )
+    n_val = min(n_val, available)
+    val_counts = _validation_counts(per_condition, n_val)
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(dataset.n_trials, dtype=bool)
+    for code, count in enumerate(val_counts):
+        trials = np.flatnonzero(dataset.conditions == code)
+        is_val[rng.permutation(trials)[:count]] = True
+    return dataset.subset(~is_val), dataset.subset(is_val)

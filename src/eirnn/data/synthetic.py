@@ -1,0 +1,204 @@
+"""Built-in synthetic recording: Poisson spikes from a known Dale's-law rate network.
+
+The network has E and I units, more than are "recorded" (hidden units shape the dynamics
+too). Unit rates are ``r = softplus(x)`` and
+
+    x[t+1] = (1 - a) x[t] + a (W r[t] + W_in u[t] + b) + sqrt(2 a) sigma xi[t],   a = dt / tau
+
+with W[post, pre] positive in E columns and negative in I columns, each row balanced (its E
+and I weights sum to zero) and the spectrum scaled inside the unit circle. A recorded neuron
+fires ``rate_gain_hz * r`` Hz; its counts per bin are Poisson draws from that rate.
+
+Task (delayed centre-out reach, one condition per direction): a fixation channel on until
+the go time, a one-hot cue channel per condition from cue onset to go, a go step from the go
+time on, and trial-constant binary context channels. Cue onset and go time jitter by a few
+bins per trial. The behaviour is a linear readout of the E-unit rates, fitted once to a
+bell-shaped hand velocity in the cue direction after go.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import NeuralDataset
+
+TAU_MS = 100.0
+NOISE_SIGMA = 0.8
+RATE_GAIN_HZ = 10.0
+SPECTRAL_RADIUS = 0.9
+CUE_ONSET_FRACTION = 0.15
+GO_FRACTION = 0.6
+REACTION_FRACTION = 0.05
+MOVEMENT_FRACTION = 0.12
+JITTER_FRACTION = 0.02
+BURN_IN_TAUS = 5
+
+
+@dataclass(eq=False)
+class GroundTruth:
+    """The network that generated a synthetic recording (units: E first, then I)."""
+
+    rates_hz: np.ndarray  # [trials, time, neurons] true rates of the recorded neurons
+    w_rec: np.ndarray  # [units, units], W[post, pre]
+    w_in: np.ndarray  # [units, n_inputs]
+    bias: np.ndarray  # [units]
+    w_out: np.ndarray  # [n_out, n_e_units + 1]: behaviour readout of E rates, last column the offset
+    unit_is_inhibitory: np.ndarray  # bool [units]
+    recorded_units: np.ndarray  # [neurons]: unit index of each dataset neuron
+    tau_ms: float
+    noise_sigma: float
+    rate_gain_hz: float
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_is_inhibitory)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))  # overflow-free, faster than logaddexp
+
+
+def _dale_weights(rng: np.random.Generator, is_inhibitory: np.ndarray) -> np.ndarray:
+    n_units = len(is_inhibitory)
+    magnitude = rng.gamma(shape=2.0, scale=1.0, size=(n_units, n_units))
+    np.fill_diagonal(magnitude, 0.0)
+    excitation = magnitude[:, ~is_inhibitory].sum(axis=1)
+    inhibition = magnitude[:, is_inhibitory].sum(axis=1)
+    magnitude[:, is_inhibitory] *= (excitation / inhibition)[:, None]
+    weights = np.where(is_inhibitory[None, :], -magnitude, magnitude)
+    return weights * (SPECTRAL_RADIUS / np.max(np.abs(np.linalg.eigvals(weights))))
+
+
+def _input_weights(rng: np.random.Generator, n_units: int, n_conditions: int, n_inputs: int) -> np.ndarray:
+    directions = 2 * np.pi * np.arange(n_conditions) / n_conditions
+    preferred = rng.uniform(0, 2 * np.pi, n_units)
+    tuning_depth = rng.uniform(0.5, 1.5, n_units)
+    fixation = rng.normal(0.0, 0.3, (n_units, 1))
+    cues = tuning_depth[:, None] * np.cos(directions[None, :] - preferred[:, None])
+    go = rng.normal(0.6, 0.6, (n_units, 1))
+    contexts = rng.normal(0.0, 0.3, (n_units, n_inputs - n_conditions - 2))
+    return np.hstack([fixation, cues, go, contexts])
+
+
+def _task(
+    rng: np.random.Generator, n_trials: int, n_bins: int, n_conditions: int, n_inputs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(conditions [trials], go bin [trials], inputs [trials, time, n_inputs]), piecewise constant."""
+    conditions = rng.permutation(np.arange(n_trials) % n_conditions)
+    jitter = max(1, round(JITTER_FRACTION * n_bins))
+    cue_on = round(CUE_ONSET_FRACTION * n_bins) + rng.integers(-jitter, jitter + 1, n_trials)
+    go = round(GO_FRACTION * n_bins) + rng.integers(-jitter, jitter + 1, n_trials)
+    time = np.arange(n_bins)[None, :]
+    before_go = time < go[:, None]
+    cue_period = time >= cue_on[:, None]
+    contexts = rng.integers(0, 2, (n_trials, n_inputs - n_conditions - 2)).astype(np.float32)
+
+    inputs = np.zeros((n_trials, n_bins, n_inputs), dtype=np.float32)
+    inputs[:, :, 0] = before_go
+    inputs[np.arange(n_trials), :, 1 + conditions] = cue_period
+    inputs[:, :, 1 + n_conditions] = ~before_go
+    inputs[:, :, 2 + n_conditions :] = contexts[:, None, :]
+    return conditions, go, inputs
+
+
+def _hand_velocity(conditions: np.ndarray, go: np.ndarray, n_bins: int, n_conditions: int) -> np.ndarray:
+    """Bell-shaped speed after go (plus a reaction time) towards each condition's direction."""
+    onset = go + REACTION_FRACTION * n_bins
+    duration = MOVEMENT_FRACTION * n_bins
+    phase = (np.arange(n_bins)[None, :] - onset[:, None]) / duration
+    speed = np.where((phase > 0) & (phase < 1), np.sin(np.pi * np.clip(phase, 0, 1)) ** 2, 0.0)
+    angle = 2 * np.pi * conditions / n_conditions
+    return speed[:, :, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)[:, None, :]
+
+
+def _fitted_readout(e_rates: np.ndarray, target: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    features = np.concatenate([e_rates.reshape(-1, e_rates.shape[-1]), np.ones((e_rates[..., 0].size, 1))], axis=1)
+    gram = features.T @ features
+    gram += ridge * np.trace(gram) / len(gram) * np.eye(len(gram))
+    return np.linalg.solve(gram, features.T @ target.reshape(-1, target.shape[-1])).T
+
+
+def make_recording(
+    seed: int = 0,
+    *,
+    n_e: int = 41,
+    n_i: int = 13,
+    n_inputs: int = 14,
+    n_bins: int = 219,
+    n_trials: int = 1043,
+    n_conditions: int = 8,
+    bin_ms: float = 25.0,
+) -> tuple[NeuralDataset, GroundTruth]:
+    """Simulate a recording of ``n_e`` + ``n_i`` neurons (labels interleaved in file order).
+
+    The network has twice as many units as recorded neurons. Inputs: fixation, ``n_conditions``
+    cue channels, go, then ``n_inputs - n_conditions - 2`` context channels. Deterministic per seed.
+    """
+    if n_inputs < n_conditions + 2:
+        raise ValueError(f"n_inputs: expected >= n_conditions + 2 = {n_conditions + 2}; found {n_inputs}")
+    if not 0 < bin_ms <= TAU_MS:
+        raise ValueError(f"bin_ms: expected a bin in (0, {TAU_MS:g}] ms (the time constant); found {bin_ms}")
+    if min(n_e, n_bins, n_trials, n_conditions) < 1 or n_i < 1:
+        raise ValueError("n_e, n_i, n_bins, n_trials and n_conditions must be >= 1")
+    rng = np.random.default_rng(seed)
+    n_e_units, n_i_units = 2 * n_e, 2 * n_i
+    is_inhibitory = np.arange(n_e_units + n_i_units) >= n_e_units
+    w_rec = _dale_weights(rng, is_inhibitory)
+    w_in = _input_weights(rng, len(is_inhibitory), n_conditions, n_inputs)
+    bias = rng.normal(0.3, 0.8, len(is_inhibitory))
+    recorded_e = rng.choice(n_e_units, n_e, replace=False)
+    recorded_i = n_e_units + rng.choice(n_i_units, n_i, replace=False)
+    recorded = rng.permutation(np.concatenate([recorded_e, recorded_i]))
+    conditions, go, inputs = _task(rng, n_trials, n_bins, n_conditions, n_inputs)
+
+    leak = bin_ms / TAU_MS
+    noise_scale = np.sqrt(2 * leak) * NOISE_SIGMA
+
+    def step(x: np.ndarray, rates: np.ndarray, t: int) -> np.ndarray:
+        drive = rates @ w_rec.T + inputs[:, t] @ w_in.T + bias
+        return (1 - leak) * x + leak * drive + noise_scale * rng.standard_normal(x.shape)
+
+    x = inputs[:, 0] @ w_in.T + bias
+    for _ in range(round(BURN_IN_TAUS / leak)):
+        x = step(x, _softplus(x), 0)
+    unit_rates = np.empty((n_trials, n_bins, len(is_inhibitory)), dtype=np.float32)
+    for t in range(n_bins):
+        rates = _softplus(x)
+        unit_rates[:, t] = rates
+        x = step(x, rates, t)
+
+    rates_hz = RATE_GAIN_HZ * unit_rates[:, :, recorded].astype(np.float64)
+    counts = rng.poisson(rates_hz * (bin_ms / 1000.0))
+    e_rates = unit_rates[:, :, :n_e_units]
+    w_out = _fitted_readout(e_rates, _hand_velocity(conditions, go, n_bins, n_conditions))
+    behavior = e_rates @ w_out[:, :-1].T + w_out[:, -1]
+
+    input_names = ["fixation", *(f"cue_{k}" for k in range(n_conditions)), "go"]
+    input_names += [f"context_{k}" for k in range(n_inputs - n_conditions - 2)]
+    dataset = NeuralDataset(
+        counts=counts,
+        inputs=inputs,
+        input_names=input_names,
+        ei_labels=is_inhibitory[recorded],
+        conditions=conditions,
+        bin_ms=bin_ms,
+        behavior=behavior,
+        behavior_names=["hand_vx", "hand_vy"],
+        time_ms=np.arange(n_bins) * bin_ms,
+        neuron_ids=recorded,
+        meta={"name": f"synthetic-seed{seed}", "generator": "eirnn.data.synthetic.make_recording", "seed": seed},
+    )
+    truth = GroundTruth(
+        rates_hz=rates_hz,
+        w_rec=w_rec,
+        w_in=w_in,
+        bias=bias,
+        w_out=w_out,
+        unit_is_inhibitory=is_inhibitory,
+        recorded_units=recorded,
+        tau_ms=TAU_MS,
+        noise_sigma=NOISE_SIGMA,
+        rate_gain_hz=RATE_GAIN_HZ,
+    )
+    return dataset, truth
