@@ -60,6 +60,15 @@ def build_model(dataset: NeuralDataset, config: TrainConfig) -> Any:
     )
 
 
+def split(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset]:
+    """Stratified train/validation split. Condition-averaged data (one pseudo-trial per
+    condition) has nothing to hold out: it is fitted and scored on the same trials, and
+    `Prepared.held_out` says so."""
+    if dataset.trials_per_condition.max() < 2:
+        return dataset, dataset
+    return train_val_split(dataset, val_fraction=config.val_fraction, seed=config.seed)
+
+
 @dataclass
 class Prepared:
     dataset: NeuralDataset
@@ -67,9 +76,13 @@ class Prepared:
     val: NeuralDataset
     model: Any
 
+    @property
+    def held_out(self) -> bool:
+        return self.train is not self.val
+
 
 def prepare(config: TrainConfig, dataset: NeuralDataset | None = None) -> Prepared:
     set_threads(config)
     dataset = dataset if dataset is not None else load_configured_data(config)
-    train, val = train_val_split(dataset, val_fraction=config.val_fraction, seed=config.seed)
+    train, val = split(dataset, config)
     return Prepared(dataset, train, val, build_model(dataset, config))

@@ -253,14 +253,15 @@ def fit(
             loss = loss_fn(output.rates, batch_targets)
             if use_behavior:
                 loss = loss + config.behavior_weight * behavior_mse(output.behavior, batch_targets)
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(epoch, float(loss))
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingDivergedError(epoch, loss_value)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss_value)
         metrics = {"train_loss": float(np.mean(losses))}
         metrics.update(validation_metrics(model, val_inputs, val, val_targets, loss_fn))
         metrics["learning_rate"] = optimizer.param_groups[0]["lr"]

@@ -133,7 +133,7 @@ def register_model(model_uri: str, run_id: str, name: str, client: MlflowClient 
     version = str(mlflow.register_model(model_uri, name).version)
     run = client.get_run(run_id)
     client.set_model_version_tag(name, version, "best_val_psth_corr", str(run.data.metrics.get("best_val_psth_corr")))
-    client.set_model_version_tag(name, version, "data_sha256", run.data.params.get("data.data_sha256", ""))
+    client.set_model_version_tag(name, version, "data_sha256", run.data.params.get("data.sha256", ""))
     return version, update_champion(name, client)
 
 
@@ -202,9 +202,10 @@ def _train_in_run(
         **prepared.dataset.facts(),
         "n_train_trials": prepared.train.n_trials,
         "n_val_trials": prepared.val.n_trials,
+        "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
     }
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
-    log_new_params(client, run_id, {f"data.{key}": value for key, value in facts.items()})
+    log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
 
     logger = EpochMetricLogger(run_id, client, skip_through_step=skip_through)
     result = fit(

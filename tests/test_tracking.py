@@ -1,0 +1,163 @@
+"""The MLflow project end to end, against a real SQLite tracking store in a temp folder."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO
+from eirnn.config import TrainConfig
+from eirnn.tracking.logger import EPOCH_METRICS
+from eirnn.tracking.registry import CHAMPION
+
+SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
+
+RUN_ARTIFACTS = [
+    *(f"weights/{n}.npy" for n in ("W_rec", "W_in", "W_out", "h0", "attention_weights", "E_mask", "I_mask")),
+    *(f"outputs/{n}.npy" for n in ("val_model_rates", "val_target_rates", "val_model_psth", "val_target_psth",
+                                   "val_trial_conditions")),
+    *(f"metrics/{n}" for n in ("per_neuron_correlation.npy", "per_neuron_mean_rate_model.npy",
+                               "per_neuron_mean_rate_target.npy", "per_neuron_variance_model.npy",
+                               "per_neuron_variance_target.npy", "per_neuron_fano_model.npy",
+                               "per_neuron_fano_target.npy", "neuron_ei_labels.npy", "per_neuron_metrics.csv")),
+    *(f"population/{n}.npy" for n in ("pca_real", "pca_model", "pca_components", "pca_explained_variance")),
+    "checkpoints/model_best.pt", "checkpoints/model_final.pt", "checkpoints/last.ckpt",
+    "training_log.json", "config.json", "report.md",
+]
+
+FINAL_METRICS = [
+    "best_val_psth_corr", "best_epoch", "final_val_psth_corr", "psth_corr", "psth_corr_E", "psth_corr_I",
+    "cond_psth_corr", "psth_r2", "bits_per_spike", "fano_model", "fano_data", "noise_ceiling",
+    "normalized_psth_corr", "total_epochs", "training_seconds", "early_stopped",
+]
+
+
+def _artifact_paths(client, run_id, path=""):
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found.extend(_artifact_paths(client, run_id, item.path) if item.is_dir else [item.path])
+    return found
+
+
+def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file):
+    submitted = mlflow.projects.run(
+        str(REPO),
+        entry_point="main",
+        parameters={"data": str(tiny_recording_file), "max_epochs": 5, "input_embed_dim": 8,
+                    "attention_heads": 2, "threads": 1, "checkpoint_every": 2, "log_figures": "false"},
+        env_manager="local",
+        synchronous=True,
+    )
+    client = MlflowClient()
+    run = client.get_run(submitted.run_id)
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["max_epochs"] == "5" and params["tau"] == "50.0" and params["loss"] == "mse"
+    assert params["data.n_e"] == "8" and params["data.n_i"] == "3" and params["data.bin_ms"] == "25.0"
+    assert int(params["data.n_train_trials"]) + int(params["data.n_val_trials"]) == 96
+    for key in EPOCH_METRICS:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert sorted(steps) == list(range(5)), key
+    for key in FINAL_METRICS:
+        assert key in run.data.metrics, key
+    assert run.data.tags["eirnn.data"] == "tiny.npz"
+    paths = set(_artifact_paths(client, run.info.run_id))
+    missing = [p for p in RUN_ARTIFACTS if p not in paths]
+    assert not missing
+
+    version = client.get_model_version_by_alias("eirnn", CHAMPION)
+    assert version.run_id == run.info.run_id
+
+    import eirnn
+
+    model = eirnn.load_model("eirnn")
+    assert not model.training and model.train_config.max_epochs == 5
+    inputs = np.load(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="outputs/val_model_rates.npy"))
+    from eirnn.data import load_dataset
+    from eirnn.pipeline import split
+
+    _, val = split(load_dataset(tiny_recording_file), model.train_config)
+    from eirnn.evaluation import predict_rates
+
+    reproduced = predict_rates(model, val.inputs).rates.numpy()
+    np.testing.assert_allclose(reproduced, inputs, rtol=1e-5, atol=1e-5)
+
+    served = mlflow.pyfunc.load_model("models:/eirnn@champion").predict(val.inputs.astype(np.float32))
+    np.testing.assert_allclose(served, inputs, rtol=1e-5, atol=1e-5)
+
+
+def _train(config_changes, data_file):
+    from eirnn.tracking.run import train_and_log
+
+    config = TrainConfig(data=str(data_file), patience=100, **SMALL_MODEL, **config_changes)
+    return train_and_log(config)
+
+
+@pytest.mark.parametrize("better_first", [True, False])
+def test_champion_is_the_better_run_in_either_order(tracking_store, tiny_recording_file, better_first):
+    better = dict(max_epochs=12, learning_rate=0.01)
+    worse = dict(max_epochs=1, learning_rate=1e-5)
+    first, second = (better, worse) if better_first else (worse, better)
+    outcomes = [_train(first, tiny_recording_file), _train(second, tiny_recording_file)]
+    scores = [o.fit.best_val_psth_corr for o in outcomes]
+    best_run = outcomes[int(np.argmax(scores))].run_id
+    assert scores[0] != scores[1]
+    champion = MlflowClient().get_model_version_by_alias("eirnn", CHAMPION)
+    assert champion.run_id == best_run
+
+
+def test_sigkill_then_resume_continues_the_same_run(tracking_store, tiny_recording_file):
+    command = [sys.executable, "-m", "eirnn.cli", "train", "--data", str(tiny_recording_file), "--max-epochs", "40",
+               "--patience", "100", "--checkpoint-every", "3", "--input-embed-dim", "8", "--attention-heads", "2",
+               "--threads", "1", "--log-figures", "false"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    client = MlflowClient()
+    deadline = time.monotonic() + 120
+    run_id = None
+    while time.monotonic() < deadline:
+        runs = client.search_runs([client.get_experiment_by_name("eirnn").experiment_id]) \
+            if client.get_experiment_by_name("eirnn") else []
+        if runs:
+            run_id = runs[0].info.run_id
+            steps = client.get_metric_history(run_id, "val_psth_corr")
+            if len(steps) >= 6:  # two checkpoints are in the store
+                break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert run_id is not None
+    assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to clean up
+    killed_at = len(client.get_metric_history(run_id, "val_psth_corr"))
+    assert killed_at < 40
+
+    resumed = subprocess.run([sys.executable, "-m", "eirnn.cli", "train", "--resume", run_id],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    experiment = client.get_experiment_by_name("eirnn")
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    for key in EPOCH_METRICS:
+        steps = sorted(m.step for m in client.get_metric_history(run_id, key))
+        assert steps == list(range(40)), key
+    assert run.data.metrics["total_epochs"] == 40
+
+
+@pytest.mark.parametrize("content", [None, b"MATLAB 5.0 MAT-file, truncated"])
+def test_missing_or_malformed_data_fails_the_run(tracking_store, content):
+    data = tracking_store / "broken.mat"
+    if content is not None:
+        data.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "eirnn.cli", "train", "--data", str(data), "--max-epochs", "2"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "broken.mat" in result.stderr
+    client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("eirnn").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "broken.mat" in run.data.tags["eirnn.error"]
