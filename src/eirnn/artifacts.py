@@ -117,7 +117,11 @@ def write_run_folder(
         "val_model_psth": evaluation.val_model_psth,
         "val_target_psth": evaluation.val_target_psth,
         "val_trial_conditions": evaluation.val_trial_conditions,
+        "val_model_condition_psth": evaluation.condition_psths(evaluation.val_model_rates),
+        "val_target_condition_psth": evaluation.condition_psths(evaluation.val_target_rates),
     }
+    if evaluation.time_ms is not None:
+        outputs["time_ms"] = evaluation.time_ms
     if evaluation.model_behavior is not None:
         outputs["val_model_behavior"] = evaluation.model_behavior
     if evaluation.target_behavior is not None:

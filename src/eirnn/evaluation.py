@@ -35,6 +35,7 @@ class Evaluation:
     condition_labels: list
     model_behavior: np.ndarray | None  # [trials, time, n_out]
     target_behavior: np.ndarray | None
+    time_ms: np.ndarray | None  # [time], the data's own time stamps
 
     @property
     def val_model_psth(self) -> np.ndarray:
@@ -46,7 +47,7 @@ class Evaluation:
 
     def condition_psths(self, rates: np.ndarray) -> np.ndarray:
         """[conditions, time, neurons], conditions in code order."""
-        return _condition_psths(rates, self.val_trial_conditions)
+        return metrics.condition_psths(rates, self.val_trial_conditions)
 
     @property
     def pca_real(self) -> np.ndarray:
@@ -116,8 +117,8 @@ def evaluate(model: torch.nn.Module, dataset: Any, *, seed: int = 0, ceiling_spl
     labels = dataset.ei_labels
     rng = np.random.default_rng(seed)
 
-    model_psths = _condition_psths(model_rates, conditions)
-    target_psths = _condition_psths(target_rates, conditions)
+    model_psths = metrics.condition_psths(model_rates, conditions)
+    target_psths = metrics.condition_psths(target_rates, conditions)
     if dataset.counts is not None:
         bits = metrics.bits_per_spike(model_rates * dataset.bin_s, dataset.counts)
         fano_data = metrics.fano_factor(dataset.counts, conditions)
@@ -153,8 +154,5 @@ def evaluate(model: torch.nn.Module, dataset: Any, *, seed: int = 0, ceiling_spl
         condition_labels=list(dataset.condition_labels),
         model_behavior=behavior,
         target_behavior=dataset.behavior,
+        time_ms=dataset.time_ms,
     )
-
-
-def _condition_psths(rates: np.ndarray, conditions: np.ndarray) -> np.ndarray:
-    return np.stack([rates[conditions == code].mean(axis=0) for code in np.unique(conditions)])

@@ -118,8 +118,10 @@ def _nanmean_axis0(a: np.ndarray) -> np.ndarray:
         return np.where(n > 0, s / np.maximum(n, 1), np.nan)
 
 
-def _condition_psths(x: np.ndarray, conditions: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """[n_codes, time, neurons]: trial average within each condition."""
+def condition_psths(x: np.ndarray, conditions: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+    """[n_codes, time, neurons]: trial average within each condition (codes default to the
+    sorted distinct conditions)."""
+    codes = np.unique(conditions) if codes is None else codes
     return np.stack([_nanmean_axis0(x[conditions == c]) for c in codes])
 
 
@@ -272,8 +274,8 @@ def condition_psth_correlation(
         raise ValueError(f"model has no trials for conditions {missing.tolist()}")
     labels = _check_labels(ei_labels, t.shape[2])
     n = t.shape[2]
-    pm = _condition_psths(m, cond_m, codes).reshape(-1, n)
-    pt = _condition_psths(t, cond_t, codes).reshape(-1, n)
+    pm = condition_psths(m, cond_m, codes).reshape(-1, n)
+    pt = condition_psths(t, cond_t, codes).reshape(-1, n)
     return _summarise_r(_pearson_columns(pm, pt), labels)
 
 
@@ -495,7 +497,7 @@ def per_neuron_summary(rates_hz: Any, conditions: Any = None) -> NeuronSummary:
         psth = _nanmean_axis0(x)
     else:
         cond = _check_conditions(conditions, x.shape[0])
-        psth = _condition_psths(x, cond, np.unique(cond)).reshape(-1, n)
+        psth = condition_psths(x, cond, np.unique(cond)).reshape(-1, n)
     mu = _nanmean_axis0(psth)
     var = _nanmean_axis0((psth - mu) ** 2)
     return NeuronSummary(mean_rate, var)

@@ -1,0 +1,154 @@
+"""Figures and report.md rebuilt from the run folders of real (short) trainings: the built-in
+synthetic recording (every figure applies) and the real M1 example (rates only, no E/I labels,
+one pseudo-trial per condition: several figures and metrics do not apply)."""
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+import pytest
+
+from eirnn.artifacts import RunArtifacts, write_run_folder
+from eirnn.config import TrainConfig
+from eirnn.data import DatasetError
+from eirnn.data.examples import load_m1_reach
+from eirnn.data.synthetic import make_recording
+from eirnn.evaluation import evaluate
+from eirnn.figures import FIGURES, FigureSet, write_figures
+from eirnn.pipeline import prepare
+from eirnn.report import format_metric, parse_report_metrics, write_report
+from eirnn.tracking.run import fit_summary
+from eirnn.training import fit
+
+SMALL_RUN = dict(max_epochs=5, patience=5, input_embed_dim=16, attention_heads=2, threads=1, checkpoint_every=0)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RUN_ID = "0123456789abcdef"
+MODEL_NAME = "eirnn-test"
+# what the M1 example cannot show: its run uses a linear embedding, and condition-averaged rates
+# have neither spike counts nor a second trial per condition
+M1_SKIPPED = {"attention_patterns.png", "fano_factor_comparison.png", "correlation_vs_noise_ceiling.png"}
+
+
+def _train_into(folder: Path, dataset, config: TrainConfig) -> Path:
+    prepared = prepare(config, dataset=dataset)
+    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    prepared.model.load_state_dict(result.best_state)
+    return write_run_folder(
+        folder,
+        model=prepared.model,
+        evaluation=evaluate(prepared.model, prepared.val, seed=config.seed),
+        val_inputs=prepared.val.inputs,
+        history=result.history,
+        fit_summary=fit_summary(result),
+        config=config.to_dict(),
+        data_facts=dataset.facts(),
+    )
+
+
+def _draw(folder: Path) -> tuple[FigureSet, str]:
+    """Figures and report.md from the folder alone, as `eirnn report RUN_ID` draws them."""
+    artifacts = RunArtifacts.load(folder)
+    figures = write_figures(artifacts, folder / "figures")
+    return figures, write_report(artifacts, figures, folder / "report.md", run_id=RUN_ID, model_name=MODEL_NAME)
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory) -> tuple[Path, FigureSet, str]:
+    dataset, _ = make_recording(seed=0, n_trials=120, n_bins=60)
+    folder = _train_into(tmp_path_factory.mktemp("synthetic"), dataset, TrainConfig(**SMALL_RUN))
+    return (folder, *_draw(folder))
+
+
+@pytest.fixture(scope="session")
+def m1_run(tmp_path_factory) -> tuple[Path, FigureSet, str]:
+    try:
+        dataset = load_m1_reach()
+    except DatasetError as error:
+        pytest.skip(f"M1 example data not available: {error}")
+    config = TrainConfig(**SMALL_RUN, input_embed_type="linear")
+    folder = _train_into(tmp_path_factory.mktemp("m1"), dataset, config)
+    return (folder, *_draw(folder))
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path.name}: not a PNG"
+    assert data[12:16] == b"IHDR", f"{path.name}: no IHDR chunk first"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 400 and height >= 400, f"{path.name}: {width} x {height} px"
+    assert len(data) > 10_000, f"{path.name}: only {len(data)} bytes"
+
+
+def logged_metrics(folder: Path) -> dict[str, object]:
+    """The values the tracking layer logs as MLflow metrics: metrics.json "final" and the numeric "fit" values."""
+    summary = RunArtifacts.load(folder).summary
+    fit_values = {k: v for k, v in summary["fit"].items() if isinstance(v, (bool, int, float))}
+    return {**summary["final"], **fit_values}
+
+
+def test_every_figure_is_written_as_a_png(synthetic_run):
+    _, figures, _ = synthetic_run
+    assert figures.skipped == {}
+    assert list(figures.written) == [spec.name for spec in FIGURES]
+    for path in figures.written.values():
+        assert_png(path)
+
+
+def test_report_prints_each_metric_as_logged(synthetic_run):
+    folder, _, text = synthetic_run
+    printed = parse_report_metrics(text)
+    for key, value in logged_metrics(folder).items():
+        assert printed[key] == format_metric(value), key
+        # MLflow hands every metric back as a float (an epoch as 12.0, a flag as 1.0)
+        logged = math.nan if value is None else float(value)
+        assert printed[key] == format_metric(logged), key
+        assert f"| {format_metric(value)} | `{key}` |" in text
+
+
+def test_report_embeds_figures_beside_it(synthetic_run):
+    folder, figures, text = synthetic_run
+    for name in figures.written:
+        assert f"](figures/{name})" in text
+    assert f'eirnn.load_model("{MODEL_NAME}")' in text
+    assert f'download_artifacts(run_id="{RUN_ID}", artifact_path="outputs/val_model_rates.npy")' in text
+    assert "`weights/W_rec.npy`" in text and "`metrics.json`" in text
+
+
+def test_report_is_identical_when_rebuilt_from_the_folder(synthetic_run):
+    folder, _, text = synthetic_run
+    _, rebuilt = _draw(folder)
+    assert rebuilt == text
+    assert (folder / "report.md").read_text(encoding="utf-8") == text
+
+
+def test_report_lists_every_figure_as_skipped_when_figures_are_off(synthetic_run, tmp_path):
+    folder, _, _ = synthetic_run
+    text = write_report(RunArtifacts.load(folder), FigureSet.empty("figures are off"), tmp_path / "report.md")
+    assert "](figures/" not in text
+    for spec in FIGURES:
+        assert f"- {spec.name}: figures are off" in text
+
+
+def test_m1_example_draws_what_applies_and_says_why_not_the_rest(m1_run):
+    folder, figures, text = m1_run
+    assert set(figures.skipped) == M1_SKIPPED
+    assert set(figures.written) == {spec.name for spec in FIGURES} - M1_SKIPPED
+    for path in figures.written.values():
+        assert_png(path)
+    for line in figures.skip_lines():
+        assert f"- {line}" in text
+    missing = RunArtifacts.load(folder).summary["not_available"]
+    assert {"bits_per_spike", "fano_data", "noise_ceiling", "psth_corr_I"} <= set(missing)
+    printed = parse_report_metrics(text)
+    for key, reason in missing.items():
+        assert printed[key] == "n/a"
+        assert reason in text
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(None, "n/a"), (math.nan, "n/a"), (12, "12"), (12.0, "12"), (True, "1"), (False, "0"), (0.123456, "0.1235"), (-0.5, "-0.5000")],
+)
+def test_format_metric(value, text):
+    assert format_metric(value) == text
