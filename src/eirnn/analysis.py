@@ -4,6 +4,10 @@ A perturbation multiplies the output r_j of each chosen unit j by `factor` where
 on the other units (its column of W_rec), on the behaviour readout, and in its recorded rate.
 factor 0 silences the units (as an optogenetic silencing of their output would), factor 2
 doubles their output, factor 1 changes nothing.
+
+Removing inhibition from an inhibition-stabilised network makes excitation run away: the E
+activity grows without bound and, in float32, overflows. Results therefore say from which time
+bin the unperturbed units ran away (`runaway_bin`), and average activity only before it.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import torch
 from eirnn.evaluation import predict_rates
 
 POPULATIONS = ("E", "I")
+RUNAWAY_ACTIVITY = 1e6  # unit activity r is O(1) in a fitted network; far beyond it, it has run away
 
 
 def population_units(model: torch.nn.Module, population: str) -> np.ndarray:
@@ -36,6 +41,10 @@ def perturbed_copy(model: torch.nn.Module, units: Sequence[int], factor: float) 
     with torch.no_grad():
         # |W_raw| carries the magnitude; scaling a presynaptic column scales that unit's output
         perturbed.recurrent_weight_raw[:, units] *= factor
+        if factor == 0:
+            # a silent unit's own state no longer matters; cutting its inputs keeps it finite
+            # when the rest runs away, so that 0 * inf cannot turn the network's sums into NaN
+            perturbed.recurrent_weight_raw[units, :] = 0.0
         if perturbed.readout is not None:
             e_units = units[units < perturbed.n_e]
             perturbed.readout.weight[:, e_units] *= factor
@@ -55,12 +64,26 @@ class PerturbationResult:
     baseline_rates: np.ndarray  # recorded neurons, Hz [trials, time, neurons]
     perturbed_rates: np.ndarray
 
-    def mean_activity(self, population: str, perturbed: bool) -> float:
-        """Mean r over trials, time and the population's units that were not perturbed."""
-        mask = (self.e_mask if population == "E" else self.i_mask).copy()
+    @property
+    def unperturbed_mask(self) -> np.ndarray:
+        mask = np.ones_like(self.e_mask)
         mask[self.units] = False
+        return mask
+
+    @property
+    def runaway_bin(self) -> int | None:
+        """First time bin in which an unperturbed unit's activity is non-finite or above
+        RUNAWAY_ACTIVITY in the perturbed network, or None."""
+        activity = self.perturbed_units[..., self.unperturbed_mask]
+        ran_away = ~(np.abs(activity) <= RUNAWAY_ACTIVITY).all(axis=(0, 2))
+        return int(np.argmax(ran_away)) if ran_away.any() else None
+
+    def mean_activity(self, population: str, perturbed: bool) -> float:
+        """Mean r over trials, the population's unperturbed units and the time bins before the
+        perturbed network ran away (all bins when it did not)."""
+        mask = (self.e_mask if population == "E" else self.i_mask) & self.unperturbed_mask
         activity = self.perturbed_units if perturbed else self.baseline_units
-        return float(activity[..., mask].mean())
+        return float(activity[:, : self.runaway_bin, mask].mean())
 
 
 def run_perturbation(

@@ -1,0 +1,30 @@
+"""Excitatory/inhibitory (Dale's-law) leaky rate RNN, its input embeddings and fast recurrence."""
+from eirnn.model.embeddings import EMBEDDINGS, AttentionEmbedding, LinearEmbedding, MLPEmbedding, create_embedding
+from eirnn.model.network import (
+    EIRNN,
+    ModelOutput,
+    PreparedInputs,
+    count_units,
+    create_model_for_dataset,
+    create_model_from_data,
+    prepare_inputs,
+    recorded_unit_index,
+)
+from eirnn.model.recurrence import ACTIVATIONS
+
+__all__ = [
+    "ACTIVATIONS",
+    "EIRNN",
+    "EMBEDDINGS",
+    "AttentionEmbedding",
+    "LinearEmbedding",
+    "MLPEmbedding",
+    "ModelOutput",
+    "PreparedInputs",
+    "count_units",
+    "create_embedding",
+    "create_model_for_dataset",
+    "create_model_from_data",
+    "prepare_inputs",
+    "recorded_unit_index",
+]

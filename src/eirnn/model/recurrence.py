@@ -1,0 +1,380 @@
+"""Fused leaky-rate recurrence with its readouts and a hand-written adjoint pass.
+
+Autograd through a Python loop over ~200 time steps records a dozen small nodes per step, and
+every whole-trial tensor it allocates costs page faults; here the forward pass runs one
+recurrent matmul per step on reused time-major buffers and the backward pass runs the adjoint
+recursion, again one recurrent matmul per step:
+
+    x[t+1] = leak * x[t] + r[t] @ W.T + drive[row(t)] + noise_std * xi[t],   r = f(x)
+    rates[t] = r[t, :n] * gain,   y_k[t] = r[t] @ V_k                    (outputs, t = 1..T)
+    lambda[t] = dL/dx[t] = leak * lambda[t+1] + f'(x[t]) * (dL/dr[t] + lambda[t+1] @ W)
+
+`W` is the recurrent matrix already scaled by dt / tau, `drive` a table of input drives (one row
+per distinct input vector, also scaled by dt / tau) and `row(t)` picks each trial's row at step t.
+The caller orders the units so that the n scaled ones (the recorded neurons) come first. The
+outputs are computed per step, while r[t] is in cache, straight into batch-major [B, T, K]
+tensors, so no pass over the whole unit-rate tensor is needed to gather or transpose them.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS = ("softplus", "relu")
+Result = TypeVar("Result")
+
+# Below this many trials per thread the per-step work is too small to pay for the thread hand-off.
+MIN_TRIALS_PER_THREAD = 64
+NOISE_BLOCKS = 8
+
+
+def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The rate nonlinearity, optionally written into `out` (same numbers as F.softplus / F.relu)."""
+    if activation == "softplus":
+        if out is None:
+            return F.softplus(x)
+        return torch.ops.aten.softplus.out(x, 1, 20, out=out)
+    if activation == "relu":
+        return torch.clamp_min(x, 0.0, out=out) if out is not None else F.relu(x)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
+def _activation_slope(x: torch.Tensor, activation: str) -> torch.Tensor:
+    if activation == "softplus":
+        # F.softplus is exactly linear above its threshold of 20; sigmoid(20) rounds to 1 in float32
+        return torch.sigmoid(x)
+    return (x > 0).to(x.dtype)
+
+
+def fill_standard_normal(buffer: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Fill a contiguous buffer with N(0, 1) noise.
+
+    Both the fused path and the reference draw their noise through this function into a
+    time-major [T, B, N] block, so the same generator state gives them the same noise. On CPU
+    one generator draws serially (about 40 ms for a full data set, a fifth of an epoch), so the
+    buffer is drawn in NOISE_BLOCKS blocks, each from its own generator seeded from `generator`,
+    spread over the torch threads; the block count is fixed so that the noise does not depend
+    on the number of threads.
+    """
+    if buffer.device.type != "cpu":
+        return buffer.normal_(generator=generator)
+    seeds = torch.randint(0, 2**62, (NOISE_BLOCKS,), generator=generator).tolist()
+    blocks = list(zip(buffer.view(-1).tensor_split(NOISE_BLOCKS), seeds))
+    n_parts = min(torch.get_num_threads(), NOISE_BLOCKS)
+
+    def draw_part(part: int) -> None:
+        for block, seed in blocks[part::n_parts]:
+            block.normal_(generator=torch.Generator().manual_seed(seed))
+
+    _run_in_threads(draw_part, n_parts)
+    return buffer
+
+
+class _Workspace:
+    """Reuses the large internal buffers (states, adjoints) between calls.
+
+    A fresh 50 MB tensor costs page faults on every epoch (about 15 ms on a small CPU), a
+    sizeable share of the whole epoch, so those buffers are handed back after use and handed
+    out again to the next call they fit.
+    """
+
+    def __init__(self, max_buffers: int = 4) -> None:
+        self._free: list[torch.Tensor] = []
+        self._max_buffers = max_buffers
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        needed = 1
+        for size in shape:
+            needed *= size
+        with self._lock:
+            fitting = [
+                buffer
+                for buffer in self._free
+                if buffer.dtype == like.dtype and buffer.device == like.device and buffer.numel() >= needed
+            ]
+            if fitting:
+                chosen = min(fitting, key=torch.Tensor.numel)
+                self._free = [buffer for buffer in self._free if buffer is not chosen]
+                return chosen[:needed].view(shape)
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+
+    def give_back(self, view: torch.Tensor) -> None:
+        flat = view if view._base is None else view._base
+        with self._lock:
+            self._free.append(flat.view(-1))
+            self._free.sort(key=torch.Tensor.numel, reverse=True)
+            del self._free[self._max_buffers :]
+
+
+_WORKSPACE = _Workspace()
+_THREAD_POOL: ThreadPoolExecutor | None = None
+
+
+def _batch_chunks(batch_size: int, device: torch.device) -> list[slice]:
+    """Split the batch across Python threads, one per torch thread, on CPU.
+
+    With torch's intra-op threads every one of the ~2000 small per-step ops of an epoch ends in
+    a barrier of all threads, which stalls whenever another process holds a core. Trials are
+    independent, so separate Python threads (torch releases the GIL inside each op) integrate
+    separate trials and meet only at the end.
+    """
+    n_threads = torch.get_num_threads()
+    n_chunks = min(n_threads, batch_size // MIN_TRIALS_PER_THREAD) if device.type == "cpu" else 1
+    if n_chunks <= 1:
+        return [slice(None)]
+    bounds = [round(i * batch_size / n_chunks) for i in range(n_chunks + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def _run_in_threads(work: Callable[[int], Result], n_parts: int) -> list[Result]:
+    """[work(0), ..., work(n_parts - 1)], each part on its own thread with one torch thread."""
+    global _THREAD_POOL
+    if n_parts == 1:
+        return [work(0)]
+
+    def work_without_autograd(part: int) -> Result:
+        # grad mode is per thread: pool threads start with it on
+        with torch.no_grad():
+            return work(part)
+
+    if _THREAD_POOL is None:
+        _THREAD_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="eirnn-recurrence")
+    # one torch thread per part: the parts already occupy every core
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        futures = [_THREAD_POOL.submit(work_without_autograd, part) for part in range(n_parts)]
+        return [future.result() for future in futures]
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _map_chunks(work: Callable[[slice], Result], chunks: list[slice]) -> list[Result]:
+    return _run_in_threads(lambda part: work(chunks[part]), len(chunks))
+
+
+def _forward_steps(
+    states: torch.Tensor,
+    rates: torch.Tensor,
+    outputs: list[torch.Tensor],
+    weight_t: torch.Tensor,
+    rate_gain: torch.Tensor,
+    readout_weights: tuple[torch.Tensor, ...],
+    leak: float,
+    activation: str,
+) -> None:
+    """states, rates [T + 1, b, N] (states[1:] holding drive plus noise); outputs [b, T, K]:
+    the scaled rates, then one per readout weight."""
+    n_scaled = rate_gain.shape[0]
+    scaled_rates, *readouts = outputs
+    activate(states[0], activation, out=rates[0])
+    for step in range(states.shape[0] - 1):
+        following, rate = states[step + 1], rates[step + 1]
+        following.add_(states[step], alpha=leak)
+        following.addmm_(rates[step], weight_t)
+        activate(following, activation, out=rate)
+        torch.mul(rate[:, :n_scaled], rate_gain, out=scaled_rates[:, step])
+        for readout, readout_weight in zip(readouts, readout_weights):
+            torch.mm(rate, readout_weight, out=readout[:, step])
+
+
+def _adjoint_steps(
+    adjoint: torch.Tensor,
+    states: torch.Tensor,
+    rates: torch.Tensor,
+    grad_units: torch.Tensor | None,
+    grad_outputs: list[torch.Tensor | None],
+    weight: torch.Tensor,
+    rate_gain: torch.Tensor,
+    readout_weights: tuple[torch.Tensor, ...],
+    leak: float,
+    activation: str,
+) -> list[torch.Tensor | None]:
+    """Fills adjoint[t] with dL/dx[t] for t = 0..T; returns the gradients of the rate gain and
+    the readout weights (None where their output got no gradient)."""
+    last = states.shape[0] - 1
+    n_scaled = rate_gain.shape[0]
+    grad_rates, *grad_readouts = grad_outputs
+    # per trial, summed at the end: one fused multiply-add per step
+    gain_grad_per_trial = None if grad_rates is None else rate_gain.new_zeros(adjoint.shape[1], n_scaled)
+    readout_grads = [None if grad is None else weight.new_zeros(v.shape) for grad, v in zip(grad_readouts, readout_weights)]
+    for step in range(last, -1, -1):
+        current, rate = adjoint[step], rates[step]
+        if step < last:
+            torch.mm(adjoint[step + 1], weight, out=current)
+        else:
+            current.zero_()
+        if step > 0:  # r[0] is no output
+            if grad_rates is not None:
+                current[:, :n_scaled].addcmul_(grad_rates[:, step - 1], rate_gain)
+                gain_grad_per_trial.addcmul_(grad_rates[:, step - 1], rate[:, :n_scaled])  # type: ignore[union-attr]
+            for grad_readout, readout_weight, readout_grad in zip(grad_readouts, readout_weights, readout_grads):
+                if grad_readout is not None:
+                    current.addmm_(grad_readout[:, step - 1], readout_weight.t())
+                    readout_grad.addmm_(rate.t(), grad_readout[:, step - 1])  # type: ignore[union-attr]
+            if grad_units is not None:
+                current.add_(grad_units[step - 1])
+        current.mul_(_activation_slope(states[step], activation))
+        if step < last:
+            current.add_(adjoint[step + 1], alpha=leak)
+    gain_grad = None if gain_grad_per_trial is None else gain_grad_per_trial.sum(0)
+    return [gain_grad, *readout_grads]
+
+
+class _FusedRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        x0: torch.Tensor,
+        weight: torch.Tensor,
+        drive_table: torch.Tensor,
+        step_rows: torch.Tensor,
+        noise_std: float,
+        generator: torch.Generator | None,
+        leak: float,
+        activation: str,
+        rate_gain: torch.Tensor,
+        *readout_weights: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        states, rates, outputs = _integrate(
+            x0, weight, drive_table, step_rows, rate_gain, readout_weights, noise_std, generator, leak, activation
+        )
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(weight, step_rows, rate_gain, *readout_weights)
+        ctx.states, ctx.rates = states, rates
+        ctx.table_rows, ctx.leak, ctx.activation = drive_table.shape[0], leak, activation
+        return (rates[1:], *outputs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_units: torch.Tensor | None, *grad_outputs: torch.Tensor | None):  # type: ignore[override]
+        if ctx.states is None:
+            raise RuntimeError("the fused recurrence supports one backward pass per forward pass; run the model again")
+        weight, step_rows, rate_gain, *readout_weights = ctx.saved_tensors
+        states, rates = ctx.states, ctx.rates
+        ctx.states = ctx.rates = None
+        n_units = states.shape[-1]
+        # per-step slices of a transposed gradient would be strided gathers: reorder once
+        grad_units = None if grad_units is None else grad_units.contiguous()
+        grad_outputs = [None if grad is None else grad.contiguous() for grad in grad_outputs]
+        adjoint = _WORKSPACE.take(tuple(states.shape), states)
+
+        def adjoint_chunk(chunk: slice) -> list[torch.Tensor | None]:
+            return _adjoint_steps(
+                adjoint[:, chunk],
+                states[:, chunk],
+                rates[:, chunk],
+                None if grad_units is None else grad_units[:, chunk],
+                [None if grad is None else grad[chunk] for grad in grad_outputs],
+                weight,
+                rate_gain,
+                tuple(readout_weights),
+                ctx.leak,
+                ctx.activation,
+            )
+
+        chunk_grads = _map_chunks(adjoint_chunk, _batch_chunks(states.shape[1], states.device))
+        step_adjoint = adjoint[1:].view(-1, n_units)
+        grad_weight = step_adjoint.t() @ rates[:-1].view(-1, n_units)
+        grad_table = step_adjoint.new_zeros(ctx.table_rows, n_units).index_add_(0, step_rows, step_adjoint)
+        grad_x0 = adjoint[0].clone()
+        _WORKSPACE.give_back(adjoint)
+        _WORKSPACE.give_back(states)
+        output_weight_grads = [None if grads[0] is None else torch.stack(grads).sum(0) for grads in zip(*chunk_grads)]
+        return (grad_x0, grad_weight, grad_table, None, None, None, None, None, *output_weight_grads)
+
+
+def _integrate(
+    x0: torch.Tensor,
+    weight: torch.Tensor,
+    drive_table: torch.Tensor,
+    step_rows: torch.Tensor,
+    rate_gain: torch.Tensor,
+    readout_weights: tuple[torch.Tensor, ...],
+    noise_std: float,
+    generator: torch.Generator | None,
+    leak: float,
+    activation: str,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """States x[0..T] (a workspace buffer, to be handed back), rates r[0..T] (time-major) and the
+    outputs [B, T, K]."""
+    states = _initial_states(x0, drive_table, step_rows, noise_std, generator)
+    rates = torch.empty_like(states)
+    n_steps, batch_size = states.shape[0] - 1, states.shape[1]
+    output_sizes = [rate_gain.shape[0], *(v.shape[1] for v in readout_weights)]
+    outputs = [x0.new_empty(batch_size, n_steps, size) for size in output_sizes]
+    weight_t = weight.t()
+
+    def integrate_chunk(chunk: slice) -> None:
+        chunk_outputs = [output[chunk] for output in outputs]
+        _forward_steps(states[:, chunk], rates[:, chunk], chunk_outputs, weight_t, rate_gain, readout_weights, leak, activation)
+
+    _map_chunks(integrate_chunk, _batch_chunks(batch_size, x0.device))
+    return states, rates, outputs
+
+
+def _initial_states(
+    x0: torch.Tensor,
+    drive_table: torch.Tensor,
+    step_rows: torch.Tensor,
+    noise_std: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """[T + 1, B, N] buffer: x0 at step 0, then each step's drive plus noise, to be integrated."""
+    batch_size, n_units = x0.shape
+    n_steps = step_rows.numel() // batch_size
+    states = _WORKSPACE.take((n_steps + 1, batch_size, n_units), x0)
+    states[0].copy_(x0)
+    inputs_part = states[1:].view(-1, n_units)
+    torch.index_select(drive_table, 0, step_rows, out=inputs_part)
+    if noise_std > 0:
+        noise = fill_standard_normal(_WORKSPACE.take(tuple(inputs_part.shape), x0), generator)
+        inputs_part.add_(noise, alpha=noise_std)
+        _WORKSPACE.give_back(noise)
+    return states
+
+
+def run_recurrence(
+    x0: torch.Tensor,
+    weight: torch.Tensor,
+    drive_table: torch.Tensor,
+    step_rows: torch.Tensor,
+    rate_gain: torch.Tensor,
+    readout_weights: tuple[torch.Tensor, ...] = (),
+    *,
+    noise_std: float,
+    generator: torch.Generator | None,
+    leak: float,
+    activation: str,
+) -> tuple[torch.Tensor, ...]:
+    """Integrate the network from x0 over T steps; returns
+    - the unit rates r[1..T], time-major [T, B, N],
+    - the scaled rates r[1..T, :, :n] * rate_gain, batch-major [B, T, n],
+    - r[1..T] @ V for each readout weight V [N, K], batch-major [B, T, K].
+
+    x0 [B, N]; weight [N, N] (scaled by dt / tau); drive_table [U, N] (scaled by dt / tau);
+    step_rows [T * B] (time-major, long): row of `drive_table` driving trial b at step t;
+    rate_gain [n]: gains of units 0..n-1; noise_std: standard deviation of the state noise per
+    step (0 = none).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if step_rows.numel() == 0:
+        raise ValueError("inputs need at least one time step")
+    differentiable = (x0, weight, drive_table, rate_gain, *readout_weights)
+    if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in differentiable):
+        return _FusedRecurrence.apply(
+            x0, weight, drive_table, step_rows, noise_std, generator, leak, activation, rate_gain, *readout_weights
+        )
+    with torch.no_grad():
+        states, rates, outputs = _integrate(
+            x0, weight, drive_table, step_rows, rate_gain, readout_weights, noise_std, generator, leak, activation
+        )
+        _WORKSPACE.give_back(states)
+        return (rates[1:], *outputs)

@@ -1,0 +1,126 @@
+"""The fused recurrence against the plain reference loop: outputs and every gradient."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from eirnn.model import create_model_from_data
+from eirnn.model import recurrence
+
+_SPEC = importlib.util.spec_from_file_location(
+    "reference_model", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_model.py"
+)
+reference_model = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(reference_model)
+
+TOLERANCE = 1e-5
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((actual - expected).norm() / expected.norm()).item()
+
+
+def build_pair(embedding: str, activation: str = "softplus"):
+    """Fused model and reference with the same random (perturbed) weights."""
+    hparams = dict(
+        n_classic=5, n_interneuron=2, n_inputs=4, n_outputs=2, input_embed_type=embedding, input_embed_dim=8,
+        attention_heads=2, attention_token_dim=8, activation=activation, seed=0,
+    )
+    fused = create_model_from_data(**hparams)
+    with torch.no_grad():
+        for parameter in fused.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    reference = reference_model.ReferenceEIRNN(**hparams)
+    reference.load_state_dict(fused.state_dict())
+    return fused, reference
+
+
+def run_with_gradients(model, inputs, targets, noise: bool):
+    """Outputs and parameter gradients of a loss that uses rates, behaviour and unit rates."""
+    model.zero_grad()
+    output = model(inputs, noise=noise, generator=torch.Generator().manual_seed(7))
+    loss = (
+        (output.rates - targets).square().mean()
+        + output.behavior.square().mean()
+        + (output.units * torch.linspace(-1, 1, output.units.shape[-1])).mean()
+    )
+    loss.backward()
+    gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+    return output, gradients
+
+
+def data(batch=6, steps=25, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(batch, 1, 4, generator=generator).repeat(1, steps, 1)
+    inputs[:, steps // 2 :] += torch.randn(batch, 1, 4, generator=generator)  # piecewise constant
+    return inputs, torch.rand(batch, steps, 7, generator=generator)
+
+
+def assert_same(fused_run, reference_run):
+    (fused_output, fused_grads), (reference_output, reference_grads) = fused_run, reference_run
+    for name in ("rates", "units", "behavior"):
+        error = relative_error(getattr(fused_output, name), getattr(reference_output, name))
+        assert error < TOLERANCE, (name, error)
+    assert fused_grads.keys() == reference_grads.keys()
+    for name, expected in reference_grads.items():
+        error = relative_error(fused_grads[name], expected)
+        assert error < TOLERANCE, (name, error)
+
+
+@pytest.mark.parametrize("noise", [False, True])
+@pytest.mark.parametrize("embedding", ["linear", "mlp", "attention"])
+def test_fused_path_equals_reference(embedding, noise):
+    fused, reference = build_pair(embedding)
+    inputs, targets = data()
+    assert_same(run_with_gradients(fused, inputs, targets, noise), run_with_gradients(reference, inputs, targets, noise))
+
+
+@pytest.mark.parametrize("used_output", ["rates", "behavior", "units"])
+def test_gradients_when_the_loss_reads_one_output(used_output):
+    fused, reference = build_pair("mlp")
+    inputs, _ = data(seed=2)
+    gradients = []
+    for model in (fused, reference):
+        model.zero_grad()
+        getattr(model(inputs, noise=False), used_output).square().mean().backward()
+        gradients.append({name: parameter.grad for name, parameter in model.named_parameters()})
+    for name, expected in gradients[1].items():
+        if expected is None or not expected.any():
+            assert gradients[0][name] is None or not gradients[0][name].any(), name
+        else:
+            assert relative_error(gradients[0][name], expected) < TOLERANCE, name
+
+
+def test_fused_path_equals_reference_with_relu():
+    fused, reference = build_pair("linear", activation="relu")
+    inputs, targets = data(seed=1)
+    assert_same(run_with_gradients(fused, inputs, targets, True), run_with_gradients(reference, inputs, targets, True))
+
+
+def test_batch_split_across_threads_matches_one_thread(monkeypatch):
+    fused, _ = build_pair("linear")
+    inputs, targets = data(batch=9)
+    single = run_with_gradients(fused, inputs, targets, True)
+    monkeypatch.setattr(recurrence, "MIN_TRIALS_PER_THREAD", 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert len(recurrence._batch_chunks(9, torch.device("cpu"))) == 2
+        split = run_with_gradients(fused, inputs, targets, True)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    assert_same(split, single)
+
+
+def test_no_grad_forward_matches_and_second_backward_is_refused():
+    fused, _ = build_pair("linear")
+    inputs, _ = data()
+    with torch.no_grad():
+        without_graph = fused(inputs, noise=False)
+    with_graph = fused(inputs, noise=False)
+    torch.testing.assert_close(with_graph.rates, without_graph.rates, rtol=0, atol=0)
+    with_graph.rates.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass"):
+        with_graph.rates.sum().backward()
