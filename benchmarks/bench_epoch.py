@@ -1,0 +1,191 @@
+"""Seconds per training epoch: the package's model against the plain reference, side by side.
+
+On the built-in recording at its default size (835 training trials x 219 bins, 41 E + 13 I
+recorded, 65 units, 14 inputs), one epoch = forward with process noise + normalised MSE +
+backward + Adam step over every training trial, as `eirnn.training.fit` runs it. Both models
+share hyper-parameters, weights, inputs and the epoch loop; each timing is the median of
+`--epochs` epochs after `--warmup` epochs. A second part measures MLflow tracking overhead: the
+wall time per epoch of `fit` with and without the per-epoch MLflow logger.
+
+    python benchmarks/bench_epoch.py                      # the full table (about 15 minutes)
+    python benchmarks/bench_epoch.py --device cuda --skip-tracking
+"""
+from __future__ import annotations
+
+import os
+
+# large-page allocations for torch's CPU buffers (must be set before torch loads), as the CLI does
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_model import ReferenceEIRNN  # noqa: E402
+
+from eirnn.config import TrainConfig  # noqa: E402
+from eirnn.data.synthetic import make_recording  # noqa: E402
+from eirnn.losses import NormalizedMSE  # noqa: E402
+from eirnn.model import create_model_for_dataset  # noqa: E402
+from eirnn.pipeline import split  # noqa: E402
+from eirnn.training import fit, make_targets  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def epoch_seconds(model, inputs, targets, batch_size: int, epochs: int, warmup: int) -> float:
+    """Median seconds of one training epoch over `epochs` epochs after `warmup` epochs."""
+    loss_fn = NormalizedMSE(targets.rates_hz)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    device = targets.rates_hz.device
+    generator = torch.Generator(device=device).manual_seed(0)
+    n_trials = targets.rates_hz.shape[0]
+    batch_size = batch_size or n_trials
+    model.train()
+    times = []
+    for _ in range(warmup + epochs):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        order = torch.randperm(n_trials, generator=generator, device=device)
+        for first in range(0, n_trials, batch_size):
+            index = order[first : first + batch_size]
+            output = model(inputs.select(index), noise=True, generator=generator)
+            loss = loss_fn(output.rates, targets.select(index))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[warmup:])
+
+
+def compare_models(train, args) -> list[dict]:
+    device = torch.device(args.device)
+    inputs = torch.as_tensor(train.inputs, device=device)
+    targets = make_targets(train, device)
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for embedding in args.embeddings:
+            for batch_size in args.batch_sizes:
+                row = {"threads": threads, "embedding": embedding, "batch_size": batch_size or "full"}
+                for name, kind in (("package", None), ("reference", ReferenceEIRNN)):
+                    if name == "reference" and args.skip_reference:
+                        continue
+                    model = create_model_for_dataset(train, input_embed_type=embedding, device=args.device, seed=0)
+                    if kind is not None:
+                        reference = kind(**model.hparams)
+                        reference.load_state_dict(model.state_dict())
+                        model = reference
+                    row[name] = epoch_seconds(
+                        model, model.prepare_inputs(inputs), targets, batch_size, args.epochs, args.warmup
+                    )
+                if "reference" in row:
+                    row["speedup"] = row["reference"] / row["package"]
+                rows.append(row)
+                print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row: dict) -> str:
+    text = f"{row['threads']:>7} {row['embedding']:>9} {str(row['batch_size']):>6} {row['package']:>11.3f}"
+    if "reference" in row:
+        text += f" {row['reference']:>13.3f} {row['speedup']:>8.1f}x"
+    return text
+
+
+class _EpochClock:
+    """Wall time between consecutive epoch ends, callbacks included."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_epoch_end(self, epoch, metrics) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def mean_epoch(self, warmup: int) -> float:
+        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])][warmup:]
+        return sum(gaps) / len(gaps)
+
+
+def tracking_overhead(dataset, train, val, args) -> dict:
+    """Mean wall seconds per `fit` epoch with and without MLflow per-epoch logging (SQLite store)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from eirnn.tracking.logger import EpochMetricLogger
+
+    torch.set_num_threads(max(args.threads))
+    config = TrainConfig(max_epochs=args.tracking_epochs, patience=10**6, checkpoint_every=0, seed=0)
+    result = {}
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+        client = MlflowClient()
+        experiment = client.create_experiment("bench", artifact_location=f"{folder}/mlruns")
+        for tracked in (False, True, False, True):
+            model = create_model_for_dataset(dataset, device=args.device, seed=0)
+            clock = _EpochClock()
+            callbacks = [clock]
+            if tracked:
+                run = client.create_run(experiment)
+                callbacks.insert(0, EpochMetricLogger(run.info.run_id, client))
+            fit(model, train, val, config, callbacks, progress=False)
+            result.setdefault("tracking_on" if tracked else "tracking_off", []).append(clock.mean_epoch(args.warmup))
+    on, off = min(result["tracking_on"]), min(result["tracking_off"])
+    return {"epochs": args.tracking_epochs, "seconds_tracking_off": off, "seconds_tracking_on": on,
+            "overhead_percent": 100 * (on - off) / off}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=10, help="timed epochs per cell (median)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    parser.add_argument("--embeddings", nargs="+", default=["attention", "linear", "mlp"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[0, 128], help="0 = full batch")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--skip-tracking", action="store_true")
+    parser.add_argument("--tracking-epochs", type=int, default=40)
+    parser.add_argument("--out", default=str(RESULTS / "bench_epoch.json"))
+    args = parser.parse_args()
+
+    dataset, _ = make_recording(seed=0)
+    train, val = split(dataset, TrainConfig())
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    print(f"{train.n_trials} training trials x {train.n_bins} bins, device {device_name}, torch {torch.__version__}")
+    print(f"{'threads':>7} {'embedding':>9} {'batch':>6} {'package s':>11} {'reference s':>13} {'speedup':>9}")
+    report = {
+        "date": date.today().isoformat(),
+        "machine": {"device": device_name, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                    "python": platform.python_version()},
+        "shape": {"train_trials": train.n_trials, "bins": train.n_bins, "neurons": dataset.n_neurons,
+                  "inputs": dataset.n_inputs},
+        "epochs": args.epochs,
+        "warmup": args.warmup,
+        "models": compare_models(train, args),
+    }
+    if not args.skip_tracking:
+        report["tracking"] = tracking_overhead(dataset, train, val, args)
+        t = report["tracking"]
+        print(f"tracking: {t['seconds_tracking_off']:.3f} s/epoch off, {t['seconds_tracking_on']:.3f} s/epoch on "
+              f"({t['overhead_percent']:+.1f}%)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
