@@ -7,6 +7,7 @@ import yaml
 
 from eirnn.cli import build_parser
 from eirnn.config import ConfigError, TrainConfig, flag_name, parse_value
+from eirnn.tuning.options import TUNE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +21,11 @@ def _subparser(name: str):
     return next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == name)[1]
 
 
+def _expected_default(command: str, name: str):
+    defaults = TUNE_DEFAULTS if command == "tune" else {}
+    return defaults.get(name, TrainConfig.__dataclass_fields__[name].default)
+
+
 @pytest.mark.parametrize("entry_point", ["main", "tune"])
 def test_mlproject_parameters_match_the_dataclass(entry_point):
     entry = _mlproject()["entry_points"][entry_point]
@@ -27,7 +33,7 @@ def test_mlproject_parameters_match_the_dataclass(entry_point):
         assert spec.name in entry["parameters"], f"MLproject {entry_point} lacks {spec.name}"
         declared = entry["parameters"][spec.name]
         default = declared["default"]
-        assert parse_value(spec.type, "" if default is None else default) == spec.default, spec.name
+        assert parse_value(spec.type, "" if default is None else default) == _expected_default(entry_point, spec.name)
         assert f"{flag_name(spec.name)} {{{spec.name}}}" in entry["command"], spec.name
     if entry_point == "main":
         assert set(entry["parameters"]) == {spec.name for spec in fields(TrainConfig)}
@@ -37,7 +43,7 @@ def test_mlproject_parameters_match_the_dataclass(entry_point):
 def test_cli_flags_match_the_dataclass(command):
     defaults = vars(_subparser(command).parse_args([]))
     for spec in fields(TrainConfig):
-        assert defaults[spec.name] == spec.default, spec.name
+        assert defaults[spec.name] == _expected_default(command, spec.name), spec.name
 
 
 def test_cli_parses_every_flag_back_into_the_dataclass():

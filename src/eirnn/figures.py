@@ -10,19 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # figures are only written to files; no display may be present
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from eirnn.artifacts import RunArtifacts  # noqa: E402
-from eirnn.metrics import NotAvailable  # noqa: E402
+from eirnn.artifacts import RunArtifacts
+from eirnn.metrics import NotAvailable
 
 DPI = 150
 E_COLOR = "#c0392b"
@@ -132,15 +129,18 @@ def _nonempty(groups: list[Group]) -> list[Group]:
 
 def condition_colors(n_conditions: int) -> list:
     if n_conditions <= 10:
-        return list(plt.get_cmap("tab10").colors[:n_conditions])
-    return [plt.get_cmap("viridis")(i / (n_conditions - 1)) for i in range(n_conditions)]
+        return list(colormaps["tab10"].colors[:n_conditions])
+    return [colormaps["viridis"](i / (n_conditions - 1)) for i in range(n_conditions)]
 
 
 # ------------------------------------------------------------------------------------------------
 # shared drawing pieces
 # ------------------------------------------------------------------------------------------------
 def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tuple[Figure, np.ndarray]:
-    figure, axes = plt.subplots(nrows, ncols, figsize=size, layout="constrained", squeeze=False, **kwargs)
+    # a bare Figure (no pyplot) renders with Agg on savefig whatever backend the session uses, so
+    # writing figures needs no display and leaves a notebook's inline plotting alone
+    figure = Figure(figsize=size, layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False, **kwargs)
     return figure, axes
 
 
@@ -538,6 +538,5 @@ def write_figures(artifacts: RunArtifacts, out_dir: str | Path) -> FigureSet:
             continue
         drawing.suptitle(spec.title, fontsize="x-large")
         drawing.savefig(path, dpi=DPI, metadata={"Software": None})
-        plt.close(drawing)
         figures.written[spec.name] = path
     return figures

@@ -50,7 +50,7 @@ def update_champion(name: str, client: MlflowClient | None = None) -> str:
         if _current_champion(client, name) == best.version:
             break
         client.set_registered_model_alias(name, CHAMPION, best.version)
-    return best.version
+    return str(best.version)
 
 
 def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | str | None = None) -> Any:

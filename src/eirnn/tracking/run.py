@@ -73,9 +73,25 @@ def _start_run(config: TrainConfig, parent_run_id: str | None, tags: dict[str, s
         return mlflow.start_run(run_id=config.resume).info.run_id
     if launcher_run and parent_run_id is None:
         return mlflow.start_run(run_id=launcher_run).info.run_id
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or config.experiment_name)
     run_name = config.run_name or readable_run_name(config)
-    return mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tags).info.run_id
+    experiment_id = _experiment_id(config, parent_run_id)
+    return mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, tags=tags
+    ).info.run_id
+
+
+def _experiment_id(config: TrainConfig, parent_run_id: str | None) -> str:
+    """A child run lives in its parent's experiment (MLflow refuses anything else); otherwise
+    MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME or `config.experiment_name`, created if new.
+    Passed explicitly rather than through mlflow.set_experiment, which is process-wide state."""
+    client = MlflowClient()
+    if parent_run_id:
+        return client.get_run(parent_run_id).info.experiment_id
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or config.experiment_name
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else client.create_experiment(name)
 
 
 def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path, int]:

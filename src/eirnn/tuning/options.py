@@ -6,6 +6,8 @@ import argparse
 from eirnn.config import add_config_arguments
 
 PRUNERS = ("median", "hyperband", "none")
+# settings whose tune default differs from training's: trials skip figures to keep studies light
+TUNE_DEFAULTS = {"log_figures": False}
 
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,9 +17,15 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         default="",
-        help="Optuna storage URL (postgresql://... for several machines); empty = a journal file beside the tracking store",
+        help="Optuna storage: a database URL (postgresql://... for several machines) or a journal file; "
+        "empty = optuna.journal beside the tracking store",
     )
     parser.add_argument("--search-space", default="", help="YAML file overriding the default search space")
     parser.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner")
+    parser.add_argument("--pruner-startup-trials", type=int, default=5, help="trials before the pruner prunes")
+    parser.add_argument(
+        "--pruner-warmup-epochs", type=int, default=None, help="epochs before a trial can be pruned (default: max_epochs / 10)"
+    )
     parser.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")
     add_config_arguments(parser)
+    parser.set_defaults(**TUNE_DEFAULTS)

@@ -1,0 +1,115 @@
+"""In-silico perturbations (eirnn.analysis) on a champion trained on the built-in recording.
+
+One short training (the built-in recording at its full size, one torch thread) is registered in
+a temp store and loaded back as the champion; every test perturbs that model on the held-out
+trials. Dale's law makes the signs predictable: I units only inhibit, so taking their output
+away must raise the E units' activity and doubling it must lower it.
+"""
+import numpy as np
+import pytest
+
+from eirnn.config import TrainConfig
+
+# a short fit: 20 epochs at a raised learning rate reach a validation PSTH r of about 0.3
+SHORT_TRAINING = dict(max_epochs=20, learning_rate=0.01, input_embed_dim=8, attention_heads=2, threads=1,
+                      log_figures=False, checkpoint_every=1000)
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """(model, held-out inputs) of a champion trained on make_recording(seed=0), default size."""
+    import mlflow
+
+    import eirnn
+    from eirnn.data.synthetic import make_recording
+    from eirnn.pipeline import split
+    from eirnn.tracking.run import train_and_log
+
+    folder = tmp_path_factory.mktemp("analysis-store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.delenv("MLFLOW_RUN_ID", raising=False)
+        patch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+        previous_uri = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        try:
+            dataset, _ = make_recording(seed=0)
+            config = TrainConfig(**SHORT_TRAINING)
+            outcome = train_and_log(config, dataset=dataset)
+            assert str(outcome.champion_version) == str(outcome.model_version)
+            model = eirnn.load_model("eirnn")
+        finally:
+            mlflow.set_tracking_uri(previous_uri)
+    _, val = split(dataset, model.train_config)
+    return model, val.inputs
+
+
+def test_null_perturbation_changes_nothing(champion):
+    from eirnn.analysis import run_perturbation
+
+    model, inputs = champion
+    for population, other in (("I", "E"), ("E", "I")):
+        result = run_perturbation(model, inputs, population=population, factor=1.0)
+        assert np.array_equal(result.perturbed_rates, result.baseline_rates)
+        assert np.array_equal(result.perturbed_units, result.baseline_units)
+        # mean_activity leaves the perturbed units out: read the other population
+        assert result.mean_activity(other, perturbed=True) == result.mean_activity(other, perturbed=False)
+
+
+def test_silencing_inhibition_raises_excitatory_activity(champion):
+    from eirnn.analysis import run_perturbation
+
+    model, inputs = champion
+    result = run_perturbation(model, inputs, population="I", factor=0.0)
+    assert np.array_equal(np.sort(result.units), np.flatnonzero(result.i_mask))
+    before = result.mean_activity("E", perturbed=False)
+    after = result.mean_activity("E", perturbed=True)
+    assert np.isfinite(before) and np.isfinite(after)
+    assert after > before, (
+        f"mean E activity with every I unit silenced is {after} against {before} unperturbed "
+        f"(runaway_bin {result.runaway_bin} of {inputs.shape[1]})"
+    )
+    # silenced units are silent: their recorded neurons read 0 Hz (until a runaway leaves float32)
+    stop = result.runaway_bin or inputs.shape[1]
+    recorded_i = np.isin(model.recorded_units.numpy(), result.units)
+    assert np.all(result.perturbed_rates[:, :stop][..., recorded_i] == 0)
+
+
+def test_silencing_inhibition_raises_excitatory_activity_at_every_bin(champion):
+    """The same experiment bin by bin, over the bins before E activity runs away (if it does)."""
+    from eirnn.analysis import run_perturbation
+
+    model, inputs = champion
+    result = run_perturbation(model, inputs, population="I", factor=0.0)
+    stop = result.runaway_bin or inputs.shape[1]
+    assert stop > 1
+    before = result.baseline_units[:, :stop, result.e_mask].astype(np.float64).mean(axis=(0, 2))
+    after = result.perturbed_units[:, :stop, result.e_mask].astype(np.float64).mean(axis=(0, 2))
+    assert np.all(np.isfinite(after)) and np.all(after > before)
+
+
+def test_boosting_inhibition_lowers_excitatory_activity(champion):
+    from eirnn.analysis import run_perturbation
+
+    model, inputs = champion
+    result = run_perturbation(model, inputs, population="I", factor=2.0)
+    assert result.runaway_bin is None and np.all(np.isfinite(result.perturbed_units))
+    assert result.mean_activity("E", perturbed=True) < result.mean_activity("E", perturbed=False)
+
+
+def test_chosen_units_only_are_perturbed(champion):
+    """Silencing chosen units zeroes exactly their recorded neurons and leaves the rest running."""
+    from eirnn.analysis import run_perturbation
+
+    model, inputs = champion
+    chosen = np.flatnonzero(model.i_mask.numpy())[:3]
+    result = run_perturbation(model, inputs[:20], units=chosen, factor=0.0)
+    assert result.runaway_bin is None  # three of 13 I units: the network stays stable
+    recorded_units = model.recorded_units.numpy()
+    silenced = np.isin(recorded_units, chosen)
+    assert silenced.any()
+    assert np.all(result.perturbed_rates[..., silenced] == 0)
+    assert np.all(result.perturbed_rates[..., ~silenced] > 0)
+    assert not np.array_equal(result.perturbed_rates[..., ~silenced], result.baseline_rates[..., ~silenced])

@@ -1,0 +1,137 @@
+"""`mlflow models serve` of the registered champion, end to end over loopback HTTP.
+
+A tiny model is trained and registered into a temp SQLite store; the real MLflow scoring server
+is started on a free loopback port as a subprocess and asked for rates; its answer must match
+`eirnn.load_model` + `predict_rates` on the same inputs.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eirnn.config import TrainConfig
+
+SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
+STARTUP_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+N_TRIALS, N_BINS = 3, 17  # neither the training trials nor bins: the signature takes any
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _mlflow_executable() -> str:
+    # conftest puts this interpreter's bin folder first on PATH; name it outright all the same
+    candidate = Path(sys.executable).parent / "mlflow"
+    return str(candidate) if candidate.exists() else "mlflow"
+
+
+def _get(url: str, timeout: float) -> int:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status
+
+
+def _post_json(url: str, payload: dict, timeout: float) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Terminate the server's process group (uvicorn runs workers as children), bounded."""
+    if server.poll() is not None:
+        return
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=STOP_TIMEOUT_S)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=STOP_TIMEOUT_S)
+
+
+def _wait_until_up(server: subprocess.Popen, base_url: str, log_file: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow models serve exited with {server.returncode}:\n{log_file.read_text()[-4000:]}")
+        try:
+            if _get(f"{base_url}/ping", timeout=2.0) == 200:
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"/ping did not answer 200 within {STARTUP_TIMEOUT_S:.0f} s:\n{log_file.read_text()[-4000:]}")
+
+
+def test_served_champion_answers_invocations_like_load_model(tracking_store, tiny_recording_file):
+    import eirnn
+    from eirnn.evaluation import predict_rates
+    from eirnn.tracking.run import train_and_log
+
+    outcome = train_and_log(TrainConfig(data=str(tiny_recording_file), max_epochs=3, **SMALL_MODEL))
+    # str(): update_champion returns the version as MLflow's search gives it (int), register_model as str
+    assert outcome.model_version is not None and str(outcome.champion_version) == str(outcome.model_version)
+
+    model = eirnn.load_model("eirnn")
+    n_inputs = int(model.n_inputs)
+    n_neurons = int(model.n_recorded)
+    rng = np.random.default_rng(7)
+    # task-like inputs: binary channels, plus a graded one so that any float is exercised
+    inputs = (rng.random((N_TRIALS, N_BINS, n_inputs)) < 0.3).astype(np.float32)
+    inputs[..., -1] = rng.uniform(0.0, 1.0, (N_TRIALS, N_BINS)).astype(np.float32)
+    expected = predict_rates(model, inputs).rates.numpy()
+    assert expected.shape == (N_TRIALS, N_BINS, n_neurons)
+
+    port = _free_loopback_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
+    log_file = tracking_store / "serve.log"
+    with open(log_file, "wb") as log:
+        server = subprocess.Popen(
+            [_mlflow_executable(), "models", "serve", "-m", "models:/eirnn@champion", "--env-manager", "local",
+             "--host", "127.0.0.1", "-p", str(port), "-w", "1"],
+            cwd=tracking_store,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so that stopping it reaches its workers
+        )
+    try:
+        _wait_until_up(server, base_url, log_file)
+        answer = _post_json(f"{base_url}/invocations", {"inputs": inputs.tolist()}, REQUEST_TIMEOUT_S)
+        # a second shape through the same server: trials and bins are free
+        other = _post_json(f"{base_url}/invocations", {"inputs": inputs[:1, :5].tolist()}, REQUEST_TIMEOUT_S)
+        # a wrong number of input channels is refused by the signature, not answered
+        wrong = np.zeros((1, 4, n_inputs + 1), dtype=np.float32)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post_json(f"{base_url}/invocations", {"inputs": wrong.tolist()}, REQUEST_TIMEOUT_S)
+        refusal = refused.value.read().decode()
+    finally:
+        _stop(server)
+
+    assert set(answer) == {"predictions"}
+    predictions = np.asarray(answer["predictions"], dtype=np.float64)
+    assert predictions.shape == (N_TRIALS, N_BINS, n_neurons)
+    np.testing.assert_allclose(predictions, expected, rtol=1e-5, atol=0)
+    assert np.all(predictions >= 0)  # rates in Hz
+    np.testing.assert_allclose(np.asarray(other["predictions"]), expected[:1, :5], rtol=1e-5, atol=0)
+    assert refused.value.code == 400, refusal
+    assert f"(-1, -1, {n_inputs})" in refusal, refusal

@@ -1,0 +1,176 @@
+"""Several machines on one study: the Optuna study in PostgreSQL, runs on an `mlflow server`
+backed by PostgreSQL, a lead that opens the parent run and the study and runs no trials, and two
+independent `eirnn tune --parent-run-id` worker processes of 4 trials each.
+
+Needs a PostgreSQL server whose URL (a role allowed to create databases) is in
+EIRNN_TEST_POSTGRES_URL; `.ci/run` starts one on loopback and sets it.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from eirnn.tracking.registry import CHAMPION
+from eirnn.tuning.study import TRIAL_STATE_TAG, TRIAL_TAG
+
+POSTGRES_URL = os.environ.get("EIRNN_TEST_POSTGRES_URL", "")
+pytestmark = pytest.mark.skipif(
+    not POSTGRES_URL, reason="EIRNN_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"
+)
+STARTUP_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 420
+
+
+@pytest.fixture
+def databases():
+    """Two fresh databases, one for the Optuna storage and one for the MLflow backend store."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    suffix = uuid.uuid4().hex[:10]
+    names = {role: f"eirnn_test_{role}_{suffix}" for role in ("optuna", "mlflow")}
+    admin = psycopg2.connect(POSTGRES_URL)
+    admin.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
+    with admin.cursor() as cursor:
+        for name in names.values():
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the dev extra installs psycopg2
+    base = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg2")
+    yield {role: base.set(database=name).render_as_string(hide_password=False) for role, name in names.items()}
+    with admin.cursor() as cursor:
+        for name in names.values():
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, with the children it forked."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def mlflow_server(databases, tmp_path):
+    port = _free_port()
+    log = tmp_path / "mlflow-server.log"
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", databases["mlflow"],
+        "--artifacts-destination", str(tmp_path / "server-artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    with open(log, "w") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(server)
+            pytest.fail(f"mlflow server not healthy after {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+        time.sleep(1)
+    yield url
+    _stop(server)
+
+
+def _launch(arguments: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "eirnn.cli", "tune", *arguments],
+            stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
+        )
+
+
+def _wait_for_parent_run_id(lead: subprocess.Popen, log: Path) -> str:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = re.search(r"parent run (\w+)", log.read_text())
+        if found:
+            return found.group(1)
+        if lead.poll() is not None:
+            break
+        time.sleep(0.5)
+    pytest.fail(f"the lead printed no parent run id:\n{log.read_text()[-3000:]}")
+
+
+def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
+    databases, mlflow_server, tiny_recording_file, tmp_path
+):
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    common = [
+        "--study-name", "machines", "--storage", databases["optuna"], "--experiment-name", "machines",
+        "--data", str(tiny_recording_file), "--search-space", str(space), "--pruner", "none",
+        "--max-epochs", "3", "--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1",
+        "--log-figures", "false",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    env.pop("MLFLOW_RUN_ID", None)
+    processes = []
+    try:
+        lead_log = tmp_path / "lead.log"
+        # the lead opens the parent run and the study, runs no trials, and summarises once 8 have finished
+        lead = _launch([*common, "--n-trials", "8", "--n-workers", "0"], env, lead_log, tmp_path)
+        processes.append(lead)
+        parent_run_id = _wait_for_parent_run_id(lead, lead_log)
+        workers = [
+            _launch([*common, "--n-trials", "4", "--parent-run-id", parent_run_id], env, tmp_path / f"worker{n}.log",
+                    tmp_path)
+            for n in range(2)
+        ]
+        processes.extend(workers)
+        for process, name in zip(processes, ("lead", "worker0", "worker1")):
+            code = process.wait(timeout=RUN_TIMEOUT_S)
+            assert code == 0, f"{name} exited with {code}:\n{(tmp_path / f'{name}.log').read_text()[-3000:]}"
+    finally:
+        for process in processes:
+            _stop(process)
+
+    trials = optuna.load_study(study_name="machines", storage=databases["optuna"]).trials
+    assert sorted(trial.number for trial in trials) == list(range(8))
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    parent = client.get_run(parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "machines"
+    assert parent.data.tags["eirnn.tuning.storage"] == "postgresql"
+    assert parent.data.metrics["trials_complete"] == 8
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    )
+    assert sorted(int(run.data.tags[TRIAL_TAG]) for run in children) == list(range(8))
+    assert all(run.info.status == "FINISHED" and run.data.tags[TRIAL_STATE_TAG] == "COMPLETE" for run in children)
+    assert {trial.user_attrs["mlflow_run_id"] for trial in trials} == {run.info.run_id for run in children}
+
+    best = max(trials, key=lambda trial: trial.value)
+    assert parent.data.metrics["best_value"] == pytest.approx(best.value)
+    champion = client.get_model_version_by_alias("eirnn", CHAMPION)
+    assert champion.run_id == best.user_attrs["mlflow_run_id"]
