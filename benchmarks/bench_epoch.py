@@ -56,11 +56,14 @@ def epoch_seconds(model, inputs, targets, batch_size: int, epochs: int, warmup: 
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        order = torch.randperm(n_trials, generator=generator, device=device)
+        # as in fit: minibatches in a fresh random order, the full batch as it is
+        order = torch.randperm(n_trials, generator=generator, device=device) if batch_size < n_trials else None
         for first in range(0, n_trials, batch_size):
-            index = order[first : first + batch_size]
-            output = model(inputs.select(index), noise=True, generator=generator)
-            loss = loss_fn(output.rates, targets.select(index))
+            index = None if order is None else order[first : first + batch_size]
+            batch_inputs = inputs if index is None else inputs.select(index)
+            batch_targets = targets if index is None else targets.select(index)
+            output = model(batch_inputs, noise=True, generator=generator)
+            loss = loss_fn(output.rates, batch_targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

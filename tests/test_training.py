@@ -96,3 +96,17 @@ def test_recovers_a_known_circuit_up_to_the_noise_ceiling():
     assert metrics["cond_psth_corr"] >= 0.8 * metrics["cond_noise_ceiling"], metrics
     assert math.isclose(metrics["fano_model"], metrics["fano_data"], rel_tol=0.3), metrics
     assert np.isfinite(metrics["bits_per_spike"])
+
+
+def test_validation_scorer_matches_the_metric_definitions(small_recording):
+    from eirnn.metrics import condition_psth_correlation, psth_correlation
+    from eirnn.training import ValidationScorer
+
+    model_rates = np.random.default_rng(0).gamma(2.0, 5.0, size=small_recording.rates_hz.shape)
+    scored = ValidationScorer(small_recording, torch.device("cpu"))(torch.as_tensor(model_rates))
+    overall = psth_correlation(model_rates, small_recording.rates_hz, small_recording.ei_labels)
+    by_condition = condition_psth_correlation(model_rates, small_recording.rates_hz, small_recording.conditions,
+                                              small_recording.ei_labels)
+    expected = [overall.mean, overall.mean_e, overall.mean_i, by_condition.mean]
+    got = [scored[k] for k in ("val_psth_corr", "val_psth_corr_E", "val_psth_corr_I", "val_cond_psth_corr")]
+    np.testing.assert_allclose(got, expected, rtol=1e-10)

@@ -44,8 +44,8 @@ def databases():
     with admin.cursor() as cursor:
         for name in names.values():
             cursor.execute(f'CREATE DATABASE "{name}"')
-    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the dev extra installs psycopg2
-    base = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg2")
+    # the bare postgresql:// URL users write (psycopg 3, SQLAlchemy 2.1's default driver)
+    base = make_url(POSTGRES_URL)
     yield {role: base.set(database=name).render_as_string(hide_password=False) for role, name in names.items()}
     with admin.cursor() as cursor:
         for name in names.values():

@@ -239,9 +239,17 @@ def psth_correlation(model_rates: Any, target_rates: Any, ei_labels: Any = None)
     t = _as_trials(target_rates, "target_rates")
     if m.shape[1:] != t.shape[1:]:
         raise ValueError(f"model [.., time, neurons] {m.shape[1:]} != target {t.shape[1:]}")
-    labels = _check_labels(ei_labels, t.shape[2])
-    r = _pearson_columns(_nanmean_axis0(m), _nanmean_axis0(t))
-    return _summarise_r(r, labels)
+    return correlation_of_psths(_nanmean_axis0(m), _nanmean_axis0(t), ei_labels)
+
+
+def correlation_of_psths(model_psth: Any, target_psth: Any, ei_labels: Any = None) -> PsthCorrelation:
+    """Per-neuron Pearson r between two PSTHs already averaged over trials, [samples, neurons]
+    (time bins, or conditions x time stacked), summarised as :func:`psth_correlation` does.
+    For callers that score many models against one target (validation every epoch)."""
+    model_psth, target_psth = np.asarray(model_psth, dtype=float), np.asarray(target_psth, dtype=float)
+    if model_psth.shape != target_psth.shape:
+        raise ValueError(f"model PSTH {model_psth.shape} != target PSTH {target_psth.shape}")
+    return _summarise_r(_pearson_columns(model_psth, target_psth), _check_labels(ei_labels, target_psth.shape[1]))
 
 
 def condition_psth_correlation(
@@ -272,11 +280,10 @@ def condition_psth_correlation(
     missing = np.setdiff1d(codes, np.unique(cond_m))
     if missing.size:
         raise ValueError(f"model has no trials for conditions {missing.tolist()}")
-    labels = _check_labels(ei_labels, t.shape[2])
     n = t.shape[2]
     pm = condition_psths(m, cond_m, codes).reshape(-1, n)
     pt = condition_psths(t, cond_t, codes).reshape(-1, n)
-    return _summarise_r(_pearson_columns(pm, pt), labels)
+    return correlation_of_psths(pm, pt, ei_labels)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import torch
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse
-from eirnn.metrics import condition_psth_correlation, psth_correlation, to_float
+from eirnn.metrics import condition_psths, correlation_of_psths, to_float
 
 RESUME_FILE = "last.ckpt"
 BEST_WEIGHTS_FILE = "model_best.pt"
@@ -110,22 +110,46 @@ class _EarlyStopping:
         self.smoothed, self.best_smoothed, self.best_epoch = state["smoothed"], state["best_smoothed"], state["best_epoch"]
 
 
-def validation_metrics(model: torch.nn.Module, prepared: Any, val: Any, targets: Targets, loss_fn) -> dict[str, float]:
-    """Noise-free predictions on the validation trials, scored as the report scores them."""
+class ValidationScorer:
+    """Scores noise-free predictions on the validation trials, every epoch, as the report
+    scores them (`eirnn.metrics.correlation_of_psths`). The target PSTHs are fixed, so they are
+    averaged once; the model's are averaged on the model's device, and only those small
+    arrays reach numpy."""
+
+    def __init__(self, val: Any, device: torch.device) -> None:
+        codes, code_of_trial = np.unique(val.conditions, return_inverse=True)
+        rates = np.asarray(val.rates_hz, dtype=np.float64)
+        self.labels = val.ei_labels
+        self.target_psth = rates.mean(axis=0)
+        self.target_condition_psth = condition_psths(rates, val.conditions, codes).reshape(-1, rates.shape[-1])
+        averaging = np.zeros((len(codes), len(code_of_trial)))
+        averaging[code_of_trial, np.arange(len(code_of_trial))] = 1.0
+        averaging /= averaging.sum(axis=1, keepdims=True)
+        self.condition_averaging = torch.as_tensor(averaging, device=device)
+
+    def __call__(self, model_rates: torch.Tensor) -> dict[str, float]:
+        rates = model_rates.double()
+        psth = rates.mean(dim=0).cpu().numpy()
+        condition_psth = torch.einsum("cb,btn->ctn", self.condition_averaging, rates).cpu().numpy()
+        overall = correlation_of_psths(psth, self.target_psth, self.labels)
+        by_condition = correlation_of_psths(
+            condition_psth.reshape(-1, psth.shape[-1]), self.target_condition_psth, self.labels
+        )
+        return {
+            "val_psth_corr": to_float(overall.mean),
+            "val_psth_corr_E": to_float(overall.mean_e),
+            "val_psth_corr_I": to_float(overall.mean_i),
+            "val_cond_psth_corr": to_float(by_condition.mean),
+        }
+
+
+def validation_metrics(model: torch.nn.Module, prepared: Any, targets: Targets, loss_fn, scorer: ValidationScorer) -> dict[str, float]:
+    """Noise-free predictions on the validation trials: loss and PSTH correlations."""
     model.eval()
     with torch.no_grad():
         output = model(prepared, noise=False)
         loss = loss_fn(output.rates, targets)
-    model_rates = output.rates.cpu().numpy()
-    overall = psth_correlation(model_rates, val.rates_hz, val.ei_labels)
-    by_condition = condition_psth_correlation(model_rates, val.rates_hz, val.conditions, val.ei_labels)
-    return {
-        "val_loss": float(loss),
-        "val_psth_corr": to_float(overall.mean),
-        "val_psth_corr_E": to_float(overall.mean_e),
-        "val_psth_corr_I": to_float(overall.mean_i),
-        "val_cond_psth_corr": to_float(by_condition.mean),
-    }
+    return {"val_loss": float(loss), **scorer(output.rates)}
 
 
 class ProgressDisplay:
@@ -190,6 +214,7 @@ def fit(
     val_inputs = model.prepare_inputs(torch.as_tensor(val.inputs, device=device))
     train_targets, val_targets = make_targets(train, device), make_targets(val, device)
     loss_fn = make_loss(config, train, train_targets)
+    scorer = ValidationScorer(val, device)
     use_behavior = train_targets.behavior is not None and getattr(model, "n_outputs", 0) > 0
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -263,7 +288,7 @@ def fit(
             optimizer.step()
             losses.append(loss_value)
         metrics = {"train_loss": float(np.mean(losses))}
-        metrics.update(validation_metrics(model, val_inputs, val, val_targets, loss_fn))
+        metrics.update(validation_metrics(model, val_inputs, val_targets, loss_fn, scorer))
         metrics["learning_rate"] = optimizer.param_groups[0]["lr"]
         metrics["epoch_seconds"] = time.perf_counter() - epoch_started
         history.append(dict(metrics, epoch=epoch))
