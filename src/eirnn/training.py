@@ -125,12 +125,12 @@ class ValidationScorer:
         averaging = np.zeros((len(codes), len(code_of_trial)))
         averaging[code_of_trial, np.arange(len(code_of_trial))] = 1.0
         averaging /= averaging.sum(axis=1, keepdims=True)
-        self.condition_averaging = torch.as_tensor(averaging, device=device)
+        self.condition_averaging = torch.as_tensor(averaging, dtype=torch.float32, device=device)
 
     def __call__(self, model_rates: torch.Tensor) -> dict[str, float]:
-        rates = model_rates.double()
-        psth = rates.mean(dim=0).cpu().numpy()
-        condition_psth = torch.einsum("cb,btn->ctn", self.condition_averaging, rates).cpu().numpy()
+        # averaging in float32 on the device; correlations in float64 like the final metrics
+        psth = model_rates.mean(dim=0).double().cpu().numpy()
+        condition_psth = torch.einsum("cb,btn->ctn", self.condition_averaging, model_rates).double().cpu().numpy()
         overall = correlation_of_psths(psth, self.target_psth, self.labels)
         by_condition = correlation_of_psths(
             condition_psth.reshape(-1, psth.shape[-1]), self.target_condition_psth, self.labels
