@@ -1,8 +1,9 @@
 """Seconds per training epoch: the package's model against the plain reference, side by side.
 
 On the built-in recording at its default size (835 training trials x 219 bins, 41 E + 13 I
-recorded, 65 units, 14 inputs), one epoch = forward with process noise + normalised MSE +
-backward + Adam step over every training trial, as `eirnn.training.fit` runs it. Both models
+recorded, 65 units, 14 inputs), one epoch = `eirnn.training.train_epoch`, as `fit` runs it:
+forward with process noise, normalised MSE plus the behaviour readout loss, backward, gradient
+clipping and an Adam step over every training trial. Both models
 share hyper-parameters, weights, inputs and the epoch loop; each timing is the median of
 `--epochs` epochs after `--warmup` epochs. A second part measures MLflow tracking overhead: the
 wall time per epoch of `fit` with and without the per-epoch MLflow logger.
@@ -37,36 +38,36 @@ from eirnn.data.synthetic import make_recording  # noqa: E402
 from eirnn.losses import NormalizedMSE  # noqa: E402
 from eirnn.model import create_model_for_dataset  # noqa: E402
 from eirnn.pipeline import split  # noqa: E402
-from eirnn.training import fit, make_targets  # noqa: E402
+from eirnn.training import fit, make_targets, train_epoch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def epoch_seconds(model, inputs, targets, batch_size: int, epochs: int, warmup: int) -> float:
-    """Median seconds of one training epoch over `epochs` epochs after `warmup` epochs."""
+    """Median seconds of one training epoch (`eirnn.training.train_epoch` with the default
+    settings: gradient clipping, behaviour loss) over `epochs` epochs after `warmup` epochs."""
+    defaults = TrainConfig()
     loss_fn = NormalizedMSE(targets.rates_hz)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=defaults.learning_rate)
     device = targets.rates_hz.device
     generator = torch.Generator(device=device).manual_seed(0)
     n_trials = targets.rates_hz.shape[0]
-    batch_size = batch_size or n_trials
-    model.train()
     times = []
     for _ in range(warmup + epochs):
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        # as in fit: minibatches in a fresh random order, the full batch as it is
-        order = torch.randperm(n_trials, generator=generator, device=device) if batch_size < n_trials else None
-        for first in range(0, n_trials, batch_size):
-            index = None if order is None else order[first : first + batch_size]
-            batch_inputs = inputs if index is None else inputs.select(index)
-            batch_targets = targets if index is None else targets.select(index)
-            output = model(batch_inputs, noise=True, generator=generator)
-            loss = loss_fn(output.rates, batch_targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        train_epoch(
+            model,
+            inputs,
+            targets,
+            loss_fn,
+            optimizer,
+            generator,
+            batch_size=batch_size or n_trials,
+            grad_clip=defaults.grad_clip,
+            behavior_weight=defaults.behavior_weight if targets.behavior is not None else 0.0,
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - started)

@@ -186,6 +186,47 @@ class ProgressDisplay:
             self.stream.write("\n")
 
 
+def train_epoch(
+    model: torch.nn.Module,
+    inputs: Any,
+    targets: Targets,
+    loss_fn,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    *,
+    batch_size: int,
+    grad_clip: float = 0.0,
+    behavior_weight: float = 0.0,
+    epoch: int = 0,
+) -> float:
+    """One pass over the training trials (`inputs` as prepared by the model): minibatches in a
+    fresh random order, or the full batch as it is; returns the mean loss. Raises
+    TrainingDivergedError, before any update, when a loss is NaN or Inf."""
+    model.train()
+    n_trials = targets.rates_hz.shape[0]
+    device = targets.rates_hz.device
+    order = torch.randperm(n_trials, generator=generator, device=device) if batch_size < n_trials else None
+    losses = []
+    for first in range(0, n_trials, batch_size):
+        index = None if order is None else order[first : first + batch_size]
+        batch_inputs = inputs if index is None else inputs.select(index)
+        batch_targets = targets if index is None else targets.select(index)
+        output = model(batch_inputs, noise=True, generator=generator)
+        loss = loss_fn(output.rates, batch_targets)
+        if behavior_weight > 0:
+            loss = loss + behavior_weight * behavior_mse(output.behavior, batch_targets)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingDivergedError(epoch, loss_value)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        losses.append(loss_value)
+    return float(np.mean(losses))
+
+
 def _state_on_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
 
@@ -267,27 +308,19 @@ def fit(
     epoch = start_epoch - 1
     for epoch in range(start_epoch, config.max_epochs):
         epoch_started = time.perf_counter()
-        model.train()
-        order = torch.randperm(n_train, generator=generator, device=device) if batch_size < n_train else None
-        losses = []
-        for first in range(0, n_train, batch_size):
-            index = None if order is None else order[first : first + batch_size]
-            batch_inputs = train_inputs if index is None else train_inputs.select(index)
-            batch_targets = train_targets if index is None else train_targets.select(index)
-            output = model(batch_inputs, noise=True, generator=generator)
-            loss = loss_fn(output.rates, batch_targets)
-            if use_behavior:
-                loss = loss + config.behavior_weight * behavior_mse(output.behavior, batch_targets)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise TrainingDivergedError(epoch, loss_value)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            losses.append(loss_value)
-        metrics = {"train_loss": float(np.mean(losses))}
+        train_loss = train_epoch(
+            model,
+            train_inputs,
+            train_targets,
+            loss_fn,
+            optimizer,
+            generator,
+            batch_size=batch_size,
+            grad_clip=config.grad_clip,
+            behavior_weight=config.behavior_weight if use_behavior else 0.0,
+            epoch=epoch,
+        )
+        metrics = {"train_loss": train_loss}
         metrics.update(validation_metrics(model, val_inputs, val_targets, loss_fn, scorer))
         metrics["learning_rate"] = optimizer.param_groups[0]["lr"]
         metrics["epoch_seconds"] = time.perf_counter() - epoch_started
