@@ -13,7 +13,6 @@ import torch
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, load_dataset, train_val_split
 from eirnn.data.loaders import parse_keys
-from eirnn.training import resolve_device
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
 
@@ -55,7 +54,7 @@ def build_model(dataset: NeuralDataset, config: TrainConfig) -> Any:
         noise_scale=config.noise_scale,
         activation=config.activation,
         spectral_radius=config.spectral_radius,
-        device=str(resolve_device(config.device)),
+        device=config.device,
         seed=config.seed,
     )
 

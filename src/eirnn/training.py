@@ -58,14 +58,6 @@ class FitResult:
         return len(self.history)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} asked for, but torch finds no CUDA device")
-    return torch.device(name)
-
-
 def make_targets(dataset: Any, device: torch.device) -> Targets:
     def tensor(array: np.ndarray | None) -> torch.Tensor | None:
         return None if array is None else torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)

@@ -144,8 +144,11 @@ def balanced_dale_magnitudes(n_e: int, n_i: int, spectral_radius: float, self_co
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" is CUDA when torch finds a GPU, else the CPU; asking for CUDA without one is refused."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {str(device)!r} asked for, but torch finds no CUDA device")
     return torch.device(device)
 
 
