@@ -147,7 +147,11 @@ def _run_in_threads(work: Callable[[int], Result], n_parts: int) -> list[Result]
             torch.set_num_threads(threads_before)
 
     def work_without_autograd(part: int) -> Result:
-        # grad mode is per thread: pool threads start with it on
+        # OpenMP's thread count is per thread: a pool thread left at the default runs each MKL
+        # matmul on every core, and two such threads oversubscribe the cores (measured: two
+        # chunks' recurrent matmuls took as long in parallel as one after the other)
+        torch.set_num_threads(1)
+        # grad mode is per thread too: pool threads start with it on
         with torch.no_grad():
             return work(part)
 
