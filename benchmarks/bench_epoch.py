@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 
-# large-page allocations for torch's CPU buffers (must be set before torch loads), as the CLI does
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+from eirnn.runtime import configure_for_training
+
+# the process settings of the `eirnn` command (large pages, freed memory kept), before torch loads
+configure_for_training()
 
 import argparse  # noqa: E402
 import json  # noqa: E402

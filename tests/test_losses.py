@@ -1,7 +1,7 @@
 """The losses equal their textbook expressions, values and gradients."""
 import torch
 
-from eirnn.losses import NormalizedMSE, PoissonNLL, Targets
+from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, time_major
 
 
 def _batch(seed=0):
@@ -22,6 +22,9 @@ def test_normalized_mse_value_and_gradient_match_the_formula():
     (grad,) = torch.autograd.grad(loss, prediction)
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(grad, expected_grad)
+    # a loss used inside a larger expression gets a gradient other than 1
+    (scaled_grad,) = torch.autograd.grad(-2.5 * loss_fn(prediction, targets), prediction)
+    torch.testing.assert_close(scaled_grad, -2.5 * expected_grad)
 
 
 def test_normalized_mse_weights_neurons_by_their_variance():
@@ -41,3 +44,28 @@ def test_poisson_nll_matches_the_log_likelihood_up_to_a_constant():
     constant = torch.lgamma(targets.counts + 1)
     expected = (-(log_likelihood + constant)).mean()
     torch.testing.assert_close(PoissonNLL(bin_s)(prediction.detach(), targets), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_normalized_mse_is_the_same_for_time_major_storage():
+    prediction, targets = _batch(3)
+    loss_fn = NormalizedMSE(targets.rates_hz)
+    stored_time_major = Targets(time_major(targets.rates_hz), None, None)
+    prediction_time_major = time_major(prediction.detach()).requires_grad_()
+    assert stored_time_major.rates_hz.stride() != targets.rates_hz.stride()
+    loss = loss_fn(prediction_time_major, stored_time_major)
+    (grad,) = torch.autograd.grad(loss, prediction_time_major)
+    (expected_grad,) = torch.autograd.grad(loss_fn(prediction, targets), prediction)
+    torch.testing.assert_close(loss, loss_fn(prediction.detach(), targets))
+    torch.testing.assert_close(grad, expected_grad)
+    # the gradient keeps the layout, so that the fused recurrence gets it without a copy
+    assert grad.stride() == prediction_time_major.stride()
+
+
+def test_selected_trials_keep_their_values_and_come_time_major():
+    _, targets = _batch(4)
+    index = torch.tensor([4, 0, 2])
+    selected = targets.select(index)
+    torch.testing.assert_close(selected.rates_hz, targets.rates_hz[index], rtol=0, atol=0)
+    torch.testing.assert_close(selected.counts, targets.counts[index], rtol=0, atol=0)
+    assert selected.behavior is None
+    assert selected.rates_hz.transpose(0, 1).is_contiguous()

@@ -3,11 +3,11 @@ they run, so `eirnn --help` answers at once."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 from eirnn.config import ConfigError, add_config_arguments, config_from_args
+from eirnn.runtime import configure_for_training
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # large-page allocations for torch's CPU buffers (up to a quarter faster epochs on some CPUs); read when torch loads
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    # before torch loads: large pages, and freed tensor memory kept for the next epoch
+    configure_for_training()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from eirnn.config import ConfigError, TrainConfig
-from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse
+from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
 from eirnn.metrics import condition_psths, correlation_of_psths, to_float
 
 RESUME_FILE = "last.ckpt"
@@ -59,8 +59,10 @@ class FitResult:
 
 
 def make_targets(dataset: Any, device: torch.device) -> Targets:
+    """The data set's targets as float32 tensors, time-major in memory like the model's outputs."""
+
     def tensor(array: np.ndarray | None) -> torch.Tensor | None:
-        return None if array is None else torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)
+        return None if array is None else time_major(torch.as_tensor(np.asarray(array, dtype=np.float32), device=device))
 
     return Targets(tensor(dataset.rates_hz), tensor(dataset.counts), tensor(dataset.behavior))
 

@@ -12,8 +12,9 @@ recursion, again one recurrent matmul per step:
 `W` is the recurrent matrix already scaled by dt / tau, `drive` a table of input drives (one row
 per distinct input vector, also scaled by dt / tau) and `row(t)` picks each trial's row at step t.
 The caller orders the units so that the n scaled ones (the recorded neurons) come first. The
-outputs are computed per step, while r[t] is in cache, straight into batch-major [B, T, K]
-tensors, so no pass over the whole unit-rate tensor is needed to gather or transpose them.
+outputs are computed per step, while r[t] is in cache, into contiguous rows of time-major
+buffers, and handed out as [B, T, K] views of them: no pass over the whole unit-rate tensor is
+needed to gather or transpose them.
 """
 from __future__ import annotations
 
@@ -45,11 +46,13 @@ def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) 
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
-def _activation_slope(x: torch.Tensor, activation: str) -> torch.Tensor:
+def _multiply_by_activation_slope(grad: torch.Tensor, x: torch.Tensor, activation: str, scratch: torch.Tensor) -> None:
+    """grad *= f'(x), with `scratch` (shaped like x) as working space."""
     if activation == "softplus":
         # F.softplus is exactly linear above its threshold of 20; sigmoid(20) rounds to 1 in float32
-        return torch.sigmoid(x)
-    return (x > 0).to(x.dtype)
+        grad.mul_(torch.sigmoid(x, out=scratch))
+    else:
+        grad.masked_fill_(x <= 0, 0.0)
 
 
 def fill_standard_normal(buffer: torch.Tensor, generator: torch.Generator | None, std: float = 1.0) -> torch.Tensor:
@@ -184,23 +187,27 @@ def _forward_steps(
     activation: str,
 ) -> None:
     """states, rates [T + 1, b, N] (states[1:] holding the noise); step_rows [T, b]; outputs
-    [b, T, K]: the scaled rates, then one per readout weight."""
+    [T, b, K]: the scaled rates, then one per readout weight."""
     n_scaled = rate_gain.shape[0]
-    scaled_rates, *readouts = outputs
+    # per-step views taken once: indexing in the loop would hold the GIL that the other chunk's
+    # thread needs, for about as long as a small op runs
+    state_steps, rate_steps, row_steps = states.unbind(0), rates.unbind(0), step_rows.unbind(0)
+    scaled_rate_sources = rates[1:, :, :n_scaled].unbind(0)
+    scaled_rate_steps, *readout_steps = (output.unbind(0) for output in outputs)
     # each step's drive is gathered into a small buffer that stays in cache, rather than in a
     # pass over the whole [T, B, N] state buffer before the loop
     drive = states.new_empty(states.shape[1:])
-    activate(states[0], activation, out=rates[0])
-    for step in range(states.shape[0] - 1):
-        following, rate = states[step + 1], rates[step + 1]
-        torch.index_select(drive_table, 0, step_rows[step], out=drive)
+    activate(state_steps[0], activation, out=rate_steps[0])
+    for step in range(len(row_steps)):
+        following, rate = state_steps[step + 1], rate_steps[step + 1]
+        torch.index_select(drive_table, 0, row_steps[step], out=drive)
         following.add_(drive)
-        following.add_(states[step], alpha=leak)
-        following.addmm_(rates[step], weight_t)
+        following.add_(state_steps[step], alpha=leak)
+        following.addmm_(rate_steps[step], weight_t)
         activate(following, activation, out=rate)
-        torch.mul(rate[:, :n_scaled], rate_gain, out=scaled_rates[:, step])
-        for readout, readout_weight in zip(readouts, readout_weights):
-            torch.mm(rate, readout_weight, out=readout[:, step])
+        torch.mul(scaled_rate_sources[step], rate_gain, out=scaled_rate_steps[step])
+        for readout, readout_weight in zip(readout_steps, readout_weights):
+            torch.mm(rate, readout_weight, out=readout[step])
 
 
 def _adjoint_steps(
@@ -215,33 +222,36 @@ def _adjoint_steps(
     leak: float,
     activation: str,
 ) -> list[torch.Tensor | None]:
-    """Fills adjoint[t] with dL/dx[t] for t = 0..T; returns the gradients of the rate gain and
-    the readout weights (None where their output got no gradient)."""
+    """Fills adjoint[t] with dL/dx[t] for t = 0..T, from the time-major gradients of the unit
+    rates [T, b, N] and the outputs [T, b, K]; returns the gradients of the rate gain and the
+    readout weights (None where their output got no gradient)."""
     last = states.shape[0] - 1
     n_scaled = rate_gain.shape[0]
+    adjoint_steps, state_steps, rate_steps = adjoint.unbind(0), states.unbind(0), rates.unbind(0)
     grad_rates, *grad_readouts = grad_outputs
     # per trial, summed at the end: one fused multiply-add per step
     gain_grad_per_trial = None if grad_rates is None else rate_gain.new_zeros(adjoint.shape[1], n_scaled)
     readout_grads = [None if grad is None else weight.new_zeros(v.shape) for grad, v in zip(grad_readouts, readout_weights)]
+    slope = states.new_empty(states.shape[1:])
     for step in range(last, -1, -1):
-        current, rate = adjoint[step], rates[step]
+        current, rate = adjoint_steps[step], rate_steps[step]
         if step < last:
-            torch.mm(adjoint[step + 1], weight, out=current)
+            torch.mm(adjoint_steps[step + 1], weight, out=current)
         else:
             current.zero_()
         if step > 0:  # r[0] is no output
             if grad_rates is not None:
-                current[:, :n_scaled].addcmul_(grad_rates[:, step - 1], rate_gain)
-                gain_grad_per_trial.addcmul_(grad_rates[:, step - 1], rate[:, :n_scaled])  # type: ignore[union-attr]
+                current[:, :n_scaled].addcmul_(grad_rates[step - 1], rate_gain)
+                gain_grad_per_trial.addcmul_(grad_rates[step - 1], rate[:, :n_scaled])  # type: ignore[union-attr]
             for grad_readout, readout_weight, readout_grad in zip(grad_readouts, readout_weights, readout_grads):
                 if grad_readout is not None:
-                    current.addmm_(grad_readout[:, step - 1], readout_weight.t())
-                    readout_grad.addmm_(rate.t(), grad_readout[:, step - 1])  # type: ignore[union-attr]
+                    current.addmm_(grad_readout[step - 1], readout_weight.t())
+                    readout_grad.addmm_(rate.t(), grad_readout[step - 1])  # type: ignore[union-attr]
             if grad_units is not None:
                 current.add_(grad_units[step - 1])
-        current.mul_(_activation_slope(states[step], activation))
+        _multiply_by_activation_slope(current, state_steps[step], activation, slope)
         if step < last:
-            current.add_(adjoint[step + 1], alpha=leak)
+            current.add_(adjoint_steps[step + 1], alpha=leak)
     gain_grad = None if gain_grad_per_trial is None else gain_grad_per_trial.sum(0)
     return [gain_grad, *readout_grads]
 
@@ -268,7 +278,7 @@ class _FusedRecurrence(torch.autograd.Function):
         ctx.save_for_backward(weight, step_rows, rate_gain, *readout_weights)
         ctx.states, ctx.rates = states, rates
         ctx.table_rows, ctx.leak, ctx.activation = drive_table.shape[0], leak, activation
-        return (rates[1:], *outputs)
+        return (rates[1:], *(output.transpose(0, 1) for output in outputs))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -279,9 +289,10 @@ class _FusedRecurrence(torch.autograd.Function):
         states, rates = ctx.states, ctx.rates
         ctx.states = ctx.rates = None
         n_units = states.shape[-1]
-        # per-step slices of a transposed gradient would be strided gathers: reorder once
+        # the outputs are time-major in memory, and so are their gradients when the loss kept
+        # that layout (the targets of `eirnn.training.make_targets` have it): then this is free
         grad_units = None if grad_units is None else grad_units.contiguous()
-        grad_outputs = [None if grad is None else grad.contiguous() for grad in grad_outputs]
+        grad_outputs = [None if grad is None else grad.transpose(0, 1).contiguous() for grad in grad_outputs]
         adjoint = _WORKSPACE.take(tuple(states.shape), states)
 
         def adjoint_chunk(chunk: slice) -> list[torch.Tensor | None]:
@@ -290,7 +301,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 states[:, chunk],
                 rates[:, chunk],
                 None if grad_units is None else grad_units[:, chunk],
-                [None if grad is None else grad[chunk] for grad in grad_outputs],
+                [None if grad is None else grad[:, chunk] for grad in grad_outputs],
                 weight,
                 rate_gain,
                 tuple(readout_weights),
@@ -321,18 +332,18 @@ def _integrate(
     leak: float,
     activation: str,
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """States x[0..T] (a workspace buffer, to be handed back), rates r[0..T] (time-major) and the
-    outputs [B, T, K]."""
+    """States x[0..T] (a workspace buffer, to be handed back), rates r[0..T] and the outputs
+    [T, B, K], all time-major."""
     states = _initial_states(x0, step_rows, noise_std, generator)
     rates = torch.empty_like(states)
     n_steps, batch_size = states.shape[0] - 1, states.shape[1]
     rows_by_step = step_rows.view(n_steps, batch_size)
     output_sizes = [rate_gain.shape[0], *(v.shape[1] for v in readout_weights)]
-    outputs = [x0.new_empty(batch_size, n_steps, size) for size in output_sizes]
+    outputs = [x0.new_empty(n_steps, batch_size, size) for size in output_sizes]
     weight_t = weight.t()
 
     def integrate_chunk(chunk: slice) -> None:
-        chunk_outputs = [output[chunk] for output in outputs]
+        chunk_outputs = [output[:, chunk] for output in outputs]
         _forward_steps(
             states[:, chunk],
             rates[:, chunk],
@@ -383,8 +394,9 @@ def run_recurrence(
 ) -> tuple[torch.Tensor, ...]:
     """Integrate the network from x0 over T steps; returns
     - the unit rates r[1..T], time-major [T, B, N],
-    - the scaled rates r[1..T, :, :n] * rate_gain, batch-major [B, T, n],
-    - r[1..T] @ V for each readout weight V [N, K], batch-major [B, T, K].
+    - the scaled rates r[1..T, :, :n] * rate_gain, [B, T, n],
+    - r[1..T] @ V for each readout weight V [N, K], [B, T, K];
+    the last two are views of time-major memory (`.contiguous()` makes them batch-major).
 
     x0 [B, N]; weight [N, N] (scaled by dt / tau); drive_table [U, N] (scaled by dt / tau);
     step_rows [T * B] (time-major, long): row of `drive_table` driving trial b at step t;
@@ -405,4 +417,4 @@ def run_recurrence(
             x0, weight, drive_table, step_rows, rate_gain, readout_weights, noise_std, generator, leak, activation
         )
         _WORKSPACE.give_back(states)
-        return (rates[1:], *outputs)
+        return (rates[1:], *(output.transpose(0, 1) for output in outputs))

@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args, mlproject_default
 from eirnn.pipeline import load_configured_data
+from eirnn.runtime import configure_for_training
 from eirnn.tracking.registry import update_champion
 from eirnn.tracking.run import (
     ERROR_TAG,
@@ -260,6 +261,11 @@ def run_trials(job: WorkerJob) -> None:
     study.optimize(objective, n_trials=job.n_trials, catch=(Exception,))
 
 
+def _worker_process(job: WorkerJob) -> None:
+    configure_for_training()
+    run_trials(job)
+
+
 def _run_local_workers(jobs: list[WorkerJob]) -> None:
     if not jobs:
         return
@@ -268,7 +274,7 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
         return
     # spawn, not fork: torch and the database connections do not survive a fork
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=run_trials, args=(job,), name=f"eirnn-tune-{n}") for n, job in enumerate(jobs)]
+    workers = [context.Process(target=_worker_process, args=(job,), name=f"eirnn-tune-{n}") for n, job in enumerate(jobs)]
     for worker in workers:
         worker.start()
     for worker in workers:
