@@ -124,3 +124,13 @@ def test_no_grad_forward_matches_and_second_backward_is_refused():
     with_graph.rates.sum().backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="one backward pass"):
         with_graph.rates.sum().backward()
+
+
+def test_drive_row_sums_sum_rows_by_table_row():
+    generator = torch.Generator().manual_seed(0)
+    step_rows = torch.randint(0, 5, (40,), generator=generator)
+    step_rows[step_rows == 3] = 4  # a table row no step uses sums to zero
+    values = torch.randn(40, 3, generator=generator)
+    sums = recurrence.drive_row_sums(step_rows, 6, values.dtype) @ values
+    torch.testing.assert_close(sums, torch.zeros(6, 3).index_add_(0, step_rows, values))
+    assert sums[3].abs().sum() == 0 and sums[5].abs().sum() == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Sequence
 
 import torch
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eirnn.model.embeddings import create_embedding
-from eirnn.model.recurrence import ACTIVATIONS, activate, fill_standard_normal, run_recurrence
+from eirnn.model.recurrence import ACTIVATIONS, activate, drive_row_sums, fill_standard_normal, run_recurrence
 
 # set_rate_scale floors the mean rate of silent neurons, whose gain would otherwise be log(0)
 MIN_MEAN_RATE_HZ = 0.1
@@ -61,6 +62,18 @@ class PreparedInputs:
 
     unique_inputs: torch.Tensor  # [U, n_inputs]
     step_rows: torch.Tensor  # [B, T] long: row of unique_inputs for each trial and step
+
+    @cached_property
+    def time_major_rows(self) -> torch.Tensor:
+        """step_rows as the recurrence reads them: [T * B], time-major."""
+        return self.step_rows.t().reshape(-1)
+
+    def row_sums(self, dtype: torch.dtype) -> torch.Tensor:
+        """`drive_row_sums` of these inputs, built on first use: training reuses it every epoch."""
+        cache = self.__dict__.setdefault("_row_sums", {})
+        if dtype not in cache:
+            cache[dtype] = drive_row_sums(self.time_major_rows, self.unique_inputs.shape[0], dtype)
+        return cache[dtype]
 
     @property
     def batch_size(self) -> int:
@@ -314,13 +327,14 @@ class EIRNN(nn.Module):
             self.h0[order].expand(prepared.batch_size, self.n_units),
             weight,
             drive_table,
-            prepared.step_rows.t().reshape(-1),
+            prepared.time_major_rows,
             self.rate_gain,
             readout_weights,
             noise_std=self.noise_std if self.uses_noise(noise) else 0.0,
             generator=generator,
             leak=1.0 - self.alpha,
             activation=self.activation,
+            row_sums=prepared.row_sums(drive_table.dtype) if torch.is_grad_enabled() else None,
         )
         unit_order = self.unit_order
         return ModelOutput(
