@@ -9,6 +9,10 @@ recursion, again one recurrent matmul per step:
     rates[t] = r[t, :n] * gain,   y_k[t] = r[t] @ V_k                    (outputs, t = 1..T)
     lambda[t] = dL/dx[t] = leak * lambda[t+1] + f'(x[t]) * (dL/dr[t] + lambda[t+1] @ W)
 
+Only the rates r are stored: both nonlinearities' slopes are functions of r (softplus:
+f'(x) = sigmoid(x) = 1 - exp(-r); relu: r > 0), so the states x live in two small per-step
+buffers, and the epoch streams one large tensor fewer through memory each way.
+
 `W` is the recurrent matrix already scaled by dt / tau, `drive` a table of input drives (one row
 per distinct input vector, also scaled by dt / tau) and `row(t)` picks each trial's row at step t.
 The caller orders the units so that the n scaled ones (the recorded neurons) come first. The
@@ -47,13 +51,15 @@ def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) 
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
-def _multiply_by_activation_slope(grad: torch.Tensor, x: torch.Tensor, activation: str, scratch: torch.Tensor) -> None:
-    """grad *= f'(x), with `scratch` (shaped like x) as working space."""
+def _multiply_by_activation_slope(grad: torch.Tensor, rate: torch.Tensor, activation: str, scratch: torch.Tensor) -> None:
+    """grad *= f'(x), from the rate r = f(x), with `scratch` (shaped like r) as working space."""
     if activation == "softplus":
-        # F.softplus is exactly linear above its threshold of 20; sigmoid(20) rounds to 1 in float32
-        grad.mul_(torch.sigmoid(x, out=scratch))
+        # f'(x) = sigmoid(x) = 1 - exp(-softplus(x)); above F.softplus's threshold of 20, where
+        # r = x, exp(-r) rounds the slope to exactly 1 in float32, as sigmoid does
+        torch.exp(torch.neg(rate, out=scratch), out=scratch)
+        grad.addcmul_(grad, scratch, value=-1.0)
     else:
-        grad.masked_fill_(x <= 0, 0.0)
+        grad.masked_fill_(rate <= 0, 0.0)
 
 
 def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtype) -> torch.Tensor:
@@ -101,7 +107,7 @@ def fill_standard_normal(buffer: torch.Tensor, generator: torch.Generator | None
 
 
 class _Workspace:
-    """Reuses the large internal buffers (states, adjoints) between calls.
+    """Reuses the large internal buffers (noise, adjoints) between calls.
 
     A fresh 50 MB tensor costs page faults on every epoch (about 15 ms on a small CPU), a
     sizeable share of the whole epoch, so those buffers are handed back after use and handed
@@ -196,7 +202,8 @@ def _map_chunks(work: Callable[[slice], Result], chunks: list[slice]) -> list[Re
 
 
 def _forward_steps(
-    states: torch.Tensor,
+    initial_state: torch.Tensor,
+    noise: torch.Tensor | None,
     rates: torch.Tensor,
     outputs: list[torch.Tensor],
     weight_t: torch.Tensor,
@@ -207,33 +214,35 @@ def _forward_steps(
     leak: float,
     activation: str,
 ) -> None:
-    """states, rates [T + 1, b, N] (states[1:] holding the noise); step_rows [T, b]; outputs
-    [T, b, K]: the scaled rates, then one per readout weight."""
+    """initial_state [b, N]; noise [T, b, N] (scaled) or None; rates [T + 1, b, N];
+    step_rows [T, b]; outputs [T, b, K]: the scaled rates, then one per readout weight."""
     n_scaled = rate_gain.shape[0]
     # per-step views taken once: indexing in the loop would hold the GIL that the other chunk's
     # thread needs, for about as long as a small op runs
-    state_steps, rate_steps, row_steps = states.unbind(0), rates.unbind(0), step_rows.unbind(0)
+    rate_steps, row_steps = rates.unbind(0), step_rows.unbind(0)
+    noise_steps = noise.unbind(0) if noise is not None else None
     scaled_rate_sources = rates[1:, :, :n_scaled].unbind(0)
     scaled_rate_steps, *readout_steps = (output.unbind(0) for output in outputs)
-    # each step's drive is gathered into a small buffer that stays in cache, rather than in a
-    # pass over the whole [T, B, N] state buffer before the loop
-    drive = states.new_empty(states.shape[1:])
-    activate(state_steps[0], activation, out=rate_steps[0])
+    # x[t] and x[t+1] in two small buffers that stay in cache, swapped every step; the drive is
+    # gathered straight into x[t+1] rather than in a pass over a whole [T, B, N] buffer
+    state, following = initial_state.clone(), torch.empty_like(initial_state)
+    activate(state, activation, out=rate_steps[0])
     for step in range(len(row_steps)):
-        following, rate = state_steps[step + 1], rate_steps[step + 1]
-        torch.index_select(drive_table, 0, row_steps[step], out=drive)
-        following.add_(drive)
-        following.add_(state_steps[step], alpha=leak)
+        rate = rate_steps[step + 1]
+        torch.index_select(drive_table, 0, row_steps[step], out=following)
+        if noise_steps is not None:
+            following.add_(noise_steps[step])
+        following.add_(state, alpha=leak)
         following.addmm_(rate_steps[step], weight_t)
         activate(following, activation, out=rate)
         torch.mul(scaled_rate_sources[step], rate_gain, out=scaled_rate_steps[step])
         for readout, readout_weight in zip(readout_steps, readout_weights):
             torch.mm(rate, readout_weight, out=readout[step])
+        state, following = following, state
 
 
 def _adjoint_steps(
     adjoint: torch.Tensor,
-    states: torch.Tensor,
     rates: torch.Tensor,
     grad_units: torch.Tensor | None,
     grad_outputs: list[torch.Tensor | None],
@@ -246,14 +255,14 @@ def _adjoint_steps(
     """Fills adjoint[t] with dL/dx[t] for t = 0..T, from the time-major gradients of the unit
     rates [T, b, N] and the outputs [T, b, K]; returns the gradients of the rate gain and the
     readout weights (None where their output got no gradient)."""
-    last = states.shape[0] - 1
+    last = rates.shape[0] - 1
     n_scaled = rate_gain.shape[0]
-    adjoint_steps, state_steps, rate_steps = adjoint.unbind(0), states.unbind(0), rates.unbind(0)
+    adjoint_steps, rate_steps = adjoint.unbind(0), rates.unbind(0)
     grad_rates, *grad_readouts = grad_outputs
     # per trial, summed at the end: one fused multiply-add per step
     gain_grad_per_trial = None if grad_rates is None else rate_gain.new_zeros(adjoint.shape[1], n_scaled)
     readout_grads = [None if grad is None else weight.new_zeros(v.shape) for grad, v in zip(grad_readouts, readout_weights)]
-    slope = states.new_empty(states.shape[1:])
+    slope = rates.new_empty(rates.shape[1:])
     for step in range(last, -1, -1):
         current, rate = adjoint_steps[step], rate_steps[step]
         if step < last:
@@ -270,7 +279,7 @@ def _adjoint_steps(
                     readout_grad.addmm_(rate.t(), grad_readout[step - 1])  # type: ignore[union-attr]
             if grad_units is not None:
                 current.add_(grad_units[step - 1])
-        _multiply_by_activation_slope(current, state_steps[step], activation, slope)
+        _multiply_by_activation_slope(current, rate, activation, slope)
         if step < last:
             current.add_(adjoint_steps[step + 1], alpha=leak)
     gain_grad = None if gain_grad_per_trial is None else gain_grad_per_trial.sum(0)
@@ -293,34 +302,33 @@ class _FusedRecurrence(torch.autograd.Function):
         rate_gain: torch.Tensor,
         *readout_weights: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        states, rates, outputs = _integrate(
+        rates, outputs = _integrate(
             x0, weight, drive_table, step_rows, rate_gain, readout_weights, noise_std, generator, leak, activation
         )
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(weight, rate_gain, *readout_weights)
-        ctx.states, ctx.rates, ctx.row_sums = states, rates, row_sums
+        ctx.rates, ctx.row_sums = rates, row_sums
         ctx.leak, ctx.activation = leak, activation
         return (rates[1:], *(output.transpose(0, 1) for output in outputs))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_units: torch.Tensor | None, *grad_outputs: torch.Tensor | None):  # type: ignore[override]
-        if ctx.states is None:
+        if ctx.rates is None:
             raise RuntimeError("the fused recurrence supports one backward pass per forward pass; run the model again")
         weight, rate_gain, *readout_weights = ctx.saved_tensors
-        states, rates = ctx.states, ctx.rates
-        ctx.states = ctx.rates = None
-        n_units = states.shape[-1]
+        rates = ctx.rates
+        ctx.rates = None
+        n_units = rates.shape[-1]
         # the outputs are time-major in memory, and so are their gradients when the loss kept
         # that layout (the targets of `eirnn.training.make_targets` have it): then this is free
         grad_units = None if grad_units is None else grad_units.contiguous()
         grad_outputs = [None if grad is None else grad.transpose(0, 1).contiguous() for grad in grad_outputs]
-        adjoint = _WORKSPACE.take(tuple(states.shape), states)
+        adjoint = _WORKSPACE.take(tuple(rates.shape), rates)
 
         def adjoint_chunk(chunk: slice) -> list[torch.Tensor | None]:
             return _adjoint_steps(
                 adjoint[:, chunk],
-                states[:, chunk],
                 rates[:, chunk],
                 None if grad_units is None else grad_units[:, chunk],
                 [None if grad is None else grad[:, chunk] for grad in grad_outputs],
@@ -331,13 +339,12 @@ class _FusedRecurrence(torch.autograd.Function):
                 ctx.activation,
             )
 
-        chunk_grads = _map_chunks(adjoint_chunk, _batch_chunks(states.shape[1], states.device))
+        chunk_grads = _map_chunks(adjoint_chunk, _batch_chunks(rates.shape[1], rates.device))
         step_adjoint = adjoint[1:].view(-1, n_units)
         grad_weight = step_adjoint.t() @ rates[:-1].view(-1, n_units)
         grad_table = ctx.row_sums @ step_adjoint
         grad_x0 = adjoint[0].clone()
         _WORKSPACE.give_back(adjoint)
-        _WORKSPACE.give_back(states)
         output_weight_grads = [None if grads[0] is None else torch.stack(grads).sum(0) for grads in zip(*chunk_grads)]
         return (grad_x0, grad_weight, grad_table, None, None, None, None, None, None, *output_weight_grads)
 
@@ -353,23 +360,25 @@ def _integrate(
     generator: torch.Generator | None,
     leak: float,
     activation: str,
-) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """States x[0..T] (a workspace buffer, to be handed back), rates r[0..T] and the outputs
-    [T, B, K], all time-major."""
-    states = _initial_states(x0, step_rows, noise_std, generator)
-    rates = torch.empty_like(states)
-    n_steps, batch_size = states.shape[0] - 1, states.shape[1]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Rates r[0..T] [T + 1, B, N] and the outputs [T, B, K], all time-major."""
+    batch_size, n_units = x0.shape
+    n_steps = step_rows.numel() // batch_size
+    noise = None
+    if noise_std > 0:
+        noise = fill_standard_normal(_WORKSPACE.take((n_steps, batch_size, n_units), x0), generator, std=noise_std)
+    rates = x0.new_empty(n_steps + 1, batch_size, n_units)
     rows_by_step = step_rows.view(n_steps, batch_size)
     output_sizes = [rate_gain.shape[0], *(v.shape[1] for v in readout_weights)]
     outputs = [x0.new_empty(n_steps, batch_size, size) for size in output_sizes]
     weight_t = weight.t()
 
     def integrate_chunk(chunk: slice) -> None:
-        chunk_outputs = [output[:, chunk] for output in outputs]
         _forward_steps(
-            states[:, chunk],
+            x0[chunk],
+            None if noise is None else noise[:, chunk],
             rates[:, chunk],
-            chunk_outputs,
+            [output[:, chunk] for output in outputs],
             weight_t,
             drive_table,
             rows_by_step[:, chunk],
@@ -380,25 +389,9 @@ def _integrate(
         )
 
     _map_chunks(integrate_chunk, _batch_chunks(batch_size, x0.device))
-    return states, rates, outputs
-
-
-def _initial_states(
-    x0: torch.Tensor,
-    step_rows: torch.Tensor,
-    noise_std: float,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """[T + 1, B, N] buffer: x0 at step 0, then each step's noise, to be integrated."""
-    batch_size, n_units = x0.shape
-    n_steps = step_rows.numel() // batch_size
-    states = _WORKSPACE.take((n_steps + 1, batch_size, n_units), x0)
-    states[0].copy_(x0)
-    if noise_std > 0:
-        fill_standard_normal(states[1:], generator, std=noise_std)
-    else:
-        states[1:].zero_()
-    return states
+    if noise is not None:
+        _WORKSPACE.give_back(noise)
+    return rates, outputs
 
 
 def run_recurrence(
@@ -439,8 +432,7 @@ def run_recurrence(
             *readout_weights,
         )
     with torch.no_grad():
-        states, rates, outputs = _integrate(
+        rates, outputs = _integrate(
             x0, weight, drive_table, step_rows, rate_gain, readout_weights, noise_std, generator, leak, activation
         )
-        _WORKSPACE.give_back(states)
         return (rates[1:], *(output.transpose(0, 1) for output in outputs))
