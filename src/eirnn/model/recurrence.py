@@ -69,8 +69,9 @@ def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtyp
     (One sparse matmul took 2.8 ms for a full epoch's rows, index_add_ 13.5 ms: it reads an
     index per element.)"""
     counts = torch.bincount(step_rows, minlength=n_table_rows)
-    row_starts = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    columns = torch.argsort(step_rows, stable=True)
+    # 32-bit indices, which the sparse kernels take without converting them on every product
+    row_starts = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).int()
+    columns = torch.argsort(step_rows, stable=True).int()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(
