@@ -30,9 +30,9 @@ class ModelOutput:
     """What the network produced for a batch.
 
     rates [B, T, n_recorded]: Hz, in dataset neuron order; behavior [B, T, n_outputs] or None
-    without a readout; units [B, T, n_units]: unit rates r in unit order. All three are views of
-    time-major memory (what the recurrence writes step by step); `.contiguous()` gives
-    batch-major copies. `units` may be given
+    without a readout; units [B, T, n_units]: unit rates r in unit order. `rates` and
+    `behavior` are views of time-major memory (what the recurrence writes step by step);
+    `.contiguous()` gives batch-major copies. `units` may be given
     as a function, called on first access: putting every unit rate in unit order is a pass over
     the largest tensor of the model, which training (reading rates and behaviour) never needs.
     """
