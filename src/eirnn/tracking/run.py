@@ -74,13 +74,13 @@ def _start_run(config: TrainConfig, parent_run_id: str | None, tags: dict[str, s
     if launcher_run and parent_run_id is None:
         return mlflow.start_run(run_id=launcher_run).info.run_id
     run_name = config.run_name or readable_run_name(config)
-    experiment_id = _experiment_id(config, parent_run_id)
+    experiment_id = experiment_id_for(config, parent_run_id)
     return mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, tags=tags
     ).info.run_id
 
 
-def _experiment_id(config: TrainConfig, parent_run_id: str | None) -> str:
+def experiment_id_for(config: TrainConfig, parent_run_id: str | None = None) -> str:
     """A child run lives in its parent's experiment (MLflow refuses anything else); otherwise
     MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME or `config.experiment_name`, created if new.
     Passed explicitly rather than through mlflow.set_experiment, which is process-wide state."""

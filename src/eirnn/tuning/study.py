@@ -41,6 +41,7 @@ from eirnn.tracking.registry import update_champion
 from eirnn.tracking.run import (
     ERROR_TAG,
     MAX_TAG_LENGTH,
+    experiment_id_for,
     log_new_params,
     readable_run_name,
     register_model,
@@ -298,12 +299,7 @@ def _trial_environment() -> Iterator[None]:
 
 def _open_parent_run(client: MlflowClient, config: TrainConfig, settings: StudySettings, space: SearchSpace) -> str:
     """The launcher run of `mlflow run -e tune`, or a new run in the configured experiment."""
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    if not run_id:
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or config.experiment_name
-        experiment = client.get_experiment_by_name(name)
-        experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
-        run_id = client.create_run(experiment_id).info.run_id
+    run_id = os.environ.get("MLFLOW_RUN_ID") or client.create_run(experiment_id_for(config)).info.run_id
     for key, value in {
         "mlflow.runName": settings.study_name,
         STUDY_TAG: settings.study_name,
