@@ -132,7 +132,10 @@ def evaluate(model: torch.nn.Module, dataset: Any, *, seed: int = 0, ceiling_spl
     behavior = output.behavior.cpu().numpy() if output.behavior is not None else None
     return Evaluation(
         psth=metrics.psth_correlation(model_rates, target_rates, labels),
-        condition_psth=metrics.condition_psth_correlation(model_rates, target_rates, conditions, labels),
+        # what metrics.condition_psth_correlation computes, from the condition PSTHs already at hand
+        condition_psth=metrics.correlation_of_psths(
+            model_psths.reshape(-1, model_psths.shape[-1]), flat_target, labels
+        ),
         psth_r2=metrics.psth_r2(model_psths, target_psths),
         bits_per_spike=bits,
         fano_model=fano_model,
