@@ -314,7 +314,7 @@ class _FusedRecurrence(torch.autograd.Function):
         ctx.save_for_backward(weight, rate_gain, *readout_weights)
         ctx.rates, ctx.row_sums = rates, row_sums
         ctx.leak, ctx.activation = leak, activation
-        return (rates[1:], *(output.transpose(0, 1) for output in outputs))
+        return (rates[1:], *outputs)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -367,7 +367,7 @@ def _integrate(
     leak: float,
     activation: str,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Rates r[0..T] [T + 1, B, N] and the outputs [T, B, K], all time-major."""
+    """Rates r[0..T] [T + 1, B, N] and the outputs as [B, T, K] views, all time-major in memory."""
     batch_size, n_units = x0.shape
     n_steps = step_rows.numel() // batch_size
     noise = None
@@ -397,7 +397,7 @@ def _integrate(
     _map_chunks(integrate_chunk, _batch_chunks(batch_size, x0.device))
     if noise is not None:
         _WORKSPACE.give_back(noise)
-    return rates, outputs
+    return rates, [output.transpose(0, 1) for output in outputs]
 
 
 def run_recurrence(
@@ -441,4 +441,4 @@ def run_recurrence(
         rates, outputs = _integrate(
             x0, weight, drive_table, step_rows, rate_gain, readout_weights, noise_std, generator, leak, activation
         )
-        return (rates[1:], *(output.transpose(0, 1) for output in outputs))
+        return (rates[1:], *outputs)
