@@ -11,6 +11,7 @@ wall time per epoch of `fit` with and without the per-epoch MLflow logger.
     python benchmarks/bench_epoch.py                      # the full table (about 15 minutes)
     python benchmarks/bench_epoch.py --device cuda --skip-tracking
 """
+
 from __future__ import annotations
 
 import os
@@ -105,7 +106,7 @@ def compare_models(train, args) -> list[dict]:
 
 
 def format_row(row: dict) -> str:
-    text = f"{row['threads']:>7} {row['embedding']:>9} {str(row['batch_size']):>6} {row['package']:>11.3f}"
+    text = f"{row['threads']:>7} {row['embedding']:>9} {row['batch_size']!s:>6} {row['package']:>11.3f}"
     if "reference" in row:
         text += f" {row['reference']:>13.3f} {row['speedup']:>8.1f}x"
     return text
@@ -174,8 +175,13 @@ def tracking_overhead(dataset, train, val, args) -> dict:
                 logger_share.append(100 * logger.seconds / (time.perf_counter() - started))
             result.setdefault("tracking_on" if tracked else "tracking_off", []).append(clock.mean_epoch(args.warmup))
     on, off = min(result["tracking_on"]), min(result["tracking_off"])
-    return {"epochs": args.tracking_epochs, "seconds_tracking_off": off, "seconds_tracking_on": on,
-            "overhead_percent": 100 * (on - off) / off, "logger_share_percent": max(logger_share)}
+    return {
+        "epochs": args.tracking_epochs,
+        "seconds_tracking_off": off,
+        "seconds_tracking_on": on,
+        "overhead_percent": 100 * (on - off) / off,
+        "logger_share_percent": max(logger_share),
+    }
 
 
 def main() -> None:
@@ -200,10 +206,18 @@ def main() -> None:
     print(f"{'threads':>7} {'embedding':>9} {'batch':>6} {'package s':>11} {'reference s':>13} {'speedup':>9}")
     report = {
         "date": date.today().isoformat(),
-        "machine": {"device": device_name, "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                    "python": platform.python_version()},
-        "shape": {"train_trials": train.n_trials, "bins": train.n_bins, "neurons": dataset.n_neurons,
-                  "inputs": dataset.n_inputs},
+        "machine": {
+            "device": device_name,
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "shape": {
+            "train_trials": train.n_trials,
+            "bins": train.n_bins,
+            "neurons": dataset.n_neurons,
+            "inputs": dataset.n_inputs,
+        },
         "epochs": args.epochs,
         "warmup": args.warmup,
         "models": [] if args.skip_models else compare_models(train, args),
@@ -211,8 +225,10 @@ def main() -> None:
     if not args.skip_tracking:
         report["tracking"] = tracking_overhead(dataset, train, val, args)
         t = report["tracking"]
-        print(f"tracking: {t['seconds_tracking_off']:.3f} s/epoch off, {t['seconds_tracking_on']:.3f} s/epoch on "
-              f"({t['overhead_percent']:+.1f}%); time inside the MLflow logger: {t['logger_share_percent']:.2f}%")
+        print(
+            f"tracking: {t['seconds_tracking_off']:.3f} s/epoch off, {t['seconds_tracking_on']:.3f} s/epoch on "
+            f"({t['overhead_percent']:+.1f}%); time inside the MLflow logger: {t['logger_share_percent']:.2f}%"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

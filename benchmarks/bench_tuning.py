@@ -9,6 +9,7 @@ epochs pruning saved. Writes benchmarks/results/bench_tuning.json.
 
     python benchmarks/bench_tuning.py --trials 6 --max-epochs 20
 """
+
 from __future__ import annotations
 
 import argparse

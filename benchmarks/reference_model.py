@@ -5,6 +5,7 @@ but runs the textbook way: a Python loop over time, autograd through every step,
 applied to every step's inputs. Tests check the fused path against it; benchmarks/bench_epoch.py
 times both.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Tests run on a 2-core machine, often beside other processes: torch with two threads slows down
 50-100x as soon as another process holds a core, so every test process uses one thread.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # environment even when pytest was started as `.venv/bin/python -m pytest` without activation
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

@@ -5,14 +5,22 @@ a temp store and loaded back as the champion; every test perturbs that model on 
 trials. Dale's law makes the signs predictable: I units only inhibit, so taking their output
 away must raise the E units' activity and doubling it must lower it.
 """
+
 import numpy as np
 import pytest
 
 from eirnn.config import TrainConfig
 
 # a short fit: 20 epochs at a raised learning rate reach a validation PSTH r of about 0.3
-SHORT_TRAINING = dict(max_epochs=20, learning_rate=0.01, input_embed_dim=8, attention_heads=2, threads=1,
-                      log_figures=False, checkpoint_every=1000)
+SHORT_TRAINING = dict(
+    max_epochs=20,
+    learning_rate=0.01,
+    input_embed_dim=8,
+    attention_heads=2,
+    threads=1,
+    log_figures=False,
+    checkpoint_every=1000,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """The configuration dataclass, the CLI flags and the MLproject parameters agree, defaults included."""
+
 from dataclasses import fields
 from pathlib import Path
 
@@ -54,14 +55,20 @@ def test_cli_parses_every_flag_back_into_the_dataclass():
 
 def test_string_params_round_trip_through_from_dict():
     config = TrainConfig(tau=20.0, learnable_h0=False, batch_size=64)
-    as_logged = {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in config.to_dict().items()}
+    as_logged = {
+        key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in config.to_dict().items()
+    }
     assert TrainConfig.from_dict(as_logged) == config
 
 
 @pytest.mark.parametrize(
     "changes, field",
-    [({"loss": "l1"}, "loss"), ({"tau": 0}, "tau"), ({"val_fraction": 1.0}, "val_fraction"),
-     ({"input_embed_dim": 10, "attention_heads": 4}, "input_embed_dim")],
+    [
+        ({"loss": "l1"}, "loss"),
+        ({"tau": 0}, "tau"),
+        ({"val_fraction": 1.0}, "val_fraction"),
+        ({"input_embed_dim": 10, "attention_heads": 4}, "input_embed_dim"),
+    ],
 )
 def test_invalid_settings_name_the_field(changes, field):
     with pytest.raises(ConfigError, match=field):

@@ -1,4 +1,5 @@
 """NeuralDataset: construction, derived quantities and validation messages."""
+
 import re
 
 import numpy as np
@@ -99,8 +100,14 @@ def test_subset_keeps_condition_codes_and_trial_ids():
 def test_summary_and_facts():
     dataset = make_dataset(meta={"source_file": "/data/rec.mat", "sha256": "abc"})
     summary = dataset.summary()
-    rows = ("| File | /data/rec.mat |", "| Neurons | 4 (3 E, 1 I) |", "| Inputs | 3 |",
-            "| Trials | 6 (3 conditions) |", "| Time bins | 5 (100 ms) |", "| Bin size | 20 ms |")
+    rows = (
+        "| File | /data/rec.mat |",
+        "| Neurons | 4 (3 E, 1 I) |",
+        "| Inputs | 3 |",
+        "| Trials | 6 (3 conditions) |",
+        "| Time bins | 5 (100 ms) |",
+        "| Bin size | 20 ms |",
+    )
     for row in rows:
         assert row in summary
     facts = dataset.facts()
@@ -146,10 +153,14 @@ def test_nan_and_inf_give_count_and_first_index():
 
 
 def test_negative_and_fractional_counts():
-    expect_error("counts", r"counts >= 0.*1 negative values, first -1 at \(trial 0, bin 2, neuron 1\)",
-                 counts=with_value("counts", (0, 2, 1), -1, int))
-    expect_error("counts", r"whole-number.*1 non-integer values, first 0.5",
-                 counts=with_value("counts", (3, 3, 3), 0.5))
+    expect_error(
+        "counts",
+        r"counts >= 0.*1 negative values, first -1 at \(trial 0, bin 2, neuron 1\)",
+        counts=with_value("counts", (0, 2, 1), -1, int),
+    )
+    expect_error(
+        "counts", r"whole-number.*1 non-integer values, first 0.5", counts=with_value("counts", (3, 3, 3), 0.5)
+    )
     expect_error("rates", r"values >= 0", counts=None, rates=with_value("counts", (0, 0, 0), -2.0))
 
 
@@ -177,9 +188,13 @@ def test_bin_size_must_be_positive(bin_ms):
 
 
 def test_empty_missing_and_misshapen_arrays():
-    expect_error("counts", r"non-empty.*0x5x4", counts=np.zeros((0, N_BINS, N_NEURONS), int),
-                 inputs=np.zeros((0, N_BINS, 3)), conditions=[])
+    expect_error(
+        "counts",
+        r"non-empty.*0x5x4",
+        counts=np.zeros((0, N_BINS, N_NEURONS), int),
+        inputs=np.zeros((0, N_BINS, 3)),
+        conditions=[],
+    )
     expect_error("counts", r"3-d array.*shape 6x5", counts=np.zeros((N_TRIALS, N_BINS), int))
     expect_error("counts", r"spike counts or rates.*neither", counts=None)
-    expect_error("behavior_names", r"expected 2 names", behavior=np.zeros((N_TRIALS, N_BINS, 2)),
-                 behavior_names=["x"])
+    expect_error("behavior_names", r"expected 2 names", behavior=np.zeros((N_TRIALS, N_BINS, 2)), behavior_names=["x"])

@@ -1,4 +1,5 @@
 """Loaders: .npz, MATLAB v5 and v7.3 files written here with numpy, scipy and h5py."""
+
 import hashlib
 import re
 from pathlib import Path
@@ -24,13 +25,20 @@ def write_npz(path, variables):
 
 def write_mat5(path, variables):
     # a Python list of strings becomes a MATLAB cell array of char rows
-    converted = {name: np.array(value, dtype=object) if isinstance(value, list) else value
-                 for name, value in variables.items()}
+    converted = {
+        name: np.array(value, dtype=object) if isinstance(value, list) else value for name, value in variables.items()
+    }
     scipy.io.savemat(path, converted, oned_as="column")
 
 
 MATLAB_CLASSES = {
-    "f8": "double", "f4": "single", "u1": "uint8", "u2": "uint16", "i8": "int64", "i4": "int32", "b1": "logical"
+    "f8": "double",
+    "f4": "single",
+    "u1": "uint8",
+    "u2": "uint16",
+    "i8": "int64",
+    "i4": "int32",
+    "b1": "logical",
 }
 
 
@@ -237,7 +245,10 @@ def test_write_dataset_round_trip(tmp_path, suffix, order):
     assert loaded == dataset
     assert load_dataset(path) == dataset
     assert {key: loaded.meta[key] for key in ("subject", "session", "area")} == {
-        "subject": "monkey C", "session": "2024-01-01", "area": "M1"}
+        "subject": "monkey C",
+        "session": "2024-01-01",
+        "area": "M1",
+    }
 
 
 def test_write_dataset_uses_matlab_axis_order_in_mat_files(tmp_path):
@@ -253,8 +264,13 @@ def test_write_dataset_uses_matlab_axis_order_in_mat_files(tmp_path):
 
 def test_rates_only_round_trip(tmp_path):
     counted = make_dataset()
-    rated = NeuralDataset(rates=counted.rates_hz * 0.7, inputs=counted.inputs, conditions=counted.conditions,
-                          condition_labels=counted.condition_labels, bin_ms=counted.bin_ms)
+    rated = NeuralDataset(
+        rates=counted.rates_hz * 0.7,
+        inputs=counted.inputs,
+        conditions=counted.conditions,
+        condition_labels=counted.condition_labels,
+        bin_ms=counted.bin_ms,
+    )
     loaded = load_dataset(write_dataset(rated, tmp_path / "rates.mat"))
     assert loaded == rated and not loaded.has_counts and loaded.ei_labels is None
 
@@ -262,8 +278,11 @@ def test_rates_only_round_trip(tmp_path):
 # ---------------------------------------------------------------------- refusals
 def test_ambiguous_layout_lists_variables_and_the_flag(tmp_path):
     dataset = make_dataset(n_trials=5, n_neurons=5, n_inputs=5)
-    variables = {name: value for name, value in file_variables(dataset, "npz").items()
-                 if name not in ("ei_labels", "behavior", "behavior_names")}
+    variables = {
+        name: value
+        for name, value in file_variables(dataset, "npz").items()
+        if name not in ("ei_labels", "behavior", "behavior_names")
+    }
     path = write_file(tmp_path, "npz", variables)
     with pytest.raises(DatasetError) as caught:
         load_dataset(path)
@@ -313,8 +332,10 @@ def test_truncated_files_raise_dataset_error(tmp_path, file_format):
         load_dataset(path)
 
 
-@pytest.mark.parametrize("content, pattern", [(b"", "empty file"), (b"\x00garbage" * 50, "corrupt or truncated"),
-                                              (b"hello, world", "first bytes")])
+@pytest.mark.parametrize(
+    "content, pattern",
+    [(b"", "empty file"), (b"\x00garbage" * 50, "corrupt or truncated"), (b"hello, world", "first bytes")],
+)
 def test_unreadable_content(tmp_path, content, pattern):
     path = tmp_path / ("bad.mat" if pattern != "first bytes" else "bad.txt")
     path.write_bytes(content)

@@ -1,4 +1,5 @@
 """Stratified train/validation split."""
+
 import numpy as np
 import pytest
 

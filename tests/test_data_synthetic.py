@@ -1,4 +1,5 @@
 """Synthetic recording: realism, ground truth, determinism, export to .mat."""
+
 import time
 
 import numpy as np
@@ -52,7 +53,7 @@ def with_counts(dataset: NeuralDataset, counts=None, conditions=None) -> NeuralD
 
 
 def test_default_sizes_and_interleaved_labels(full_size):
-    dataset, truth, seconds = full_size
+    dataset, _truth, seconds = full_size
     assert (dataset.n_neurons, dataset.n_e, dataset.n_i) == (54, 41, 13)
     assert (dataset.n_inputs, dataset.n_bins, dataset.bin_ms, dataset.n_trials) == (14, 219, 25.0, 1043)
     assert dataset.n_conditions >= 8
@@ -145,7 +146,12 @@ def test_default_recording_exports_to_matlab_layout(full_size, tmp_path):
     path = write_dataset(dataset, tmp_path / "x.mat")
     loaded = load_dataset(path, layout="neurons,time,trials")
     summary = loaded.summary()
-    for row in ("| Neurons | 54 (41 E, 13 I) |", "| Inputs | 14 |", "| Time bins | 219 ", "| Bin size | 25 ms |",
-                "| Trials | 1043 "):
+    for row in (
+        "| Neurons | 54 (41 E, 13 I) |",
+        "| Inputs | 14 |",
+        "| Time bins | 219 ",
+        "| Bin size | 25 ms |",
+        "| Trials | 1043 ",
+    ):
         assert row in summary
     assert loaded == dataset

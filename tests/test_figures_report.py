@@ -1,6 +1,7 @@
 """Figures and report.md rebuilt from the run folders of real (short) trainings: the built-in
 synthetic recording (every figure applies) and the real M1 example (rates only, no E/I labels,
 one pseudo-trial per condition: several figures and metrics do not apply)."""
+
 from __future__ import annotations
 
 import math
@@ -107,7 +108,7 @@ def test_report_prints_each_metric_as_logged(synthetic_run):
 
 
 def test_report_embeds_figures_beside_it(synthetic_run):
-    folder, figures, text = synthetic_run
+    _folder, figures, text = synthetic_run
     for name in figures.written:
         assert f"](figures/{name})" in text
     assert f'eirnn.load_model("{MODEL_NAME}")' in text
@@ -148,7 +149,16 @@ def test_m1_example_draws_what_applies_and_says_why_not_the_rest(m1_run):
 
 @pytest.mark.parametrize(
     "value, text",
-    [(None, "n/a"), (math.nan, "n/a"), (12, "12"), (12.0, "12"), (True, "1"), (False, "0"), (0.123456, "0.1235"), (-0.5, "-0.5000")],
+    [
+        (None, "n/a"),
+        (math.nan, "n/a"),
+        (12, "12"),
+        (12.0, "12"),
+        (True, "1"),
+        (False, "0"),
+        (0.123456, "0.1235"),
+        (-0.5, "-0.5000"),
+    ],
 )
 def test_format_metric(value, text):
     assert format_metric(value) == text

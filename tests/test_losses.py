@@ -1,4 +1,5 @@
 """The losses equal their textbook expressions, values and gradients."""
+
 import torch
 
 from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, time_major
@@ -32,8 +33,9 @@ def test_normalized_mse_weights_neurons_by_their_variance():
     loss_fn = NormalizedMSE(targets.rates_hz)
     louder = Targets(targets.rates_hz * 10, None, None)
     # the same relative error on a 10x louder data set costs the same
-    assert torch.isclose(NormalizedMSE(louder.rates_hz)(prediction.detach() * 10, louder),
-                         loss_fn(prediction.detach(), targets))
+    assert torch.isclose(
+        NormalizedMSE(louder.rates_hz)(prediction.detach() * 10, louder), loss_fn(prediction.detach(), targets)
+    )
 
 
 def test_poisson_nll_matches_the_log_likelihood_up_to_a_constant():

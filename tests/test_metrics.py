@@ -1,6 +1,8 @@
 """Tests of eirnn.metrics: hand-computed cases and simulated data with known answers."""
+
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -27,8 +29,8 @@ def test_not_available_basics():
     assert not is_available(na) and is_available(0.0) and is_available(float("nan"))
     assert math.isnan(to_float(na))
     assert to_float(np.float32(0.5)) == 0.5
-    with pytest.raises(Exception):
-        na.reason = "x"  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        na.reason = "x"
 
 
 # --- PSTH correlation ----------------------------------------------------------------------
@@ -103,7 +105,7 @@ def test_condition_psth_correlation_is_stricter():
     # model run on a different number of trials, coded separately
     res2 = M.condition_psth_correlation(model[[0, 2]], target, cond, model_conditions=[0, 1])
     assert res2.mean == pytest.approx(-12 / 13)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no trials for conditions"):
         M.condition_psth_correlation(model[[0]], target, cond, model_conditions=[0])
 
 
@@ -131,7 +133,7 @@ def test_psth_r2_nan_rows_and_constant_targets():
 
 # --- bits per spike -------------------------------------------------------------------------
 def _ll(lams, ks):
-    return sum(k * math.log(l) - l - math.lgamma(k + 1) for l, k in zip(lams, ks))
+    return sum(k * math.log(rate) - rate - math.lgamma(k + 1) for rate, k in zip(lams, ks))
 
 
 def test_bits_per_spike_hand_computed():
@@ -162,7 +164,7 @@ def test_bits_per_spike_zero_rates_and_not_available():
     assert "counts" in str(M.bits_per_spike(lam, None))
     assert not is_available(M.bits_per_spike(lam, counts / 0.03))  # rates, not counts
     assert not is_available(M.bits_per_spike(lam, np.zeros_like(counts)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="negative expected counts"):
         M.bits_per_spike(-lam, counts)
 
 
@@ -243,7 +245,7 @@ def test_per_neuron_summary_hand_computed():
 # --- noise ceiling --------------------------------------------------------------------------
 def _mc_expected_corr(psth, n_trials, rng, reps=150):
     """Monte-Carlo E[corr(true PSTH, PSTH of n_trials Poisson trials)] per neuron."""
-    means = rng.poisson(np.broadcast_to(psth, (reps, n_trials) + psth.shape)).mean(axis=1)
+    means = rng.poisson(np.broadcast_to(psth, (reps, n_trials, *psth.shape))).mean(axis=1)
     a = psth - psth.mean(axis=0)
     b = means - means.mean(axis=1, keepdims=True)
     r = (a * b).sum(axis=1) / np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=1))
@@ -279,8 +281,7 @@ def test_noise_ceiling_by_condition():
     stacked = psth.reshape(-1, n_neurons)
     expected = _mc_expected_corr(stacked, per_cond, rng, reps=100)
     assert nc.mean == pytest.approx(expected.mean(), abs=0.03)
-    r_perfect = M.condition_psth_correlation(psth[np.arange(n_cond)], counts, cond,
-                                             model_conditions=np.arange(n_cond))
+    r_perfect = M.condition_psth_correlation(psth[np.arange(n_cond)], counts, cond, model_conditions=np.arange(n_cond))
     assert np.nanmean(M.normalized_correlation(r_perfect, nc)) == pytest.approx(1.0, abs=0.05)
     pooled = M.noise_ceiling(counts, cond, by_condition=False, rng=1)
     assert not pooled.by_condition and is_available(pooled.mean)
@@ -294,7 +295,7 @@ def test_noise_ceiling_not_available_without_repeats():
     assert not is_available(M.noise_ceiling(cond_avg[0]))  # a 2-D PSTH
     assert not is_available(M.noise_ceiling(cond_avg[:1]))
     assert not is_available(M.normalized_correlation(0.5, na))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs conditions"):
         M.noise_ceiling(cond_avg, by_condition=True)
 
 

@@ -1,4 +1,5 @@
 """EIRNN construction, unit layout, Dale's law, noise and checkpoints."""
+
 import json
 import math
 from types import SimpleNamespace
@@ -13,7 +14,6 @@ from eirnn.model import (
     count_units,
     create_model_for_dataset,
     create_model_from_data,
-    prepare_inputs,
     recorded_unit_index,
 )
 
@@ -50,7 +50,7 @@ def test_unit_counts():
     assert count_units(54, 0, False, 4.0) == (54, 0)
     unlabeled = create_model_from_data(54, 0, 3, seed=0, **SMALL)
     assert unlabeled.recorded_units.tolist() == list(range(54)) and unlabeled.n_units == 68
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need recorded neurons"):
         count_units(0, 0, True, 4.0)
 
 
@@ -122,8 +122,13 @@ def test_hparams_rebuild_and_checkpoint_round_trip(tmp_path):
 
 def test_create_model_for_dataset_reads_sizes_and_labels():
     labeled = SimpleNamespace(
-        n_e=3, n_i=2, n_neurons=5, n_inputs=4, ei_labels=np.array([0, 1, 0, 1, 0], dtype=np.int8),
-        bin_ms=20.0, behavior=np.zeros((2, 6, 3)),
+        n_e=3,
+        n_i=2,
+        n_neurons=5,
+        n_inputs=4,
+        ei_labels=np.array([0, 1, 0, 1, 0], dtype=np.int8),
+        bin_ms=20.0,
+        behavior=np.zeros((2, 6, 3)),
     )
     model = create_model_for_dataset(labeled, tau=40.0, **SMALL)
     assert model.recorded_units.tolist() == [0, 8, 1, 9, 2]
@@ -162,11 +167,16 @@ def test_attention_weights_are_per_head_distributions():
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [dict(activation="tanh"), dict(input_embed_type="rnn"), dict(dt=60.0), dict(attention_token_dim=7)],
+    "overrides, message",
+    [
+        (dict(activation="tanh"), "activation must be one of"),
+        (dict(input_embed_type="rnn"), "input_embed_type must be one of"),
+        (dict(dt=60.0), "need 0 < dt <= tau"),
+        (dict(attention_token_dim=7), "must be a multiple of attention_heads"),
+    ],
 )
-def test_invalid_settings_are_refused(overrides):
-    with pytest.raises(ValueError):
+def test_invalid_settings_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
         small_model(**overrides)
 
 

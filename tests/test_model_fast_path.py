@@ -1,12 +1,12 @@
 """The fused recurrence against the plain reference loop: outputs and every gradient."""
+
 import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
-from eirnn.model import create_model_from_data
-from eirnn.model import recurrence
+from eirnn.model import create_model_from_data, recurrence
 
 _SPEC = importlib.util.spec_from_file_location(
     "reference_model", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_model.py"
@@ -24,8 +24,16 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 def build_pair(embedding: str, activation: str = "softplus"):
     """Fused model and reference with the same random (perturbed) weights."""
     hparams = dict(
-        n_classic=5, n_interneuron=2, n_inputs=4, n_outputs=2, input_embed_type=embedding, input_embed_dim=8,
-        attention_heads=2, attention_token_dim=8, activation=activation, seed=0,
+        n_classic=5,
+        n_interneuron=2,
+        n_inputs=4,
+        n_outputs=2,
+        input_embed_type=embedding,
+        input_embed_dim=8,
+        attention_heads=2,
+        attention_token_dim=8,
+        activation=activation,
+        seed=0,
     )
     fused = create_model_from_data(**hparams)
     with torch.no_grad():
@@ -73,7 +81,9 @@ def assert_same(fused_run, reference_run):
 def test_fused_path_equals_reference(embedding, noise):
     fused, reference = build_pair(embedding)
     inputs, targets = data()
-    assert_same(run_with_gradients(fused, inputs, targets, noise), run_with_gradients(reference, inputs, targets, noise))
+    assert_same(
+        run_with_gradients(fused, inputs, targets, noise), run_with_gradients(reference, inputs, targets, noise)
+    )
 
 
 @pytest.mark.parametrize("used_output", ["rates", "behavior", "units"])

@@ -1,12 +1,12 @@
 """Every notebook runs top to bottom (nbclient, a real ipykernel on this interpreter) with small
 parameters, in a temp folder with a temp SQLite tracking store, and writes nothing into the
 repository. Notebooks are stored without outputs."""
+
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import REPO
 
 NOTEBOOKS = REPO / "notebooks"
@@ -37,8 +37,13 @@ def _parameters_cell(notebook) -> int:
 def _assigned_names(source: str) -> set[str]:
     import ast
 
-    return {target.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)}
+    return {
+        target.id
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
 
 
 def _inject(notebook, values: dict) -> None:
@@ -46,9 +51,12 @@ def _inject(notebook, values: dict) -> None:
     index = _parameters_cell(notebook)
     unknown = set(values) - _assigned_names(notebook.cells[index].source)
     assert not unknown, f"not parameters of this notebook: {sorted(unknown)}"
-    lines = ["# injected by tests/test_notebooks.py", *(f"{name} = {value!r}" for name, value in values.items()),
-             "import sys as _sys",
-             f"assert _sys.executable == {sys.executable!r}, f'kernel runs {{_sys.executable}}'"]
+    lines = [
+        "# injected by tests/test_notebooks.py",
+        *(f"{name} = {value!r}" for name, value in values.items()),
+        "import sys as _sys",
+        f"assert _sys.executable == {sys.executable!r}, f'kernel runs {{_sys.executable}}'",
+    ]
     cell = nbformat.v4.new_code_cell("\n".join(lines))
     cell.metadata["tags"] = ["injected-parameters"]
     cell.pop("id", None)
@@ -77,7 +85,7 @@ def _check_nothing_written_into_repo(uri: str, work: Path, notebooks_before: set
 
 
 def test_every_notebook_has_small_test_parameters():
-    assert NOTEBOOK_FILES == sorted(OVERRIDES)
+    assert sorted(OVERRIDES) == NOTEBOOK_FILES
 
 
 @pytest.mark.parametrize("name", NOTEBOOK_FILES)
@@ -85,8 +93,9 @@ def test_notebook_is_stored_without_outputs(name):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(notebook)
     index = _parameters_cell(notebook)
-    assert index == min(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"), \
+    assert index == min(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"), (
         "the parameters cell must be the first code cell"
+    )
     assert {"TRACKING_URI", "WORK_DIR"} <= _assigned_names(notebook.cells[index].source)
     for cell in notebook.cells:
         if cell.cell_type == "code":
@@ -120,6 +129,11 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
 
     _check_nothing_written_into_repo(uri, work, notebooks_before)
-    errors = [output for cell in notebook.cells if cell.cell_type == "code"
-              for output in cell.outputs if output.get("output_type") == "error"]
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.get("output_type") == "error"
+    ]
     assert not errors

@@ -1,4 +1,5 @@
 """report.md and figures inside a real MLflow run, and `eirnn report RUN_ID` rebuilding them."""
+
 import struct
 import subprocess
 import sys
@@ -22,8 +23,14 @@ def _png_size(path):
 def test_run_report_matches_logged_metrics_and_eirnn_report_rebuilds_it(tracking_store, tiny_recording_file):
     from eirnn.tracking.run import train_and_log
 
-    config = TrainConfig(data=str(tiny_recording_file), max_epochs=6, input_embed_dim=8, attention_heads=2,
-                         threads=1, checkpoint_every=1000)
+    config = TrainConfig(
+        data=str(tiny_recording_file),
+        max_epochs=6,
+        input_embed_dim=8,
+        attention_heads=2,
+        threads=1,
+        checkpoint_every=1000,
+    )
     run_id = train_and_log(config).run_id
     client = MlflowClient()
     logged = client.get_run(run_id).data.metrics
@@ -43,8 +50,12 @@ def test_run_report_matches_logged_metrics_and_eirnn_report_rebuilds_it(tracking
         assert f"figures/{spec.name}" in report
 
     out = tracking_store / "rebuilt"
-    result = subprocess.run([sys.executable, "-m", "eirnn.cli", "report", run_id, "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "eirnn.cli", "report", run_id, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "report.md").read_text(encoding="utf-8") == report
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == sorted(spec.name for spec in FIGURES)

@@ -1,4 +1,5 @@
 """The training process settings: freed tensor memory is reused, not faulted in again."""
+
 import subprocess
 import sys
 
@@ -23,7 +24,10 @@ print(configured, os.environ.get("THP_MEM_ALLOC_ENABLE"), resource.getrusage(res
 def _faults(mode: str) -> tuple[str, str, int]:
     result = subprocess.run(
         [sys.executable, "-c", FAULTS_OF_REPEATED_ALLOCATIONS, mode],
-        capture_output=True, text=True, check=True, env={"PATH": "", "HOME": "/tmp"},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "", "HOME": "/tmp"},
     )
     configured, thp, faults = result.stdout.split()
     return configured, thp, int(faults)

@@ -4,6 +4,7 @@ A tiny model is trained and registered into a temp SQLite store; the real MLflow
 is started on a free loopback port as a subprocess and asked for rates; its answer must match
 `eirnn.load_model` + `predict_rates` on the same inputs.
 """
+
 import json
 import os
 import signal
@@ -106,8 +107,21 @@ def test_served_champion_answers_invocations_like_load_model(tracking_store, tin
     log_file = tracking_store / "serve.log"
     with open(log_file, "wb") as log:
         server = subprocess.Popen(
-            [_mlflow_executable(), "models", "serve", "-m", "models:/eirnn@champion", "--env-manager", "local",
-             "--host", "127.0.0.1", "-p", str(port), "-w", "1"],
+            [
+                _mlflow_executable(),
+                "models",
+                "serve",
+                "-m",
+                "models:/eirnn@champion",
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                "1",
+            ],
             cwd=tracking_store,
             env=env,
             stdout=log,

@@ -1,4 +1,5 @@
 """The MLflow project end to end, against a real SQLite tracking store in a temp folder."""
+
 import os
 import signal
 import subprocess
@@ -8,9 +9,9 @@ import time
 import mlflow
 import numpy as np
 import pytest
+from conftest import REPO
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
 from eirnn.config import TrainConfig
 from eirnn.tracking.logger import EPOCH_METRICS
 from eirnn.tracking.registry import CHAMPION
@@ -19,21 +20,50 @@ SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=
 
 RUN_ARTIFACTS = [
     *(f"weights/{n}.npy" for n in ("W_rec", "W_in", "W_out", "h0", "attention_weights", "E_mask", "I_mask")),
-    *(f"outputs/{n}.npy" for n in ("val_model_rates", "val_target_rates", "val_model_psth", "val_target_psth",
-                                   "val_trial_conditions")),
-    *(f"metrics/{n}" for n in ("per_neuron_correlation.npy", "per_neuron_mean_rate_model.npy",
-                               "per_neuron_mean_rate_target.npy", "per_neuron_variance_model.npy",
-                               "per_neuron_variance_target.npy", "per_neuron_fano_model.npy",
-                               "per_neuron_fano_target.npy", "neuron_ei_labels.npy", "per_neuron_metrics.csv")),
+    *(
+        f"outputs/{n}.npy"
+        for n in ("val_model_rates", "val_target_rates", "val_model_psth", "val_target_psth", "val_trial_conditions")
+    ),
+    *(
+        f"metrics/{n}"
+        for n in (
+            "per_neuron_correlation.npy",
+            "per_neuron_mean_rate_model.npy",
+            "per_neuron_mean_rate_target.npy",
+            "per_neuron_variance_model.npy",
+            "per_neuron_variance_target.npy",
+            "per_neuron_fano_model.npy",
+            "per_neuron_fano_target.npy",
+            "neuron_ei_labels.npy",
+            "per_neuron_metrics.csv",
+        )
+    ),
     *(f"population/{n}.npy" for n in ("pca_real", "pca_model", "pca_components", "pca_explained_variance")),
-    "checkpoints/model_best.pt", "checkpoints/model_final.pt", "checkpoints/last.ckpt",
-    "training_log.json", "config.json", "report.md",
+    "checkpoints/model_best.pt",
+    "checkpoints/model_final.pt",
+    "checkpoints/last.ckpt",
+    "training_log.json",
+    "config.json",
+    "report.md",
 ]
 
 FINAL_METRICS = [
-    "best_val_psth_corr", "best_epoch", "final_val_psth_corr", "psth_corr", "psth_corr_E", "psth_corr_I",
-    "cond_psth_corr", "psth_r2", "bits_per_spike", "fano_model", "fano_data", "noise_ceiling",
-    "normalized_psth_corr", "total_epochs", "training_seconds", "early_stopped",
+    "best_val_psth_corr",
+    "best_epoch",
+    "final_val_psth_corr",
+    "psth_corr",
+    "psth_corr_E",
+    "psth_corr_I",
+    "cond_psth_corr",
+    "psth_r2",
+    "bits_per_spike",
+    "fano_model",
+    "fano_data",
+    "noise_ceiling",
+    "normalized_psth_corr",
+    "total_epochs",
+    "training_seconds",
+    "early_stopped",
 ]
 
 
@@ -48,8 +78,15 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
     submitted = mlflow.projects.run(
         str(REPO),
         entry_point="main",
-        parameters={"data": str(tiny_recording_file), "max_epochs": 5, "input_embed_dim": 8,
-                    "attention_heads": 2, "threads": 1, "checkpoint_every": 2, "log_figures": "false"},
+        parameters={
+            "data": str(tiny_recording_file),
+            "max_epochs": 5,
+            "input_embed_dim": 8,
+            "attention_heads": 2,
+            "threads": 1,
+            "checkpoint_every": 2,
+            "log_figures": "false",
+        },
         env_manager="local",
         synchronous=True,
     )
@@ -77,7 +114,9 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
 
     model = eirnn.load_model("eirnn")
     assert not model.training and model.train_config.max_epochs == 5
-    inputs = np.load(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="outputs/val_model_rates.npy"))
+    inputs = np.load(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="outputs/val_model_rates.npy")
+    )
     from eirnn.data import load_dataset
     from eirnn.pipeline import split
 
@@ -112,16 +151,38 @@ def test_champion_is_the_better_run_in_either_order(tracking_store, tiny_recordi
 
 
 def test_sigkill_then_resume_continues_the_same_run(tracking_store, tiny_recording_file):
-    command = [sys.executable, "-m", "eirnn.cli", "train", "--data", str(tiny_recording_file), "--max-epochs", "40",
-               "--patience", "100", "--checkpoint-every", "3", "--input-embed-dim", "8", "--attention-heads", "2",
-               "--threads", "1", "--log-figures", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "eirnn.cli",
+        "train",
+        "--data",
+        str(tiny_recording_file),
+        "--max-epochs",
+        "40",
+        "--patience",
+        "100",
+        "--checkpoint-every",
+        "3",
+        "--input-embed-dim",
+        "8",
+        "--attention-heads",
+        "2",
+        "--threads",
+        "1",
+        "--log-figures",
+        "false",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     client = MlflowClient()
     deadline = time.monotonic() + 120
     run_id = None
     while time.monotonic() < deadline:
-        runs = client.search_runs([client.get_experiment_by_name("eirnn").experiment_id]) \
-            if client.get_experiment_by_name("eirnn") else []
+        runs = (
+            client.search_runs([client.get_experiment_by_name("eirnn").experiment_id])
+            if client.get_experiment_by_name("eirnn")
+            else []
+        )
         if runs:
             run_id = runs[0].info.run_id
             steps = client.get_metric_history(run_id, "val_psth_corr")
@@ -135,8 +196,9 @@ def test_sigkill_then_resume_continues_the_same_run(tracking_store, tiny_recordi
     killed_at = len(client.get_metric_history(run_id, "val_psth_corr"))
     assert killed_at < 40
 
-    resumed = subprocess.run([sys.executable, "-m", "eirnn.cli", "train", "--resume", run_id],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "eirnn.cli", "train", "--resume", run_id], capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     experiment = client.get_experiment_by_name("eirnn")
     assert len(client.search_runs([experiment.experiment_id])) == 1
@@ -153,8 +215,12 @@ def test_missing_or_malformed_data_fails_the_run(tracking_store, content):
     data = tracking_store / "broken.mat"
     if content is not None:
         data.write_bytes(content)
-    result = subprocess.run([sys.executable, "-m", "eirnn.cli", "train", "--data", str(data), "--max-epochs", "2"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "eirnn.cli", "train", "--data", str(data), "--max-epochs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "broken.mat" in result.stderr
     client = MlflowClient()

@@ -1,4 +1,5 @@
 """Training: determinism, exact resume, divergence, callbacks, and recovery of a known circuit."""
+
 import math
 
 import numpy as np
@@ -23,8 +24,16 @@ def small_recording():
 def _fit(dataset, checkpoint_dir=None, resume_from=None, callbacks=(), **changes):
     config = TrainConfig(**{**SMALL, "max_epochs": 8, "patience": 50, **changes})
     prepared = prepare(config, dataset=dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, callbacks, checkpoint_dir=checkpoint_dir,
-                 resume_from=resume_from, progress=False)
+    result = fit(
+        prepared.model,
+        prepared.train,
+        prepared.val,
+        config,
+        callbacks,
+        checkpoint_dir=checkpoint_dir,
+        resume_from=resume_from,
+        progress=False,
+    )
     return prepared, result
 
 
@@ -57,8 +66,14 @@ def test_best_weights_file_restores_with_load_state_dict(small_recording, tmp_pa
 
 def test_divergence_raises_with_the_epoch_and_keeps_the_checkpoint(small_recording, tmp_path):
     with pytest.raises(TrainingDivergedError, match="epoch"):
-        _fit(small_recording, checkpoint_dir=tmp_path, learning_rate=1e6, grad_clip=0.0, max_epochs=200,
-             checkpoint_every=1)
+        _fit(
+            small_recording,
+            checkpoint_dir=tmp_path,
+            learning_rate=1e6,
+            grad_clip=0.0,
+            max_epochs=200,
+            checkpoint_every=1,
+        )
     saved = torch.load(tmp_path / RESUME_FILE, weights_only=False)
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
 
@@ -88,8 +103,9 @@ def test_recovers_a_known_circuit_up_to_the_noise_ceiling():
     """A small ground-truth recording: the fit reaches 80% of what the data allow, with a Fano
     factor within 30% of the data's."""
     dataset, _ = make_recording(seed=0, n_e=12, n_i=4, n_trials=240, n_bins=50)
-    prepared, result = _fit(dataset, max_epochs=150, patience=150, learning_rate=0.01, input_embed_type="linear",
-                            input_embed_dim=16)
+    prepared, result = _fit(
+        dataset, max_epochs=150, patience=150, learning_rate=0.01, input_embed_type="linear", input_embed_dim=16
+    )
     prepared.model.load_state_dict(result.best_state)
     evaluation = evaluate(prepared.model, prepared.val)
     metrics = evaluation.scalar_metrics()
@@ -105,8 +121,9 @@ def test_validation_scorer_matches_the_metric_definitions(small_recording):
     model_rates = np.random.default_rng(0).gamma(2.0, 5.0, size=small_recording.rates_hz.shape).astype(np.float32)
     scored = ValidationScorer(small_recording, torch.device("cpu"))(torch.as_tensor(model_rates))
     overall = psth_correlation(model_rates, small_recording.rates_hz, small_recording.ei_labels)
-    by_condition = condition_psth_correlation(model_rates, small_recording.rates_hz, small_recording.conditions,
-                                              small_recording.ei_labels)
+    by_condition = condition_psth_correlation(
+        model_rates, small_recording.rates_hz, small_recording.conditions, small_recording.ei_labels
+    )
     expected = [overall.mean, overall.mean_e, overall.mean_i, by_condition.mean]
     got = [scored[k] for k in ("val_psth_corr", "val_psth_corr_E", "val_psth_corr_I", "val_cond_psth_corr")]
     # the scorer averages in float32 on the device: equal up to float32 rounding

@@ -1,5 +1,6 @@
 """Optuna studies as nested MLflow runs, on a tiny recording, a temp SQLite tracking store and
 the default journal storage in the test's working folder."""
+
 import csv
 import dataclasses
 import subprocess
@@ -9,9 +10,9 @@ import mlflow
 import optuna
 import pytest
 import yaml
+from conftest import REPO, TINY_SIZES
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, TINY_SIZES
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data.synthetic import make_recording
 from eirnn.tracking.registry import CHAMPION
@@ -145,9 +146,17 @@ def test_mlflow_run_tune_makes_the_launcher_run_the_parent_and_a_rerun_resumes(t
     space_file = tracking_store / "space.yaml"
     # `1e-3` without a dot is a string to YAML: the loader must still read it as a number
     space_file.write_text("learning_rate: {type: float, low: 1e-3, high: 1.0e-2, log: true}\n")
-    common = {"data": str(tiny_recording_file), "max_epochs": 3, "input_embed_dim": 8, "attention_heads": 2,
-              "threads": 1, "log_figures": "false", "study_name": "resumed", "search_space": str(space_file),
-              "pruner": "none"}
+    common = {
+        "data": str(tiny_recording_file),
+        "max_epochs": 3,
+        "input_embed_dim": 8,
+        "attention_heads": 2,
+        "threads": 1,
+        "log_figures": "false",
+        "study_name": "resumed",
+        "search_space": str(space_file),
+        "pruner": "none",
+    }
     submitted = mlflow.projects.run(
         str(REPO),
         entry_point="tune",
@@ -212,8 +221,10 @@ def test_default_search_space_fits_the_data(tiny_dataset):
         ({"input_embed_dim": {"type": "int", "low": 9, "high": 9}}, "no multiple of 2"),
         ({"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "step": 1e-4}}, "log"),
         (
-            {"input_embed_dim": {"type": "categorical", "choices": [8, 12]},
-             "attention_heads": {"type": "int", "low": 2, "high": 4}},
+            {
+                "input_embed_dim": {"type": "categorical", "choices": [8, 12]},
+                "attention_heads": {"type": "int", "low": 2, "high": 4},
+            },
             "divide",
         ),
         ({"learnable_h0": {"type": "categorical", "choices": [True, "maybe"]}}, "learnable_h0"),

@@ -5,6 +5,7 @@ independent `eirnn tune --parent-run-id` worker processes of 4 trials each.
 Needs a PostgreSQL server whose URL (a role allowed to create databases) is in
 EIRNN_TEST_POSTGRES_URL; `.ci/run` starts one on loopback and sets it.
 """
+
 import os
 import re
 import signal
@@ -75,10 +76,20 @@ def mlflow_server(databases, tmp_path):
     port = _free_port()
     log = tmp_path / "mlflow-server.log"
     command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", databases["mlflow"],
-        "--artifacts-destination", str(tmp_path / "server-artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        databases["mlflow"],
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     with open(log, "w") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
@@ -105,7 +116,11 @@ def _launch(arguments: list[str], env: dict, log: Path, cwd: Path) -> subprocess
     with open(log, "w") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "eirnn.cli", "tune", *arguments],
-            stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
 
 
@@ -127,10 +142,28 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
     common = [
-        "--study-name", "machines", "--storage", databases["optuna"], "--experiment-name", "machines",
-        "--data", str(tiny_recording_file), "--search-space", str(space), "--pruner", "none",
-        "--max-epochs", "3", "--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1",
-        "--log-figures", "false",
+        "--study-name",
+        "machines",
+        "--storage",
+        databases["optuna"],
+        "--experiment-name",
+        "machines",
+        "--data",
+        str(tiny_recording_file),
+        "--search-space",
+        str(space),
+        "--pruner",
+        "none",
+        "--max-epochs",
+        "3",
+        "--input-embed-dim",
+        "8",
+        "--attention-heads",
+        "2",
+        "--threads",
+        "1",
+        "--log-figures",
+        "false",
     ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     env.pop("MLFLOW_RUN_ID", None)
@@ -142,8 +175,12 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
         processes.append(lead)
         parent_run_id = _wait_for_parent_run_id(lead, lead_log)
         workers = [
-            _launch([*common, "--n-trials", "4", "--parent-run-id", parent_run_id], env, tmp_path / f"worker{n}.log",
-                    tmp_path)
+            _launch(
+                [*common, "--n-trials", "4", "--parent-run-id", parent_run_id],
+                env,
+                tmp_path / f"worker{n}.log",
+                tmp_path,
+            )
             for n in range(2)
         ]
         processes.extend(workers)

@@ -3,6 +3,7 @@
 Heavy modules (torch models, MLflow) load on first use so that `eirnn --help` and data
 tools start fast.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -9,11 +9,12 @@ Removing inhibition from an inhibition-stabilised network makes excitation run a
 activity grows without bound and, in float32, overflows. Results therefore say from which time
 bin the unperturbed units ran away (`runaway_bin`), and average activity only before it.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -1,6 +1,7 @@
 """The run folder: every array, table and JSON file a training run produces, in the layout of a
 training report's saved files. `write_run_folder` writes it; `RunArtifacts.load` reads it back,
 so figures and report.md can be rebuilt from a finished run's artifacts alone."""
+
 from __future__ import annotations
 
 import json
@@ -187,7 +188,7 @@ class RunArtifacts:
     summary: dict[str, Any]
 
     @classmethod
-    def load(cls, root: str | Path) -> "RunArtifacts":
+    def load(cls, root: str | Path) -> RunArtifacts:
         root = Path(root)
 
         def arrays(folder: str) -> dict[str, np.ndarray]:

@@ -1,5 +1,6 @@
 """The `eirnn` command. Subcommands import their heavy modules (torch, MLflow, Optuna) only when
 they run, so `eirnn --help` answers at once."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """The training configuration: one dataclass that is the CLI flags, the MLproject parameters and
 the logged MLflow params (tests/test_config.py keeps the three in step)."""
+
 from __future__ import annotations
 
 import argparse
@@ -87,11 +88,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict of native or string values (MLflow params are strings); unknown keys
         are ignored so that configs written by newer versions still load."""
         kinds = {spec.name: spec.type for spec in fields(cls)}
@@ -101,7 +102,7 @@ class TrainConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

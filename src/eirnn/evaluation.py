@@ -1,5 +1,6 @@
 """Evaluate a fitted model on a dataset (usually the validation trials): every number and array
 that a training report needs. Definitions live in `eirnn.metrics` (docs/metrics.md)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@
 `write_figures` draws every figure in `FIGURES` that the run supports and says, for each one it
 skips, why (no spike counts, no single trials, no attention embedding, ...).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -64,7 +65,7 @@ class RunView:
     model_psths: np.ndarray
 
     @classmethod
-    def from_artifacts(cls, artifacts: RunArtifacts) -> "RunView":
+    def from_artifacts(cls, artifacts: RunArtifacts) -> RunView:
         outputs = artifacts.outputs
         conditions = outputs["val_trial_conditions"]
         labels = artifacts.summary.get("condition_labels", [])
@@ -100,7 +101,9 @@ class RunView:
 
     def condition_legend_title(self) -> str:
         total = len(self.condition_names)
-        return "condition" if total == self.shown_conditions else f"condition (first {self.shown_conditions} of {total})"
+        return (
+            "condition" if total == self.shown_conditions else f"condition (first {self.shown_conditions} of {total})"
+        )
 
 
 def time_axis_ms(artifacts: RunArtifacts, n_bins: int) -> np.ndarray:
@@ -164,7 +167,15 @@ def _group_scatter(ax: Axes, x: np.ndarray, y: np.ndarray, groups: list[Group], 
     finite = np.isfinite(x) & np.isfinite(y)
     for group in groups:
         keep = group.mask & finite
-        ax.scatter(x[keep], y[keep], s=22, color=group.color, alpha=0.75, edgecolors="none", label=f"{group.name} (n={keep.sum()})")
+        ax.scatter(
+            x[keep],
+            y[keep],
+            s=22,
+            color=group.color,
+            alpha=0.75,
+            edgecolors="none",
+            label=f"{group.name} (n={keep.sum()})",
+        )
     if identity:
         low, high = min(x[finite].min(), y[finite].min()), max(x[finite].max(), y[finite].max())
         pad = 0.05 * (high - low or 1.0)
@@ -184,7 +195,9 @@ def _group_histogram(ax: Axes, values: np.ndarray, groups: list[Group]) -> None:
             continue
         ax.hist(kept, bins=bins, color=group.color, alpha=0.3, label=f"{group.name}: n = {kept.size}")
         ax.hist(kept, bins=bins, color=group.color, histtype="step", linewidth=1.5)
-        ax.axvline(kept.mean(), color=group.color, linestyle="--", linewidth=1.5, label=f"{group.name}: mean {kept.mean():.3f}")
+        ax.axvline(
+            kept.mean(), color=group.color, linestyle="--", linewidth=1.5, label=f"{group.name}: mean {kept.mean():.3f}"
+        )
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
 
@@ -203,7 +216,7 @@ def _neuron_condition_grid(view: RunView, rows: list[tuple[str, int]], legend_ti
     solid and model dashed in the neuron's E/I colour, one y scale per row."""
     artifacts = view.artifacts
     pooled = (artifacts.outputs["val_target_psth"], artifacts.outputs["val_model_psth"])
-    columns = ["all conditions"] + view.condition_names[: view.shown_conditions]
+    columns = ["all conditions", *view.condition_names[: view.shown_conditions]]
     size = (1.9 * len(columns) + 2.0, 2.0 * len(rows) + 0.9)
     figure, axes = _figure(len(rows), len(columns), size, sharex=True, sharey="row")
     for (label, neuron), row in zip(rows, axes):
@@ -244,11 +257,19 @@ def _weight_heatmap(ax: Axes, matrix: np.ndarray, n_e: int, label: str, *, units
     blocks = ((-0.5, n_e - 0.5, E_COLOR), (n_e - 0.5, n_units - 0.5, I_COLOR))
     ax.axhline(n_e - 0.5, color="black", linewidth=1.2)
     for start, stop, color in blocks:
-        ax.add_patch(Rectangle((1.005, start), 0.02, stop - start, transform=ax.get_yaxis_transform(), color=color, clip_on=False))
+        ax.add_patch(
+            Rectangle(
+                (1.005, start), 0.02, stop - start, transform=ax.get_yaxis_transform(), color=color, clip_on=False
+            )
+        )
     if units_on_columns:
         ax.axvline(n_e - 0.5, color="black", linewidth=1.2)
         for start, stop, color in blocks:
-            ax.add_patch(Rectangle((start, 1.005), stop - start, 0.02, transform=ax.get_xaxis_transform(), color=color, clip_on=False))
+            ax.add_patch(
+                Rectangle(
+                    (start, 1.005), stop - start, 0.02, transform=ax.get_xaxis_transform(), color=color, clip_on=False
+                )
+            )
     _sparse_ticks(ax)
 
 
@@ -290,7 +311,16 @@ def training_curves(view: RunView) -> Drawing:
         best_r = history[int(np.flatnonzero(epochs == best_epoch)[0])]["val_psth_corr"]
         for ax in (loss_ax, corr_ax):
             ax.axvline(best_epoch, color="0.3", linestyle=":", linewidth=1.2, label=f"best epoch ({best_epoch})")
-        corr_ax.plot(best_epoch, best_r, marker="*", markersize=14, color="gold", markeredgecolor="black", linestyle="none", label=f"best r = {best_r:.4f}")
+        corr_ax.plot(
+            best_epoch,
+            best_r,
+            marker="*",
+            markersize=14,
+            color="gold",
+            markeredgecolor="black",
+            linestyle="none",
+            label=f"best r = {best_r:.4f}",
+        )
     for ax in (loss_ax, corr_ax):
         ax.xaxis.set_major_locator(MaxNLocator(MAX_TICKS, integer=True))
         ax.legend(fontsize="small")
@@ -354,7 +384,10 @@ def weight_matrices(view: RunView) -> Drawing:
     figure, axes = _figure(1, 2, (13, 6.2), width_ratios=[1.0, 0.55])
     rec_ax, in_ax = axes[0]
     _weight_heatmap(rec_ax, recurrent, n_e, "effective recurrent weight (a.u.)", units_on_columns=True)
-    rec_ax.set(xlabel=_unit_axis_label("presynaptic unit", n_e, n_units), ylabel=_unit_axis_label("postsynaptic unit", n_e, n_units))
+    rec_ax.set(
+        xlabel=_unit_axis_label("presynaptic unit", n_e, n_units),
+        ylabel=_unit_axis_label("postsynaptic unit", n_e, n_units),
+    )
     rec_ax.set_title(f"W_rec ({n_units} x {n_units})", pad=14)
     _weight_heatmap(in_ax, inputs, n_e, "input weight (a.u.)", units_on_columns=False)
     in_ax.set(xlabel="input embedding dimension", ylabel=_unit_axis_label("unit", n_e, n_units))
@@ -365,7 +398,9 @@ def weight_matrices(view: RunView) -> Drawing:
 def h0_distribution(view: RunView) -> Drawing:
     config = view.artifacts.config
     if not config.get("learnable_h0", True):
-        return NotAvailable(f"h0 was not learned (learnable_h0 = false): every unit starts at h0_init = {config.get('h0_init')}")
+        return NotAvailable(
+            f"h0 was not learned (learnable_h0 = false): every unit starts at h0_init = {config.get('h0_init')}"
+        )
     figure, axes = _figure(1, 1, (7.5, 4.8))
     ax = axes[0, 0]
     _group_histogram(ax, view.artifacts.weights["h0"].astype(float).ravel(), view.unit_groups)
@@ -376,7 +411,8 @@ def h0_distribution(view: RunView) -> Drawing:
 def attention_patterns(view: RunView) -> Drawing:
     attention = view.artifacts.weights.get("attention_weights")
     if attention is None:
-        return NotAvailable(f"the model uses a {view.artifacts.config.get('input_embed_type', 'non-attention')} embedding, not attention")
+        embedding = view.artifacts.config.get("input_embed_type", "non-attention")
+        return NotAvailable(f"the model uses a {embedding} embedding, not attention")
     _, n_heads, _, n_keys = attention.shape
     shown = view.shown_conditions
     figure, axes = _figure(n_heads, shown, (1.9 * shown + 1.8, 2.0 * n_heads + 1.0), sharex=True, sharey=True)
@@ -385,7 +421,9 @@ def attention_patterns(view: RunView) -> Drawing:
     image = None
     for head, row in enumerate(axes):
         for condition, ax in enumerate(row):
-            image = ax.imshow(attention[condition, head], cmap=ATTENTION_CMAP, vmin=low, vmax=high, interpolation="nearest")
+            image = ax.imshow(
+                attention[condition, head], cmap=ATTENTION_CMAP, vmin=low, vmax=high, interpolation="nearest"
+            )
             _sparse_ticks(ax)
         row[0].set_ylabel(f"head {head + 1}\nquery input", fontsize="small")
     for ax, name in zip(axes[0], view.condition_names):
@@ -515,7 +553,7 @@ class FigureSet:
     skipped: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, reason: str) -> "FigureSet":
+    def empty(cls, reason: str) -> FigureSet:
         """No figure drawn, each for the same reason (e.g. figures turned off)."""
         return cls(skipped={spec.name: reason for spec in FIGURES})
 

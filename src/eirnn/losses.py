@@ -1,4 +1,5 @@
 """Training losses. Each takes model rates in Hz [trials, time, neurons] and a target batch."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class Targets:
     counts: torch.Tensor | None  # [trials, time, neurons], spike counts per bin
     behavior: torch.Tensor | None  # [trials, time, n_out]
 
-    def select(self, index: torch.Tensor) -> "Targets":
+    def select(self, index: torch.Tensor) -> Targets:
         """The trials in `index`, stored time-major."""
 
         def take(tensor: torch.Tensor | None) -> torch.Tensor | None:

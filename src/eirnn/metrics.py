@@ -14,33 +14,34 @@ returned as :class:`NotAvailable` with the reason, never as a made-up number. Us
 
 Definitions, units and references: ``docs/metrics.md``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "NotAvailable",
-    "is_available",
-    "to_float",
-    "PsthCorrelation",
-    "psth_correlation",
-    "condition_psth_correlation",
-    "psth_r2",
-    "bits_per_spike",
     "FanoResult",
-    "fano_factor",
-    "model_fano_factor",
     "NeuronSummary",
-    "per_neuron_summary",
     "NoiseCeiling",
+    "NotAvailable",
+    "PCAResult",
+    "PsthCorrelation",
+    "bits_per_spike",
+    "condition_psth_correlation",
+    "fano_factor",
+    "is_available",
+    "model_fano_factor",
     "noise_ceiling",
     "normalized_correlation",
-    "PCAResult",
     "pca_fit",
     "pca_project",
+    "per_neuron_summary",
+    "psth_correlation",
+    "psth_r2",
+    "to_float",
 ]
 
 #: nlb_tools replaces zero rate predictions by this value before taking the log.
@@ -63,7 +64,7 @@ class NotAvailable:
         return f"n/a ({self.reason})"
 
 
-Metric = Union[float, NotAvailable]
+Metric = float | NotAvailable
 
 
 def is_available(x: Any) -> bool:
@@ -274,8 +275,9 @@ def condition_psth_correlation(
     if m.shape[1:] != t.shape[1:]:
         raise ValueError(f"model [.., time, neurons] {m.shape[1:]} != target {t.shape[1:]}")
     cond_t = _check_conditions(conditions, t.shape[0])
-    cond_m = _check_conditions(conditions if model_conditions is None else model_conditions,
-                               m.shape[0], "model_conditions")
+    cond_m = _check_conditions(
+        conditions if model_conditions is None else model_conditions, m.shape[0], "model_conditions"
+    )
     codes = np.unique(cond_t)
     missing = np.setdiff1d(codes, np.unique(cond_m))
     if missing.size:
@@ -575,7 +577,7 @@ def noise_ceiling(
     neurons are noisy and, through the sqrt, slightly low on average.
     """
     x = _as_trials(target_rates, "target_rates")
-    n_trials, n_time, n_neurons = x.shape
+    n_trials, _n_time, n_neurons = x.shape
     if np.asarray(target_rates).ndim == 2:
         return NotAvailable("needs single trials; got a trial-averaged PSTH")
     if by_condition is None:
@@ -588,7 +590,8 @@ def noise_ceiling(
         few = int(np.sum(sizes < 2))
         return NotAvailable(
             f"needs >= 2 trials in every condition; {few} of {len(codes)} conditions have 1 trial"
-            if conditions is not None else "needs >= 2 trials"
+            if conditions is not None
+            else "needs >= 2 trials"
         )
     if n_splits < 1:
         raise ValueError("n_splits must be >= 1")
@@ -601,7 +604,7 @@ def noise_ceiling(
         for idx in idx_by_code:
             p = gen.permutation(idx)
             halves_a.append(p[: len(p) // 2])
-            halves_b.append(p[len(p) // 2:])
+            halves_b.append(p[len(p) // 2 :])
         if by_condition:
             ha = np.concatenate([_nanmean_axis0(x[a]) for a in halves_a])
             hb = np.concatenate([_nanmean_axis0(x[b]) for b in halves_b])

@@ -2,6 +2,7 @@
 
 `eirnn.tracking` and `eirnn.tuning` call these steps and add MLflow/Optuna around them.
 """
+
 from __future__ import annotations
 
 import os

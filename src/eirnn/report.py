@@ -6,6 +6,7 @@ metrics.json "final" and "fit" values under those keys, so `parse_report_metrics
 format_metric(logged value)` holds for each of them. The report carries no timestamps: the same
 artifacts give a byte-identical file.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,7 +102,11 @@ def training_summary(artifacts: RunArtifacts) -> str:
     fit = artifacts.summary.get("fit", {})
     rows = [[label, format_metric(fit[key]), f"`{key}`"] for key, label in FIT_ROWS.items() if key in fit]
     # what the tracking layer does not log as a metric (the stop reason, a tag) is shown as text
-    rows += [[key.replace("_", " ").capitalize(), _setting_text(value), ""] for key, value in fit.items() if key not in FIT_ROWS]
+    rows += [
+        [key.replace("_", " ").capitalize(), _setting_text(value), ""]
+        for key, value in fit.items()
+        if key not in FIT_ROWS
+    ]
     return _table(["Quantity", "Value", METRIC_COLUMN], rows)
 
 
@@ -123,9 +128,7 @@ def settings_table(settings: dict[str, Any], what: str) -> str:
 
 def saved_files(artifacts: RunArtifacts, exclude: Path) -> str:
     arrays = {
-        f"{folder}/{name}.npy": array
-        for folder in RUN_FOLDERS
-        for name, array in getattr(artifacts, folder).items()
+        f"{folder}/{name}.npy": array for folder in RUN_FOLDERS for name, array in getattr(artifacts, folder).items()
     }
     lines = []
     for path in sorted(p for p in artifacts.root.rglob("*") if p.is_file() and p.resolve() != exclude.resolve()):

@@ -12,6 +12,7 @@ time per epoch, a fifth of it. Two settings remove that:
   next epoch reuses the same pages: no faults, no zeroing. The process then keeps its peak
   memory until it exits, which is what a training process wants.
 """
+
 from __future__ import annotations
 
 import ctypes

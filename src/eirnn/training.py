@@ -3,15 +3,17 @@
 Everything outside (MLflow logging, Optuna pruning, the progress display) listens through
 callbacks: `on_epoch_end(epoch, metrics)` returning True asks training to stop.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -62,7 +64,9 @@ def make_targets(dataset: Any, device: torch.device) -> Targets:
     """The data set's targets as float32 tensors, time-major in memory like the model's outputs."""
 
     def tensor(array: np.ndarray | None) -> torch.Tensor | None:
-        return None if array is None else time_major(torch.as_tensor(np.asarray(array, dtype=np.float32), device=device))
+        return (
+            None if array is None else time_major(torch.as_tensor(np.asarray(array, dtype=np.float32), device=device))
+        )
 
     return Targets(tensor(dataset.rates_hz), tensor(dataset.counts), tensor(dataset.behavior))
 
@@ -88,7 +92,9 @@ class _EarlyStopping:
     def update(self, epoch: int, value: float) -> bool:
         """Record one epoch; True when it is the new best."""
         value = value if math.isfinite(value) else -1.0
-        self.smoothed = value if self.smoothed is None else self.smoothing * self.smoothed + (1 - self.smoothing) * value
+        self.smoothed = (
+            value if self.smoothed is None else self.smoothing * self.smoothed + (1 - self.smoothing) * value
+        )
         if self.smoothed > self.best_smoothed:
             self.best_smoothed, self.best_epoch = self.smoothed, epoch
             return True
@@ -101,7 +107,11 @@ class _EarlyStopping:
         return {"smoothed": self.smoothed, "best_smoothed": self.best_smoothed, "best_epoch": self.best_epoch}
 
     def load(self, state: dict[str, float]) -> None:
-        self.smoothed, self.best_smoothed, self.best_epoch = state["smoothed"], state["best_smoothed"], state["best_epoch"]
+        self.smoothed, self.best_smoothed, self.best_epoch = (
+            state["smoothed"],
+            state["best_smoothed"],
+            state["best_epoch"],
+        )
 
 
 class ValidationScorer:
@@ -137,7 +147,9 @@ class ValidationScorer:
         }
 
 
-def validation_metrics(model: torch.nn.Module, prepared: Any, targets: Targets, loss_fn, scorer: ValidationScorer) -> dict[str, float]:
+def validation_metrics(
+    model: torch.nn.Module, prepared: Any, targets: Targets, loss_fn, scorer: ValidationScorer
+) -> dict[str, float]:
     """Noise-free predictions on the validation trials: loss and PSTH correlations."""
     model.eval()
     with torch.no_grad():

@@ -3,6 +3,7 @@
 The built-in synthetic recording lives in `eirnn.data.synthetic` and the real M1 example in
 `eirnn.data.examples`; the file schema is described in docs/data-format.md.
 """
+
 from .dataset import DatasetError, NeuralDataset
 from .loaders import load_dataset, parse_keys, parse_layout, write_dataset
 from .split import train_val_split

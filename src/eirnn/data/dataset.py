@@ -1,10 +1,12 @@
 """`NeuralDataset`: a validated recording (spike counts or rates, task inputs, E/I labels)."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -400,7 +402,15 @@ class NeuralDataset:
         if not isinstance(other, NeuralDataset):
             return NotImplemented
         arrays = (
-            "counts", "rates", "inputs", "ei_labels", "conditions", "behavior", "time_ms", "neuron_ids", "trial_ids"
+            "counts",
+            "rates",
+            "inputs",
+            "ei_labels",
+            "conditions",
+            "behavior",
+            "time_ms",
+            "neuron_ids",
+            "trial_ids",
         )
         lists = ("condition_labels", "input_names", "behavior_names")
         return (

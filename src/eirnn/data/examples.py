@@ -11,6 +11,7 @@ has no spike counts, no E/I labels and no task inputs; the inputs are built here
 
 Hand velocity is the behaviour (``hand_vx``, ``hand_vy``).
 """
+
 from __future__ import annotations
 
 import os

@@ -5,13 +5,15 @@ a MATLAB header, read with h5py) and plain HDF5. MATLAB files are presented in M
 order (v7.3 stores arrays transposed, so they are transposed back), which makes a ``layout`` mean
 the same for v5 and v7.3; plain HDF5 arrays are taken as stored (numpy order).
 """
+
 from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -44,9 +46,15 @@ VECTOR_FIELDS = ("ei_labels", "conditions", "time_ms", "neuron_ids", "trial_ids"
 
 CANONICAL_AXES = ("trials", "time", "neurons")
 AXIS_NAMES = {
-    "trials": "trials", "trial": "trials",
-    "time": "time", "bins": "time", "bin": "time",
-    "neurons": "neurons", "neuron": "neurons", "units": "neurons", "cells": "neurons",
+    "trials": "trials",
+    "trial": "trials",
+    "time": "time",
+    "bins": "time",
+    "bin": "time",
+    "neurons": "neurons",
+    "neuron": "neurons",
+    "units": "neurons",
+    "cells": "neurons",
 }
 MATLAB_LAYOUT = ("neurons", "time", "trials")
 
@@ -77,9 +85,7 @@ def parse_keys(text: str | Mapping[str, str] | None) -> dict[str, str]:
     for schema_name, file_name in pairs:
         schema_name = KEY_ALIASES.get(schema_name, schema_name)
         if schema_name not in SCHEMA_NAMES:
-            raise DatasetError(
-                f"keys (--data-keys): expected one of {', '.join(SCHEMA_NAMES)}; found {schema_name!r}"
-            )
+            raise DatasetError(f"keys (--data-keys): expected one of {', '.join(SCHEMA_NAMES)}; found {schema_name!r}")
         keys[schema_name] = str(file_name)
     return keys
 
@@ -348,9 +354,7 @@ def _fitting_layouts(arrays: dict[str, np.ndarray], lengths: dict[str, int]) -> 
     return fits
 
 
-def _inferred_layout(
-    contents: FileContents, arrays: dict[str, np.ndarray], lengths: dict[str, int]
-) -> tuple[str, ...]:
+def _inferred_layout(contents: FileContents, arrays: dict[str, np.ndarray], lengths: dict[str, int]) -> tuple[str, ...]:
     fits = _fitting_layouts(arrays, lengths)
     if len(fits) == 1:
         return fits[0]

@@ -1,4 +1,5 @@
 """Train/validation split stratified by condition."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -15,6 +15,7 @@ time on, and trial-constant binary context channels. Cue onset and go time jitte
 bins per trial. The behaviour is a linear readout of the E-unit rates, fitted once to a
 bell-shaped hand velocity in the cue direction after go.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

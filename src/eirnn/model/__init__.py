@@ -1,4 +1,5 @@
 """Excitatory/inhibitory (Dale's-law) leaky rate RNN, its input embeddings and fast recurrence."""
+
 from eirnn.model.embeddings import EMBEDDINGS, AttentionEmbedding, LinearEmbedding, MLPEmbedding, create_embedding
 from eirnn.model.network import (
     EIRNN,

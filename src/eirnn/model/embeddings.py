@@ -1,4 +1,5 @@
 """Input embeddings e(u): map an input vector u [..., n_inputs] to [..., embed_dim]."""
+
 from __future__ import annotations
 
 import math

@@ -8,12 +8,14 @@ is I unit k; any further units are hidden. With alpha = dt / tau and r = f(x):
 from x[0] = h0, with outputs r[1..T] for T input steps. A recorded neuron's rate in Hz is its
 unit's r times a learned positive gain.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -85,10 +87,10 @@ class PreparedInputs:
     def n_steps(self) -> int:
         return self.step_rows.shape[1]
 
-    def select(self, trial_index: torch.Tensor) -> "PreparedInputs":
+    def select(self, trial_index: torch.Tensor) -> PreparedInputs:
         return PreparedInputs(self.unique_inputs, self.step_rows[trial_index])
 
-    def to(self, device: torch.device | str) -> "PreparedInputs":
+    def to(self, device: torch.device | str) -> PreparedInputs:
         return PreparedInputs(self.unique_inputs.to(device), self.step_rows.to(device))
 
     def dense(self) -> torch.Tensor:
@@ -159,7 +161,7 @@ def balanced_dale_magnitudes(n_e: int, n_i: int, spectral_radius: float, self_co
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" is CUDA when torch finds a GPU, else the CPU; asking for CUDA without one is refused."""
+    """ "auto" is CUDA when torch finds a GPU, else the CPU; asking for CUDA without one is refused."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -199,7 +201,9 @@ class EIRNN(nn.Module):
         attention_token_dim: int = 16,
     ) -> None:
         super().__init__()
-        self.hparams: dict[str, Any] = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
+        self.hparams: dict[str, Any] = {
+            name: value for name, value in locals().items() if name not in ("self", "__class__")
+        }
         self.hparams["neuron_labels"] = None if neuron_labels is None else [int(label) for label in neuron_labels]
         self.hparams["device"] = str(device)
         if activation not in ACTIVATIONS:
@@ -318,7 +322,9 @@ class EIRNN(nn.Module):
         draws the noise (see draw_noise)."""
         prepared = inputs if isinstance(inputs, PreparedInputs) else prepare_inputs(inputs)
         if prepared.unique_inputs.shape[-1] != self.n_inputs:
-            raise ValueError(f"inputs have {prepared.unique_inputs.shape[-1]} channels, the model expects {self.n_inputs}")
+            raise ValueError(
+                f"inputs have {prepared.unique_inputs.shape[-1]} channels, the model expects {self.n_inputs}"
+            )
         order = self.internal_order
         weight = (self.alpha * self.effective_recurrent_weights())[order][:, order]
         drive_table = self.alpha * self.input_projection(self.embedding(prepared.unique_inputs))[:, order]

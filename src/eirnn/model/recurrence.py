@@ -20,13 +20,16 @@ outputs are computed per step, while r[t] is in cache, into contiguous rows of t
 buffers, and handed out as [B, T, K] views of them: no pass over the whole unit-rate tensor is
 needed to gather or transpose them.
 """
+
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +54,9 @@ def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) 
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
-def _multiply_by_activation_slope(grad: torch.Tensor, rate: torch.Tensor, activation: str, scratch: torch.Tensor) -> None:
+def _multiply_by_activation_slope(
+    grad: torch.Tensor, rate: torch.Tensor, activation: str, scratch: torch.Tensor
+) -> None:
     """grad *= f'(x), from the rate r = f(x), with `scratch` (shaped like r) as working space."""
     if activation == "softplus":
         # f'(x) = sigmoid(x) = 1 - exp(-softplus(x)); above F.softplus's threshold of 20, where
@@ -161,7 +166,7 @@ def _batch_chunks(batch_size: int, device: torch.device) -> list[slice]:
     if n_chunks <= 1:
         return [slice(None)]
     bounds = [round(i * batch_size / n_chunks) for i in range(n_chunks + 1)]
-    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
 def _run_in_threads(work: Callable[[int], Result], n_parts: int) -> list[Result]:
@@ -262,7 +267,9 @@ def _adjoint_steps(
     grad_rates, *grad_readouts = grad_outputs
     # per trial, summed at the end: one fused multiply-add per step
     gain_grad_per_trial = None if grad_rates is None else rate_gain.new_zeros(adjoint.shape[1], n_scaled)
-    readout_grads = [None if grad is None else weight.new_zeros(v.shape) for grad, v in zip(grad_readouts, readout_weights)]
+    readout_grads = [
+        None if grad is None else weight.new_zeros(v.shape) for grad, v in zip(grad_readouts, readout_weights)
+    ]
     weight_grad = weight.new_zeros(weight.shape)
     slope = rates.new_empty(rates.shape[1:])
     for step in range(last, -1, -1):
@@ -434,7 +441,16 @@ def run_recurrence(
         if row_sums is None:
             row_sums = drive_row_sums(step_rows, drive_table.shape[0], drive_table.dtype)
         return _FusedRecurrence.apply(
-            x0, weight, drive_table, step_rows, row_sums, noise_std, generator, leak, activation, rate_gain,
+            x0,
+            weight,
+            drive_table,
+            step_rows,
+            row_sums,
+            noise_std,
+            generator,
+            leak,
+            activation,
+            rate_gain,
             *readout_weights,
         )
     with torch.no_grad():

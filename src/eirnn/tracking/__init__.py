@@ -1,4 +1,5 @@
 """MLflow shell around the science core: runs, artifacts, registry, loading by name."""
+
 from __future__ import annotations
 
 from typing import Any

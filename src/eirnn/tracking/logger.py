@@ -3,6 +3,7 @@
 One `log_metric` call costs ~10 ms on the default SQLite store, which is 5% of a 0.2 s epoch by
 itself; metrics are buffered and sent with `log_batch` every few seconds instead.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,9 +1,11 @@
 """Model registry: register a run's model, keep the alias `champion` on the best version, load a
 registered model by name."""
+
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -74,8 +76,8 @@ def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | 
         else client.get_model_version_by_alias(name, alias or CHAMPION)
     )
     run_folder = mlflow.artifacts.download_artifacts(run_id=model_version.run_id, artifact_path="config.json")
-    network.train_config = TrainConfig.from_dict(json.loads(open(run_folder).read()))
+    network.train_config = TrainConfig.from_dict(json.loads(Path(run_folder).read_text()))
     data_file = mlflow.artifacts.download_artifacts(run_id=model_version.run_id, artifact_path="data.json")
-    network.data_facts = json.loads(open(data_file).read())
+    network.data_facts = json.loads(Path(data_file).read_text())
     network.registry_version = model_version.version
     return network

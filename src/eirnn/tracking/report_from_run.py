@@ -1,4 +1,5 @@
 """`eirnn report RUN_ID`: rebuild figures and report.md from a finished run's artifacts alone."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,8 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from eirnn.artifacts import RUN_FOLDERS, RUN_FILES, RunArtifacts
+from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
+
 
 def rebuild_report(run_id: str, out: str | Path = "") -> Path:
     """Download the run's arrays and JSON files into `out` (default `report-RUN_ID`) and write

@@ -1,15 +1,17 @@
 """One MLflow run per training: attach or create the run, log params and tags, train with
 per-epoch metrics, write the run folder (weights, outputs, metrics, population, figures,
 report.md), log the model and keep the registry's champion alias on the best version."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import tempfile
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -276,9 +278,9 @@ def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str
     from eirnn.report import write_report
 
     artifacts = RunArtifacts.load(run_folder)
-    figures = write_figures(artifacts, run_folder / "figures") if config.log_figures else FigureSet.empty(
-        "figures are off for this run (log_figures=false)"
+    figures = (
+        write_figures(artifacts, run_folder / "figures")
+        if config.log_figures
+        else FigureSet.empty("figures are off for this run (log_figures=false)")
     )
-    write_report(
-        artifacts, figures, run_folder / "report.md", run_id=run_id, model_name=config.registered_model_name
-    )
+    write_report(artifacts, figures, run_folder / "report.md", run_id=run_id, model_name=config.registered_model_name)

@@ -1,5 +1,6 @@
 """The module that is logged to MLflow: rates in, rates out, so that `mlflow.pyfunc` and
 `mlflow models serve` can call it with one float tensor [trials, time, n_inputs]."""
+
 from __future__ import annotations
 
 import torch

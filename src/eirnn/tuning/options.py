@@ -1,4 +1,5 @@
 """Command-line options of `eirnn tune`; kept free of optuna so that `eirnn --help` stays fast."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,10 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner")
     parser.add_argument("--pruner-startup-trials", type=int, default=5, help="trials before the pruner prunes")
     parser.add_argument(
-        "--pruner-warmup-epochs", type=int, default=None, help="epochs before a trial can be pruned (default: max_epochs / 10)"
+        "--pruner-warmup-epochs",
+        type=int,
+        default=None,
+        help="epochs before a trial can be pruned (default: max_epochs / 10)",
     )
     parser.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")
     add_config_arguments(parser)

@@ -13,6 +13,7 @@ from the multiples of the heads within its range (multi-head attention splits th
 evenly); `tau` may not go below the data's bin size (the network integrates one bin per step);
 the Poisson loss needs spike counts.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -12,6 +12,7 @@ Optuna's plots) and registers the best trial's model under the champion rule. Fo
 machines the lead runs with n_workers=0: it waits until `n_trials` trials of its parent have
 finished, run by workers started elsewhere with `--parent-run-id`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,9 +23,10 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -275,7 +277,9 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
         return
     # spawn, not fork: torch and the database connections do not survive a fork
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker_process, args=(job,), name=f"eirnn-tune-{n}") for n, job in enumerate(jobs)]
+    workers = [
+        context.Process(target=_worker_process, args=(job,), name=f"eirnn-tune-{n}") for n, job in enumerate(jobs)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
