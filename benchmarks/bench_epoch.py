@@ -5,8 +5,11 @@ recorded, 65 units, 14 inputs), one epoch = `eirnn.training.train_epoch`, as `fi
 forward with process noise, normalised MSE plus the behaviour readout loss, backward, gradient
 clipping and an Adam step over every training trial. Both models
 share hyper-parameters, weights, inputs and the epoch loop; each timing is the median of
-`--epochs` epochs after `--warmup` epochs. A second part measures MLflow tracking overhead: the
-wall time per epoch of `fit` with and without the per-epoch MLflow logger.
+`--epochs` epochs after `--warmup` epochs. The full-batch rows add a user's own loop with the
+package model: `out = model(inputs)` on the raw [trials, time, inputs] tensor, `F.mse_loss` on
+`out.rates`, `backward()`, Adam `step()`, in a process that only imported eirnn (no runtime call).
+A second part measures MLflow tracking overhead: the wall time per epoch of `fit` with and
+without the per-epoch MLflow logger.
 
     python benchmarks/bench_epoch.py                      # the full table (about 15 minutes)
     python benchmarks/bench_epoch.py --device cuda --skip-tracking
@@ -14,34 +17,31 @@ wall time per epoch of `fit` with and without the per-epoch MLflow logger.
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
 
-from eirnn.runtime import configure_for_training
+import torch
+import torch.nn.functional as F
 
-# the process settings of the `eirnn` command (large pages, freed memory kept), before torch loads
-configure_for_training()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import date  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
+# imported before any tensor exists, as in a user's script: its process memory settings apply
+import eirnn  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_model import ReferenceEIRNN  # noqa: E402
+from machine import describe_machine, load_average
+from reference_model import ReferenceEIRNN
 
-from eirnn.config import TrainConfig  # noqa: E402
-from eirnn.data.synthetic import make_recording  # noqa: E402
-from eirnn.losses import NormalizedMSE  # noqa: E402
-from eirnn.model import create_model_for_dataset  # noqa: E402
-from eirnn.pipeline import split  # noqa: E402
-from eirnn.training import fit, make_targets, train_epoch  # noqa: E402
+from eirnn.config import TrainConfig
+from eirnn.data.synthetic import make_recording
+from eirnn.losses import NormalizedMSE
+from eirnn.model import create_model_for_dataset
+from eirnn.pipeline import split
+from eirnn.training import fit, make_targets, train_epoch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -77,10 +77,31 @@ def epoch_seconds(model, inputs, targets, batch_size: int, epochs: int, warmup: 
     return statistics.median(times[warmup:])
 
 
+def own_loop_seconds(model, inputs: torch.Tensor, target_rates: torch.Tensor, epochs: int, warmup: int) -> float:
+    """Median seconds of one epoch of the loop a user writes: the raw inputs tensor on every
+    call, a plain PyTorch loss on `out.rates`, backward, an Adam step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=TrainConfig().learning_rate)
+    times = []
+    for _ in range(warmup + epochs):
+        if inputs.device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        output = model(inputs)
+        loss = F.mse_loss(output.rates, target_rates)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if inputs.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[warmup:])
+
+
 def compare_models(train, args) -> list[dict]:
     device = torch.device(args.device)
     inputs = torch.as_tensor(train.inputs, device=device)
     targets = make_targets(train, device)
+    target_rates = torch.as_tensor(train.rates_hz, dtype=torch.float32, device=device)
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -100,6 +121,10 @@ def compare_models(train, args) -> list[dict]:
                     )
                 if "reference" in row:
                     row["speedup"] = row["reference"] / row["package"]
+                if not batch_size and not args.skip_own_loop:
+                    model = create_model_for_dataset(train, input_embed_type=embedding, device=args.device, seed=0)
+                    row["own_loop"] = own_loop_seconds(model, inputs, target_rates, args.epochs, args.warmup)
+                    row["own_loop_ratio"] = row["own_loop"] / row["package"]
                 rows.append(row)
                 print(format_row(row), flush=True)
     return rows
@@ -107,8 +132,9 @@ def compare_models(train, args) -> list[dict]:
 
 def format_row(row: dict) -> str:
     text = f"{row['threads']:>7} {row['embedding']:>9} {row['batch_size']!s:>6} {row['package']:>11.3f}"
-    if "reference" in row:
-        text += f" {row['reference']:>13.3f} {row['speedup']:>8.1f}x"
+    text += f" {row['reference']:>13.3f} {row['speedup']:>8.1f}x" if "reference" in row else " " * 24
+    if "own_loop" in row:
+        text += f" {row['own_loop']:>10.3f} {row['own_loop_ratio']:>8.2f}x"
     return text
 
 
@@ -194,6 +220,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--skip-tracking", action="store_true")
+    parser.add_argument("--skip-own-loop", action="store_true", help="leave out the user's own loop")
     parser.add_argument("--skip-models", action="store_true", help="only the tracking measurement")
     parser.add_argument("--tracking-epochs", type=int, default=40)
     parser.add_argument("--out", default=str(RESULTS / "bench_epoch.json"))
@@ -201,17 +228,18 @@ def main() -> None:
 
     dataset, _ = make_recording(seed=0)
     train, val = split(dataset, TrainConfig())
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
-    print(f"{train.n_trials} training trials x {train.n_bins} bins, device {device_name}, torch {torch.__version__}")
-    print(f"{'threads':>7} {'embedding':>9} {'batch':>6} {'package s':>11} {'reference s':>13} {'speedup':>9}")
+    machine = describe_machine(args.device)
+    print(
+        f"{train.n_trials} training trials x {train.n_bins} bins, device {machine['device']}, "
+        f"{machine['cpu_count']} cores, torch {torch.__version__}, load average {machine['load_average_at_start']}"
+    )
+    print(
+        f"{'threads':>7} {'embedding':>9} {'batch':>6} {'package s':>11} {'reference s':>13} {'speedup':>9} "
+        f"{'own loop s':>10} {'own/pkg':>9}"
+    )
     report = {
         "date": date.today().isoformat(),
-        "machine": {
-            "device": device_name,
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": machine,
         "shape": {
             "train_trials": train.n_trials,
             "bins": train.n_bins,
@@ -222,6 +250,7 @@ def main() -> None:
         "warmup": args.warmup,
         "models": [] if args.skip_models else compare_models(train, args),
     }
+    report["machine"]["load_average_after_models"] = load_average()
     if not args.skip_tracking:
         report["tracking"] = tracking_overhead(dataset, train, val, args)
         t = report["tracking"]

@@ -14,6 +14,7 @@ from eirnn.model import (
     count_units,
     create_model_for_dataset,
     create_model_from_data,
+    prepare_inputs,
     recorded_unit_index,
 )
 
@@ -157,6 +158,19 @@ def test_prepared_inputs_match_raw_inputs():
     torch.testing.assert_close(model(prepared, noise=False).rates, model(inputs, noise=False).rates)
     subset = prepared.select(torch.tensor([1]))
     torch.testing.assert_close(model(subset, noise=False).rates, model(inputs[1:], noise=False).rates)
+
+
+@pytest.mark.parametrize("piecewise", [True, False])
+def test_prepare_inputs_finds_the_rows_torch_unique_finds(piecewise):
+    generator = torch.Generator().manual_seed(3)
+    levels = torch.randint(0, 3, (7, 30, 1), generator=generator).float()
+    if piecewise:  # a few changes per trial, rows repeated across trials and steps
+        levels = levels[:, ::10].repeat_interleave(10, dim=1)
+    inputs = levels * torch.tensor([1.0, -0.5, 2.0]) + (0.0 if piecewise else torch.rand(7, 30, 3, generator=generator))
+    unique, rows = torch.unique(inputs.reshape(-1, 3), dim=0, return_inverse=True)
+    prepared = prepare_inputs(inputs)
+    assert torch.equal(prepared.unique_inputs, unique)
+    assert torch.equal(prepared.step_rows, rows.view(7, 30))
 
 
 def test_attention_weights_are_per_head_distributions():

@@ -1,12 +1,18 @@
 """eirnn: fit excitatory/inhibitory (Dale's-law) recurrent networks to recorded neural populations.
 
 Heavy modules (torch models, MLflow) load on first use so that `eirnn --help` and data
-tools start fast.
+tools start fast. Importing eirnn applies its process memory settings (`eirnn.runtime`: freed
+tensor memory kept for the next epoch, large pages) unless EIRNN_KEEP_FREED_MEMORY=0.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from eirnn.runtime import configure_unless_opted_out
+
+# before any torch tensor exists, so that both settings count for a training loop of the user's own
+configure_unless_opted_out()
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 
 from eirnn.config import ConfigError, add_config_arguments, config_from_args
-from eirnn.runtime import configure_for_training
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # before torch loads: large pages, and freed tensor memory kept for the next epoch
-    configure_for_training()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
