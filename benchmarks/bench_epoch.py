@@ -4,10 +4,12 @@ On the built-in recording at its default size (835 training trials x 219 bins, 4
 recorded, 65 units, 14 inputs), one epoch = `eirnn.training.train_epoch`, as `fit` runs it:
 forward with process noise, normalised MSE plus the behaviour readout loss, backward, gradient
 clipping and an Adam step over every training trial. Both models
-share hyper-parameters, weights, inputs and the epoch loop; each timing is the median of
-`--epochs` epochs after `--warmup` epochs. The full-batch rows add a user's own loop with the
-package model: `out = model(inputs)` on the raw [trials, time, inputs] tensor, `F.mse_loss` on
-`out.rates`, `backward()`, Adam `step()`, in a process that only imported eirnn (no runtime call).
+share hyper-parameters, weights, inputs and the epoch loop; the loops of one table row take
+turns epoch by epoch in one process (a slow spell of a shared machine slows them alike), and
+each timing is the median of `--epochs` epochs after `--warmup` epochs. The full-batch rows add
+a user's own loop with the package model: `out = model(inputs)` on the raw [trials, time,
+inputs] tensor, `F.mse_loss` on `out.rates`, `backward()`, Adam `step()`, in a process that
+only imported eirnn (no runtime call).
 A second part measures MLflow tracking overhead: the wall time per epoch of `fit` with and
 without the per-epoch MLflow logger.
 
@@ -23,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -46,20 +49,16 @@ from eirnn.training import fit, make_targets, train_epoch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def epoch_seconds(model, inputs, targets, batch_size: int, epochs: int, warmup: int) -> float:
-    """Median seconds of one training epoch (`eirnn.training.train_epoch` with the default
-    settings: gradient clipping, behaviour loss) over `epochs` epochs after `warmup` epochs."""
+def train_epoch_runner(model, inputs, targets, batch_size: int) -> Callable[[], None]:
+    """One training epoch per call (`eirnn.training.train_epoch` with the default settings:
+    gradient clipping, behaviour loss), as `fit` runs it."""
     defaults = TrainConfig()
     loss_fn = NormalizedMSE(targets.rates_hz)
     optimizer = torch.optim.Adam(model.parameters(), lr=defaults.learning_rate)
-    device = targets.rates_hz.device
-    generator = torch.Generator(device=device).manual_seed(0)
+    generator = torch.Generator(device=targets.rates_hz.device).manual_seed(0)
     n_trials = targets.rates_hz.shape[0]
-    times = []
-    for _ in range(warmup + epochs):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
+
+    def run() -> None:
         train_epoch(
             model,
             inputs,
@@ -71,30 +70,39 @@ def epoch_seconds(model, inputs, targets, batch_size: int, epochs: int, warmup: 
             grad_clip=defaults.grad_clip,
             behavior_weight=defaults.behavior_weight if targets.behavior is not None else 0.0,
         )
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[warmup:])
+
+    return run
 
 
-def own_loop_seconds(model, inputs: torch.Tensor, target_rates: torch.Tensor, epochs: int, warmup: int) -> float:
-    """Median seconds of one epoch of the loop a user writes: the raw inputs tensor on every
-    call, a plain PyTorch loss on `out.rates`, backward, an Adam step."""
+def own_loop_runner(model, inputs: torch.Tensor, target_rates: torch.Tensor) -> Callable[[], None]:
+    """One epoch per call of the loop a user writes: the raw inputs tensor on every call, a plain
+    PyTorch loss on `out.rates`, backward, an Adam step."""
     optimizer = torch.optim.Adam(model.parameters(), lr=TrainConfig().learning_rate)
-    times = []
-    for _ in range(warmup + epochs):
-        if inputs.device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
+
+    def run() -> None:
         output = model(inputs)
         loss = F.mse_loss(output.rates, target_rates)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if inputs.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[warmup:])
+
+    return run
+
+
+def alternating_medians(runners: dict[str, Callable[[], None]], epochs: int, warmup: int) -> dict[str, float]:
+    """Median seconds per epoch of each runner, the runners taking turns epoch by epoch, so that
+    a slow spell of a shared machine slows them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(warmup + epochs):
+        for name, run in runners.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            run()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values[warmup:]) for name, values in times.items()}
 
 
 def compare_models(train, args) -> list[dict]:
@@ -107,23 +115,24 @@ def compare_models(train, args) -> list[dict]:
         torch.set_num_threads(threads)
         for embedding in args.embeddings:
             for batch_size in args.batch_sizes:
-                row = {"threads": threads, "embedding": embedding, "batch_size": batch_size or "full"}
-                for name, kind in (("package", None), ("reference", ReferenceEIRNN)):
-                    if name == "reference" and args.skip_reference:
-                        continue
-                    model = create_model_for_dataset(train, input_embed_type=embedding, device=args.device, seed=0)
-                    if kind is not None:
-                        reference = kind(**model.hparams)
-                        reference.load_state_dict(model.state_dict())
-                        model = reference
-                    row[name] = epoch_seconds(
-                        model, model.prepare_inputs(inputs), targets, batch_size, args.epochs, args.warmup
+                options = dict(input_embed_type=embedding, device=args.device, seed=0)
+                package = create_model_for_dataset(train, **options)
+                runners = {"package": train_epoch_runner(package, package.prepare_inputs(inputs), targets, batch_size)}
+                if not args.skip_reference:
+                    reference = ReferenceEIRNN(**package.hparams)
+                    reference.load_state_dict(package.state_dict())
+                    runners["reference"] = train_epoch_runner(
+                        reference, reference.prepare_inputs(inputs), targets, batch_size
                     )
+                if not batch_size and not args.skip_own_loop:
+                    runners["own_loop"] = own_loop_runner(
+                        create_model_for_dataset(train, **options), inputs, target_rates
+                    )
+                row = {"threads": threads, "embedding": embedding, "batch_size": batch_size or "full"}
+                row.update(alternating_medians(runners, args.epochs, args.warmup))
                 if "reference" in row:
                     row["speedup"] = row["reference"] / row["package"]
-                if not batch_size and not args.skip_own_loop:
-                    model = create_model_for_dataset(train, input_embed_type=embedding, device=args.device, seed=0)
-                    row["own_loop"] = own_loop_seconds(model, inputs, target_rates, args.epochs, args.warmup)
+                if "own_loop" in row:
                     row["own_loop_ratio"] = row["own_loop"] / row["package"]
                 rows.append(row)
                 print(format_row(row), flush=True)
