@@ -105,7 +105,6 @@ def condition_psth_correlation(
     return correlation_of_psths(pm, pt, ei_labels)
 
 
-# ---------------------------------------------------------------------------------------------
 def psth_r2(model_psth_by_condition: Any, target_psth_by_condition: Any) -> float:
     """PSTH R^2 as the Neural Latents Benchmark computes it. Dimensionless, <= 1.
 
