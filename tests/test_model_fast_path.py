@@ -1,18 +1,10 @@
 """The fused recurrence against the plain reference loop: outputs and every gradient."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from eirnn.model import cpu_threads, create_model_from_data, recurrence
-
-_SPEC = importlib.util.spec_from_file_location(
-    "reference_model", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_model.py"
-)
-reference_model = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(reference_model)
+from eirnn.model.reference import ReferenceEIRNN
 
 TOLERANCE = 1e-5
 
@@ -39,7 +31,7 @@ def build_pair(embedding: str, activation: str = "softplus"):
     with torch.no_grad():
         for parameter in fused.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
-    reference = reference_model.ReferenceEIRNN(**hparams)
+    reference = ReferenceEIRNN(**hparams)
     reference.load_state_dict(fused.state_dict())
     return fused, reference
 
