@@ -53,11 +53,10 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from eirnn.choices import ACTIVATIONS
 from eirnn.model.cpu_threads import batch_chunks, map_chunks
 from eirnn.model.noise import fill_standard_normal
 from eirnn.model.workspace import WORKSPACE
-
-ACTIVATIONS = ("softplus", "relu")
 
 
 def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) -> torch.Tensor:
