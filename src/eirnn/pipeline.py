@@ -1,6 +1,7 @@
 """The science pipeline without tracking: load and validate -> split -> build the model.
 
-`eirnn.tracking` and `eirnn.tuning` call these steps and add MLflow/Optuna around them.
+Internal: `eirnn.tracking` and `eirnn.tuning` call these steps and add MLflow/Optuna around
+them; users call `eirnn.train` and `eirnn.split` (eirnn.api).
 """
 
 from __future__ import annotations
