@@ -87,8 +87,8 @@ def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtyp
     """Sparse 0/1 matrix S [U, T * B] (CSR) with S[u, i] = 1 where step_rows[i] = u, so that
     S @ X sums the rows of X [T * B, N] by drive-table row: the gradient of the drive table.
     It depends on the inputs only, so callers that run the same inputs often build it once.
-    (One sparse matmul took 2.8 ms for a full epoch's rows, index_add_ 13.5 ms: it reads an
-    index per element.)"""
+    (One sparse matmul is several times faster than index_add_, which reads an index per
+    element; benchmarks/README.md has the numbers.)"""
     counts = torch.bincount(step_rows, minlength=n_table_rows)
     # 32-bit indices, which the sparse kernels take without converting them on every product
     row_starts = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).int()
@@ -174,7 +174,7 @@ def _adjoint_steps(
         if step < last:
             torch.mm(adjoint_steps[step + 1], weight, out=current)
             # dL/dW = sum_t lambda[t+1]^T r[t], while both are in cache: as one product after the
-            # loop it read both whole tensors back from memory (12 ms an epoch)
+            # loop it read both whole tensors back from memory
             weight_grad.addmm_(adjoint_steps[step + 1].t(), rate)
         else:
             current.zero_()

@@ -147,7 +147,7 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         serialization_format="pickle",
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
-        # listing requirements skips MLflow's inference, which imports the model (6-16 s)
+        # listing requirements skips MLflow's inference, which imports the model in a subprocess
         pip_requirements=[f"eirnn=={_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
     )
     return info.model_uri
