@@ -37,12 +37,12 @@ import eirnn  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, load_average
-from reference_model import ReferenceEIRNN
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
 from eirnn.losses import NormalizedMSE
 from eirnn.model import create_model_for_dataset
+from eirnn.model.reference import ReferenceEIRNN
 from eirnn.pipeline import split
 from eirnn.training import fit, make_targets, train_epoch
 

@@ -1,8 +1,10 @@
 """eirnn: fit excitatory/inhibitory (Dale's-law) recurrent networks to recorded neural populations.
 
-Heavy modules (torch models, MLflow) load on first use so that `eirnn --help` and data
-tools start fast. Importing eirnn applies its process memory settings (`eirnn.runtime`: freed
-tensor memory kept for the next epoch, large pages) unless EIRNN_KEEP_FREED_MEMORY=0.
+Public API: `train` (fit and track one MLflow run; returns a `TrainingResult`), `load_model`
+(a registered model by name), `evaluate`, `split`, `load_dataset`, `NeuralDataset`,
+`TrainConfig`. Heavy modules (torch models, MLflow) load on first use so that `eirnn --help`
+and data tools start fast. Importing eirnn applies its process memory settings (`eirnn.runtime`:
+freed tensor memory kept for the next epoch, large pages) unless EIRNN_KEEP_FREED_MEMORY=0.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ configure_unless_opted_out()
 __version__ = "0.1.0"
 
 _LAZY = {
+    "train": "eirnn.api",
+    "TrainingResult": "eirnn.api",
+    "split": "eirnn.api",
     "load_model": "eirnn.tracking",
     "evaluate": "eirnn.evaluation",
     "TrainConfig": "eirnn.config",

@@ -2,8 +2,8 @@
 
 A full-batch epoch allocates and frees the same few hundred MB of tensors every time. By default
 glibc hands each freed block of more than 32 MB back to the kernel, and the next epoch faults it
-in again, page by page and zeroed: measured here, 40 000 to 160 000 page faults and up to half of
-an epoch's time. Two settings remove that:
+in again, page by page and zeroed: thousands of page faults and a large share of the epoch spent
+in the kernel (benchmarks/README.md has the measurement). Two settings remove that:
 
 - `THP_MEM_ALLOC_ENABLE=1`: torch places its large CPU buffers on 2 MB transparent huge pages
   (torch reads it at its first CPU tensor allocation, which `import torch` alone does not make);
@@ -11,7 +11,7 @@ an epoch's time. Two settings remove that:
   next epoch reuses the same pages: no faults, no zeroing. The process then keeps its peak
   memory until it exits, which is what a training process wants.
 
-Either one alone buys little; both together halved the time of a user's own training loop.
+Both are needed: either one alone leaves most of the faults (benchmarks/README.md).
 Because a loop written in a notebook must not depend on knowing this, `import eirnn` applies
 both (the large-page setting counts only when no torch tensor was allocated before; importing
 eirnn before creating tensors makes sure of it). Set `EIRNN_KEEP_FREED_MEMORY=0` before importing

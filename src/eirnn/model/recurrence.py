@@ -3,44 +3,60 @@
 Autograd through a Python loop over ~200 time steps records a dozen small nodes per step, and
 every whole-trial tensor it allocates costs page faults; here the forward pass runs one
 recurrent matmul per step on reused time-major buffers and the backward pass runs the adjoint
-recursion, again one recurrent matmul per step:
+recursion, again one recurrent matmul per step.
 
-    x[t+1] = leak * x[t] + r[t] @ W.T + drive[row(t)] + noise_std * xi[t],   r = f(x)
-    rates[t] = r[t, :n] * gain,   y_k[t] = r[t] @ V_k                    (outputs, t = 1..T)
-    lambda[t] = dL/dx[t] = leak * lambda[t+1] + f'(x[t]) * (dL/dr[t] + lambda[t+1] @ W)
+Shapes: B trials, T steps, N units, n scaled units (the recorded neurons, units 0..n-1), U rows
+of the drive table, K_k columns of readout k. `W` [N, N] is the recurrent matrix already scaled
+by dt / tau, `drive` [U, N] a table of input drives (one row per distinct input vector, also
+scaled by dt / tau), row(t) [B] picks each trial's row at step t, xi[t] [B, N] ~ N(0, 1).
 
-Only the rates r are stored: both nonlinearities' slopes are functions of r (softplus:
-f'(x) = sigmoid(x) = 1 - exp(-r); relu: r > 0), so the states x live in two small per-step
-buffers, and the epoch streams one large tensor fewer through memory each way.
+Forward, from x[0] = x0 [B, N], with r[t] = f(x[t]) [B, N]:
 
-`W` is the recurrent matrix already scaled by dt / tau, `drive` a table of input drives (one row
-per distinct input vector, also scaled by dt / tau) and `row(t)` picks each trial's row at step t.
-The caller orders the units so that the n scaled ones (the recorded neurons) come first. The
-outputs are computed per step, while r[t] is in cache, into contiguous rows of time-major
-buffers, and handed out as [B, T, K] views of them: no pass over the whole unit-rate tensor is
-needed to gather or transpose them.
+    x[t+1] = leak * x[t] + r[t] @ W.T + drive[row(t)] + noise_std * xi[t]      t = 0..T-1
+    units[t] = r[t] [B, N],  rates[t] = r[t, :, :n] * gain [B, n],  y_k[t] = r[t] @ V_k [B, K_k]
+                                                                       (outputs for t = 1..T)
+
+Backward. The gradient reaching r[t] from the outputs (t = 1..T; none reaches r[0]) is
+
+    g[t] = dL/dunits[t] + [dL/drates[t] * gain, 0] + sum_k dL/dy_k[t] @ V_k.T        [B, N]
+
+and the adjoint lambda[t] = dL/dx[t] [B, N] runs backwards from lambda[T] = f'(x[T]) * g[T]:
+
+    lambda[t] = f'(x[t]) * (g[t] + lambda[t+1] @ W) + leak * lambda[t+1]          t = T-1..0
+
+from which every gradient follows (sums over the B trials of the batch):
+
+    dL/dx0    = lambda[0]                                                         [B, N]
+    dL/dW     = sum_{t=0..T-1} lambda[t+1].T @ r[t]                               [N, N]
+    dL/ddrive = S @ lambda[1..T],  S[u, (t, b)] = 1 where row(t)[b] = u           [U, N]
+                (row u sums lambda[t+1][b] over the (t, b) it drives; `drive_row_sums`)
+    dL/dgain  = sum_{t=1..T} sum_b dL/drates[t][b] * r[t][b, :n]                  [n]
+    dL/dV_k   = sum_{t=1..T} r[t].T @ dL/dy_k[t]                                  [N, K_k]
+
+The noise, the row indices and S get no gradient. Only the rates r are stored: both
+nonlinearities' slopes are functions of r (softplus: f'(x) = sigmoid(x) = 1 - exp(-r); relu:
+r > 0), so the states x live in two small per-step buffers, and the epoch streams one large
+tensor fewer through memory each way. Any float dtype works (tests check float64 gradients
+with `torch.autograd.gradcheck`, tests/test_recurrence_gradcheck.py).
+
+The caller orders the units so that the n scaled ones come first. The outputs are computed per
+step, while r[t] is in cache, into contiguous rows of time-major buffers, and handed out as
+[B, T, K] views of them: no pass over the whole unit-rate tensor is needed to gather or
+transpose them. Trials run in chunks on CPU threads (`eirnn.model.cpu_threads`); the large
+noise and adjoint buffers are reused between calls (`eirnn.model.workspace`).
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import threading
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 
-ACTIVATIONS = ("softplus", "relu")
-Result = TypeVar("Result")
-
-# Below this many trials per thread the per-step work is too small to pay for the thread hand-off
-# (measured: a 128-trial batch ran 0.72 s per epoch split in two, 0.45 s on one thread).
-MIN_TRIALS_PER_THREAD = 128
-NOISE_BLOCKS = 8
+from eirnn.choices import ACTIVATIONS
+from eirnn.model.cpu_threads import batch_chunks, map_chunks
+from eirnn.model.noise import fill_standard_normal
+from eirnn.model.workspace import WORKSPACE
 
 
 def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,8 +87,8 @@ def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtyp
     """Sparse 0/1 matrix S [U, T * B] (CSR) with S[u, i] = 1 where step_rows[i] = u, so that
     S @ X sums the rows of X [T * B, N] by drive-table row: the gradient of the drive table.
     It depends on the inputs only, so callers that run the same inputs often build it once.
-    (One sparse matmul took 2.8 ms for a full epoch's rows, index_add_ 13.5 ms: it reads an
-    index per element.)"""
+    (One sparse matmul is several times faster than index_add_, which reads an index per
+    element; benchmarks/README.md has the numbers.)"""
     counts = torch.bincount(step_rows, minlength=n_table_rows)
     # 32-bit indices, which the sparse kernels take without converting them on every product
     row_starts = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).int()
@@ -86,125 +102,6 @@ def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtyp
             size=(n_table_rows, step_rows.numel()),
             check_invariants=False,
         )
-
-
-def fill_standard_normal(buffer: torch.Tensor, generator: torch.Generator | None, std: float = 1.0) -> torch.Tensor:
-    """Fill a contiguous buffer with N(0, 1) noise, times `std`.
-
-    Both the fused path and the reference draw their noise through this function into a
-    time-major [T, B, N] block, so the same generator state gives them the same noise. On CPU
-    one generator draws serially (about 40 ms for a full data set, a fifth of an epoch), so the
-    buffer is drawn in NOISE_BLOCKS blocks, each from its own generator seeded from `generator`,
-    spread over the torch threads; the block count is fixed so that the noise does not depend
-    on the number of threads.
-    """
-    if buffer.device.type != "cpu":
-        return buffer.normal_(0.0, std, generator=generator)
-    seeds = torch.randint(0, 2**62, (NOISE_BLOCKS,), generator=generator).tolist()
-    blocks = list(zip(buffer.view(-1).tensor_split(NOISE_BLOCKS), seeds))
-    n_parts = min(torch.get_num_threads(), NOISE_BLOCKS)
-
-    def draw_part(part: int) -> None:
-        for block, seed in blocks[part::n_parts]:
-            block.normal_(0.0, std, generator=torch.Generator().manual_seed(seed))
-
-    _run_in_threads(draw_part, n_parts)
-    return buffer
-
-
-class _Workspace:
-    """Reuses the large internal buffers (noise, adjoints) between calls.
-
-    A fresh 50 MB tensor costs page faults on every epoch (about 15 ms on a small CPU), a
-    sizeable share of the whole epoch, so those buffers are handed back after use and handed
-    out again to the next call they fit.
-    """
-
-    def __init__(self, max_buffers: int = 4) -> None:
-        self._free: list[torch.Tensor] = []
-        self._max_buffers = max_buffers
-        self._lock = threading.Lock()
-
-    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        needed = 1
-        for size in shape:
-            needed *= size
-        with self._lock:
-            fitting = [
-                buffer
-                for buffer in self._free
-                if buffer.dtype == like.dtype and buffer.device == like.device and buffer.numel() >= needed
-            ]
-            if fitting:
-                chosen = min(fitting, key=torch.Tensor.numel)
-                self._free = [buffer for buffer in self._free if buffer is not chosen]
-                return chosen[:needed].view(shape)
-        return torch.empty(shape, dtype=like.dtype, device=like.device)
-
-    def give_back(self, view: torch.Tensor) -> None:
-        flat = view if view._base is None else view._base
-        with self._lock:
-            self._free.append(flat.view(-1))
-            self._free.sort(key=torch.Tensor.numel, reverse=True)
-            del self._free[self._max_buffers :]
-
-
-_WORKSPACE = _Workspace()
-_THREAD_POOL: ThreadPoolExecutor | None = None
-
-
-def _batch_chunks(batch_size: int, device: torch.device) -> list[slice]:
-    """Split the batch across Python threads, one per torch thread, on CPU.
-
-    With torch's intra-op threads every one of the ~2000 small per-step ops of an epoch ends in
-    a barrier of all threads, which stalls whenever another process holds a core. Trials are
-    independent, so separate Python threads (torch releases the GIL inside each op) integrate
-    separate trials and meet only at the end.
-    """
-    n_threads = torch.get_num_threads()
-    n_chunks = min(n_threads, batch_size // MIN_TRIALS_PER_THREAD) if device.type == "cpu" else 1
-    if n_chunks <= 1:
-        return [slice(None)]
-    bounds = [round(i * batch_size / n_chunks) for i in range(n_chunks + 1)]
-    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
-
-
-def _run_in_threads(work: Callable[[int], Result], n_parts: int) -> list[Result]:
-    """[work(0), ..., work(n_parts - 1)], each part on its own thread with one torch thread."""
-    global _THREAD_POOL
-    if n_parts == 1:
-        # ops on one chunk's [trials, units] slices are too small to gain from intra-op threads,
-        # and their synchronisation costs more than the work
-        threads_before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return [work(0)]
-        finally:
-            torch.set_num_threads(threads_before)
-
-    def work_without_autograd(part: int) -> Result:
-        # OpenMP's thread count is per thread: a pool thread left at the default runs each MKL
-        # matmul on every core, and two such threads oversubscribe the cores (measured: two
-        # chunks' recurrent matmuls took as long in parallel as one after the other)
-        torch.set_num_threads(1)
-        # grad mode is per thread too: pool threads start with it on
-        with torch.no_grad():
-            return work(part)
-
-    if _THREAD_POOL is None:
-        _THREAD_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="eirnn-recurrence")
-    # one torch thread per part: the parts already occupy every core
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        futures = [_THREAD_POOL.submit(work_without_autograd, part) for part in range(n_parts)]
-        return [future.result() for future in futures]
-    finally:
-        torch.set_num_threads(threads_before)
-
-
-def _map_chunks(work: Callable[[slice], Result], chunks: list[slice]) -> list[Result]:
-    return _run_in_threads(lambda part: work(chunks[part]), len(chunks))
 
 
 def _forward_steps(
@@ -277,7 +174,7 @@ def _adjoint_steps(
         if step < last:
             torch.mm(adjoint_steps[step + 1], weight, out=current)
             # dL/dW = sum_t lambda[t+1]^T r[t], while both are in cache: as one product after the
-            # loop it read both whole tensors back from memory (12 ms an epoch)
+            # loop it read both whole tensors back from memory
             weight_grad.addmm_(adjoint_steps[step + 1].t(), rate)
         else:
             current.zero_()
@@ -336,7 +233,7 @@ class _FusedRecurrence(torch.autograd.Function):
         # that layout (the targets of `eirnn.training.make_targets` have it): then this is free
         grad_units = None if grad_units is None else grad_units.contiguous()
         grad_outputs = [None if grad is None else grad.transpose(0, 1).contiguous() for grad in grad_outputs]
-        adjoint = _WORKSPACE.take(tuple(rates.shape), rates)
+        adjoint = WORKSPACE.take(tuple(rates.shape), rates)
 
         def adjoint_chunk(chunk: slice) -> list[torch.Tensor | None]:
             return _adjoint_steps(
@@ -351,14 +248,14 @@ class _FusedRecurrence(torch.autograd.Function):
                 ctx.activation,
             )
 
-        chunk_grads = _map_chunks(adjoint_chunk, _batch_chunks(rates.shape[1], rates.device))
+        chunk_grads = map_chunks(adjoint_chunk, batch_chunks(rates.shape[1], rates.device))
         step_adjoint = adjoint[1:].view(-1, n_units)
         grad_weight, *output_weight_grads = [
             None if grads[0] is None else torch.stack(grads).sum(0) for grads in zip(*chunk_grads)
         ]
         grad_table = ctx.row_sums @ step_adjoint
         grad_x0 = adjoint[0].clone()
-        _WORKSPACE.give_back(adjoint)
+        WORKSPACE.give_back(adjoint)
         return (grad_x0, grad_weight, grad_table, None, None, None, None, None, None, *output_weight_grads)
 
 
@@ -379,7 +276,7 @@ def _integrate(
     n_steps = step_rows.numel() // batch_size
     noise = None
     if noise_std > 0:
-        noise = fill_standard_normal(_WORKSPACE.take((n_steps, batch_size, n_units), x0), generator, std=noise_std)
+        noise = fill_standard_normal(WORKSPACE.take((n_steps, batch_size, n_units), x0), generator, std=noise_std)
     rates = x0.new_empty(n_steps + 1, batch_size, n_units)
     rows_by_step = step_rows.view(n_steps, batch_size)
     output_sizes = [rate_gain.shape[0], *(v.shape[1] for v in readout_weights)]
@@ -401,9 +298,9 @@ def _integrate(
             activation,
         )
 
-    _map_chunks(integrate_chunk, _batch_chunks(batch_size, x0.device))
+    map_chunks(integrate_chunk, batch_chunks(batch_size, x0.device))
     if noise is not None:
-        _WORKSPACE.give_back(noise)
+        WORKSPACE.give_back(noise)
     return rates, [output.transpose(0, 1) for output in outputs]
 
 
