@@ -44,6 +44,31 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_scaling.json"
 E_SHARE = 41 / 54  # the built-in recording's share of E neurons
 STEPS = 219
 MEMORY_GIB = 24
+MARGIN_GIB = 2  # left to the other processes of a shared machine
+
+
+def available_gib() -> float:
+    """MemAvailable of /proc/meminfo: what a new process can take without pushing others out."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 2**20
+    return float("inf")
+
+
+def predicted_peak_gib(rows: list[dict], n_recorded: int, n_trials: int) -> float | None:
+    """The memory model's peak for a case, from the cases measured so far (None before two sizes)."""
+    if len({r["trials"] * r["units"] for r in rows}) < 2:
+        return None
+    memory = fit_memory_model(rows)
+    units = units_for(n_recorded)
+    return memory["m0_gib"] + memory["m1_bytes_per_trial_step_unit"] / 2**30 * n_trials * STEPS * units
+
+
+def units_for(n_recorded: int) -> int:
+    from eirnn.model import count_units
+
+    n_e = round(E_SHARE * n_recorded)
+    return sum(count_units(n_e, n_recorded - n_e, True, 4.0))
 
 
 def one_case(n_recorded: int, n_trials: int, threads: int, batch_size: int, epochs: int) -> dict:
@@ -173,16 +198,27 @@ def main() -> None:
         f"{'recorded':>8} {'units':>5} {'trials':>6} {'threads':>7} {'batch':>6} {'wall s':>8} {'CPU s':>8} "
         f"{'peak GiB':>8} load"
     )
-    rows = []
-    for n_recorded in recorded:
-        for n_trials in args.trials:
-            for threads in args.threads:
-                large = n_trials * n_recorded**2 > 5000 * 200**2
-                row = run_case(n_recorded, n_trials, threads, 0, args.large_epochs if large else args.epochs)
-                rows.append(row)
-                print(format_row(row), flush=True)
-    largest = max(rows, key=lambda r: (r["trials"] * r["units"] ** 2, -r["threads"]))
-    minibatch = run_case(largest["recorded"], largest["trials"], largest["threads"], args.minibatch, args.large_epochs)
+    cases = sorted(
+        ((n, t, threads) for n in recorded for t in args.trials for threads in args.threads),
+        key=lambda case: (case[1] * case[0] ** 2, case[2]),
+    )
+    rows, skipped = [], []
+    for n_recorded, n_trials, threads in cases:
+        large = n_trials * n_recorded**2 > 5000 * 200**2
+        predicted = predicted_peak_gib(rows, n_recorded, n_trials)
+        if predicted is not None and predicted > available_gib() - MARGIN_GIB:
+            skipped.append({"recorded": n_recorded, "trials": n_trials, "threads": threads, "predicted_gib": predicted})
+            print(
+                f"{n_recorded:>8} {'':>5} {n_trials:>6} {threads:>7}   full: not run, predicted peak "
+                f"{predicted:.1f} GiB > {available_gib():.1f} GiB available now - {MARGIN_GIB} GiB",
+                flush=True,
+            )
+            continue
+        row = run_case(n_recorded, n_trials, threads, 0, args.large_epochs if large else args.epochs)
+        rows.append(row)
+        print(format_row(row), flush=True)
+    largest = max(cases, key=lambda case: (case[1] * case[0] ** 2, -case[2]))
+    minibatch = run_case(largest[0], largest[1], largest[2], args.minibatch, args.large_epochs)
     print(format_row(minibatch), "(minibatches)", flush=True)
 
     single = [r for r in rows if r["threads"] == 1]
@@ -207,6 +243,7 @@ def main() -> None:
         "steps": STEPS,
         "memory_measure": "ru_maxrss of a fresh process per case (peak resident set, GiB)",
         "rows": rows,
+        "skipped_for_memory": skipped,
         "minibatch": minibatch,
         "cost_model_1_thread": cost,
         "memory_model": memory,

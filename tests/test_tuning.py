@@ -250,3 +250,25 @@ def test_search_space_file_has_the_default_format(tmp_path, tiny_dataset):
 def test_trials_split_exactly_across_workers(n_trials, n_workers):
     shares = split_trials(n_trials, n_workers)
     assert sum(shares) == n_trials and all(share > 0 for share in shares) and len(shares) <= n_workers
+
+
+def test_halving_pruner_keeps_the_top_third_at_each_rung_of_the_default_budget():
+    pruner = PrunerSettings("halving").build(max_epochs=2000)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def pruned_at(value: float) -> int | None:
+        """First epoch at which a trial scoring `value` every epoch is pruned (None: never)."""
+        trial = study.ask()
+        for epoch in range(500):
+            trial.report(value, epoch)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return epoch
+        study.tell(trial, value)
+        return None
+
+    assert pruned_at(0.5) is None  # the first trial at every rung leads it
+    assert pruned_at(0.4) == 50  # below the leader at the first rung (2000 / 40 epochs)
+    assert pruned_at(0.3) == 50
+    assert pruned_at(0.6) is None  # the best so far, at 50, 150 and 450 epochs
+    assert PrunerSettings("median").first_rung(2000) == 200

@@ -6,7 +6,7 @@ import argparse
 
 from eirnn.config import add_config_arguments
 
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("halving", "median", "hyperband", "none")
 # settings whose tune default differs from training's: trials skip figures to keep studies light
 TUNE_DEFAULTS = {"log_figures": False}
 
@@ -22,13 +22,20 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "empty = optuna.journal beside the tracking store",
     )
     parser.add_argument("--search-space", default="", help="YAML file overriding the default search space")
-    parser.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner")
-    parser.add_argument("--pruner-startup-trials", type=int, default=5, help="trials before the pruner prunes")
+    parser.add_argument(
+        "--pruner",
+        default="halving",
+        choices=PRUNERS,
+        help="trial pruner: successive halving (keeps the top third at epochs 50, 150, 450, ...), "
+        "median, hyperband or none",
+    )
+    parser.add_argument("--pruner-startup-trials", type=int, default=5, help="trials before the median pruner prunes")
     parser.add_argument(
         "--pruner-warmup-epochs",
         type=int,
         default=None,
-        help="epochs before a trial can be pruned (default: max_epochs / 10)",
+        help="epochs before a trial can be pruned: the first rung of halving and hyperband "
+        "(default: max_epochs / 40), the warm-up of median (default: max_epochs / 10)",
     )
     parser.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")
     add_config_arguments(parser)
