@@ -78,7 +78,7 @@ def one_case(n_recorded: int, n_trials: int, threads: int, batch_size: int, epoc
     import eirnn  # noqa: F401  (its process memory settings, as for any user)
     from eirnn.config import TrainConfig
     from eirnn.data.synthetic import make_recording
-    from eirnn.losses import NormalizedMSE, Targets, time_major
+    from eirnn.losses import NormalizedMSE, Targets
     from eirnn.model import create_model_from_data
     from eirnn.training import train_epoch
 
@@ -90,8 +90,9 @@ def one_case(n_recorded: int, n_trials: int, threads: int, batch_size: int, epoc
     n_e = round(E_SHARE * n_recorded)
     n_outputs = recording.behavior.shape[-1]
     baseline_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    rates = time_major(torch.rand(n_trials, STEPS, n_recorded) * 20)
-    behavior = time_major(torch.rand(n_trials, STEPS, n_outputs))
+    # time-major like `make_targets` makes them, drawn in place: no transient copies in the peak
+    rates = torch.empty(STEPS, n_trials, n_recorded).uniform_(0.0, 20.0).transpose(0, 1)
+    behavior = torch.empty(STEPS, n_trials, n_outputs).uniform_().transpose(0, 1)
     targets = Targets(rates, None, behavior)
     model = create_model_from_data(n_e, n_recorded - n_e, recording.n_inputs, n_outputs=n_outputs, seed=0)
     defaults = TrainConfig()

@@ -1,46 +1,62 @@
-"""Trials per hour of an Optuna study, with and without median pruning, on the built-in recording.
+"""Wall time and best score of Optuna studies on the built-in recording, and each trial's overhead.
 
-Runs the same seeded study twice (default search space, one torch thread, figures off) into a
-temporary tracking store: once with the pruner off, once with median pruning. A trial at the
-package default (max_epochs=2000) takes tens of minutes, so each trial here is capped at
-`--max-epochs`; the table gives the measured rate at that cap and a labelled extrapolation to
-`--extrapolate-epochs`, from the measured per-epoch cost, per-trial overhead and the share of
-epochs pruning saved. Writes benchmarks/results/bench_tuning.json.
+`study` runs seeded studies with the default search space and the package's training defaults
+(max_epochs 2000, early stopping on), one per `--pruners` entry, on `--workers` local worker
+processes of one torch thread each, into a temporary tracking store, and prints for each: trials
+complete / pruned / failed, epochs trained, wall time and the best trial's selection score
+(`eirnn.tuning.settings.OBJECTIVE_METRIC`), against `--reference-best` (the best score of a long
+study, when one is known) if given. `overhead` times the parts of one trial that are not
+epochs (evaluation, run folder, figures and report, model logging, the rest of the run's
+bookkeeping), wall and CPU seconds, in this process with one epoch.
 
-    python benchmarks/bench_tuning.py --trials 6 --max-epochs 20
+    python benchmarks/bench_tuning.py study --trials 20 --workers 2 --pruners halving
+    python benchmarks/bench_tuning.py overhead
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
 import optuna
 import torch
 
+import eirnn.tracking.run as tracking_run
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
+from eirnn.tuning.settings import OBJECTIVE_METRIC
 from eirnn.tuning.study import PrunerSettings, StudySettings, open_storage, run_study
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_tuning.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine, load_average
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def measure(dataset, pruner: PrunerSettings, n_trials: int, max_epochs: int, seed: int) -> dict:
+def temporary_store(folder: str) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+    # artifacts default to ./mlruns of the working folder: keep them in the temporary one
+    mlflow.tracking.MlflowClient().create_experiment("bench", artifact_location=f"{folder}/artifacts")
+
+
+def measure_study(dataset, pruner: str, n_trials: int, n_workers: int, seed: int, max_epochs: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-tuning-") as folder:
-        mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
-        # artifacts default to ./mlruns of the working folder: keep them in the temporary one
-        mlflow.tracking.MlflowClient().create_experiment("bench", artifact_location=f"{folder}/artifacts")
-        config = TrainConfig(max_epochs=max_epochs, threads=1, log_figures=False, seed=seed, experiment_name="bench")
-        settings = StudySettings(study_name=f"bench-{pruner.kind}", n_trials=n_trials, pruner=pruner)
+        temporary_store(folder)
+        config = TrainConfig(threads=1, log_figures=False, seed=seed, experiment_name="bench", max_epochs=max_epochs)
+        settings = StudySettings(
+            study_name=f"bench-{pruner}", n_trials=n_trials, n_workers=n_workers, pruner=PrunerSettings(pruner)
+        )
+        load_before = load_average()
         started = time.perf_counter()
-        run_study(config, settings, dataset=dataset)
+        outcome = run_study(config, settings, dataset=dataset)
         wall_s = time.perf_counter() - started
         trials = optuna.load_study(study_name=settings.study_name, storage=open_storage("")).trials
         client = mlflow.tracking.MlflowClient()
@@ -49,76 +65,126 @@ def measure(dataset, pruner: PrunerSettings, n_trials: int, max_epochs: int, see
             metric.value for run_id in run_ids for metric in client.get_metric_history(run_id, "epoch_seconds")
         ]
     states = [trial.state.name for trial in trials]
-    epochs = len(epoch_seconds)
-    epoch_s = statistics.mean(epoch_seconds) if epoch_seconds else float("nan")
     return {
-        "pruner": pruner.kind,
+        "pruner": pruner,
+        "workers": n_workers,
+        "threads_per_worker": 1,
+        "max_epochs": max_epochs,
         "trials": len(trials),
         "complete": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"),
         "failed": states.count("FAIL"),
-        "epochs_trained": epochs,
-        "epoch_share": epochs / (len(trials) * max_epochs),
-        "mean_epoch_s": epoch_s,
-        "overhead_s_per_trial": (wall_s - sum(epoch_seconds)) / len(trials),
+        "epochs_trained": len(epoch_seconds),
+        "median_epoch_s": statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
         "wall_s": wall_s,
-        "trials_per_hour": 3600 * len(trials) / wall_s,
+        "best_value": outcome.best_value,
+        "best_params": outcome.best_params,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
     }
 
 
-def extrapolated_trials_per_hour(row: dict, epochs: int) -> float:
-    """Same per-epoch cost, overhead and share of epochs trained, at `epochs` per trial."""
-    return 3600 / (row["overhead_s_per_trial"] + row["epoch_share"] * epochs * row["mean_epoch_s"])
+class _Stopwatch:
+    """Wall and CPU seconds spent inside wrapped functions, by name."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def wrap(self, module, name: str, label: str) -> None:
+        inner = getattr(module, name)
+
+        @functools.wraps(inner)
+        def timed(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.wall[label] = self.wall.get(label, 0.0) + time.perf_counter() - wall
+                self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - cpu
+
+        setattr(module, name, timed)
+
+
+def measure_overhead(dataset, repeats: int) -> dict:
+    """The parts of `train_and_log` around the epochs, for a one-epoch trial as a study runs it."""
+    watch = _Stopwatch()
+    for name, label in (
+        ("fit", "training (1 epoch + validation)"),
+        ("evaluate", "evaluation (metrics, noise ceiling)"),
+        ("write_run_folder", "run folder (weights, outputs, arrays)"),
+        ("_write_figures_and_report", "figures (off in studies) and report"),
+        ("_log_model", "model logging (mlflow.pytorch)"),
+    ):
+        watch.wrap(tracking_run, name, label)
+    config = TrainConfig(max_epochs=1, threads=1, log_figures=False, experiment_name="bench")
+    totals_wall, totals_cpu = 0.0, 0.0
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
+        temporary_store(folder)
+        tracking_run.train_and_log(config, dataset=dataset, register=False)  # imports, first-call costs
+        watch.wall.clear()
+        watch.cpu.clear()
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            tracking_run.train_and_log(config, dataset=dataset, register=False)
+            totals_wall += time.perf_counter() - wall
+            totals_cpu += time.process_time() - cpu
+    parts = {label: (watch.wall[label] / repeats, watch.cpu[label] / repeats) for label in watch.wall}
+    parts["run bookkeeping (params, tags, metrics, end)"] = (
+        totals_wall / repeats - sum(wall for wall, _ in parts.values()),
+        totals_cpu / repeats - sum(cpu for _, cpu in parts.values()),
+    )
+    parts["whole trial"] = (totals_wall / repeats, totals_cpu / repeats)
+    return {label: {"wall_s": wall, "cpu_s": cpu} for label, (wall, cpu) in parts.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6, help="trials per study")
-    parser.add_argument("--max-epochs", type=int, default=20, help="epoch cap of each trial")
-    parser.add_argument("--extrapolate-epochs", type=int, default=2000, help="epoch cap to extrapolate to")
+    parser.add_argument("part", choices=["study", "overhead"])
+    parser.add_argument("--trials", type=int, default=20, help="trials per study")
+    parser.add_argument("--workers", type=int, default=2, help="local worker processes (one torch thread each)")
+    parser.add_argument("--pruners", nargs="+", default=["halving"], help="one study per pruner")
+    parser.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
+    parser.add_argument("--reference-best", type=float, default=None, help="best score of a long study, if known")
+    parser.add_argument("--repeats", type=int, default=3, help="trials timed by `overhead`")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
+    machine = describe_machine()
     dataset, _ = make_recording(seed=0)
-    print(f"built-in recording: {dataset.n_trials} trials x {dataset.n_bins} bins x {dataset.n_neurons} neurons")
-    pruners = [PrunerSettings("none"), PrunerSettings("median", startup_trials=2)]
-    rows = [measure(dataset, pruner, args.trials, args.max_epochs, args.seed) for pruner in pruners]
-    for row in rows:
-        row[f"trials_per_hour_at_{args.extrapolate_epochs}_epochs_extrapolated"] = extrapolated_trials_per_hour(
-            row, args.extrapolate_epochs
-        )
+    print(f"CPU {machine['cpu']}, {machine['cpu_count']} cores, load {load_average()}; built-in recording")
 
-    header = (
-        f"{'pruner':<8} {'trials':>6} {'done':>5} {'pruned':>6} {'failed':>6} {'epochs':>6} {'s/epoch':>8} "
-        f"{'overhead s':>10} {'wall s':>7} {'trials/h':>9} {'trials/h @' + str(args.extrapolate_epochs) + '*':>14}"
-    )
-    print(f"\n{args.trials} trials per study, max_epochs={args.max_epochs}, one torch thread, default search space")
-    print(header)
-    for row in rows:
-        print(
-            f"{row['pruner']:<8} {row['trials']:>6} {row['complete']:>5} {row['pruned']:>6} {row['failed']:>6} "
-            f"{row['epochs_trained']:>6} {row['mean_epoch_s']:>8.2f} {row['overhead_s_per_trial']:>10.1f} "
-            f"{row['wall_s']:>7.0f} {row['trials_per_hour']:>9.1f} "
-            f"{row[f'trials_per_hour_at_{args.extrapolate_epochs}_epochs_extrapolated']:>14.2f}"
-        )
-    print(
-        f"* extrapolated, not measured: the same s/epoch, overhead and share of epochs trained, with each trial "
-        f"capped at {args.extrapolate_epochs} epochs (early stopping would shorten unpruned trials too)"
-    )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "settings": vars(args),
-                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-                "results": rows,
-            },
-            indent=2,
-        )
-    )
-    print(f"wrote {RESULTS}")
+    if args.part == "overhead":
+        parts = measure_overhead(dataset, args.repeats)
+        print(f"\none trial of 1 epoch, mean of {args.repeats}: {'wall s':>8} {'CPU s':>8}")
+        for label, seconds in parts.items():
+            print(f"  {label:<46} {seconds['wall_s']:>8.2f} {seconds['cpu_s']:>8.2f}")
+        report = {"machine": machine, "repeats": args.repeats, "parts": parts}
+    else:
+        rows = []
+        for pruner in args.pruners:
+            row = measure_study(dataset, pruner, args.trials, args.workers, args.seed, args.max_epochs)
+            if args.reference_best is not None and row["best_value"] is not None:
+                row["below_reference"] = args.reference_best - row["best_value"]
+            rows.append(row)
+        print(f"\n{args.trials} trials, {args.workers} workers x 1 thread, default search space, objective")
+        print(f"{OBJECTIVE_METRIC}; max_epochs {args.max_epochs}")
+        print(f"{'pruner':<9} {'done':>5} {'pruned':>6} {'failed':>6} {'epochs':>6} {'s/epoch':>8} {'wall s':>7} best")
+        for row in rows:
+            best = "none" if row["best_value"] is None else f"{row['best_value']:.4f}"
+            if "below_reference" in row:
+                best += f" ({row['below_reference']:+.4f} below the reference {args.reference_best:.4f})"
+            print(
+                f"{row['pruner']:<9} {row['complete']:>5} {row['pruned']:>6} {row['failed']:>6} "
+                f"{row['epochs_trained']:>6} {row['median_epoch_s']:>8.3f} {row['wall_s']:>7.0f} {best}"
+            )
+        report = {"machine": machine, "settings": vars(args), "objective": OBJECTIVE_METRIC, "results": rows}
+    report["date"] = datetime.now().isoformat(timespec="minutes")
+    out = RESULTS / f"bench_tuning_{args.part}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
