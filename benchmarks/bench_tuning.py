@@ -3,11 +3,12 @@
 `study` runs seeded studies with the default search space and the package's training defaults
 (max_epochs 2000, early stopping on), one per `--pruners` entry, on `--workers` local worker
 processes of one torch thread each, into a temporary tracking store, and prints for each: trials
-complete / pruned / failed, epochs trained, wall time and the best trial's selection score
-(`eirnn.tuning.settings.OBJECTIVE_METRIC`), against `--reference-best` (the best score of a long
-study, when one is known) if given. `overhead` times the parts of one trial that are not
-epochs (evaluation, run folder, figures and report, model logging, the rest of the run's
-bookkeeping), wall and CPU seconds, in this process with one epoch.
+complete / pruned / failed, epochs trained, wall time, the CPU seconds of the lead and its
+workers, and the best trial's selection score (`eirnn.tuning.settings.OBJECTIVE_METRIC`), against
+`--reference-best` (the best score of a long study, when one is known) if given. `overhead`
+times the parts of one trial that are not epochs (evaluation, run folder, figures and report,
+model logging, the rest of the run's bookkeeping), wall and CPU seconds, in this process with
+one epoch.
 
     python benchmarks/bench_tuning.py study --trials 20 --workers 2 --pruners halving
     python benchmarks/bench_tuning.py overhead
@@ -16,8 +17,10 @@ bookkeeping), wall and CPU seconds, in this process with one epoch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -47,17 +50,28 @@ def temporary_store(folder: str) -> None:
     mlflow.tracking.MlflowClient().create_experiment("bench", artifact_location=f"{folder}/artifacts")
 
 
-def measure_study(dataset, pruner: str, n_trials: int, n_workers: int, seed: int, max_epochs: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="bench-tuning-") as folder:
+def cpu_seconds_so_far() -> float:
+    """User and system CPU seconds of this process and of its finished worker processes: the
+    work a study did, which a busy machine stretches in wall time but not in CPU time."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure_study(
+    dataset, pruner: str, n_trials: int, n_workers: int, seed: int, max_epochs: int, keep_in: str
+) -> dict:
+    with contextlib.ExitStack() as stack:
+        folder = keep_in or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tuning-"))
+        Path(folder).mkdir(parents=True, exist_ok=True)
         temporary_store(folder)
         config = TrainConfig(threads=1, log_figures=False, seed=seed, experiment_name="bench", max_epochs=max_epochs)
         settings = StudySettings(
             study_name=f"bench-{pruner}", n_trials=n_trials, n_workers=n_workers, pruner=PrunerSettings(pruner)
         )
         load_before = load_average()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds_so_far()
         outcome = run_study(config, settings, dataset=dataset)
-        wall_s = time.perf_counter() - started
+        wall_s, cpu_s = time.perf_counter() - started, cpu_seconds_so_far() - cpu_started
         trials = optuna.load_study(study_name=settings.study_name, storage=open_storage("")).trials
         client = mlflow.tracking.MlflowClient()
         run_ids = [trial.user_attrs["mlflow_run_id"] for trial in trials if "mlflow_run_id" in trial.user_attrs]
@@ -77,6 +91,7 @@ def measure_study(dataset, pruner: str, n_trials: int, n_workers: int, seed: int
         "epochs_trained": len(epoch_seconds),
         "median_epoch_s": statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
         "wall_s": wall_s,
+        "cpu_s": cpu_s,
         "best_value": outcome.best_value,
         "best_params": outcome.best_params,
         "load_average_before": load_before,
@@ -148,6 +163,7 @@ def main() -> None:
     parser.add_argument("--reference-best", type=float, default=None, help="best score of a long study, if known")
     parser.add_argument("--repeats", type=int, default=3, help="trials timed by `overhead`")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-in", default="", help="folder for the studies' stores (default: temporary)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -164,20 +180,24 @@ def main() -> None:
     else:
         rows = []
         for pruner in args.pruners:
-            row = measure_study(dataset, pruner, args.trials, args.workers, args.seed, args.max_epochs)
+            row = measure_study(dataset, pruner, args.trials, args.workers, args.seed, args.max_epochs, args.keep_in)
             if args.reference_best is not None and row["best_value"] is not None:
                 row["below_reference"] = args.reference_best - row["best_value"]
             rows.append(row)
         print(f"\n{args.trials} trials, {args.workers} workers x 1 thread, default search space, objective")
         print(f"{OBJECTIVE_METRIC}; max_epochs {args.max_epochs}")
-        print(f"{'pruner':<9} {'done':>5} {'pruned':>6} {'failed':>6} {'epochs':>6} {'s/epoch':>8} {'wall s':>7} best")
+        print(
+            f"{'pruner':<9} {'done':>5} {'pruned':>6} {'failed':>6} {'epochs':>6} {'s/epoch':>8} {'wall s':>7} "
+            f"{'CPU s':>7} best"
+        )
         for row in rows:
             best = "none" if row["best_value"] is None else f"{row['best_value']:.4f}"
             if "below_reference" in row:
                 best += f" ({row['below_reference']:+.4f} below the reference {args.reference_best:.4f})"
             print(
                 f"{row['pruner']:<9} {row['complete']:>5} {row['pruned']:>6} {row['failed']:>6} "
-                f"{row['epochs_trained']:>6} {row['median_epoch_s']:>8.3f} {row['wall_s']:>7.0f} {best}"
+                f"{row['epochs_trained']:>6} {row['median_epoch_s']:>8.3f} {row['wall_s']:>7.0f} {row['cpu_s']:>7.0f} "
+                f"{best}"
             )
         report = {"machine": machine, "settings": vars(args), "objective": OBJECTIVE_METRIC, "results": rows}
     report["date"] = datetime.now().isoformat(timespec="minutes")
