@@ -11,6 +11,7 @@ import numpy as np
 DIRECTIONS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
 CELL_TYPES = ("RS", "FS")
 BEHAVIOR_RATE_HZ = 1000.0
+EDGE_S = 1e-9
 
 
 @dataclass
@@ -33,19 +34,22 @@ def write_session(
     trials: bool = True,
     behavior: bool = True,
     nan_move_onset_trial: int | None = 5,
+    silent_units: int = 0,
 ) -> Session:
-    """Trials of 1 s every 1.25 s from t = 0; go cue 0.1-0.5 s into the trial (trial 0 at 0.1 s,
-    so a window starting 200 ms before the go cue falls before the recording); movement onset
-    150-250 ms after the go cue (NaN in `nan_move_onset_trial`)."""
+    """Trials of 1 s every 1.25 s from t = 0; go cue 0.1-0.5 s into the trial, movement onset
+    150-250 ms after it (NaN in `nan_move_onset_trial`). In the first and last trial the go cue
+    comes at 0.1 s and movement 0.15 s later, so a window from 300 ms before either starts
+    before the recording."""
     from pynwb import NWBHDF5IO, TimeSeries
     from pynwb.testing.mock.file import mock_NWBFile
 
     rng = np.random.default_rng(seed)
     start = np.arange(n_trials) * 1.25
     go = start + rng.uniform(0.1, 0.5, n_trials)
-    go[0] = start[0] + 0.1
     move = go + rng.uniform(0.15, 0.25, n_trials)
-    if nan_move_onset_trial is not None:
+    go[[0, -1]] = start[[0, -1]] + 0.1
+    move[[0, -1]] = go[[0, -1]] + 0.15
+    if nan_move_onset_trial is not None and nan_move_onset_trial < n_trials:
         move[nan_move_onset_trial] = np.nan
     columns = {
         "start_time": start,
@@ -59,6 +63,8 @@ def write_session(
     }
     end = start[-1] + 1.25
     spike_times = [np.sort(rng.uniform(0, end, rng.poisson(20 * end))) for _ in range(n_units)]
+    spike_times += [np.array([end + 10.0])] * silent_units  # units that fire only after the last trial
+    n_units += silent_units
     cell_type = np.array([CELL_TYPES[unit % 3 == 2] for unit in range(n_units)])
     waveform = np.where(cell_type == "FS", "narrow", "wide")
     hand_times = np.arange(0, end, 1 / BEHAVIOR_RATE_HZ)
@@ -86,13 +92,14 @@ def write_session(
 
 
 def bin_by_hand(session: Session, zero_s: np.ndarray, window_ms: tuple[float, float], bin_ms: float) -> np.ndarray:
-    """Counts [trials, bins, units] with a plain loop: spikes in [lo, hi) of each bin."""
+    """Counts [trials, bins, units] with a plain loop: spikes in [lo, hi) of each bin, edges
+    up to float rounding (1 ns) counted in the later bin."""
     n_bins = round((window_ms[1] - window_ms[0]) / bin_ms)
     counts = np.zeros((len(zero_s), n_bins, len(session.spike_times)), dtype=np.int64)
     for trial, zero in enumerate(zero_s):
         for k in range(n_bins):
-            lo = zero + (window_ms[0] + k * bin_ms) / 1000
-            hi = zero + (window_ms[0] + (k + 1) * bin_ms) / 1000
+            lo = zero + (window_ms[0] + k * bin_ms) / 1000 - EDGE_S
+            hi = zero + (window_ms[0] + (k + 1) * bin_ms) / 1000 - EDGE_S
             for unit, times in enumerate(session.spike_times):
                 counts[trial, k, unit] = np.count_nonzero((times >= lo) & (times < hi))
     return counts

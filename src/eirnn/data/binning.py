@@ -1,7 +1,9 @@
 """Spike times -> spike counts in time bins, shared by the NWB and the spike-time file readers.
 
 Bins are half-open, ``[start + k * bin, start + (k + 1) * bin)``, in seconds, so a spike on an
-edge belongs to the later bin and no spike is counted twice.
+edge belongs to the later bin and no spike is counted twice. "On an edge" allows for float
+rounding (`EDGE_TOLERANCE_S`): events and samples often lie on the same clock grid as the
+edges, and 48.75 + 0.02 * k need not equal 48770 * 0.001 to the last bit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from .dataset import DatasetError
 
 #: bin size used for spike times when neither the file nor the settings give one
 DEFAULT_SPIKE_BIN_MS = 10.0
+#: far below any sampling period (30 kHz: 33 us), far above float rounding of session times
+EDGE_TOLERANCE_S = 1e-9
 
 
 def parse_window_ms(text: str | Sequence[float] | None, source: str) -> tuple[float, float] | None:
@@ -52,8 +56,10 @@ def bin_centres_ms(window_ms: tuple[float, float], n_bins: int, bin_ms: float) -
 
 
 def bin_edges_s(window_starts_s: np.ndarray, n_bins: int, bin_s: float) -> np.ndarray:
-    """[trials, n_bins + 1] bin edges in seconds, one row per trial's window."""
-    return np.asarray(window_starts_s, dtype=np.float64)[:, None] + np.arange(n_bins + 1) * bin_s
+    """[trials, n_bins + 1] bin edges in seconds, one row per trial's window, each lowered by
+    `EDGE_TOLERANCE_S` so that a time on an edge up to rounding falls in the later bin."""
+    starts = np.asarray(window_starts_s, dtype=np.float64)[:, None]
+    return starts + np.arange(n_bins + 1) * bin_s - EDGE_TOLERANCE_S
 
 
 def count_spikes(spike_times_s: np.ndarray, edges_s: np.ndarray) -> np.ndarray:

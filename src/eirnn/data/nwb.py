@@ -310,19 +310,18 @@ def _ei_labels(reader: _Reader, units: Any, ei: str) -> tuple[np.ndarray | None,
     else:
         mapping = {**dict.fromkeys(EXCITATORY_NAMES, 0), **dict.fromkeys(INHIBITORY_NAMES, 1)}
         shown = "the default E/I names (docs/data-format.md)"
-    keys = [label_key(_hashable(np.asarray(value))) for value in values]
-    unknown = [key for key in keys if key not in mapping]
+    raw = [_hashable(np.asarray(value)) for value in values]
+    unknown = [index for index, value in enumerate(raw) if label_key(value) not in mapping]
     if unknown:
-        ids = np.asarray(units.id.data[:])
-        first = keys.index(unknown[0])
+        ids, first = np.asarray(units.id.data[:]), raw[unknown[0]]
+        n_same = sum(raw[index] == first for index in unknown)
         reader.fail(
             f"table 'units', column '{column}'",
             f"values mapped to E or I by {shown}",
-            f"{unknown[0]!r} for {unknown.count(unknown[0])} unit(s) (first: unit id {ids[first]}); "
-            f"map it: --ei '{column}:E=...;I=...'",
+            f"{first!r} for {n_same} unit(s) (first: unit id {ids[unknown[0]]}); map it: --ei '{column}:E=...;I=...'",
         )
     source = f"units column '{column}' ({'mapping ' + mapping_text if mapping_text else 'default mapping'})"
-    return np.array([mapping[key] for key in keys], dtype=np.int8), source
+    return np.array([mapping[label_key(value)] for value in raw], dtype=np.int8), source
 
 
 def _find_series(reader: _Reader, spec: str) -> Any:
