@@ -40,14 +40,21 @@ FLAT_UNITS, FLAT_TRIALS = "spike_units", "spike_trials"
 def has_spike_times(contents: FileContents) -> bool:
     """Spike times and no binned counts or rates."""
     binned = ("spikes", "counts", "rates")
-    has_times = SPIKE_TIMES in contents.variables or SPIKE_TIMES in contents.cells
+    has_times = any(SPIKE_TIMES in found for found in (contents.variables, contents.cells, contents.unreadable))
     return has_times and not any(name in contents.variables for name in binned)
 
 
-def _cell(contents: FileContents) -> np.ndarray:
+def _cell(contents: FileContents, n_trials: int, n_neurons: int | None) -> np.ndarray:
     """The spike-time vectors as an object array (cells, scalars-only cells, or the flat form)."""
     if SPIKE_TIMES in contents.cells:
         return np.vectorize(lambda v: np.asarray(v, dtype=float).ravel(), otypes=[object])(contents.cells[SPIKE_TIMES])
+    if SPIKE_TIMES not in contents.variables:
+        contents.fail(
+            SPIKE_TIMES,
+            f"numbers in the flat form ('{SPIKE_TIMES}', '{FLAT_UNITS}'[, '{FLAT_TRIALS}']): "
+            ".npz object arrays need pickle, which is never enabled",
+            f"{contents.unreadable[SPIKE_TIMES]}",
+        )
     values = contents.variables[SPIKE_TIMES]
     if FLAT_UNITS not in contents.variables:
         if contents.format == "npz":
@@ -60,13 +67,15 @@ def _cell(contents: FileContents) -> np.ndarray:
     units = _vector(contents, FLAT_UNITS).astype(np.int64)
     times = values.reshape(-1).astype(float)
     trials = _vector(contents, FLAT_TRIALS).astype(np.int64) if FLAT_TRIALS in contents.variables else None
-    n_units = units.max() + 1 if len(units) else 0
-    shape = (n_units,) if trials is None else (trials.max() + 1 if len(trials) else 0, n_units)
-    cell = np.empty(shape, dtype=object)
-    for index in np.ndindex(shape):
-        mask = units == index[-1] if trials is None else (trials == index[0]) & (units == index[1])
-        cell[index] = times[mask]
-    return cell
+    n_units = max(int(units.max()) + 1 if len(units) else 0, n_neurons or 0)
+    shape = (n_units,) if trials is None else (n_trials, n_units)
+    key = units if trials is None else trials * n_units + units
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], np.arange(np.prod(shape) + 1))
+    cell = np.empty(int(np.prod(shape)), dtype=object)
+    for index in range(len(cell)):
+        cell[index] = times[order[bounds[index] : bounds[index + 1]]]
+    return cell.reshape(shape)
 
 
 def load_spike_times(
@@ -99,7 +108,8 @@ def load_spike_times(
     bin_source = "settings" if bin_ms else "file" if in_file else "default for spike times; --bin-ms to change"
     bin_ms = bin_ms or in_file or DEFAULT_SPIKE_BIN_MS
     n_bins = bins_in_window(window, bin_ms, source)
-    cell = _cell(contents)
+    n_neurons = len(_vector(contents, names["neuron_ids"])) if "neuron_ids" in names else None
+    cell = _cell(contents, n_trials, n_neurons)
     zero_name = align or TRIAL_TIMES
     if zero_name in contents.variables:
         zero = _vector(contents, zero_name).astype(float)
