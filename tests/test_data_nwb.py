@@ -191,3 +191,12 @@ def test_summary_command_prints_what_was_read(session, capsys):
         assert row in out, row
     assert main(["summary", str(session.path), "--ei", "cell_type:E=RS"]) == 2
     assert "column 'cell_type': expected values mapped to E or I" in capsys.readouterr().err
+
+
+def test_a_damaged_or_foreign_file_named_nwb_is_refused_in_one_line(tmp_path):
+    damaged = tmp_path / "damaged.nwb"
+    damaged.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(DatasetError, match=rf"^{damaged}: expected a readable NWB file; found \w+"):
+        load_dataset(damaged)
+    with pytest.raises(DatasetError, match=r"setting --data-layout/--data-keys: expected only for .npz/.mat files"):
+        load_dataset(tmp_path / "damaged.nwb", layout="trials,time,neurons")

@@ -24,7 +24,7 @@ from .binning import (
 )
 from .dataset import EXCITATORY_NAMES, INHIBITORY_NAMES, DatasetError, NeuralDataset, label_key
 from .loaders import HDF5_SIGNATURE, SCHEMA_NAMES, file_sha256
-from .task_inputs import with_task_inputs
+from .task_inputs import EventTimes, with_task_inputs
 
 #: units columns read as E/I labels when --ei names none
 EI_COLUMNS = SCHEMA_NAMES["ei_labels"]
@@ -97,18 +97,9 @@ def load_nwb(
 ) -> NeuralDataset:
     """See the module docstring; `inputs` defaults to ``condition-onehot`` (NWB files rarely
     store task inputs)."""
-    import pynwb  # deferred: importing pynwb takes about a second
-
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: expected an NWB file; found no such file")
-    try:
-        io = pynwb.NWBHDF5IO(str(path), "r")
+    with _open(path) as io:
         nwbfile = io.read()
-    except Exception as exc:  # h5py and hdmf raise many types for damaged or foreign files
-        reason = (str(exc).strip().splitlines() or [""])[0]
-        raise DatasetError(f"{path}: expected a readable NWB file; found {type(exc).__name__}: {reason}") from exc
-    with io:
         reader = _Reader(path, nwbfile)
         bin_source = "settings" if bin_ms else "default for spike times; --bin-ms to change"
         bin_ms = float(bin_ms) if bin_ms else DEFAULT_SPIKE_BIN_MS
@@ -155,22 +146,44 @@ def load_nwb(
             meta=meta,
         )
         dataset.meta["sha256"] = file_sha256(path)
-
-        def event_times(setting: str, text: str) -> np.ndarray:
-            if text in trials.colnames:
-                times = np.asarray(reader.column(trials, text, ""), dtype=float)[cut.keep]
-                return (times - cut.zero_s[cut.keep]) * 1000.0
-            try:
-                return np.array(float(text))
-            except ValueError:
-                reader.fail(
-                    f"table 'trials', column '{text}' ({setting})",
-                    "an event column (s) or a time in ms",
-                    f"no such column; columns: {', '.join(trials.colnames)}",
-                )
-
         spec = inputs or "condition-onehot"
-        return with_task_inputs(dataset, spec, cue_event=cue_event, go_event=go_event, event_times=event_times)
+        events = _event_times(reader, trials, cut)
+        return with_task_inputs(dataset, spec, cue_event=cue_event, go_event=go_event, event_times=events)
+
+
+def _open(path: Path) -> Any:
+    """An open pynwb reader of `path` (close it), or a DatasetError that says why not."""
+    import pynwb  # deferred: importing pynwb takes about a second
+
+    if not path.is_file():
+        raise DatasetError(f"{path}: expected an NWB file; found no such file")
+    try:
+        io = pynwb.NWBHDF5IO(str(path), "r")
+        io.read()
+    except Exception as exc:  # h5py and hdmf raise many types for damaged or foreign files
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise DatasetError(f"{path}: expected a readable NWB file; found {type(exc).__name__}: {reason}") from exc
+    return io
+
+
+def _event_times(reader: _Reader, trials: Any, cut: _Cut) -> EventTimes:
+    """Cue/go events: a trials column (s, taken relative to each kept trial's time zero, in ms)
+    or a number of ms."""
+
+    def resolve(setting: str, text: str) -> np.ndarray:
+        if text in trials.colnames:
+            times = np.asarray(reader.column(trials, text, ""), dtype=float)[cut.keep]
+            return (times - cut.zero_s[cut.keep]) * 1000.0
+        try:
+            return np.array(float(text))
+        except ValueError:
+            reader.fail(
+                f"table 'trials', column '{text}' ({setting})",
+                "an event column (s) or a time in ms",
+                f"no such column; columns: {', '.join(trials.colnames)}",
+            )
+
+    return resolve
 
 
 class _Cut:
