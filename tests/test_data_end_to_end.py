@@ -18,6 +18,7 @@ from eirnn.data.examples import M1_REACH_FILE
 SHARED = Path(os.environ.get("EIRNN_SHARED_DIR") or REPO.parent / "shared")
 M1_FILE = SHARED / M1_REACH_FILE
 needs_m1 = pytest.mark.skipif(not M1_FILE.is_file(), reason=f"shared M1 example data not found at {M1_FILE}")
+M1_SETTINGS = dict(data=M1_FILE, inputs="cue-go", go_event=-300, data_keys="behavior=hand_velocity")
 SMALL = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1, log_figures="false")
 
 
@@ -70,7 +71,7 @@ def _assert_condition_averaged_run(run):
         "single-trial metrics (Fano factor, noise ceiling, bits/spike) are not available" in params["data.validation"]
     )
     assert params["data.inputs"].startswith("cue one-hot from the window start until -300")
-    assert params["data.n_inputs"] == "9" and params["data.n_trials"] == "8"
+    assert params["data.n_inputs"] == "9" and params["data.n_trials"] == "8" and params["data.n_outputs"] == "2"
     for single_trial_metric in ("bits_per_spike", "noise_ceiling", "fano_data"):
         assert math.isnan(metrics[single_trial_metric]), single_trial_metric
 
@@ -78,7 +79,7 @@ def _assert_condition_averaged_run(run):
 @needs_m1
 def test_m1_condition_averaged_example_trains_through_eirnn_train(tracking_store):
     command = [sys.executable, "-m", "eirnn.cli", "train", "--data", str(M1_FILE), "--inputs", "cue-go"]
-    command += ["--go-event", "-300", "--experiment-name", "m1"]
+    command += ["--go-event", "-300", "--data-keys", "behavior=hand_velocity", "--experiment-name", "m1"]
     for name, value in SMALL.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ.copy())
@@ -91,7 +92,7 @@ def test_m1_condition_averaged_example_trains_through_eirnn_train(tracking_store
 
 @needs_m1
 def test_m1_condition_averaged_example_trains_through_mlflow_run(tracking_store):
-    result, runs = _mlflow_run(tracking_store, "m1-mlflow-run", dict(data=M1_FILE, inputs="cue-go", go_event=-300))
+    result, runs = _mlflow_run(tracking_store, "m1-mlflow-run", M1_SETTINGS)
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = runs
     _assert_condition_averaged_run(run)

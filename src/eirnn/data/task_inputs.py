@@ -103,6 +103,13 @@ def numeric_event_times(source: str) -> EventTimes:
     return resolve
 
 
+def _event_text(text: str) -> str:
+    try:
+        return f"{float(text):g} ms"
+    except ValueError:
+        return text
+
+
 def with_task_inputs(
     dataset: NeuralDataset,
     spec: str,
@@ -131,7 +138,8 @@ def with_task_inputs(
             time_ms, dataset.conditions, dataset.condition_labels, cue_on, go_on, go_on, go_on + GO_PULSE_MS
         )
         description = (
-            f"cue one-hot from {cue_event or 'the window start'} until {go_event}, go pulse of {GO_PULSE_MS:g} ms"
+            f"cue one-hot from {_event_text(cue_event) or 'the window start'} until {_event_text(go_event)}, "
+            f"go pulse of {GO_PULSE_MS:g} ms"
         )
     elif spec in ("", None):
         return dataset
