@@ -64,7 +64,9 @@ def bin_edges_s(window_starts_s: np.ndarray, n_bins: int, bin_s: float) -> np.nd
 
 def count_spikes(spike_times_s: np.ndarray, edges_s: np.ndarray) -> np.ndarray:
     """Spikes of one train in each bin of each row of `edges_s` -> [rows, n_bins] counts."""
-    times = np.sort(np.asarray(spike_times_s, dtype=np.float64).ravel())
+    times = np.asarray(spike_times_s, dtype=np.float64).ravel()
+    if np.any(times[1:] < times[:-1]):  # NWB stores sorted trains; others may not
+        times = np.sort(times)
     return np.diff(np.searchsorted(times, edges_s, side="left"), axis=-1)
 
 

@@ -210,7 +210,7 @@ class NeuralDataset:
             first = _first_index_text(negative, ARRAY_AXES["counts"])
             found = f"{int(negative.sum())} negative values, first {counts[negative][0]:g} at {first}"
             self._fail("counts", "counts >= 0", found)
-        return counts.astype(np.int64)
+        return counts.astype(np.int64, copy=False)
 
     def _checked_float_array(self, name: str, values: Any, dtype: type, non_negative: bool = False) -> np.ndarray:
         array = self._checked_three_d(name, values)

@@ -24,7 +24,7 @@ from .binning import (
 )
 from .dataset import EXCITATORY_NAMES, INHIBITORY_NAMES, DatasetError, NeuralDataset, label_key
 from .loaders import HDF5_SIGNATURE, SCHEMA_NAMES, file_sha256
-from .task_inputs import EventTimes, with_task_inputs
+from .task_inputs import EventTimes, TaskTrials, build_task_inputs
 
 #: units columns read as E/I labels when --ei names none
 EI_COLUMNS = SCHEMA_NAMES["ei_labels"]
@@ -131,24 +131,27 @@ def load_nwb(
             "behavior_series": behavior or "none",
             "silent_units": ",".join(str(unit) for unit in silent.tolist()) or "none",
         }
+        time_ms = bin_centres_ms(cut.window_ms, cut.n_bins, bin_ms)
+        task = TaskTrials(codes, labels, time_ms, str(path))
+        events = dict(cue_event=cue_event, go_event=go_event, event_times=_event_times(reader, trials, cut))
+        inputs, input_names, meta["inputs"] = build_task_inputs(inputs or "condition-onehot", task, **events)
         dataset = NeuralDataset(
             counts=counts,
-            inputs=np.zeros((*counts.shape[:2], 1)),  # replaced below by the task inputs
+            inputs=inputs,
+            input_names=input_names,
             conditions=codes,
             condition_labels=labels,
             bin_ms=bin_ms,
             ei_labels=ei_labels,
             behavior=None if series is None else series[0][cut.keep],
             behavior_names=None if series is None else series[1],
-            time_ms=bin_centres_ms(cut.window_ms, cut.n_bins, bin_ms),
+            time_ms=time_ms,
             neuron_ids=np.asarray(units.id.data[:]),
             trial_ids=np.asarray(trials.id.data[:])[cut.keep],
             meta=meta,
         )
         dataset.meta["sha256"] = file_sha256(path)
-        spec = inputs or "condition-onehot"
-        events = _event_times(reader, trials, cut)
-        return with_task_inputs(dataset, spec, cue_event=cue_event, go_event=go_event, event_times=events)
+        return dataset
 
 
 def _open(path: Path) -> Any:

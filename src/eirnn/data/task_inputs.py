@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,23 +111,37 @@ def _event_text(text: str) -> str:
         return text
 
 
-def with_task_inputs(
-    dataset: NeuralDataset,
+@dataclass(frozen=True)
+class TaskTrials:
+    """What inputs are built from: each trial's condition code, the labels, the time axis (ms)."""
+
+    codes: np.ndarray
+    labels: Sequence[Any]
+    time_ms: np.ndarray
+    source: str
+
+    @classmethod
+    def of(cls, dataset: NeuralDataset) -> TaskTrials:
+        time_ms = dataset.time_ms if dataset.time_ms is not None else (np.arange(dataset.n_bins) + 0.5) * dataset.bin_ms
+        return cls(dataset.conditions, dataset.condition_labels, time_ms, dataset.source)
+
+
+def build_task_inputs(
     spec: str,
+    trials: TaskTrials,
     *,
     cue_event: str = "",
     go_event: str = "",
     event_times: EventTimes | None = None,
-) -> NeuralDataset:
-    """`dataset` with inputs built from `spec` (see the module docstring); ``meta["inputs"]``
-    says how. `cue_event` empty = the cue is on from the window's start."""
-    source = dataset.source
+) -> tuple[np.ndarray, list[str], str]:
+    """(inputs [trials, time, n], names, how they were built) for `spec` (module docstring).
+    `cue_event` empty = the cue is on from the window's start."""
+    source, n_bins = trials.source, len(trials.time_ms)
     if spec == "condition-onehot":
-        inputs, names = condition_onehot(dataset.conditions, dataset.condition_labels, dataset.n_bins)
-        description = "condition one-hot over the whole window"
-    elif spec == "cue-go":
+        inputs, names = condition_onehot(trials.codes, trials.labels, n_bins)
+        return inputs, names, "condition one-hot over the whole window"
+    if spec == "cue-go":
         resolve = event_times or numeric_event_times(source)
-        time_ms = dataset.time_ms if dataset.time_ms is not None else (np.arange(dataset.n_bins) + 0.5) * dataset.bin_ms
         if not go_event:
             raise DatasetError(
                 f"{source}: setting 'go_event' (--go-event): expected the go event for --inputs cue-go "
@@ -134,22 +149,28 @@ def with_task_inputs(
             )
         cue_on = resolve("cue_event", cue_event) if cue_event else np.array(-np.inf)
         go_on = resolve("go_event", go_event)
-        inputs, names = cue_go(
-            time_ms, dataset.conditions, dataset.condition_labels, cue_on, go_on, go_on, go_on + GO_PULSE_MS
+        go_off = go_on + GO_PULSE_MS
+        inputs, names = cue_go(trials.time_ms, trials.codes, trials.labels, cue_on, go_on, go_on, go_off)
+        cue_text = _event_text(cue_event) or "the window start"
+        return (
+            inputs,
+            names,
+            f"cue one-hot from {cue_text} until {_event_text(go_event)}, go pulse of {GO_PULSE_MS:g} ms",
         )
-        description = (
-            f"cue one-hot from {_event_text(cue_event) or 'the window start'} until {_event_text(go_event)}, "
-            f"go pulse of {GO_PULSE_MS:g} ms"
+    if not Path(spec).is_file():
+        raise DatasetError(
+            f"{source}: setting 'inputs' (--inputs): expected {' or '.join(INPUT_KINDS)} or an existing "
+            f".npy/.npz file; found {spec!r}"
         )
-    elif spec in ("", None):
+    inputs, names = inputs_from_array(spec, len(trials.codes), n_bins, source)
+    return inputs, names, f"from {spec}"
+
+
+def with_task_inputs(dataset: NeuralDataset, spec: str, **events: Any) -> NeuralDataset:
+    """`dataset` with inputs built from `spec` (`build_task_inputs`); ``meta["inputs"]`` says
+    how. An empty `spec` keeps the dataset's own inputs."""
+    if not spec:
         return dataset
-    else:
-        if not Path(spec).is_file():
-            raise DatasetError(
-                f"{source}: setting 'inputs' (--inputs): expected {' or '.join(INPUT_KINDS)} or an existing "
-                f".npy/.npz file; found {spec!r}"
-            )
-        inputs, names = inputs_from_array(spec, dataset.n_trials, dataset.n_bins, f"{source}")
-        description = f"from {spec}"
+    inputs, names, description = build_task_inputs(spec, TaskTrials.of(dataset), **events)
     meta = {**dataset.meta, "inputs": description}
     return dataclasses.replace(dataset, inputs=inputs, input_names=names, meta=meta)
