@@ -63,15 +63,15 @@ def load_dataset(
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: expected a data file; found no such file")
-    task = dict(inputs=inputs, cue_event=cue_event, go_event=go_event)
+    events = dict(cue_event=cue_event, go_event=go_event)
+    options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
     if is_nwb_file(path):
         if layout or keys:
             raise DatasetError(
                 f"{path}: setting --data-layout/--data-keys: expected only for .npz/.mat files; "
                 "found an NWB file (use --align, --condition, --ei, --behavior)"
             )
-        options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
-        return load_nwb(path, bin_ms=bin_ms, **options, **task)
+        return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events)
     contents = read_variables(path)
     if has_spike_times(contents):
         _refuse(
@@ -80,8 +80,7 @@ def load_dataset(
         dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
         build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")
     else:
-        options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
         _refuse(path, "binned arrays", options)
         dataset = load_binned(contents, layout=layout, keys=keys, bin_ms=bin_ms, build_inputs=bool(inputs))
         build = inputs
-    return with_task_inputs(dataset, build, **{k: v for k, v in task.items() if k != "inputs"})
+    return with_task_inputs(dataset, build, **events)
