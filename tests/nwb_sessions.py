@@ -35,6 +35,7 @@ def write_session(
     behavior: bool = True,
     nan_move_onset_trial: int | None = 5,
     silent_units: int = 0,
+    observed_until_s: float | None = None,
 ) -> Session:
     """Trials of 1 s every 1.25 s from t = 0; go cue 0.1-0.5 s into the trial, movement onset
     150-250 ms after it (NaN in `nan_move_onset_trial`). In the first and last trial the go cue
@@ -75,8 +76,10 @@ def write_session(
         nwbfile.add_unit_column("cell_type", "putative type from spike width")
         nwbfile.add_unit_column("waveform", "spike width class")
         nwbfile.add_unit_column("heldout", "held out in NLB")
+        observed = {} if observed_until_s is None else {"obs_intervals": [[0.0, observed_until_s]]}
         for unit, times in enumerate(spike_times):
-            nwbfile.add_unit(spike_times=times, cell_type=cell_type[unit], waveform=waveform[unit], heldout=False)
+            labels = dict(cell_type=cell_type[unit], waveform=waveform[unit], heldout=False)
+            nwbfile.add_unit(spike_times=times, **labels, **observed)
     if trials:
         for name in columns:
             if name not in ("start_time", "stop_time"):

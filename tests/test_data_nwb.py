@@ -200,3 +200,10 @@ def test_a_damaged_or_foreign_file_named_nwb_is_refused_in_one_line(tmp_path):
         load_dataset(damaged)
     with pytest.raises(DatasetError, match=r"setting --data-layout/--data-keys: expected only for .npz/.mat files"):
         load_dataset(tmp_path / "damaged.nwb", layout="trials,time,neurons")
+
+
+def test_windows_outside_the_units_obs_intervals_are_dropped(tmp_path):
+    session = write_session(tmp_path / "observed.nwb", n_units=3, n_trials=8, behavior=False, observed_until_s=5.0)
+    dataset = load_dataset(session.path, bin_ms=50)  # trials start every 1.25 s and last 1 s
+    assert dataset.trial_ids.tolist() == [0, 1, 2, 3]
+    assert dataset.meta["dropped_trials"] == "4 window outside a unit's obs_intervals"
