@@ -11,9 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("mse", "poisson")
-EMBEDDINGS = ("attention", "linear", "mlp")
-ACTIVATIONS = ("softplus", "relu")
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
 
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
@@ -25,8 +23,9 @@ class ConfigError(ValueError):
     """A setting that cannot work, named with the value found."""
 
 
-def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, *, model_arg: bool = False) -> Any:
+    """A TrainConfig field; `model_arg`: passed to the model's constructor under its own name."""
+    return field(default=default, metadata={"help": help, "choices": choices, "model_arg": model_arg})
 
 
 @dataclass
@@ -68,19 +67,19 @@ class TrainConfig:
         "go_cue_time", "cue-go inputs: onset of the go pulse, a trials column (NWB) or a time in ms, e.g. -300"
     )
     val_fraction: float = _setting(0.2, "share of trials held out for validation, stratified by condition")
-    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches")
+    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches", model_arg=True)
     # model
-    tau: float = _setting(50.0, "membrane time constant in ms")
-    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)")
-    input_embed_dim: int = _setting(56, "size of the input embedding")
-    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS)
-    attention_heads: int = _setting(4, "attention heads of the attention embedding")
-    learnable_h0: bool = _setting(True, "learn the initial state h0")
-    h0_init: float = _setting(0.1, "initial value of h0")
-    enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio")
-    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio")
-    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS)
-    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix")
+    tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True)
+    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)", model_arg=True)
+    input_embed_dim: int = _setting(56, "size of the input embedding", model_arg=True)
+    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS, model_arg=True)
+    attention_heads: int = _setting(4, "attention heads of the attention embedding", model_arg=True)
+    learnable_h0: bool = _setting(True, "learn the initial state h0", model_arg=True)
+    h0_init: float = _setting(0.1, "initial value of h0", model_arg=True)
+    enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio", model_arg=True)
+    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", model_arg=True)
+    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
+    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix", model_arg=True)
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs")
     patience: int = _setting(300, "stop after this many epochs without a better validation correlation")
@@ -92,7 +91,7 @@ class TrainConfig:
     loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
     behavior_weight: float = _setting(1.0, "weight of the behaviour readout loss (data with behaviour only)")
     checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs")
-    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)")
+    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)", model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)")
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
@@ -133,6 +132,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The settings the model's constructor takes (fields marked `model_arg`), by name."""
+        return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
