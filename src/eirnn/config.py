@@ -13,7 +13,6 @@ from typing import Any
 
 from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
 
-
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
