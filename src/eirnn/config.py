@@ -6,11 +6,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
+
+#: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
+DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
+DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 
 
 class ConfigError(ValueError):
@@ -25,10 +30,41 @@ def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, *,
 @dataclass
 class TrainConfig:
     # data
-    data: str = _setting("", "data file (.npz, .mat v5/v7.3); empty = the built-in synthetic recording")
+    data: str = _setting("", "data file (.nwb, .npz, .mat v5/v7.3); empty = the built-in synthetic recording")
     data_layout: str = _setting("", "axis order of the data arrays, e.g. 'neurons,time,trials'; empty = infer")
     data_keys: str = _setting("", "variable names in the file, e.g. 'spikes=psth_counts,inputs=u'")
-    bin_ms: float = _setting(0.0, "bin size in ms when the file has none (0 = read it from the file)")
+    bin_ms: float = _setting(
+        0.0,
+        "bin size in ms: spike times (NWB, .mat/.npz) are counted in it (0 = 10 ms); binned files: when they have none",
+    )
+    align: str = _setting(
+        "",
+        "NWB: trials column to align on, e.g. move_onset_time; spike-time files: per-trial time-zero variable"
+        " (empty = start_time / trial_times)",
+    )
+    window_ms: str = _setting(
+        "", "NWB and spike times: window START,STOP in ms around the alignment, e.g. -250,450 (empty = whole trials)"
+    )
+    condition: str = _setting(
+        "", "NWB: trials column(s) forming the conditions, e.g. target_pos or trial_type,trial_version (combinations)"
+    )
+    ei: str = _setting(
+        "", "NWB: units column of E/I labels, e.g. cell_type, or cell_type:E=RS,pyr;I=FS (empty = a cell_type column)"
+    )
+    behavior: str = _setting(
+        "", "NWB: TimeSeries fitted as behaviour, e.g. hand_vel or processing/behavior/hand_vel (comma-separated)"
+    )
+    inputs: str = _setting(
+        "",
+        "task inputs built from the task: condition-onehot, cue-go or a .npy/.npz path (empty = the file's;"
+        " NWB and spike times without inputs: condition-onehot)",
+    )
+    cue_event: str = _setting(
+        "", "cue-go inputs: cue onset, a trials column (NWB) or a time in ms (empty = window start)"
+    )
+    go_event: str = _setting(
+        "go_cue_time", "cue-go inputs: onset of the go pulse, a trials column (NWB) or a time in ms, e.g. -300"
+    )
     val_fraction: float = _setting(0.2, "share of trials held out for validation, stratified by condition")
     seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches", model_arg=True)
     # model
@@ -83,6 +119,15 @@ class TrainConfig:
                 f"input_embed_dim: expected a multiple of attention_heads={self.attention_heads}, "
                 f"found {self.input_embed_dim}"
             )
+
+    def data_options(self) -> dict[str, Any]:
+        """The keyword arguments of `eirnn.data.load_dataset` for `self.data`."""
+        return {
+            "layout": self.data_layout or None,
+            "keys": self.data_keys or None,
+            "bin_ms": self.bin_ms or None,
+            **{name: getattr(self, name) for name in DATA_OPTIONS},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,6 +190,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             metavar=spec.type.upper(),
             help=f"{spec.metadata['help']} (default: {spec.default!r})",
         )
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--window-ms -250,450`` -> ``--window-ms=-250,450``: argparse reads a value that starts
+    with '-' and is not a plain number as an unknown flag."""
+    joined: list[str] = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if re.match(r"-\d", token) and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={token}"
+        else:
+            joined.append(token)
+    return joined
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:

@@ -14,7 +14,6 @@ import torch
 
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, load_dataset, train_val_split
-from eirnn.data.loaders import parse_keys
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
 
@@ -26,12 +25,7 @@ def load_configured_data(config: TrainConfig) -> NeuralDataset:
 
         dataset, _ = make_recording(seed=0)
         return dataset
-    return load_dataset(
-        config.data,
-        layout=config.data_layout or None,
-        keys=parse_keys(config.data_keys),
-        bin_ms=config.bin_ms or None,
-    )
+    return load_dataset(config.data, **config.data_options())
 
 
 def set_threads(config: TrainConfig) -> None:

@@ -8,6 +8,7 @@ the tuning workers call `train_and_log` directly.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
+from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, prepare
 from eirnn.tracking.logger import EpochMetricLogger
@@ -232,8 +234,10 @@ def _train_in_run(
         **prepared.dataset.facts(),
         "n_train_trials": prepared.train.n_trials,
         "n_val_trials": prepared.val.n_trials,
-        "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
+        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
     }
+    if not prepared.held_out:
+        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
     log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
 
