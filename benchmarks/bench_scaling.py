@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--minibatch", type=int, default=1000, help="batch size for the largest case's minibatch run")
     parser.add_argument("--quick", action="store_true", help="only 54 and 200 recorded neurons")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--resume", default="", help="a JSON of this script's: its measured cases are not run again")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(one_case(*args.case)))
@@ -193,6 +194,7 @@ def main() -> None:
     from machine import describe_machine, load_average
 
     recorded = [n for n in args.recorded if n <= 200] if args.quick else args.recorded
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     machine = describe_machine()
     print(f"CPU {machine['cpu']}, {machine['cpu_count']} cores, torch {machine['torch']}, load {load_average()}")
     print(
@@ -203,8 +205,13 @@ def main() -> None:
         ((n, t, threads) for n in recorded for t in args.trials for threads in args.threads),
         key=lambda case: (case[1] * case[0] ** 2, case[2]),
     )
-    rows, skipped = [], []
+    out = Path(args.out)
+    done = json.loads(Path(args.resume).read_text()) if args.resume else {}
+    rows, skipped = done.get("rows", []), []
+    measured = {(r["recorded"], r["trials"], r["threads"]) for r in rows}
     for n_recorded, n_trials, threads in cases:
+        if (n_recorded, n_trials, threads) in measured:
+            continue
         large = n_trials * n_recorded**2 > 5000 * 200**2
         predicted = predicted_peak_gib(rows, n_recorded, n_trials)
         if predicted is not None and predicted > available_gib() - MARGIN_GIB:
@@ -218,6 +225,7 @@ def main() -> None:
         row = run_case(n_recorded, n_trials, threads, 0, args.large_epochs if large else args.epochs)
         rows.append(row)
         print(format_row(row), flush=True)
+        out.write_text(json.dumps({"rows": rows}, indent=2))  # kept if a later case fails
     largest = max(cases, key=lambda case: (case[1] * case[0] ** 2, -case[2]))
     minibatch = run_case(largest[0], largest[1], largest[2], args.minibatch, args.large_epochs)
     print(format_row(minibatch), "(minibatches)", flush=True)
@@ -249,8 +257,6 @@ def main() -> None:
         "cost_model_1_thread": cost,
         "memory_model": memory,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
 

@@ -70,7 +70,10 @@ class NormalizedMSE:
     mean over trials, bins and neurons of (rate - target)^2 / variance_neuron."""
 
     def __init__(self, train_rates_hz: torch.Tensor) -> None:
-        variance = train_rates_hz.reshape(-1, train_rates_hz.shape[-1]).var(dim=0)
+        # the samples of each neuron in memory order: a view of time-major targets, not a copy
+        leading_axes = sorted(range(train_rates_hz.dim() - 1), key=train_rates_hz.stride, reverse=True)
+        samples = train_rates_hz.permute(*leading_axes, -1).reshape(-1, train_rates_hz.shape[-1])
+        variance = samples.var(dim=0)
         # a silent neuron has zero variance; its floor keeps the weight finite
         self.inverse_variance = 1.0 / variance.clamp_min(1e-3 * float(variance.mean().clamp_min(1e-6)))
 
