@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eirnn.choices import ACTIVATIONS
+from eirnn.model.cpu_threads import run_in_threads
 from eirnn.model.embeddings import create_embedding
 from eirnn.model.noise import fill_standard_normal
 from eirnn.model.recurrence import activate, drive_row_sums, run_recurrence
@@ -107,11 +108,16 @@ def prepare_inputs(inputs: torch.Tensor) -> PreparedInputs:
     input changes (its first step and every step after a change) go through `torch.unique`, so
     the cost is one comparison pass over the inputs plus a sort of the changes, not a sort of
     every step (benchmarks/README.md has the timing). Model calls with raw inputs run it each time.
+    It runs on one torch thread: these memory-bound passes gain nothing from intra-op threads,
+    whose barriers stall whenever another process holds a core.
     """
     if inputs.dim() != 3:
         raise ValueError(f"inputs must be [trials, time, n_inputs], got shape {tuple(inputs.shape)}")
+    return run_in_threads(lambda _: _distinct_rows(inputs.detach()), 1)[0]
+
+
+def _distinct_rows(inputs: torch.Tensor) -> PreparedInputs:
     batch_size, n_steps, n_inputs = inputs.shape
-    inputs = inputs.detach()
     changes = torch.ones(batch_size, n_steps, dtype=torch.bool, device=inputs.device)
     torch.any(inputs[:, 1:] != inputs[:, :-1], dim=-1, out=changes[:, 1:])
     changes = changes.view(-1)
