@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs of the small cases (median)")
     parser.add_argument("--large-epochs", type=int, default=2, help="timed epochs when trials x units^2 is large")
-    parser.add_argument("--minibatch", type=int, default=1000, help="batch size for the largest case's minibatch run")
+    parser.add_argument("--minibatch", type=int, default=500, help="batch size for the largest case's minibatch run")
     parser.add_argument("--quick", action="store_true", help="only 54 and 200 recorded neurons")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--resume", default="", help="a JSON of this script's: its measured cases are not run again")
