@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,38 @@ EMBEDDINGS = ("attention", "linear", "mlp")
 ACTIVATIONS = ("softplus", "relu")
 
 
+def _within(value: float, allowed: tuple) -> bool:
+    low, high, low_in, high_in = allowed
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return False
+    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+
+
 class ConfigError(ValueError):
     """A setting that cannot work, named with the value found."""
 
 
-def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+#: allowed ranges of numeric settings: (lowest, highest, lowest allowed?, highest allowed?)
+ANY = (-math.inf, math.inf, False, False)
+POSITIVE = (0.0, math.inf, False, False)
+NON_NEGATIVE = (0.0, math.inf, True, False)
+AT_LEAST_ONE = (1, math.inf, True, False)
+OPEN_UNIT = (0.0, 1.0, False, False)
+HALF_OPEN_UNIT = (0.0, 1.0, True, False)
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, allowed: tuple = ANY) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "allowed": allowed})
+
+
+def range_text(allowed: tuple) -> str:
+    """(0, inf, False, False) -> 'a value > 0'; (0, 1, True, False) -> 'a value in [0, 1)'."""
+    low, high, low_in, high_in = allowed
+    if low == -math.inf and high == math.inf:
+        return "a finite value"
+    if high == math.inf:
+        return f"a value {'>=' if low_in else '>'} {low:g}"
+    return f"a value in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
 
 
 @dataclass
@@ -29,34 +56,52 @@ class TrainConfig:
     data: str = _setting("", "data file (.npz, .mat v5/v7.3); empty = the built-in synthetic recording")
     data_layout: str = _setting("", "axis order of the data arrays, e.g. 'neurons,time,trials'; empty = infer")
     data_keys: str = _setting("", "variable names in the file, e.g. 'spikes=psth_counts,inputs=u'")
-    bin_ms: float = _setting(0.0, "bin size in ms when the file has none (0 = read it from the file)")
-    val_fraction: float = _setting(0.2, "share of trials held out for validation, stratified by condition")
-    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches")
+    bin_ms: float = _setting(
+        0.0, "bin size in ms when the file has none (0 = read it from the file)", allowed=NON_NEGATIVE
+    )
+    val_fraction: float = _setting(
+        0.2, "share of trials held out for validation, stratified by condition", allowed=OPEN_UNIT
+    )
+    validate_on_train: bool = _setting(
+        False,
+        "condition-averaged data only (one pseudo-trial per condition, rates): score validation on the "
+        "training trials, since nothing can be held out; refused for any other data",
+    )
+    drop_silent_neurons: bool = _setting(
+        False, "drop neurons that never fire (their count is logged as data.n_silent_dropped); false = refuse them"
+    )
+    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches", allowed=NON_NEGATIVE)
     # model
-    tau: float = _setting(50.0, "membrane time constant in ms")
-    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)")
-    input_embed_dim: int = _setting(56, "size of the input embedding")
+    tau: float = _setting(50.0, "membrane time constant in ms", allowed=POSITIVE)
+    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)", allowed=NON_NEGATIVE)
+    input_embed_dim: int = _setting(56, "size of the input embedding", allowed=AT_LEAST_ONE)
     input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS)
-    attention_heads: int = _setting(4, "attention heads of the attention embedding")
+    attention_heads: int = _setting(4, "attention heads of the attention embedding", allowed=AT_LEAST_ONE)
     learnable_h0: bool = _setting(True, "learn the initial state h0")
     h0_init: float = _setting(0.1, "initial value of h0")
     enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio")
-    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio")
+    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", allowed=POSITIVE)
     activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS)
-    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix")
+    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix", allowed=POSITIVE)
     # training
-    max_epochs: int = _setting(2000, "maximum number of epochs")
-    patience: int = _setting(300, "stop after this many epochs without a better validation correlation")
-    smoothing: float = _setting(0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)")
-    learning_rate: float = _setting(0.001, "Adam learning rate")
-    weight_decay: float = _setting(0.0, "Adam weight decay")
-    grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)")
-    batch_size: int = _setting(0, "trials per batch (0 = full batch)")
+    max_epochs: int = _setting(2000, "maximum number of epochs", allowed=AT_LEAST_ONE)
+    patience: int = _setting(
+        300, "stop after this many epochs without a better validation correlation", allowed=AT_LEAST_ONE
+    )
+    smoothing: float = _setting(
+        0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)", allowed=HALF_OPEN_UNIT
+    )
+    learning_rate: float = _setting(0.001, "Adam learning rate", allowed=POSITIVE)
+    weight_decay: float = _setting(0.0, "Adam weight decay", allowed=NON_NEGATIVE)
+    grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)", allowed=NON_NEGATIVE)
+    batch_size: int = _setting(0, "trials per batch (0 = full batch)", allowed=NON_NEGATIVE)
     loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
-    behavior_weight: float = _setting(1.0, "weight of the behaviour readout loss (data with behaviour only)")
-    checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs")
+    behavior_weight: float = _setting(
+        1.0, "weight of the behaviour readout loss (data with behaviour only)", allowed=NON_NEGATIVE
+    )
+    checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs", allowed=NON_NEGATIVE)
     device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)")
-    threads: int = _setting(0, "torch threads (0 = all cores)")
+    threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
     registered_model_name: str = _setting("eirnn", "registry name of the trained model")
@@ -70,14 +115,8 @@ class TrainConfig:
             value = getattr(self, spec.name)
             if choices and value not in choices:
                 raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
-        positive = ("tau", "max_epochs", "learning_rate", "input_embed_dim", "attention_heads", "ei_ratio")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: expected a positive value, found {getattr(self, name)!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction: expected a value in (0, 1), found {self.val_fraction!r}")
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ConfigError(f"smoothing: expected a value in [0, 1), found {self.smoothing!r}")
+            if spec.type in ("int", "float") and not _within(value, spec.metadata["allowed"]):
+                raise ConfigError(f"{spec.name}: expected {range_text(spec.metadata['allowed'])}, found {value!r}")
         if self.input_embed_type == "attention" and self.input_embed_dim % self.attention_heads:
             # multi-head attention splits the embedding evenly across heads
             raise ConfigError(
