@@ -13,6 +13,10 @@ import numpy as np
 EXCITATORY_NAMES = frozenset({"0", "e", "exc", "excitatory", "classic", "pyramidal", "false"})
 INHIBITORY_NAMES = frozenset({"1", "i", "inh", "inhibitory", "interneuron", "fast-spiking", "true"})
 
+#: above these, values are wrong units or a corrupt file (a neuron fires at most ~1 kHz)
+MAX_RATE_HZ = 5000.0
+MAX_ABS_INPUT = 1e6
+
 #: axis names of the three-dimensional arrays, per array, in canonical (storage) order
 ARRAY_AXES = {
     "counts": ("trial", "bin", "neuron"),
@@ -42,6 +46,24 @@ def _whole_numbers_or_none(values: np.ndarray) -> np.ndarray | None:
     if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
         return values.astype(np.int64)
     return None
+
+
+def _as_text(item: Any) -> Any:
+    """bytes (HDF5, MATLAB char exported by h5py) as str; anything else unchanged."""
+    return item.decode(errors="replace") if isinstance(item, bytes) else item
+
+
+def _plain_object_array(values: np.ndarray) -> np.ndarray:
+    """An object array (pandas column, MATLAB cellstr) as a text or number array when every
+    entry is text or every entry is a number; unchanged otherwise (and refused by the caller)."""
+    if values.dtype != object:
+        return values
+    items = [_as_text(item) for item in values.ravel().tolist()]
+    if all(isinstance(item, str) for item in items):
+        return np.array(items, dtype=str).reshape(values.shape)
+    if all(isinstance(item, (int, float, np.integer, np.floating)) and not isinstance(item, bool) for item in items):
+        return np.array(items, dtype=np.float64).reshape(values.shape)
+    return values
 
 
 def _normalise_ids(values: np.ndarray) -> np.ndarray:
@@ -95,10 +117,15 @@ class NeuralDataset:
             self._check_same_sizes("rates", self.rates, "counts", self.counts, ("trials", "time bins", "neurons"))
         reference_name = "counts" if self.counts is not None else "rates"
         reference = self.counts if self.counts is not None else self.rates
+        for name in ("counts", "rates"):
+            if getattr(self, name) is not None:
+                self._check_rate_magnitude(name, getattr(self, name))
         self.inputs = self._checked_float_array("inputs", self.inputs, np.float32)
+        self._check_magnitude("inputs", self.inputs, MAX_ABS_INPUT)
         self._check_same_sizes("inputs", self.inputs, reference_name, reference, ("trials", "time bins"))
         if self.behavior is not None:
             self.behavior = self._checked_float_array("behavior", self.behavior, np.float64)
+            self._check_magnitude("behavior", self.behavior, MAX_ABS_INPUT)
             self._check_same_sizes("behavior", self.behavior, reference_name, reference, ("trials", "time bins"))
         self.input_names = self._checked_names("input_names", self.input_names, self.n_inputs, "input")
         self.behavior_names = (
@@ -154,6 +181,25 @@ class NeuralDataset:
                 name,
                 "finite values",
                 f"{n_nan} NaN and {int(bad.sum()) - n_nan} Inf, first at {_first_index_text(bad, ARRAY_AXES[name])}",
+            )
+
+    def _check_magnitude(self, name: str, array: np.ndarray, limit: float) -> None:
+        too_large = np.abs(array) > limit
+        if too_large.any():
+            first = _first_index_text(too_large, ARRAY_AXES[name])
+            found = f"{int(too_large.sum())} values beyond, largest {float(np.abs(array).max()):.3g}, first at {first}"
+            self._fail(name, f"|values| <= {limit:g} (larger means wrong units or a corrupt file)", found)
+
+    def _check_rate_magnitude(self, name: str, array: np.ndarray) -> None:
+        in_hz = array / self.bin_s if name == "counts" else array
+        too_fast = in_hz > MAX_RATE_HZ
+        if too_fast.any():
+            first = _first_index_text(too_fast, ARRAY_AXES[name])
+            unit = f" ({MAX_RATE_HZ * self.bin_s:g} spikes per {self.bin_ms:g} ms bin)" if name == "counts" else ""
+            self._fail(
+                name,
+                f"rates <= {MAX_RATE_HZ:g} Hz{unit}: larger means wrong units, a wrong bin size or a corrupt file",
+                f"{int(too_fast.sum())} values beyond, largest {float(in_hz.max()):.3g} Hz, first at {first}",
             )
 
     def _checked_counts(self, values: Any) -> np.ndarray:
@@ -222,13 +268,14 @@ class NeuralDataset:
         return names
 
     def _checked_ei_labels(self, values: Any) -> np.ndarray:
-        labels = np.asarray(values)
+        labels = _plain_object_array(np.asarray(values))
         if labels.ndim != 1:
             self._fail("ei_labels", f"a vector of {self.n_neurons} labels", f"shape {_shape_text(labels.shape)}")
         if len(labels) != self.n_neurons:
             self._fail("ei_labels", f"{self.n_neurons} labels (one per neuron)", f"{len(labels)}")
         codes = np.empty(len(labels), dtype=np.int8)
         for index, label in enumerate(labels.tolist()):
+            label = _as_text(label)
             key = str(label).strip().lower().replace("_", "-").replace(" ", "-")
             if isinstance(label, float) and label.is_integer():
                 key = str(int(label))
@@ -249,6 +296,7 @@ class NeuralDataset:
         values = self._checked_vector("conditions", self.conditions, self.n_trials, "trials")
         if values is None:
             self._fail("conditions", f"{self.n_trials} condition labels (one per trial)", "None")
+        values = _plain_object_array(values)
         if self.condition_labels is not None:
             codes = _whole_numbers_or_none(values)
             n_labels = len(self.condition_labels)
@@ -388,6 +436,7 @@ class NeuralDataset:
             "data_signal": "counts" if self.has_counts else "rates",
             "ei_labels": "labeled" if self.is_labeled else "unlabeled",
             "n_neurons": self.n_neurons,
+            "n_silent_dropped": int(self.meta.get("n_silent_dropped", 0)),
             "n_e": self.n_e,
             "n_i": self.n_i,
             "n_inputs": self.n_inputs,
