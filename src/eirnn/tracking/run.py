@@ -4,6 +4,7 @@ report.md), log the model and keep the registry's champion alias on the best ver
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -15,19 +16,21 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import torch
 from mlflow.tracking import MlflowClient
 
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.pipeline import BUILTIN_DATA_NAME, prepare
-from eirnn.tracking.logger import EpochMetricLogger
+from eirnn.tracking.logger import EPOCH_METRICS, EpochMetricLogger, TrackingUnavailableError
 from eirnn.tracking.registry import update_champion
 from eirnn.training import RESUME_FILE, FitResult, fit
 
 ERROR_TAG = "eirnn.error"
 MODEL_ARTIFACT = "model"
 MAX_TAG_LENGTH = 5000
+LOGGER_DRAIN_ON_ERROR_S = 60.0
 
 
 @dataclass
@@ -96,13 +99,13 @@ def experiment_id_for(config: TrainConfig, parent_run_id: str | None = None) -> 
     return experiment.experiment_id if experiment else client.create_experiment(name)
 
 
-def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path, int]:
-    """The run's last checkpoint, downloaded, and the last epoch already logged."""
+def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path, dict[str, int]]:
+    """The run's last checkpoint, downloaded, and the last step already logged per epoch metric."""
     checkpoint = mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path=f"checkpoints/{RESUME_FILE}", dst_path=str(workdir)
     )
-    logged = client.get_metric_history(run_id, "val_psth_corr")
-    return Path(checkpoint), max((m.step for m in logged), default=-1)
+    logged = {key: max((m.step for m in client.get_metric_history(run_id, key)), default=-1) for key in EPOCH_METRICS}
+    return Path(checkpoint), logged
 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
@@ -205,10 +208,10 @@ def _train_in_run(
     register: bool,
     tags: dict[str, str],
 ) -> TrainingOutcome:
-    resume_from, skip_through = (None, -1)
+    resume_from, logged_steps = None, {}
     if config.resume:
         config = TrainConfig.from_dict({**client.get_run(run_id).data.params, "resume": config.resume})
-        resume_from, skip_through = _resume_point(client, run_id, workdir)
+        resume_from, logged_steps = _resume_point(client, run_id, workdir)
     log_new_params(client, run_id, config.to_dict())
     commit = _git_commit()
     client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
@@ -225,17 +228,25 @@ def _train_in_run(
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
     log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
 
-    logger = EpochMetricLogger(run_id, client, skip_through_step=skip_through)
-    result = fit(
-        prepared.model,
-        prepared.train,
-        prepared.val,
-        config,
-        [logger, *callbacks],
-        checkpoint_dir=workdir / "checkpoints",
-        resume_from=resume_from,
-    )
-    logger.flush()
+    logger = EpochMetricLogger(run_id, client, logged_steps=logged_steps)
+    try:
+        if resume_from is not None:
+            logger.log_history(torch.load(resume_from, weights_only=True)["history"])
+        result = fit(
+            prepared.model,
+            prepared.train,
+            prepared.val,
+            config,
+            [logger, *callbacks],
+            checkpoint_dir=workdir / "checkpoints",
+            resume_from=resume_from,
+        )
+    except BaseException:
+        # what training logged reaches the run even when training failed (bounded: the run must end)
+        with contextlib.suppress(TrackingUnavailableError):
+            logger.close(timeout_s=LOGGER_DRAIN_ON_ERROR_S)
+        raise
+    logger.close()
 
     model = prepared.model
     model.load_state_dict(result.best_state)
