@@ -19,9 +19,23 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from eirnn.tracking.resume import resume_command
     from eirnn.tracking.run import train_and_log
+    from eirnn.training import TrainingInterrupted
 
-    train_and_log(config_from_args(args))
+    try:
+        train_and_log(config_from_args(args))
+    except TrainingInterrupted as stopped:
+        import mlflow
+
+        run = mlflow.last_active_run()
+        how = (
+            f"; continue with: {resume_command(run.info.run_id)}"
+            if run and stopped.checkpoint_epoch is not None
+            else ""
+        )
+        print(f"eirnn train: {stopped}; the run is KILLED{how}", file=sys.stderr)
+        return stopped.exit_code
     return 0
 
 

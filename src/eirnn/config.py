@@ -100,6 +100,11 @@ class TrainConfig:
         1.0, "weight of the behaviour readout loss (data with behaviour only)", allowed=NON_NEGATIVE
     )
     checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs", allowed=NON_NEGATIVE)
+    checkpoint_seconds: float = _setting(
+        10.0,
+        "also refresh the resumable checkpoint when this many seconds passed since the last one (0 = off)",
+        allowed=NON_NEGATIVE,
+    )
     device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)")
     threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
     # tracking

@@ -22,10 +22,19 @@ from mlflow.tracking import MlflowClient
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.evaluation import Evaluation, evaluate
-from eirnn.pipeline import BUILTIN_DATA_NAME, prepare
-from eirnn.tracking.logger import EPOCH_METRICS, EpochMetricLogger, TrackingUnavailableError
+from eirnn.pipeline import BUILTIN_DATA_NAME, load_configured_data, prepare
+from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
 from eirnn.tracking.registry import update_champion
-from eirnn.training import RESUME_FILE, FitResult, fit
+from eirnn.tracking.resume import (
+    RESUME_TAG,
+    check_same_data,
+    resumable_run,
+    resume_command,
+    resume_point,
+    resumed_config,
+)
+from eirnn.training import FitResult, TrainingInterrupted, fit
+from eirnn.training.interrupts import raising_on_signals
 
 ERROR_TAG = "eirnn.error"
 MODEL_ARTIFACT = "model"
@@ -97,15 +106,6 @@ def experiment_id_for(config: TrainConfig, parent_run_id: str | None = None) -> 
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or config.experiment_name
     experiment = client.get_experiment_by_name(name)
     return experiment.experiment_id if experiment else client.create_experiment(name)
-
-
-def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path, dict[str, int]]:
-    """The run's last checkpoint, downloaded, and the last step already logged per epoch metric."""
-    checkpoint = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"checkpoints/{RESUME_FILE}", dst_path=str(workdir)
-    )
-    logged = {key: max((m.step for m in client.get_metric_history(run_id, key)), default=-1) for key in EPOCH_METRICS}
-    return Path(checkpoint), logged
 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
@@ -181,21 +181,34 @@ def train_and_log(
     status_when_stopped_by_callback: str = "FINISHED",
 ) -> TrainingOutcome:
     """Train under one MLflow run. Any exception ends the run FAILED with the message in the
-    `eirnn.error` tag, then propagates (the CLI exits non-zero)."""
+    `eirnn.error` tag, then propagates (the CLI exits non-zero). SIGTERM/SIGINT end it KILLED
+    after a resumable checkpoint, with the command that continues it in the `eirnn.resume` tag.
+
+    With `config.resume`, the run's status, settings and data hash are checked before it is
+    reopened."""
     client = MlflowClient()
-    run_id = _start_run(config, parent_run_id, dict(tags or {}))
-    try:
-        with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
-            outcome = _train_in_run(config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {})
-        stopped = outcome.fit.stop_reason == "callback"
-        mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
-        return outcome
-    except BaseException as error:
-        message = f"{type(error).__name__}: {error}"
-        client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
-        client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
-        mlflow.end_run("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
+    if config.resume:
+        run = resumable_run(client, config.resume)
+        config = resumed_config(config, run)
+        dataset = dataset if dataset is not None else load_configured_data(config)
+        check_same_data(run, dataset)
+    with raising_on_signals():
+        run_id = _start_run(config, parent_run_id, dict(tags or {}))
+        try:
+            with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
+                outcome = _train_in_run(config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {})
+            stopped = outcome.fit.stop_reason == "callback"
+            mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
+            return outcome
+        except BaseException as error:
+            message = f"{type(error).__name__}: {error}"
+            client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
+            client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
+            interrupted = isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
+            if interrupted and getattr(error, "checkpoint_epoch", None) is not None:
+                client.set_tag(run_id, RESUME_TAG, resume_command(run_id))
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
+            raise
 
 
 def _train_in_run(
@@ -210,8 +223,7 @@ def _train_in_run(
 ) -> TrainingOutcome:
     resume_from, logged_steps = None, {}
     if config.resume:
-        config = TrainConfig.from_dict({**client.get_run(run_id).data.params, "resume": config.resume})
-        resume_from, logged_steps = _resume_point(client, run_id, workdir)
+        resume_from, logged_steps = resume_point(client, run_id, workdir)
     log_new_params(client, run_id, config.to_dict())
     commit = _git_commit()
     client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
