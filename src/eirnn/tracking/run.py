@@ -120,13 +120,13 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
     }
 
 
-def _log_model(model: Any, val_inputs: np.ndarray) -> str:
-    """Log the network as an MLflow model (no registration); returns its model URI."""
-    import mlflow.pytorch
+def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
+    """Log the network as an MLflow pyfunc model (no registration): its state dict and
+    constructor arguments as artifacts, `RatePredictor` as code; returns its model URI."""
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    from eirnn.tracking.serving import RatePredictor
+    from eirnn.tracking.serving import MODEL_CODE, save_network_files
 
     n_inputs, n_neurons = val_inputs.shape[-1], int(model.recorded_units.numel())
     # -1 on trials and time: the signature accepts any number of trials and bins
@@ -134,11 +134,10 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_inputs))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_neurons))]),
     )
-    predictor = RatePredictor(model.cpu()).eval()
-    info = mlflow.pytorch.log_model(
-        predictor,
+    info = mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT,
-        serialization_format="pickle",
+        python_model=str(MODEL_CODE),
+        artifacts=save_network_files(model.cpu(), folder),
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
         # listing requirements skips MLflow's inference, which imports the model (6-16 s)
@@ -288,7 +287,7 @@ def _train_in_run(
     )
     client.set_tag(run_id, "eirnn.stop_reason", result.stop_reason)
 
-    model_uri = _log_model(model, prepared.val.inputs)
+    model_uri = _log_model(model, prepared.val.inputs, workdir / "model")
     version = champion = None
     if register:
         version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
