@@ -30,6 +30,12 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="epochs before a trial can be pruned (default: max_epochs / 10)",
     )
+    parser.add_argument(
+        "--heartbeat-seconds",
+        type=int,
+        default=60,
+        help="database storage: a trial silent for twice this long is taken as dead, failed and re-run",
+    )
     parser.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")
     add_config_arguments(parser)
     parser.set_defaults(**TUNE_DEFAULTS)
