@@ -9,8 +9,8 @@ import torch
 
 from eirnn.config import TrainConfig
 from eirnn.pipeline import prepare
-from eirnn.training.loop import _Training
 from eirnn.training.checkpoints import CheckpointWriter
+from eirnn.training.loop import _Training
 
 torch.set_num_threads(1)
 config = TrainConfig(threads=1)
