@@ -90,15 +90,15 @@ def test_sigkill_at_three_moments_then_resume_equals_an_uninterrupted_run(
 ):
     client = MlflowClient()
     data = ["--data", str(tiny_recording_file)]
-    # kills: after the first checkpoint's metrics are in (between checkpoints), right after the
-    # second checkpoint, and well past the third
+    # three kills: a moment after the first checkpoint (between checkpoints: epochs trained and
+    # not saved), right as the second checkpoint's metrics arrive, and a moment after the third
     process = eirnn("train", *data, *TRAIN)
-    run_id = wait_for_steps(client, 12, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    for at_least in (21, 36):
-        process = eirnn("train", "--resume", run_id)
-        wait_for_steps(client, at_least, process)
+    run_id = None
+    for at_least, delay_s in ((10, 0.7), (20, 0.0), (30, 0.7)):
+        if run_id is not None:
+            process = eirnn("train", "--resume", run_id)
+        run_id = wait_for_steps(client, at_least, process)
+        time.sleep(delay_s)
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to clean up

@@ -121,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DatasetError and ConfigError are ValueErrors with a one-line message meant for the user
         print(f"eirnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM during training (TrainingInterrupted)
+        print(f"eirnn {args.command}: stopped{f' ({stopped})' if str(stopped) else ''}", file=sys.stderr)
+        return getattr(stopped, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ class RatePredictor(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.network = load_network(context.artifacts[WEIGHTS_ARTIFACT], context.artifacts[HPARAMS_ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+    # no type hints: MLflow would read them as the input schema, which the logged signature gives
+    def predict(self, context, model_input, params=None):
         inputs = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
         with torch.no_grad():
             return self.network(inputs, noise=False).rates.numpy()

@@ -18,9 +18,11 @@ class TrainingDivergedError(RuntimeError):
         self.epoch, self.loss, self.checkpoint_epoch = epoch, loss, checkpoint_epoch
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(KeyboardInterrupt):
     """SIGTERM or SIGINT stopped training; `checkpoint_epoch` is the epoch the resumable
-    checkpoint written on the way out covers (None when none could be written)."""
+    checkpoint written on the way out covers (None when none could be written). A
+    KeyboardInterrupt, so that nothing that catches errors (an Optuna study going on to its
+    next trial) swallows a request to stop."""
 
     def __init__(self, signum: int, checkpoint_epoch: int | None = None) -> None:
         self.signum, self.checkpoint_epoch = signum, checkpoint_epoch
