@@ -7,20 +7,16 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("mse", "poisson")
-EMBEDDINGS = ("attention", "linear", "mlp")
-ACTIVATIONS = ("softplus", "relu")
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
 
-
-def _within(value: float, allowed: tuple) -> bool:
-    low, high, low_in, high_in = allowed
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return False
-    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+#: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
+DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
+DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 
 
 class ConfigError(ValueError):
@@ -36,8 +32,11 @@ OPEN_UNIT = (0.0, 1.0, False, False)
 HALF_OPEN_UNIT = (0.0, 1.0, True, False)
 
 
-def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, allowed: tuple = ANY) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "allowed": allowed})
+def _within(value: float, allowed: tuple) -> bool:
+    low, high, low_in, high_in = allowed
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return False
+    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
 
 
 def range_text(allowed: tuple) -> str:
@@ -50,14 +49,59 @@ def range_text(allowed: tuple) -> str:
     return f"a value in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
 
 
+def _setting(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    *,
+    model_arg: bool = False,
+    allowed: tuple = ANY,
+) -> Any:
+    """A TrainConfig field; `model_arg`: passed to the model's constructor under its own name;
+    `allowed`: the range a numeric value must lie in (checked, and stated when it does not)."""
+    return field(
+        default=default, metadata={"help": help, "choices": choices, "model_arg": model_arg, "allowed": allowed}
+    )
+
+
 @dataclass
 class TrainConfig:
     # data
-    data: str = _setting("", "data file (.npz, .mat v5/v7.3); empty = the built-in synthetic recording")
+    data: str = _setting("", "data file (.nwb, .npz, .mat v5/v7.3); empty = the built-in synthetic recording")
     data_layout: str = _setting("", "axis order of the data arrays, e.g. 'neurons,time,trials'; empty = infer")
     data_keys: str = _setting("", "variable names in the file, e.g. 'spikes=psth_counts,inputs=u'")
     bin_ms: float = _setting(
-        0.0, "bin size in ms when the file has none (0 = read it from the file)", allowed=NON_NEGATIVE
+        0.0,
+        "bin size in ms: spike times (NWB, .mat/.npz) are counted in it (0 = 10 ms); binned files: when they have none",
+        allowed=NON_NEGATIVE,
+    )
+    align: str = _setting(
+        "",
+        "NWB: trials column to align on, e.g. move_onset_time; spike-time files: per-trial time-zero variable"
+        " (empty = start_time / trial_times)",
+    )
+    window_ms: str = _setting(
+        "", "NWB and spike times: window START,STOP in ms around the alignment, e.g. -250,450 (empty = whole trials)"
+    )
+    condition: str = _setting(
+        "", "NWB: trials column(s) forming the conditions, e.g. target_pos or trial_type,trial_version (combinations)"
+    )
+    ei: str = _setting(
+        "", "NWB: units column of E/I labels, e.g. cell_type, or cell_type:E=RS,pyr;I=FS (empty = a cell_type column)"
+    )
+    behavior: str = _setting(
+        "", "NWB: TimeSeries fitted as behaviour, e.g. hand_vel or processing/behavior/hand_vel (comma-separated)"
+    )
+    inputs: str = _setting(
+        "",
+        "task inputs built from the task: condition-onehot, cue-go or a .npy/.npz path (empty = the file's;"
+        " NWB and spike times without inputs: condition-onehot)",
+    )
+    cue_event: str = _setting(
+        "", "cue-go inputs: cue onset, a trials column (NWB) or a time in ms (empty = window start)"
+    )
+    go_event: str = _setting(
+        "go_cue_time", "cue-go inputs: onset of the go pulse, a trials column (NWB) or a time in ms, e.g. -300"
     )
     val_fraction: float = _setting(
         0.2, "share of trials held out for validation, stratified by condition", allowed=OPEN_UNIT
@@ -70,19 +114,27 @@ class TrainConfig:
     drop_silent_neurons: bool = _setting(
         False, "drop neurons that never fire (their count is logged as data.n_silent_dropped); false = refuse them"
     )
-    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches", allowed=NON_NEGATIVE)
+    seed: int = _setting(
+        0, "seed of every random step: split, initialisation, noise, batches", model_arg=True, allowed=NON_NEGATIVE
+    )
     # model
-    tau: float = _setting(50.0, "membrane time constant in ms", allowed=POSITIVE)
-    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)", allowed=NON_NEGATIVE)
-    input_embed_dim: int = _setting(56, "size of the input embedding", allowed=AT_LEAST_ONE)
-    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS)
-    attention_heads: int = _setting(4, "attention heads of the attention embedding", allowed=AT_LEAST_ONE)
-    learnable_h0: bool = _setting(True, "learn the initial state h0")
-    h0_init: float = _setting(0.1, "initial value of h0")
-    enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio")
-    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", allowed=POSITIVE)
-    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS)
-    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix", allowed=POSITIVE)
+    tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
+    noise_scale: float = _setting(
+        0.1, "process-noise standard deviation (state units)", model_arg=True, allowed=NON_NEGATIVE
+    )
+    input_embed_dim: int = _setting(56, "size of the input embedding", model_arg=True, allowed=AT_LEAST_ONE)
+    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS, model_arg=True)
+    attention_heads: int = _setting(
+        4, "attention heads of the attention embedding", model_arg=True, allowed=AT_LEAST_ONE
+    )
+    learnable_h0: bool = _setting(True, "learn the initial state h0", model_arg=True)
+    h0_init: float = _setting(0.1, "initial value of h0", model_arg=True)
+    enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio", model_arg=True)
+    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", model_arg=True, allowed=POSITIVE)
+    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
+    spectral_radius: float = _setting(
+        1.0, "spectral radius of the initial recurrent matrix", model_arg=True, allowed=POSITIVE
+    )
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs", allowed=AT_LEAST_ONE)
     patience: int = _setting(
@@ -105,7 +157,7 @@ class TrainConfig:
         "also refresh the resumable checkpoint when this many seconds passed since the last one (0 = off)",
         allowed=NON_NEGATIVE,
     )
-    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)")
+    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)", model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
@@ -129,8 +181,21 @@ class TrainConfig:
                 f"found {self.input_embed_dim}"
             )
 
+    def data_options(self) -> dict[str, Any]:
+        """The keyword arguments of `eirnn.data.load_dataset` for `self.data`."""
+        return {
+            "layout": self.data_layout or None,
+            "keys": self.data_keys or None,
+            "bin_ms": self.bin_ms or None,
+            **{name: getattr(self, name) for name in DATA_OPTIONS},
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The settings the model's constructor takes (fields marked `model_arg`), by name."""
+        return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -186,6 +251,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             metavar=spec.type.upper(),
             help=f"{spec.metadata['help']} (default: {spec.default!r})",
         )
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--window-ms -250,450`` -> ``--window-ms=-250,450``: argparse reads a value that starts
+    with '-' and is not a plain number as an unknown flag."""
+    joined: list[str] = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if re.match(r"-\d", token) and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={token}"
+        else:
+            joined.append(token)
+    return joined
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:

@@ -10,12 +10,15 @@ from typing import Any
 
 import numpy as np
 
-EXCITATORY_NAMES = frozenset({"0", "e", "exc", "excitatory", "classic", "pyramidal", "false"})
-INHIBITORY_NAMES = frozenset({"1", "i", "inh", "inhibitory", "interneuron", "fast-spiking", "true"})
+from .values import as_text, magnitude_problem, plain_object_array
+from .values import first_index_text as _first_index_text
 
-#: above these, values are wrong units or a corrupt file (a neuron fires at most ~1 kHz)
-MAX_RATE_HZ = 5000.0
-MAX_ABS_INPUT = 1e6
+#: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
+#: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)
+EXCITATORY_NAMES = frozenset(
+    {"0", "e", "exc", "excitatory", "classic", "pyramidal", "false", "rs", "regular-spiking", "wide", "broad"}
+)
+INHIBITORY_NAMES = frozenset({"1", "i", "inh", "inhibitory", "interneuron", "fast-spiking", "true", "fs", "narrow"})
 
 #: axis names of the three-dimensional arrays, per array, in canonical (storage) order
 ARRAY_AXES = {
@@ -26,17 +29,41 @@ ARRAY_AXES = {
 }
 
 
+CONDITIONS_SHOWN = 12
+#: how the data was read from its file, logged with the data facts when known
+SOURCE_FACTS = (
+    "format",
+    "align",
+    "window_ms",
+    "n_trials_dropped",
+    "dropped_trials",
+    "conditions_from",
+    "ei_source",
+    "behavior_series",
+    "inputs",
+    "silent_units",
+)
+MAX_FACT_LENGTH = 500
+NO_VALIDATION_TEXT = (
+    "none: one (pseudo-)trial per condition, so the training trials are scored; single-trial metrics "
+    "(Fano factor, noise ceiling, bits/spike) are not available"
+)
+
+
 class DatasetError(ValueError):
     """A recording that cannot be used; the one-line message names file, variable, expected, found."""
 
 
+def label_key(label: Any) -> str:
+    """The spelling an E/I label is compared in: case-insensitive, '_' and spaces read as '-',
+    whole-number floats (MATLAB's doubles) as integers."""
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label).strip().lower().replace("_", "-").replace(" ", "-")
+
+
 def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(size) for size in shape) if len(shape) else "scalar"
-
-
-def _first_index_text(mask: np.ndarray, axes: Sequence[str]) -> str:
-    first = np.unravel_index(int(np.flatnonzero(mask.ravel())[0]), mask.shape)
-    return "(" + ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, first)) + ")"
 
 
 def _whole_numbers_or_none(values: np.ndarray) -> np.ndarray | None:
@@ -48,29 +75,15 @@ def _whole_numbers_or_none(values: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _as_text(item: Any) -> Any:
-    """bytes (HDF5, MATLAB char exported by h5py) as str; anything else unchanged."""
-    return item.decode(errors="replace") if isinstance(item, bytes) else item
-
-
-def _plain_object_array(values: np.ndarray) -> np.ndarray:
-    """An object array (pandas column, MATLAB cellstr) as a text or number array when every
-    entry is text or every entry is a number; unchanged otherwise (and refused by the caller)."""
-    if values.dtype != object:
-        return values
-    items = [_as_text(item) for item in values.ravel().tolist()]
-    if all(isinstance(item, str) for item in items):
-        return np.array(items, dtype=str).reshape(values.shape)
-    if all(isinstance(item, (int, float, np.integer, np.floating)) and not isinstance(item, bool) for item in items):
-        return np.array(items, dtype=np.float64).reshape(values.shape)
-    return values
-
-
 def _normalise_ids(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "US":
         return np.char.strip(values.astype(str))
     whole = _whole_numbers_or_none(values)
     return whole if whole is not None else values
+
+
+def _fact(value: Any) -> str | int | float:
+    return value if isinstance(value, (int, float)) else str(value)[:MAX_FACT_LENGTH]
 
 
 def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -117,16 +130,16 @@ class NeuralDataset:
             self._check_same_sizes("rates", self.rates, "counts", self.counts, ("trials", "time bins", "neurons"))
         reference_name = "counts" if self.counts is not None else "rates"
         reference = self.counts if self.counts is not None else self.rates
-        for name in ("counts", "rates"):
-            if getattr(self, name) is not None:
-                self._check_rate_magnitude(name, getattr(self, name))
         self.inputs = self._checked_float_array("inputs", self.inputs, np.float32)
-        self._check_magnitude("inputs", self.inputs, MAX_ABS_INPUT)
         self._check_same_sizes("inputs", self.inputs, reference_name, reference, ("trials", "time bins"))
         if self.behavior is not None:
             self.behavior = self._checked_float_array("behavior", self.behavior, np.float64)
-            self._check_magnitude("behavior", self.behavior, MAX_ABS_INPUT)
             self._check_same_sizes("behavior", self.behavior, reference_name, reference, ("trials", "time bins"))
+        for name in ("counts", "rates", "inputs", "behavior"):
+            values = getattr(self, name)
+            problem = None if values is None else magnitude_problem(name, values, ARRAY_AXES[name], self.bin_ms)
+            if problem:
+                self._fail(name, *problem)
         self.input_names = self._checked_names("input_names", self.input_names, self.n_inputs, "input")
         self.behavior_names = (
             None
@@ -183,25 +196,6 @@ class NeuralDataset:
                 f"{n_nan} NaN and {int(bad.sum()) - n_nan} Inf, first at {_first_index_text(bad, ARRAY_AXES[name])}",
             )
 
-    def _check_magnitude(self, name: str, array: np.ndarray, limit: float) -> None:
-        too_large = np.abs(array) > limit
-        if too_large.any():
-            first = _first_index_text(too_large, ARRAY_AXES[name])
-            found = f"{int(too_large.sum())} values beyond, largest {float(np.abs(array).max()):.3g}, first at {first}"
-            self._fail(name, f"|values| <= {limit:g} (larger means wrong units or a corrupt file)", found)
-
-    def _check_rate_magnitude(self, name: str, array: np.ndarray) -> None:
-        in_hz = array / self.bin_s if name == "counts" else array
-        too_fast = in_hz > MAX_RATE_HZ
-        if too_fast.any():
-            first = _first_index_text(too_fast, ARRAY_AXES[name])
-            unit = f" ({MAX_RATE_HZ * self.bin_s:g} spikes per {self.bin_ms:g} ms bin)" if name == "counts" else ""
-            self._fail(
-                name,
-                f"rates <= {MAX_RATE_HZ:g} Hz{unit}: larger means wrong units, a wrong bin size or a corrupt file",
-                f"{int(too_fast.sum())} values beyond, largest {float(in_hz.max()):.3g} Hz, first at {first}",
-            )
-
     def _checked_counts(self, values: Any) -> np.ndarray:
         counts = self._checked_three_d("counts", values)
         self._check_finite("counts", counts)
@@ -219,7 +213,7 @@ class NeuralDataset:
             first = _first_index_text(negative, ARRAY_AXES["counts"])
             found = f"{int(negative.sum())} negative values, first {counts[negative][0]:g} at {first}"
             self._fail("counts", "counts >= 0", found)
-        return counts.astype(np.int64)
+        return counts.astype(np.int64, copy=False)
 
     def _checked_float_array(self, name: str, values: Any, dtype: type, non_negative: bool = False) -> np.ndarray:
         array = self._checked_three_d(name, values)
@@ -268,17 +262,15 @@ class NeuralDataset:
         return names
 
     def _checked_ei_labels(self, values: Any) -> np.ndarray:
-        labels = _plain_object_array(np.asarray(values))
+        labels = plain_object_array(np.asarray(values))
         if labels.ndim != 1:
             self._fail("ei_labels", f"a vector of {self.n_neurons} labels", f"shape {_shape_text(labels.shape)}")
         if len(labels) != self.n_neurons:
             self._fail("ei_labels", f"{self.n_neurons} labels (one per neuron)", f"{len(labels)}")
         codes = np.empty(len(labels), dtype=np.int8)
         for index, label in enumerate(labels.tolist()):
-            label = _as_text(label)
-            key = str(label).strip().lower().replace("_", "-").replace(" ", "-")
-            if isinstance(label, float) and label.is_integer():
-                key = str(int(label))
+            label = as_text(label)
+            key = label_key(label)
             if key in EXCITATORY_NAMES:
                 codes[index] = 0
             elif key in INHIBITORY_NAMES:
@@ -286,8 +278,8 @@ class NeuralDataset:
             else:
                 self._fail(
                     "ei_labels",
-                    "0/E/exc/classic/pyramidal/False (excitatory) or "
-                    "1/I/inh/interneuron/fast-spiking/True (inhibitory)",
+                    "0/E/exc/classic/pyramidal/RS/False (excitatory) or "
+                    "1/I/inh/interneuron/fast-spiking/FS/True (inhibitory)",
                     f"{label!r} for neuron {index}",
                 )
         return codes
@@ -296,7 +288,7 @@ class NeuralDataset:
         values = self._checked_vector("conditions", self.conditions, self.n_trials, "trials")
         if values is None:
             self._fail("conditions", f"{self.n_trials} condition labels (one per trial)", "None")
-        values = _plain_object_array(values)
+        values = plain_object_array(values)
         if self.condition_labels is not None:
             codes = _whole_numbers_or_none(values)
             n_labels = len(self.condition_labels)
@@ -425,8 +417,36 @@ class NeuralDataset:
             ("Bin size", f"{self.bin_ms:g} ms"),
             ("Signal", signal),
             ("Behavior", f"{self.n_outputs} ({', '.join(self.behavior_names)})" if self.n_outputs else "none"),
+            *self._source_rows(),
         ]
         return "\n".join(["| Data | Value |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows)])
+
+    def _source_rows(self) -> list[tuple[str, str]]:
+        """How the data was cut from its file (NWB, spike times) and what it allows."""
+        meta = self.meta
+        rows = []
+        if meta.get("window_ms"):
+            start, stop = meta["window_ms"].split(",")
+            rows.append(("Window", f"{start}..{stop} ms around {meta.get('align', 'time 0')}"))
+        if meta.get("bin_ms_source"):
+            rows.append(("Bin size from", str(meta["bin_ms_source"])))
+        if "n_trials_dropped" in meta:
+            found = meta.get("n_trials_in_file", self.n_trials + int(meta["n_trials_dropped"]))
+            rows.append(("Trials dropped", f"{meta['n_trials_dropped']} of {found} ({meta.get('dropped_trials')})"))
+        counts = self.trials_per_condition
+        shown = [f"{label} ({count})" for label, count in zip(self.condition_labels, counts)]
+        more = f", ... {len(shown) - CONDITIONS_SHOWN} more" if len(shown) > CONDITIONS_SHOWN else ""
+        rows.append(("Conditions (trials)", ", ".join(shown[:CONDITIONS_SHOWN]) + more))
+        for key, title in (("conditions_from", "Conditions from"), ("ei_source", "E/I labels from")):
+            if meta.get(key):
+                rows.append((title, str(meta[key])))
+        if meta.get("inputs"):
+            rows.append(("Inputs from", f"{meta['inputs']} ({', '.join(self.input_names)})"))
+        if meta.get("silent_units"):
+            rows.append(("Units without spikes", str(meta["silent_units"])))
+        if counts.max() < 2:
+            rows.append(("Validation", NO_VALIDATION_TEXT))
+        return rows
 
     def facts(self) -> dict[str, str | int | float]:
         """Flat description for logging as run parameters."""
@@ -445,6 +465,7 @@ class NeuralDataset:
             "bin_ms": self.bin_ms,
             "n_trials": self.n_trials,
             "n_conditions": self.n_conditions,
+            **{key: _fact(self.meta[key]) for key in SOURCE_FACTS if key in self.meta},
         }
 
     def __eq__(self, other: object) -> bool:

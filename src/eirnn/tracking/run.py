@@ -1,10 +1,15 @@
 """One MLflow run per training: attach or create the run, log params and tags, train with
 per-epoch metrics, write the run folder (weights, outputs, metrics, population, figures,
-report.md), log the model and keep the registry's champion alias on the best version."""
+report.md), log the model and keep the registry's champion alias on the best version.
+
+Internal: the public entry point is `eirnn.train` (eirnn.api); the `eirnn train` command and
+the tuning workers call `train_and_log` directly.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import tempfile
@@ -21,8 +26,9 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
+from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
-from eirnn.pipeline import BUILTIN_DATA_NAME, load_configured_data, prepare
+from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, load_configured_data, prepare
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
 from eirnn.tracking.registry import update_champion
 from eirnn.tracking.resume import (
@@ -44,12 +50,17 @@ LOGGER_DRAIN_ON_ERROR_S = 60.0
 
 @dataclass
 class TrainingOutcome:
+    """What one tracked training produced; `eirnn.api.TrainingResult` is its public face."""
+
     run_id: str
     fit: FitResult
     evaluation: Evaluation
     model_uri: str
     model_version: str | None
     champion_version: str | None
+    config: TrainConfig  # as trained (a resumed run's own settings)
+    prepared: Prepared  # data, split, and the model with its best weights
+    final_metrics: dict[str, float]  # the run's final scalar metrics, as logged
 
 
 def readable_run_name(config: TrainConfig) -> str:
@@ -140,7 +151,7 @@ def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
         artifacts=save_network_files(model.cpu(), folder),
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
-        # listing requirements skips MLflow's inference, which imports the model (6-16 s)
+        # listing requirements skips MLflow's inference, which imports the model in a subprocess
         pip_requirements=[f"eirnn=={_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
     )
     return info.model_uri
@@ -234,8 +245,10 @@ def _train_in_run(
         **prepared.dataset.facts(),
         "n_train_trials": prepared.train.n_trials,
         "n_val_trials": prepared.val.n_trials,
-        "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
+        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
     }
+    if not prepared.held_out:
+        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
     log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
 
@@ -278,10 +291,11 @@ def _train_in_run(
 
     final = {**evaluation.scalar_metrics(), **fit_summary(result)}
     final.pop("stop_reason")
+    final = {key: float(value) for key, value in final.items()}
     client.log_batch(
         run_id,
         metrics=[
-            mlflow.entities.Metric(key, float(value), mlflow.utils.time.get_current_time_millis(), 0)
+            mlflow.entities.Metric(key, value, mlflow.utils.time.get_current_time_millis(), 0)
             for key, value in final.items()
         ],
     )
@@ -291,7 +305,7 @@ def _train_in_run(
     version = champion = None
     if register:
         version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
-    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion)
+    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final)
 
 
 def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str) -> None:
