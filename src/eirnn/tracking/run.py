@@ -252,25 +252,14 @@ def _train_in_run(
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
     log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
 
-    logger = EpochMetricLogger(run_id, client, logged_steps=logged_steps)
-    try:
-        if resume_from is not None:
-            logger.log_history(torch.load(resume_from, weights_only=True)["history"])
-        result = fit(
-            prepared.model,
-            prepared.train,
-            prepared.val,
-            config,
-            [logger, *callbacks],
-            checkpoint_dir=workdir / "checkpoints",
-            resume_from=resume_from,
-        )
-    except BaseException:
-        # what training logged reaches the run even when training failed (bounded: the run must end)
-        with contextlib.suppress(TrackingUnavailableError):
-            logger.close(timeout_s=LOGGER_DRAIN_ON_ERROR_S)
-        raise
-    logger.close()
+    result = _fit_logged(
+        prepared,
+        config,
+        EpochMetricLogger(run_id, client, logged_steps=logged_steps),
+        callbacks,
+        workdir / "checkpoints",
+        resume_from,
+    )
 
     model = prepared.model
     model.load_state_dict(result.best_state)
@@ -306,6 +295,37 @@ def _train_in_run(
     if register:
         version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
     return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final)
+
+
+def _fit_logged(
+    prepared: Prepared,
+    config: TrainConfig,
+    logger: EpochMetricLogger,
+    callbacks: Sequence[Any],
+    checkpoint_dir: Path,
+    resume_from: Path | None,
+) -> FitResult:
+    """`fit` with per-epoch logging; a resumed run first gets the epochs of its checkpoint that
+    it does not have yet."""
+    try:
+        if resume_from is not None:
+            logger.log_history(torch.load(resume_from, weights_only=True)["history"])
+        result = fit(
+            prepared.model,
+            prepared.train,
+            prepared.val,
+            config,
+            [logger, *callbacks],
+            checkpoint_dir=checkpoint_dir,
+            resume_from=resume_from,
+        )
+    except BaseException:
+        # what training logged reaches the run even when training failed (bounded: the run must end)
+        with contextlib.suppress(TrackingUnavailableError):
+            logger.close(timeout_s=LOGGER_DRAIN_ON_ERROR_S)
+        raise
+    logger.close()
+    return result
 
 
 def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str) -> None:
