@@ -17,7 +17,7 @@ from eirnn.tracking.logger import EPOCH_METRICS
 
 OUTAGE_S = 30
 STARTUP_TIMEOUT_S = 120
-MAX_EPOCHS = 120
+MAX_EPOCHS = 60
 
 
 def _free_port() -> int:
@@ -77,7 +77,7 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
     training = subprocess.Popen(
         [
             *(sys.executable, "-m", "eirnn.cli", "train", "--data", str(tiny_recording_file)),
-            *("--max-epochs", str(MAX_EPOCHS), "--patience", str(MAX_EPOCHS), "--checkpoint-every", "50"),
+            *("--max-epochs", str(MAX_EPOCHS), "--patience", str(MAX_EPOCHS), "--checkpoint-every", "20"),
             *("--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1", "--log-figures", "false"),
         ],
         stdout=subprocess.DEVNULL,

@@ -5,6 +5,8 @@ same settings again as a new trial (Optuna's RetryFailedTrialCallback)."""
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.storages import RetryFailedTrialCallback
@@ -29,7 +31,9 @@ def trial_run_id(client: MlflowClient, parent_run_id: str, trial_number: int) ->
 
 def retried_trial_numbers(trials: list[FrozenTrial]) -> set[int]:
     """Numbers of the failed trials that a later trial re-runs."""
-    return {number for trial in trials for number in RetryFailedTrialCallback.retry_history(trial)}
+    with warnings.catch_warnings():  # retry_history is marked experimental since Optuna 3.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return {number for trial in trials for number in RetryFailedTrialCallback.retry_history(trial)}
 
 
 class RetryDeadTrial(RetryFailedTrialCallback):
