@@ -5,10 +5,9 @@ report.md), log the model and keep the registry's champion alias on the best ver
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,12 @@ from mlflow.tracking import MlflowClient
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.evaluation import Evaluation, evaluate
-from eirnn.pipeline import BUILTIN_DATA_NAME, prepare
+from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, prepare
+from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger
+from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, SELECTION_METRIC, final_metric, fit_tag
 from eirnn.tracking.registry import update_champion
+from eirnn.tracking.summary import NOTE_TAG, RunSummary
 from eirnn.training import RESUME_FILE, FitResult, fit
 
 ERROR_TAG = "eirnn.error"
@@ -38,6 +40,7 @@ class TrainingOutcome:
     model_uri: str
     model_version: str | None
     champion_version: str | None
+    summary: RunSummary | None = None
 
 
 def readable_run_name(config: TrainConfig) -> str:
@@ -46,15 +49,6 @@ def readable_run_name(config: TrainConfig) -> str:
         f"tau{tau}-{config.input_embed_type}{config.input_embed_dim}-noise{config.noise_scale:g}"
         f"-lr{config.learning_rate:g}-{config.loss}-seed{config.seed}"
     )
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def log_new_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
@@ -101,7 +95,7 @@ def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Pat
     checkpoint = mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path=f"checkpoints/{RESUME_FILE}", dst_path=str(workdir)
     )
-    logged = client.get_metric_history(run_id, "val_psth_corr")
+    logged = client.get_metric_history(run_id, EPOCH_METRICS["val_psth_corr"])
     return Path(checkpoint), max((m.step for m in logged), default=-1)
 
 
@@ -139,7 +133,7 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
         # listing requirements skips MLflow's inference, which imports the model (6-16 s)
-        pip_requirements=[f"eirnn=={_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
+        pip_requirements=[f"eirnn=={package_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
     )
     return info.model_uri
 
@@ -150,15 +144,9 @@ def register_model(model_uri: str, run_id: str, name: str, client: MlflowClient 
     client = client or MlflowClient()
     version = str(mlflow.register_model(model_uri, name).version)
     run = client.get_run(run_id)
-    client.set_model_version_tag(name, version, "best_val_psth_corr", str(run.data.metrics.get("best_val_psth_corr")))
+    client.set_model_version_tag(name, version, SELECTION_METRIC, str(run.data.metrics.get(SELECTION_METRIC)))
     client.set_model_version_tag(name, version, "data_sha256", run.data.params.get("data.sha256", ""))
     return version, update_champion(name, client)
-
-
-def _version() -> str:
-    from eirnn import __version__
-
-    return __version__
 
 
 def _torch_version() -> str:
@@ -176,14 +164,18 @@ def train_and_log(
     register: bool = True,
     tags: dict[str, str] | None = None,
     status_when_stopped_by_callback: str = "FINISHED",
+    on_prepared: Callable[[Prepared], None] | None = None,
 ) -> TrainingOutcome:
     """Train under one MLflow run. Any exception ends the run FAILED with the message in the
-    `eirnn.error` tag, then propagates (the CLI exits non-zero)."""
+    `eirnn.error` tag, then propagates (the CLI exits non-zero). `on_prepared` sees the loaded,
+    split data and the built model before training starts (the CLI prints its data summary)."""
     client = MlflowClient()
     run_id = _start_run(config, parent_run_id, dict(tags or {}))
     try:
         with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
-            outcome = _train_in_run(config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {})
+            outcome = _train_in_run(
+                config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {}, on_prepared
+            )
         stopped = outcome.fit.stop_reason == "callback"
         mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
         return outcome
@@ -195,6 +187,31 @@ def train_and_log(
         raise
 
 
+def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str, dataset: Any) -> Prepared:
+    """Load, split and build; log the data facts as `data.*` params and the two splits as MLflow
+    dataset inputs. A bin size read from the file replaces bin_ms=0 in the params."""
+    prepared = prepare(config, dataset)
+    facts = data_facts(prepared)
+    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
+    log_new_params(client, run_id, {"bin_ms": prepared.dataset.bin_ms})
+    log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
+    splits = (
+        {"training": prepared.train, "validation": prepared.val} if prepared.held_out else {"training": prepared.train}
+    )
+    log_datasets(client, run_id, config.data, prepared.dataset, splits)
+    return prepared
+
+
+def data_facts(prepared: Prepared) -> dict[str, Any]:
+    return {
+        **prepared.dataset.facts(),
+        "data_sha256": dataset_sha256(prepared.dataset),
+        "n_train_trials": prepared.train.n_trials,
+        "n_val_trials": prepared.val.n_trials,
+        "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
+    }
+
+
 def _train_in_run(
     config: TrainConfig,
     client: MlflowClient,
@@ -204,27 +221,21 @@ def _train_in_run(
     callbacks: Sequence[Any],
     register: bool,
     tags: dict[str, str],
+    on_prepared: Callable[[Prepared], None] | None,
 ) -> TrainingOutcome:
     resume_from, skip_through = (None, -1)
     if config.resume:
         config = TrainConfig.from_dict({**client.get_run(run_id).data.params, "resume": config.resume})
         resume_from, skip_through = _resume_point(client, run_id, workdir)
-    log_new_params(client, run_id, config.to_dict())
-    commit = _git_commit()
+    # bin_ms=0 means "from the file": logged once the data says what the bin is
+    log_new_params(client, run_id, {k: v for k, v in config.to_dict().items() if k != "bin_ms" or v})
     client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
-    for key, value in {**tags, **({"eirnn.git_commit": commit} if commit else {})}.items():
+    for key, value in {**tags, **code_tags()}.items():
         client.set_tag(run_id, key, value)
 
-    prepared = prepare(config, dataset)
-    facts = {
-        **prepared.dataset.facts(),
-        "n_train_trials": prepared.train.n_trials,
-        "n_val_trials": prepared.val.n_trials,
-        "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
-    }
-    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
-    log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
-
+    prepared = _prepare_and_log_data(config, client, run_id, dataset)
+    if on_prepared is not None:
+        on_prepared(prepared)
     logger = EpochMetricLogger(run_id, client, skip_through_step=skip_through)
     result = fit(
         prepared.model,
@@ -248,28 +259,81 @@ def _train_in_run(
         history=result.history,
         fit_summary=fit_summary(result),
         config=config.to_dict(),
-        data_facts=facts,
+        data_facts=data_facts(prepared),
     )
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
-
-    final = {**evaluation.scalar_metrics(), **fit_summary(result)}
-    final.pop("stop_reason")
-    client.log_batch(
-        run_id,
-        metrics=[
-            mlflow.entities.Metric(key, float(value), mlflow.utils.time.get_current_time_millis(), 0)
-            for key, value in final.items()
-        ],
-    )
-    client.set_tag(run_id, "eirnn.stop_reason", result.stop_reason)
+    _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **fit_summary(result)})
 
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
     if register:
         version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
-    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion)
+    summary = _summarize(client, run_id, config, prepared, result, evaluation, version, champion)
+    client.set_tag(run_id, NOTE_TAG, summary.note_markdown())
+    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, summary)
+
+
+def _log_final_metrics(client: MlflowClient, run_id: str, values: dict[str, Any]) -> None:
+    """Scores once each (step 0) under `final/`; the fit facts (epochs, flags, seconds, stop
+    reason) as `eirnn.fit.*` tags (see metric_names)."""
+    now = mlflow.utils.time.get_current_time_millis()
+    metrics = [
+        mlflow.entities.Metric(final_metric(key), float(value), now, 0)
+        for key, value in values.items()
+        if key not in FIT_TAGS
+    ]
+    tags = [mlflow.entities.RunTag(fit_tag(key), str(values[key])) for key in FIT_TAGS if key in values]
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+
+
+def _summarize(
+    client: MlflowClient,
+    run_id: str,
+    config: TrainConfig,
+    prepared: Prepared,
+    result: FitResult,
+    evaluation: Evaluation,
+    version: str | None,
+    champion: str | None,
+) -> RunSummary:
+    run = client.get_run(run_id)
+    scalars = evaluation.scalar_metrics()
+    dataset = prepared.dataset
+    experiment_name = client.get_experiment(run.info.experiment_id).name
+    hint = (
+        f"logged to experiment {experiment_name!r}, not {config.experiment_name!r}: `mlflow run` picks its "
+        f"experiment before eirnn starts; pass `--experiment-name {config.experiment_name}` to `mlflow run`"
+        # MLflow's Default experiment has id 0: where `mlflow run` puts runs unless told otherwise
+        if run.info.experiment_id == "0" and experiment_name != config.experiment_name and not parent_of(run)
+        else ""
+    )
+    return RunSummary(
+        run_id=run_id,
+        run_name=run.info.run_name,
+        experiment_id=run.info.experiment_id,
+        experiment_name=experiment_name,
+        score=result.best_val_psth_corr,
+        ceiling=scalars.get("noise_ceiling"),
+        cond_score=scalars.get("cond_psth_corr"),
+        best_epoch=result.best_epoch,
+        total_epochs=result.total_epochs,
+        max_epochs=config.max_epochs,
+        stop_reason=result.stop_reason,
+        data_name=Path(config.data).name if config.data else BUILTIN_DATA_NAME,
+        data_sha256=dataset_sha256(dataset),
+        data_shape=f"{dataset.n_neurons} neurons, {dataset.n_trials} trials, {dataset.n_bins} bins of "
+        f"{dataset.bin_ms:g} ms",
+        model_name=config.registered_model_name if version else None,
+        model_version=version,
+        champion_version=champion,
+        experiment_hint=hint,
+    )
+
+
+def parent_of(run: Any) -> str | None:
+    return run.data.tags.get("mlflow.parentRunId")
 
 
 def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str) -> None:

@@ -39,16 +39,18 @@ from sqlalchemy.engine import make_url
 from eirnn.config import ConfigError, TrainConfig, config_from_args, mlproject_default
 from eirnn.pipeline import load_configured_data
 from eirnn.runtime import configure_for_training
+from eirnn.tracking.metric_names import SELECTION_METRIC, study_metric
 from eirnn.tracking.registry import update_champion
 from eirnn.tracking.run import (
     ERROR_TAG,
     MAX_TAG_LENGTH,
     experiment_id_for,
     log_new_params,
-    readable_run_name,
     register_model,
     train_and_log,
 )
+from eirnn.tracking.summary import NOTE_TAG as DESCRIPTION_TAG
+from eirnn.tracking.summary import run_url
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
@@ -59,7 +61,9 @@ from eirnn.tuning.search_space import (
 )
 
 DEFAULT_JOURNAL_FILE = "optuna.journal"
-OBJECTIVE_METRIC = "val_psth_corr"
+OBJECTIVE_METRIC = "val_psth_corr"  # reported each epoch to the pruner (a history key)
+# the study's objective, named as the MLflow metric it equals (shown in optuna-dashboard)
+OBJECTIVE_NAME = SELECTION_METRIC
 
 STUDY_TAG = "eirnn.tuning.study"
 STORAGE_TAG = "eirnn.tuning.storage"
@@ -186,7 +190,8 @@ class TrialObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
         settings = self.base.replace(**suggest_settings(trial, self.space, self.base))
-        config = settings.replace(run_name=f"trial{trial.number}-{settings.run_name or readable_run_name(settings)}")
+        # short names fit the runs table; the searched settings are the run's params
+        config = settings.replace(run_name=f"trial-{trial.number}")
         reporter = PruningReporter(trial)
         client = MlflowClient()
         try:
@@ -388,6 +393,8 @@ def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     axes = plot(study)
+                if name == "parallel_coordinate":
+                    _spread_axis_names(axes, len(completed[0].params))
                 axes.figure.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
                 plt.close(axes.figure)
             except (ValueError, RuntimeError) as error:
@@ -395,6 +402,15 @@ def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path
         if reason is not None:
             notes.append(f"{name}: skipped, {reason}")
     return notes
+
+
+def _spread_axis_names(axes: Any, n_params: int) -> None:
+    """Optuna draws one axis per parameter at its default figure width: the names overlap."""
+    import matplotlib.pyplot as plt
+
+    axes.figure.set_size_inches(max(8.0, 1.8 * (n_params + 1)), 5.5)
+    plt.setp(axes.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
+    axes.set_title(f"Parallel coordinates: {OBJECTIVE_NAME} by searched setting")
 
 
 def _register_best(client: MlflowClient, best: FrozenTrial, model_name: str) -> tuple[str | None, str | None]:
@@ -415,7 +431,7 @@ def summarize_study(
     trials = study.get_trials(deepcopy=False)
     completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     metrics = {
-        f"trials_{state.name.lower()}": sum(trial.state == state for trial in trials)
+        study_metric(f"trials_{state.name.lower()}"): sum(trial.state == state for trial in trials)
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     }
     with tempfile.TemporaryDirectory(prefix="eirnn-tune-") as scratch:
@@ -433,7 +449,7 @@ def summarize_study(
         client.set_tag(parent_run_id, NOTE_TAG, "no trial completed: nothing to register")
         return outcome
     best = study.best_trial
-    metrics["best_value"] = best.value
+    metrics[study_metric("best_value")] = best.value
     client.log_batch(
         parent_run_id,
         metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
@@ -444,7 +460,41 @@ def summarize_study(
         ],
     )
     version, champion = _register_best(client, best, registered_model_name)
+    client.set_tag(parent_run_id, DESCRIPTION_TAG, _study_note(client, study, best, parent_run_id, version, champion))
     return StudyOutcome(study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion)
+
+
+def _study_note(
+    client: MlflowClient,
+    study: optuna.Study,
+    best: FrozenTrial,
+    parent_run_id: str,
+    version: str | None,
+    champion: str | None,
+) -> str:
+    """The parent run's description: the best trial and what it did to the registry."""
+    counts = {state: sum(t.state == state for t in study.trials) for state in TrialState}
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    best_run = best.user_attrs.get(RUN_ATTR, "")
+    registry = (
+        "not registered"
+        if not version
+        else f"version {version}, {'now the champion' if champion == version else f'champion stays version {champion}'}"
+    )
+    settings = ", ".join(
+        f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}" for name, value in best.params.items()
+    )
+    return "\n".join(
+        [
+            f"**best trial {best.number}: {OBJECTIVE_NAME} {best.value:.3f}** ({settings})",
+            "",
+            f"- Trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+            f"{counts[TrialState.FAIL]} failed",
+            f"- Best run: [trial-{best.number}]({run_url(experiment_id, best_run)})",
+            f"- Registry: {registry}",
+            "- Plots: artifacts `tuning/` (optimization history, parameter importances, parallel coordinates)",
+        ]
+    )
 
 
 def _worker_jobs(
@@ -502,6 +552,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         study = optuna.create_study(
             study_name=settings.study_name, storage=storage, direction="maximize", load_if_exists=True
         )
+        study.set_metric_names([OBJECTIVE_NAME])
         parent_run_id = _open_parent_run(client, config, settings, space)
         # distinct per worker and per invocation, so that a resumed study does not replay its random start
         sequence = np.random.SeedSequence([config.seed, len(study.trials)])
@@ -561,8 +612,7 @@ def run_study_from_args(args: Any) -> StudyOutcome | None:
         print(f"study {outcome.study_name!r}: no trial completed (parent run {outcome.parent_run_id})")
     else:
         print(
-            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, "
-            f"{OBJECTIVE_METRIC} {outcome.best_value:.4f}"
+            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, {OBJECTIVE_NAME} {outcome.best_value:.4f}"
         )
         for name, value in outcome.best_params.items():
             print(f"  {name} = {value}")

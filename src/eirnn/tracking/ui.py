@@ -1,0 +1,77 @@
+"""`eirnn ui`: the MLflow UI on the store that runs are logged to, opened on the experiment in its
+model-training view (MLflow 3 opens experiments as GenAI unless the address says otherwise)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import webbrowser
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from eirnn.tracking.summary import MODEL_TRAINING_VIEW, experiment_url
+
+READY_TIMEOUT_S = 120
+
+
+def free_port(host: str, preferred: int) -> int:
+    """`preferred` if nothing listens there, else a free port the system picks."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise OSError(f"no free port on {host}")
+
+
+def ui_command(host: str, port: int, backend_uri: str | None = None) -> list[str]:
+    """`mlflow ui` on `backend_uri` (default: the tracking URI the runs use)."""
+    uri = backend_uri or mlflow.get_tracking_uri()
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+
+
+def wait_until_ready(address: str, process: subprocess.Popen | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"mlflow ui exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{address}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"mlflow ui did not answer at {address} within {timeout_s:g} s")
+
+
+def experiment_address(base: str, experiment_name: str) -> str:
+    """The experiment's model-training view, or the experiment list when it does not exist yet."""
+    experiment = MlflowClient().get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return f"{base}/#/experiments?{MODEL_TRAINING_VIEW}"
+    return experiment_url(experiment.experiment_id, base)
+
+
+def serve_ui(experiment_name: str, *, host: str = "127.0.0.1", port: int = 5000, open_browser: bool = False) -> int:
+    """Start `mlflow ui`, print (and optionally open) the experiment's address, serve until Ctrl-C."""
+    port = free_port(host, port)
+    base = f"http://{host}:{port}"
+    process = subprocess.Popen(ui_command(host, port))
+    try:
+        wait_until_ready(base, process)
+        address = experiment_address(base, experiment_name)
+        print(f"MLflow UI on {mlflow.get_tracking_uri()}\n  open {address}\n  (Ctrl-C stops it)", flush=True)
+        if open_browser:
+            webbrowser.open(address)
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
