@@ -127,7 +127,7 @@ def test_run_logs_its_datasets_and_code_version(cli_run, tiny_recording_file):
     for item in inputs.values():
         assert item.dataset.name == "tiny.npz"
         assert str(tiny_recording_file) in item.dataset.source
-        assert 'inputs' in item.dataset.schema and item.dataset.digest
+        assert "inputs" in item.dataset.schema and item.dataset.digest
         assert {tag.key: tag.value for tag in item.tags}["eirnn.sha256"] == sha256
     assert inputs["training"].dataset.digest != inputs["validation"].dataset.digest
     git_head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
