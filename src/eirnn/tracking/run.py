@@ -284,8 +284,14 @@ def _log_final_metrics(client: MlflowClient, run_id: str, values: dict[str, Any]
         for key, value in values.items()
         if key not in FIT_TAGS
     ]
-    tags = [mlflow.entities.RunTag(fit_tag(key), str(values[key])) for key in FIT_TAGS if key in values]
+    tags = [mlflow.entities.RunTag(fit_tag(key), _tag_text(values[key])) for key in FIT_TAGS if key in values]
     client.log_batch(run_id, metrics=metrics, tags=tags)
+
+
+def _tag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def _summarize(
