@@ -146,3 +146,32 @@ def test_builtin_recording_has_a_name_a_hash_and_its_bin():
     assert facts["data_sha256"] == arrays_sha256(dataset) and len(facts["data_sha256"]) == 64
     assert facts["bin_ms"] == 25.0
     assert load_configured_data(TrainConfig()).facts()["data_sha256"] == facts["data_sha256"]
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_when_piped():
+    import io
+
+    from eirnn.training.progress import ProgressDisplay
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    metrics = {"train_loss": 0.5, "val_psth_corr": 0.25}
+    piped, terminal = io.StringIO(), Terminal()
+    for stream in (piped, terminal):
+        display = ProgressDisplay(100, stream=stream)
+        for epoch in range(100):
+            display.on_epoch_end(epoch, {**metrics, "val_psth_corr": epoch / 200})
+        display.close()
+    lines = piped.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["1/100", *(f"{n}/100" for n in range(5, 101, 5))]
+    assert "loss 0.5000  val r 0.495  best 0.495" in lines[-1] and "ETA 0:00" in lines[-1]
+    drawn = terminal.getvalue()
+    assert drawn.count("\r") == 100 and drawn.endswith("\n")
+    assert "[" + "#" * 24 + "] epoch 100/100" in drawn
+
+
+def test_train_output_shows_progress_when_piped(cli_run):
+    result, _, _ = cli_run
+    assert "epoch 1/4" in result.stderr and "epoch 4/4" in result.stderr

@@ -95,10 +95,14 @@ def _report(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from eirnn import console
+    from eirnn.pipeline import load_configured_data
     from eirnn.tuning.study import run_study_from_args
 
     console.quiet_tracking_logs()
-    run_study_from_args(args)
+    config = config_from_args(args)
+    dataset = load_configured_data(config)
+    console.print_block(console.study_data_summary(dataset, config))
+    run_study_from_args(args, dataset=dataset)
     return 0
 
 

@@ -31,37 +31,56 @@ def _rows(rows: list[tuple[str, str]]) -> str:
 
 def data_summary(prepared: Any, config: TrainConfig) -> str:
     """The data, its split and the model about to be trained, in about ten lines."""
+    model = prepared.model
+    n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    rows = [
+        *_data_rows(prepared.dataset, prepared.train, prepared.val, config),
+        (
+            "model",
+            f"{model.n_units} units ({model.n_e} E, {model.n_i} I), {config.input_embed_type} embedding "
+            f"{config.input_embed_dim}, {config.activation}, tau {config.tau:g} ms; {n_parameters:,} parameters",
+        ),
+        *_training_rows(config),
+    ]
+    return "\n".join([RULE, _rows(rows), RULE])
+
+
+def study_data_summary(dataset: Any, config: TrainConfig) -> str:
+    """The data and its split before a study (each trial builds its own model)."""
+    from eirnn.pipeline import split
+
+    train, val = split(dataset, config)
+    return "\n".join([RULE, _rows([*_data_rows(dataset, train, val, config), *_training_rows(config)]), RULE])
+
+
+def _data_rows(data: Any, train: Any, val: Any, config: TrainConfig) -> list[tuple[str, str]]:
     from eirnn.tracking.lineage import dataset_sha256
 
-    data, model = prepared.dataset, prepared.model
     neurons = f"{data.n_neurons} ({data.n_e} E, {data.n_i} I)" if data.is_labeled else f"{data.n_neurons} (unlabeled)"
     split = (
-        f"{prepared.train.n_trials} training / {prepared.val.n_trials} validation trials "
-        f"(stratified by condition, seed {config.seed})"
-        if prepared.held_out
-        else f"{prepared.train.n_trials} condition-averaged trials: fitted and scored on the same trials"
+        f"{train.n_trials} training / {val.n_trials} validation trials (stratified by condition, seed {config.seed})"
+        if train is not val
+        else f"{train.n_trials} condition-averaged trials: fitted and scored on the same trials"
     )
-    n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    batch = f"batches of {config.batch_size}" if config.batch_size else "full batch"
-    rows = [
+    return [
         ("data", f"{data.meta.get('source_file') or data.name}  (sha256 {dataset_sha256(data)[:12]})"),
         ("neurons", neurons),
         ("trials", f"{data.n_trials} in {data.n_conditions} conditions; {split}"),
         ("time", f"{data.n_bins} bins x {data.bin_ms:g} ms = {data.n_bins * data.bin_ms:g} ms per trial"),
         ("signal", ("spike counts" if data.has_counts else "firing rates (Hz)") + f"; {data.n_inputs} inputs"),
         ("behaviour", f"{data.n_outputs} ({', '.join(data.behavior_names)})" if data.n_outputs else "none"),
-        (
-            "model",
-            f"{model.n_units} units ({model.n_e} E, {model.n_i} I), {config.input_embed_type} embedding "
-            f"{config.input_embed_dim}, {config.activation}, tau {config.tau:g} ms; {n_parameters:,} parameters",
-        ),
+    ]
+
+
+def _training_rows(config: TrainConfig) -> list[tuple[str, str]]:
+    batch = f"batches of {config.batch_size}" if config.batch_size else "full batch"
+    return [
         (
             "training",
             f"up to {config.max_epochs} epochs (patience {config.patience}), {config.loss} loss, "
             f"lr {config.learning_rate:g}, {batch}, {config.device}",
         ),
     ]
-    return "\n".join([RULE, _rows(rows), RULE])
 
 
 def ui_hint(experiment_id: str, run_id: str | None = None) -> list[tuple[str, str]]:

@@ -34,6 +34,7 @@ from optuna.trial import TrialState
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
+from eirnn.tracking.summary import run_url
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
@@ -226,8 +227,9 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         raise
 
 
-def run_study_from_args(args: Any) -> StudyOutcome | None:
-    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a TrainConfig."""
+def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
+    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a
+    TrainConfig; `dataset` when the caller has loaded it already."""
     settings = StudySettings(
         study_name=args.study_name,
         n_trials=args.n_trials,
@@ -239,7 +241,7 @@ def run_study_from_args(args: Any) -> StudyOutcome | None:
         ),
         parent_run_id=args.parent_run_id,
     )
-    outcome = run_study(config_from_args(args), settings)
+    outcome = run_study(config_from_args(args), settings, dataset=dataset)
     if outcome is None:
         print(f"trials done; the lead of parent run {settings.parent_run_id} writes the summary")
     elif outcome.best_trial is None:
@@ -251,4 +253,7 @@ def run_study_from_args(args: Any) -> StudyOutcome | None:
         for name, value in outcome.best_params.items():
             print(f"  {name} = {value}")
         print(f"registered version {outcome.model_version}; champion is version {outcome.champion_version}")
+    if outcome is not None:
+        experiment_id = MlflowClient().get_run(outcome.parent_run_id).info.experiment_id
+        print(f"in the MLflow UI (eirnn ui): {run_url(experiment_id, outcome.parent_run_id)}")
     return outcome
