@@ -260,6 +260,8 @@ def _train_in_run(
         fit_summary=fit_summary(result),
         config=config.to_dict(),
         data_facts=data_facts(prepared),
+        input_names=prepared.dataset.input_names,
+        behavior_names=prepared.dataset.behavior_names,
     )
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
