@@ -175,3 +175,30 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_when_piped():
 def test_train_output_shows_progress_when_piped(cli_run):
     result, _, _ = cli_run
     assert "epoch 1/4" in result.stderr and "epoch 4/4" in result.stderr
+
+
+def test_eirnn_ui_serves_the_store_and_prints_the_model_training_address(cli_run):
+    import urllib.request
+
+    from eirnn.tracking.ui import free_port
+
+    _, client, run_id = cli_run
+    experiment_id = client.get_run(run_id).info.experiment_id
+    port = free_port("127.0.0.1", 0)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri, "PYTHONPATH": str(REPO / "src")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "eirnn.cli", "ui", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = [server.stdout.readline() for _ in range(2)]
+        address = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
+        assert lines[1].split() == ["open", address]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -30,7 +30,7 @@ PAGE_WAIT_S = 90
 @pytest.fixture(scope="module")
 def ui_store(tmp_path_factory, tiny_recording_file):
     """A store with one `eirnn train` run (figures on) and a 2-trial study, and `mlflow ui` on it."""
-    from eirnn.tracking.ui import free_port, ui_command, wait_until_ready
+    from eirnn.tracking.ui import free_port, start_ui, stop_ui, wait_until_ready
 
     folder = tmp_path_factory.mktemp("ui-store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -58,13 +58,12 @@ def ui_store(tmp_path_factory, tiny_recording_file):
         cwd=folder,
     )
     assert tuned.returncode == 0, tuned.stderr[-3000:]
-    server = subprocess.Popen(ui_command("127.0.0.1", port, uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_ui("127.0.0.1", port, uri, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_ready(base, server)
         yield {"base": base, "uri": uri, "train_stdout": trained.stdout}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_ui(server)
 
 
 @pytest.fixture(scope="module")

@@ -136,11 +136,13 @@ def settings_table(settings: dict[str, Any], what: str) -> str:
 
 
 def saved_files(artifacts: RunArtifacts, exclude: Path) -> str:
+    """The run folder's files, without the report itself (`exclude`: report.md; report.html beside it)."""
     arrays = {
         f"{folder}/{name}.npy": array for folder in RUN_FOLDERS for name, array in getattr(artifacts, folder).items()
     }
     lines = []
-    for path in sorted(p for p in artifacts.root.rglob("*") if p.is_file() and p.resolve() != exclude.resolve()):
+    skipped = {exclude.resolve(), exclude.with_suffix(".html").resolve()}
+    for path in sorted(p for p in artifacts.root.rglob("*") if p.is_file() and p.resolve() not in skipped):
         relative = path.relative_to(artifacts.root).as_posix()
         array = arrays.get(relative)
         shape = f" ({array.dtype} [{', '.join(str(n) for n in array.shape)}])" if array is not None else ""

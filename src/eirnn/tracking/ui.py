@@ -3,6 +3,8 @@ model-training view (MLflow 3 opens experiments as GenAI unless the address says
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +38,21 @@ def ui_command(host: str, port: int, backend_uri: str | None = None) -> list[str
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
 
 
+def start_ui(host: str, port: int, backend_uri: str | None = None, **popen_args) -> subprocess.Popen:
+    """`mlflow ui` in its own process group: it starts server workers, and stop_ui ends them all."""
+    return subprocess.Popen(ui_command(host, port, backend_uri), start_new_session=True, **popen_args)
+
+
+def stop_ui(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def wait_until_ready(address: str, process: subprocess.Popen | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -61,7 +78,9 @@ def serve_ui(experiment_name: str, *, host: str = "127.0.0.1", port: int = 5000,
     """Start `mlflow ui`, print (and optionally open) the experiment's address, serve until Ctrl-C."""
     port = free_port(host, port)
     base = f"http://{host}:{port}"
-    process = subprocess.Popen(ui_command(host, port))
+    process = start_ui(host, port)
+    # a terminated `eirnn ui` takes its server down with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         wait_until_ready(base, process)
         address = experiment_address(base, experiment_name)
@@ -72,6 +91,4 @@ def serve_ui(experiment_name: str, *, host: str = "127.0.0.1", port: int = 5000,
     except KeyboardInterrupt:
         return 0
     finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
+        stop_ui(process)
