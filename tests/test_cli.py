@@ -196,6 +196,7 @@ def test_eirnn_ui_serves_the_store_and_prints_the_model_training_address(cli_run
     try:
         lines = [server.stdout.readline() for _ in range(2)]
         address = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
+        assert lines[0].startswith(f"MLflow UI on {client.tracking_uri}")
         assert lines[1].split() == ["open", address]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200

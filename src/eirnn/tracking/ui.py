@@ -78,7 +78,8 @@ def serve_ui(experiment_name: str, *, host: str = "127.0.0.1", port: int = 5000,
     """Start `mlflow ui`, print (and optionally open) the experiment's address, serve until Ctrl-C."""
     port = free_port(host, port)
     base = f"http://{host}:{port}"
-    process = start_ui(host, port)
+    # the server's request log goes to stderr: stdout carries the address, for scripts to read
+    process = start_ui(host, port, stdout=sys.stderr)
     # a terminated `eirnn ui` takes its server down with it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
