@@ -8,8 +8,16 @@ import difflib
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
-from eirnn.config import ConfigError, add_config_arguments, config_from_args
+from eirnn.config import (
+    DATA_SETTINGS,
+    ConfigError,
+    TrainConfig,
+    add_config_arguments,
+    config_from_args,
+    join_negative_values,
+)
 from eirnn.runtime import configure_for_training
 
 
@@ -43,10 +51,9 @@ def _reject_unknown(parser: EirnnParser, extras: list[str]) -> None:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="data file (.npz, .mat v5 or v7.3)")
-    parser.add_argument("--data-layout", default="", help="axis order, e.g. 'neurons,time,trials'")
-    parser.add_argument("--data-keys", default="", help="variable names, e.g. 'spikes=psth_counts,inputs=u'")
-    parser.add_argument("--bin-ms", type=float, default=0.0, help="bin size in ms when the file has none")
+    parser.add_argument("path", help="data file (.nwb, .npz, .mat v5 or v7.3)")
+    other_settings = tuple(spec.name for spec in fields(TrainConfig) if spec.name not in DATA_SETTINGS)
+    add_config_arguments(parser, skip=other_settings)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -76,11 +83,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     from eirnn.data import load_dataset
-    from eirnn.data.loaders import parse_keys
 
-    dataset = load_dataset(
-        args.path, layout=args.data_layout or None, keys=parse_keys(args.data_keys), bin_ms=args.bin_ms or None
-    )
+    dataset = load_dataset(args.path, **config_from_args(args).data_options())
     print(dataset.summary())
     return 0
 
@@ -157,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # before torch loads: large pages, and freed tensor memory kept for the next epoch
     configure_for_training()
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
+    args, extras = parser.parse_known_args(join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if extras:
         _reject_unknown(parser._subparsers._group_actions[0].choices[args.command], extras)
     try:

@@ -74,7 +74,7 @@ def noise_ceiling(
     neurons are noisy and, through the sqrt, slightly low on average.
     """
     x = _as_trials(target_rates, "target_rates")
-    n_trials, _n_time, n_neurons = x.shape
+    n_trials = x.shape[0]
     if np.asarray(target_rates).ndim == 2:
         return NotAvailable("needs single trials; got a trial-averaged PSTH")
     if by_condition is None:
@@ -92,8 +92,27 @@ def noise_ceiling(
         )
     if n_splits < 1:
         raise ValueError("n_splits must be >= 1")
-    gen = _rng(rng)
     idx_by_code = [np.flatnonzero(cond == c) for c in codes]
+    reliability = _split_half_reliability(x, idx_by_code, bool(by_condition), n_splits, _rng(rng))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ceiling = np.sqrt(np.clip(reliability, 0.0, None))  # NaN stays NaN
+    return NoiseCeiling(
+        reliability=reliability,
+        ceiling=ceiling,
+        mean=_mean_or_na(ceiling, "noise ceiling"),
+        mean_reliability=_mean_or_na(reliability, "reliability"),
+        n_undefined=int(np.sum(~np.isfinite(ceiling))),
+        by_condition=bool(by_condition),
+        n_splits=int(n_splits),
+    )
+
+
+def _split_half_reliability(
+    x: np.ndarray, idx_by_code: list[np.ndarray], by_condition: bool, n_splits: int, gen: np.random.Generator
+) -> np.ndarray:
+    """[neurons] Spearman-Brown-corrected split-half r, averaged over the splits where it is
+    defined (NaN where it never is); see :func:`noise_ceiling`."""
+    n_neurons = x.shape[2]
     rel_sum = np.zeros(n_neurons)
     rel_n = np.zeros(n_neurons, dtype=int)
     for _ in range(n_splits):
@@ -115,17 +134,7 @@ def noise_ceiling(
         rel_sum[ok] += rel[ok]
         rel_n += ok
     with np.errstate(invalid="ignore", divide="ignore"):
-        reliability = np.where(rel_n > 0, rel_sum / np.maximum(rel_n, 1), np.nan)
-        ceiling = np.sqrt(np.clip(reliability, 0.0, None))  # NaN stays NaN
-    return NoiseCeiling(
-        reliability=reliability,
-        ceiling=ceiling,
-        mean=_mean_or_na(ceiling, "noise ceiling"),
-        mean_reliability=_mean_or_na(reliability, "reliability"),
-        n_undefined=int(np.sum(~np.isfinite(ceiling))),
-        by_condition=bool(by_condition),
-        n_splits=int(n_splits),
-    )
+        return np.where(rel_n > 0, rel_sum / np.maximum(rel_n, 1), np.nan)
 
 
 def normalized_correlation(corr: Any, ceiling: Any) -> Any:

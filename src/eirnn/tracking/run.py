@@ -1,9 +1,14 @@
 """One MLflow run per training: attach or create the run, log params and tags, train with
 per-epoch metrics, write the run folder (weights, outputs, metrics, population, figures,
-report.md), log the model and keep the registry's champion alias on the best version."""
+report.md), log the model and keep the registry's champion alias on the best version.
+
+Internal: the public entry point is `eirnn.train` (eirnn.api); the `eirnn train` command and
+the tuning workers call `train_and_log` directly.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import traceback
@@ -18,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
+from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, prepare
 from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
@@ -34,12 +40,17 @@ MAX_TAG_LENGTH = 5000
 
 @dataclass
 class TrainingOutcome:
+    """What one tracked training produced; `eirnn.api.TrainingResult` is its public face."""
+
     run_id: str
     fit: FitResult
     evaluation: Evaluation
     model_uri: str
     model_version: str | None
     champion_version: str | None
+    config: TrainConfig  # as trained (a resumed run's own settings)
+    prepared: Prepared  # data, split, and the model with its best weights
+    final_metrics: dict[str, float]  # final scalar metrics by core name (logged as final/NAME, counts as tags)
     summary: RunSummary | None = None
 
 
@@ -132,7 +143,7 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         serialization_format="pickle",
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
-        # listing requirements skips MLflow's inference, which imports the model (6-16 s)
+        # listing requirements skips MLflow's inference, which imports the model in a subprocess
         pip_requirements=[f"eirnn=={package_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
     )
     return info.model_uri
@@ -191,6 +202,8 @@ def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str
     """Load, split and build; log the data facts as `data.*` params and the two splits as MLflow
     dataset inputs. A bin size read from the file replaces bin_ms=0 in the params."""
     prepared = prepare(config, dataset)
+    if not prepared.held_out:
+        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
     facts = data_facts(prepared)
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
     log_new_params(client, run_id, {"bin_ms": prepared.dataset.bin_ms})
@@ -208,7 +221,7 @@ def data_facts(prepared: Prepared) -> dict[str, Any]:
         "data_sha256": dataset_sha256(prepared.dataset),
         "n_train_trials": prepared.train.n_trials,
         "n_val_trials": prepared.val.n_trials,
-        "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
+        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
     }
 
 
@@ -266,7 +279,12 @@ def _train_in_run(
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
-    _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **fit_summary(result)})
+    final = {
+        key: float(value)
+        for key, value in {**evaluation.scalar_metrics(), **fit_summary(result)}.items()
+        if key != "stop_reason"
+    }
+    _log_final_metrics(client, run_id, {**final, "stop_reason": result.stop_reason})
 
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
@@ -274,7 +292,7 @@ def _train_in_run(
         version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
     summary = _summarize(client, run_id, config, prepared, result, evaluation, version, champion)
     client.set_tag(run_id, NOTE_TAG, summary.note_markdown())
-    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, summary)
+    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final, summary)
 
 
 def _log_final_metrics(client: MlflowClient, run_id: str, values: dict[str, Any]) -> None:
