@@ -284,7 +284,8 @@ def _train_in_run(
         for key, value in {**evaluation.scalar_metrics(), **fit_summary(result)}.items()
         if key != "stop_reason"
     }
-    _log_final_metrics(client, run_id, {**final, "stop_reason": result.stop_reason})
+    # the fit facts as they are (integers stay integers in their tags)
+    _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **fit_summary(result)})
 
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
