@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from eirnn.cli import main
-from eirnn.tracking.logger import EPOCH_METRICS
+from eirnn.tracking.metric_names import EPOCH_METRICS
 
 MAX_EPOCHS = 45
 TRAIN = [
@@ -35,7 +35,8 @@ TRAIN = [
 ]
 WAIT_S = 180
 #: metrics that differ between runs by wall-clock time alone
-TIMINGS = {"epoch_seconds", "training_seconds"}
+TIMINGS = {EPOCH_METRICS["epoch_seconds"], "final/training_seconds"}
+EPOCH_NAMES = set(EPOCH_METRICS.values())
 
 
 def eirnn(*args: str, **options) -> subprocess.Popen:
@@ -64,7 +65,7 @@ def wait_for_steps(client: MlflowClient, at_least: int, process: subprocess.Pope
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         run = only_run(client)
-        if run and len(client.get_metric_history(run.info.run_id, "val_psth_corr")) >= at_least:
+        if run and len(client.get_metric_history(run.info.run_id, EPOCH_METRICS["val_psth_corr"])) >= at_least:
             return run.info.run_id
         assert process.poll() is None, process.stderr.read()[-2000:]
         time.sleep(0.05)
@@ -74,14 +75,14 @@ def wait_for_steps(client: MlflowClient, at_least: int, process: subprocess.Pope
 def epoch_values(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
     return {
         key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
-        for key in EPOCH_METRICS
+        for key in EPOCH_NAMES
         if key not in TIMINGS
     }
 
 
 def final_metrics(client: MlflowClient, run_id: str) -> dict[str, float]:
     metrics = client.get_run(run_id).data.metrics
-    return {key: value for key, value in metrics.items() if key not in TIMINGS and key not in EPOCH_METRICS}
+    return {key: value for key, value in metrics.items() if key not in TIMINGS and key not in EPOCH_NAMES}
 
 
 @pytest.mark.slow
@@ -105,7 +106,7 @@ def test_sigkill_at_three_moments_then_resume_equals_an_uninterrupted_run(
     code, err = finish(eirnn("train", "--resume", run_id))
     assert code == 0, err[-2000:]
     assert client.get_run(run_id).info.status == "FINISHED"
-    for key in EPOCH_METRICS:  # one value per epoch, no gap, no repeat
+    for key in EPOCH_NAMES:  # one value per epoch, no gap, no repeat
         assert [m.step for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)] == list(
             range(MAX_EPOCHS)
         ), key
@@ -132,7 +133,7 @@ def test_sigterm_ends_the_run_killed_and_resume_completes_it(tracking_store, tin
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["eirnn.resume"] == f"eirnn train --resume {run_id}"
-    stopped_after = len(client.get_metric_history(run_id, "val_psth_corr"))
+    stopped_after = len(client.get_metric_history(run_id, EPOCH_METRICS["val_psth_corr"]))
     assert stopped_after < MAX_EPOCHS
 
     # a changed data file or a changed setting is refused, and the run stays KILLED
@@ -153,7 +154,7 @@ def test_sigterm_ends_the_run_killed_and_resume_completes_it(tracking_store, tin
     assert code == 0, err[-2000:]
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    for key in EPOCH_METRICS:
+    for key in EPOCH_NAMES:
         assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(MAX_EPOCHS)), key
     versions = client.search_model_versions("name = 'eirnn'")
 

@@ -10,7 +10,7 @@ from conftest import REPO
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import TrainConfig
-from eirnn.tracking.logger import EPOCH_METRICS
+from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
 from eirnn.tracking.registry import CHAMPION
 
 SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
@@ -46,7 +46,6 @@ RUN_ARTIFACTS = [
 
 FINAL_METRICS = [
     "best_val_psth_corr",
-    "best_epoch",
     "final_val_psth_corr",
     "psth_corr",
     "psth_corr_E",
@@ -58,9 +57,6 @@ FINAL_METRICS = [
     "fano_data",
     "noise_ceiling",
     "normalized_psth_corr",
-    "total_epochs",
-    "training_seconds",
-    "early_stopped",
 ]
 
 
@@ -94,11 +90,14 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
     assert params["max_epochs"] == "5" and params["tau"] == "50.0" and params["loss"] == "mse"
     assert params["data.n_e"] == "8" and params["data.n_i"] == "3" and params["data.bin_ms"] == "25.0"
     assert int(params["data.n_train_trials"]) + int(params["data.n_val_trials"]) == 96
-    for key in EPOCH_METRICS:
+    for key in EPOCH_METRICS.values():
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert sorted(steps) == list(range(5)), key
     for key in FINAL_METRICS:
-        assert key in run.data.metrics, key
+        assert final_metric(key) in run.data.metrics, key
+    for key in FIT_TAGS:
+        assert fit_tag(key) in run.data.tags, key
+    assert run.data.tags[fit_tag("total_epochs")] == "5"
     assert run.data.tags["eirnn.data"] == "tiny.npz"
     paths = set(_artifact_paths(client, run.info.run_id))
     missing = [p for p in RUN_ARTIFACTS if p not in paths]

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.logger import EPOCH_METRICS
+from eirnn.tracking.metric_names import EPOCH_METRICS
 
 OUTAGE_S = 30
 STARTUP_TIMEOUT_S = 120
@@ -94,7 +94,7 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
         while time.monotonic() < deadline and run_id is None:
             experiment = client.get_experiment_by_name("eirnn")
             runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            if runs and client.get_metric_history(runs[0].info.run_id, "val_psth_corr"):
+            if runs and client.get_metric_history(runs[0].info.run_id, EPOCH_METRICS["val_psth_corr"]):
                 run_id = runs[0].info.run_id
             time.sleep(0.2)
         assert run_id is not None, "no epoch logged"
@@ -107,7 +107,7 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
         assert "tracking server did not answer" in err and "answers again" in err
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        for key in EPOCH_METRICS:
+        for key in EPOCH_METRICS.values():
             assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(MAX_EPOCHS)), key
     finally:
         _stop(training)

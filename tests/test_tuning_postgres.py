@@ -22,6 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.storages import RetryFailedTrialCallback
 
+from eirnn.tracking.metric_names import EPOCH_METRICS, study_metric
 from eirnn.tracking.registry import CHAMPION
 from eirnn.tuning.study import TRIAL_STATE_TAG, TRIAL_TAG
 
@@ -200,7 +201,7 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
     parent = client.get_run(parent_run_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "machines"
     assert parent.data.tags["eirnn.tuning.storage"] == "postgresql"
-    assert parent.data.metrics["trials_complete"] == 8
+    assert parent.data.metrics[study_metric("trials_complete")] == 8
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
     )
@@ -209,7 +210,7 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
     assert {trial.user_attrs["mlflow_run_id"] for trial in trials} == {run.info.run_id for run in children}
 
     best = max(trials, key=lambda trial: trial.value)
-    assert parent.data.metrics["best_value"] == pytest.approx(best.value)
+    assert parent.data.metrics[study_metric("best_value")] == pytest.approx(best.value)
     champion = client.get_model_version_by_alias("eirnn", CHAMPION)
     assert champion.run_id == best.user_attrs["mlflow_run_id"]
 
@@ -252,7 +253,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_a_mismatched_worker_refused(
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while time.monotonic() < deadline:
             running = [run for run in _trial_runs(client, parent_run_id) if run.info.status == "RUNNING"]
-            if running and client.get_metric_history(running[0].info.run_id, "val_psth_corr"):
+            if running and client.get_metric_history(running[0].info.run_id, EPOCH_METRICS["val_psth_corr"]):
                 break
             assert doomed.poll() is None, (tmp_path / "doomed.log").read_text()[-3000:]
             time.sleep(0.5)
@@ -284,4 +285,4 @@ def test_a_worker_killed_mid_trial_is_retried_and_a_mismatched_worker_refused(
     assert dead.info.status == "FAILED" and "worker lost" in dead.data.tags["eirnn.error"]
     assert sum(run.info.status == "FINISHED" for run in children) == 3
     parent = client.get_run(parent_run_id)
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 3
+    assert parent.info.status == "FINISHED" and parent.data.metrics[study_metric("trials_complete")] == 3

@@ -14,6 +14,7 @@ import torch
 
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, load_dataset, train_val_split
+from eirnn.data.loaders import arrays_sha256
 from eirnn.data.validation import check_trainable, validates_on_train
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
@@ -25,6 +26,8 @@ def load_configured_data(config: TrainConfig) -> NeuralDataset:
         from eirnn.data.synthetic import make_recording
 
         dataset, _ = make_recording(seed=0)
+        # no file: the recording is named as such and hashed from its arrays
+        dataset.meta.update(source_file=BUILTIN_DATA_NAME, sha256=arrays_sha256(dataset))
         return dataset
     return load_dataset(config.data, **config.data_options())
 

@@ -18,18 +18,9 @@ from pathlib import Path
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from eirnn.tracking.metric_names import EPOCH_METRICS
 from eirnn.training import BEST_WEIGHTS_FILE, RESUME_FILE, periodic_checkpoint_name
 
-EPOCH_METRICS = (
-    "train_loss",
-    "val_loss",
-    "val_psth_corr",
-    "val_psth_corr_E",
-    "val_psth_corr_I",
-    "val_cond_psth_corr",
-    "learning_rate",
-    "epoch_seconds",
-)
 BATCH_LIMIT = 1000  # MLflow's maximum number of metrics in one log_batch call
 RETRY_INTERVAL_S = 2.0
 
@@ -39,10 +30,10 @@ class TrackingUnavailableError(RuntimeError):
 
 
 class EpochMetricLogger:
-    """Queues per-epoch metrics (step = epoch) and checkpoint uploads; a background thread sends
-    them in order, retrying what fails.
+    """Queues per-epoch metrics (step = epoch, names from `metric_names.EPOCH_METRICS`) and
+    checkpoint uploads; a background thread sends them in order, retrying what fails.
 
-    `logged_steps`: metric key -> last step already in the run. A resumed run replays the epochs
+    `logged_steps`: logged metric name -> last step already in the run. A resumed run replays the epochs
     after its checkpoint exactly, and those already logged before the kill are not logged twice.
     """
 
@@ -74,9 +65,9 @@ class EpochMetricLogger:
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         timestamp = int(time.time() * 1000)
         new = [
-            Metric(key, float(metrics[key]), timestamp, epoch)
-            for key in EPOCH_METRICS
-            if key in metrics and epoch > self.logged_steps.get(key, -1)
+            Metric(name, float(metrics[key]), timestamp, epoch)
+            for key, name in EPOCH_METRICS.items()
+            if key in metrics and epoch > self.logged_steps.get(name, -1)
         ]
         with self._wake:
             self._queue.extend(new)

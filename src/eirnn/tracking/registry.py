@@ -12,8 +12,9 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from eirnn.tracking.metric_names import SELECTION_METRIC
+
 CHAMPION = "champion"
-SCORE_METRIC = "best_val_psth_corr"
 MAX_ALIAS_ROUNDS = 20
 
 
@@ -22,7 +23,7 @@ def version_score(client: MlflowClient, version: Any) -> float:
     if not version.run_id:
         return -math.inf
     try:
-        value = client.get_run(version.run_id).data.metrics.get(SCORE_METRIC)
+        value = client.get_run(version.run_id).data.metrics.get(SELECTION_METRIC)
     except MlflowException:
         return -math.inf  # source run deleted
     return value if value is not None and math.isfinite(value) else -math.inf
@@ -36,7 +37,8 @@ def _current_champion(client: MlflowClient, name: str) -> str | None:
 
 
 def update_champion(name: str, client: MlflowClient | None = None) -> str:
-    """Point `champion` at the version whose source run has the highest best_val_psth_corr.
+    """Point `champion` at the version whose source run has the highest selection metric
+    (`metric_names.SELECTION_METRIC`).
 
     Every finishing run calls this after its own version is registered and tagged. Two runs
     finishing together can each read the registry before the other's write; each therefore

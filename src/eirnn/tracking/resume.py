@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data import DatasetError
-from eirnn.tracking.logger import EPOCH_METRICS
+from eirnn.tracking.metric_names import EPOCH_METRICS
 from eirnn.training import RESUME_FILE
 
 RESUME_TAG = "eirnn.resume"
@@ -55,9 +55,9 @@ def resumed_config(requested: TrainConfig, run: Any) -> TrainConfig:
     return logged
 
 
-def check_same_data(run: Any, dataset: Any) -> None:
-    """Refuse to continue on a data file that changed since the run started."""
-    logged, now = run.data.params.get("data.sha256", ""), str(dataset.meta.get("sha256", ""))
+def check_same_data(run: Any, dataset: Any, sha256: str) -> None:
+    """Refuse to continue on data (`sha256`, as logged in `data.sha256`) that changed since the run started."""
+    logged, now = run.data.params.get("data.sha256", ""), sha256
     if logged and logged != now:
         raise DatasetError(
             f"{dataset.source}: variable 'data.sha256': expected the data run {run.info.run_id} started on "
@@ -76,5 +76,8 @@ def resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path
             f"resume: expected checkpoints/{RESUME_FILE} in run {run_id}; found none (the run stopped before "
             "its first checkpoint): start a new run"
         ) from None
-    logged = {key: max((m.step for m in client.get_metric_history(run_id, key)), default=-1) for key in EPOCH_METRICS}
+    logged = {
+        name: max((m.step for m in client.get_metric_history(run_id, name)), default=-1)
+        for name in EPOCH_METRICS.values()
+    }
     return Path(checkpoint), logged

@@ -9,9 +9,12 @@ from typing import Any
 import optuna
 
 from eirnn.config import ConfigError
+from eirnn.tracking.metric_names import SELECTION_METRIC
 from eirnn.tuning.search_space import SearchSpace
 
-OBJECTIVE_METRIC = "val_psth_corr"
+OBJECTIVE_METRIC = "val_psth_corr"  # reported each epoch to the pruner (a history key)
+# the study's objective, named as the MLflow metric it equals (shown in optuna-dashboard)
+OBJECTIVE_NAME = SELECTION_METRIC
 
 STUDY_TAG = "eirnn.tuning.study"
 STORAGE_TAG = "eirnn.tuning.storage"

@@ -33,6 +33,7 @@ from mlflow.tracking import MlflowClient
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
+from eirnn.tracking.summary import run_url
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
@@ -46,6 +47,7 @@ from eirnn.tuning.settings import (
     MODEL_URI_ATTR,
     NOTE_TAG,
     OBJECTIVE_METRIC,
+    OBJECTIVE_NAME,
     PARENT_RUN_ATTR,
     RUN_ATTR,
     STORAGE_TAG,
@@ -204,6 +206,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         study = optuna.create_study(
             study_name=settings.study_name, storage=storage, direction="maximize", load_if_exists=True
         )
+        study.set_metric_names([OBJECTIVE_NAME])
         study.set_user_attr(FIXED_SETTINGS_ATTR, fixed_settings(config, space, dataset))
         parent_run_id = _open_parent_run(client, config, settings, space)
         # distinct per worker and per invocation, so that a resumed study does not replay its random start
@@ -245,8 +248,9 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         raise
 
 
-def run_study_from_args(args: Any) -> StudyOutcome | None:
-    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a TrainConfig."""
+def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
+    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a
+    TrainConfig; `dataset` when the caller has loaded it already."""
     settings = StudySettings(
         study_name=args.study_name,
         n_trials=args.n_trials,
@@ -259,17 +263,19 @@ def run_study_from_args(args: Any) -> StudyOutcome | None:
         parent_run_id=args.parent_run_id,
         heartbeat_s=args.heartbeat_seconds,
     )
-    outcome = run_study(config_from_args(args), settings)
+    outcome = run_study(config_from_args(args), settings, dataset=dataset)
     if outcome is None:
         print(f"trials done; the lead of parent run {settings.parent_run_id} writes the summary")
     elif outcome.best_trial is None:
         print(f"study {outcome.study_name!r}: no trial completed (parent run {outcome.parent_run_id})")
     else:
         print(
-            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, "
-            f"{OBJECTIVE_METRIC} {outcome.best_value:.4f}"
+            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, {OBJECTIVE_NAME} {outcome.best_value:.4f}"
         )
         for name, value in outcome.best_params.items():
             print(f"  {name} = {value}")
         print(f"registered version {outcome.model_version}; champion is version {outcome.champion_version}")
+    if outcome is not None:
+        experiment_id = MlflowClient().get_run(outcome.parent_run_id).info.experiment_id
+        print(f"in the MLflow UI (eirnn ui): {run_url(experiment_id, outcome.parent_run_id)}")
     return outcome
