@@ -118,6 +118,8 @@ def write_run_folder(
     fit_summary: dict[str, Any],
     config: dict[str, Any],
     data_facts: dict[str, Any],
+    input_names: list[str] | None = None,
+    behavior_names: list[str] | None = None,
 ) -> Path:
     """Write weights/, outputs/, metrics/, population/, training_log.json, config.json,
     data.json and metrics.json under `out`."""
@@ -139,6 +141,8 @@ def write_run_folder(
         "val_model_condition_psth": evaluation.condition_psths(evaluation.val_model_rates),
         "val_target_condition_psth": evaluation.condition_psths(evaluation.val_target_rates),
     }
+    # the inputs per condition (trial mean) let figures mark task events such as a go cue
+    outputs["val_condition_inputs"] = evaluation.condition_psths(np.asarray(val_inputs, dtype=np.float32))
     if evaluation.time_ms is not None:
         outputs["time_ms"] = evaluation.time_ms
     if evaluation.model_behavior is not None:
@@ -170,6 +174,8 @@ def write_run_folder(
         "fit": fit_summary,
         "condition_labels": [str(label) for label in evaluation.condition_labels],
         "bin_ms": evaluation.bin_ms,
+        "input_names": [str(name) for name in input_names or []],
+        "behavior_names": [str(name) for name in behavior_names or []],
     }
     (out / "training_log.json").write_text(json.dumps(history, indent=1, default=_json_default))
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_json_default))

@@ -14,6 +14,8 @@ import torch
 
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, load_dataset, train_val_split
+from eirnn.data.loaders import arrays_sha256
+from eirnn.data.validation import check_trainable, validates_on_train
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
 
@@ -24,6 +26,8 @@ def load_configured_data(config: TrainConfig) -> NeuralDataset:
         from eirnn.data.synthetic import make_recording
 
         dataset, _ = make_recording(seed=0)
+        # no file: the recording is named as such and hashed from its arrays
+        dataset.meta.update(source_file=BUILTIN_DATA_NAME, sha256=arrays_sha256(dataset))
         return dataset
     return load_dataset(config.data, **config.data_options())
 
@@ -42,9 +46,9 @@ def build_model(dataset: NeuralDataset, config: TrainConfig) -> Any:
 
 def split(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset]:
     """Stratified train/validation split. Condition-averaged data (one pseudo-trial per
-    condition) has nothing to hold out: it is fitted and scored on the same trials, and
-    `Prepared.held_out` says so."""
-    if dataset.trials_per_condition.max() < 2:
+    condition) has nothing to hold out: with `validate_on_train` it is fitted and scored on the
+    same trials, and `Prepared.held_out` says so; without it, it is refused."""
+    if validates_on_train(dataset, config.validate_on_train):
         return dataset, dataset
     return train_val_split(dataset, val_fraction=config.val_fraction, seed=config.seed)
 
@@ -64,5 +68,6 @@ class Prepared:
 def prepare(config: TrainConfig, dataset: NeuralDataset | None = None) -> Prepared:
     set_threads(config)
     dataset = dataset if dataset is not None else load_configured_data(config)
+    dataset = check_trainable(dataset, drop_silent_neurons=config.drop_silent_neurons)
     train, val = split(dataset, config)
     return Prepared(dataset, train, val, build_model(dataset, config))

@@ -12,8 +12,9 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from eirnn.tracking.metric_names import SELECTION_METRIC
+
 CHAMPION = "champion"
-SCORE_METRIC = "best_val_psth_corr"
 MAX_ALIAS_ROUNDS = 20
 
 
@@ -22,7 +23,7 @@ def version_score(client: MlflowClient, version: Any) -> float:
     if not version.run_id:
         return -math.inf
     try:
-        value = client.get_run(version.run_id).data.metrics.get(SCORE_METRIC)
+        value = client.get_run(version.run_id).data.metrics.get(SELECTION_METRIC)
     except MlflowException:
         return -math.inf  # source run deleted
     return value if value is not None and math.isfinite(value) else -math.inf
@@ -36,7 +37,8 @@ def _current_champion(client: MlflowClient, name: str) -> str | None:
 
 
 def update_champion(name: str, client: MlflowClient | None = None) -> str:
-    """Point `champion` at the version whose source run has the highest best_val_psth_corr.
+    """Point `champion` at the version whose source run has the highest selection metric
+    (`metric_names.SELECTION_METRIC`).
 
     Every finishing run calls this after its own version is registered and tagged. Two runs
     finishing together can each read the registry before the other's write; each therefore
@@ -67,8 +69,10 @@ def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | 
     if alias is not None and version is not None:
         raise ValueError("give alias or version, not both")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or CHAMPION}"
-    predictor = mlflow.pytorch.load_model(reference, map_location="cpu")
-    network = predictor.network.eval()
+    from eirnn.tracking.serving import find_network_files, load_network
+
+    # tensors (weights_only) and JSON only: nothing from the store is unpickled or executed
+    network = load_network(*find_network_files(mlflow.artifacts.download_artifacts(artifact_uri=reference)))
     client = MlflowClient()
     model_version = (
         client.get_model_version(name, str(version))

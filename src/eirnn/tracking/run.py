@@ -8,18 +8,19 @@ the tuning workers call `train_and_log` directly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import subprocess
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
+import torch
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
@@ -27,15 +28,28 @@ from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
-from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, prepare
-from eirnn.tracking.logger import EpochMetricLogger
+from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, load_configured_data, prepare
+from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
+from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
+from eirnn.tracking.metric_names import FIT_TAGS, SELECTION_METRIC, final_metric, fit_tag
 from eirnn.tracking.registry import update_champion
-from eirnn.training import RESUME_FILE, FitResult, fit
+from eirnn.tracking.resume import (
+    RESUME_TAG,
+    check_same_data,
+    resumable_run,
+    resume_command,
+    resume_point,
+    resumed_config,
+)
+from eirnn.tracking.summary import NOTE_TAG, RunSummary
+from eirnn.training import FitResult, TrainingInterrupted, fit
+from eirnn.training.interrupts import raising_on_signals
 
 ERROR_TAG = "eirnn.error"
 MODEL_ARTIFACT = "model"
 MAX_TAG_LENGTH = 5000
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch request
+LOGGER_DRAIN_ON_ERROR_S = 60.0
 
 
 @dataclass
@@ -50,7 +64,8 @@ class TrainingOutcome:
     champion_version: str | None
     config: TrainConfig  # as trained (a resumed run's own settings)
     prepared: Prepared  # data, split, and the model with its best weights
-    final_metrics: dict[str, float]  # the run's final scalar metrics, as logged
+    final_metrics: dict[str, float]  # final scalar metrics by core name (logged as final/NAME, counts as tags)
+    summary: RunSummary | None = None
 
 
 def readable_run_name(config: TrainConfig) -> str:
@@ -59,15 +74,6 @@ def readable_run_name(config: TrainConfig) -> str:
         f"tau{tau}-{config.input_embed_type}{config.input_embed_dim}-noise{config.noise_scale:g}"
         f"-lr{config.learning_rate:g}-{config.loss}-seed{config.seed}"
     )
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def log_new_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
@@ -110,15 +116,6 @@ def experiment_id_for(config: TrainConfig, parent_run_id: str | None = None) -> 
     return experiment.experiment_id if experiment else client.create_experiment(name)
 
 
-def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path, int]:
-    """The run's last checkpoint, downloaded, and the last epoch already logged."""
-    checkpoint = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"checkpoints/{RESUME_FILE}", dst_path=str(workdir)
-    )
-    logged = client.get_metric_history(run_id, "val_psth_corr")
-    return Path(checkpoint), max((m.step for m in logged), default=-1)
-
-
 def fit_summary(result: FitResult) -> dict[str, Any]:
     return {
         "best_val_psth_corr": result.best_val_psth_corr,
@@ -131,13 +128,13 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
     }
 
 
-def _log_model(model: Any, val_inputs: np.ndarray) -> str:
-    """Log the network as an MLflow model (no registration); returns its model URI."""
-    import mlflow.pytorch
+def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
+    """Log the network as an MLflow pyfunc model (no registration): its state dict and
+    constructor arguments as artifacts, `RatePredictor` as code; returns its model URI."""
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    from eirnn.tracking.serving import RatePredictor
+    from eirnn.tracking.serving import MODEL_CODE, save_network_files
 
     n_inputs, n_neurons = val_inputs.shape[-1], int(model.recorded_units.numel())
     # -1 on trials and time: the signature accepts any number of trials and bins
@@ -145,15 +142,14 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_inputs))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_neurons))]),
     )
-    predictor = RatePredictor(model.cpu()).eval()
-    info = mlflow.pytorch.log_model(
-        predictor,
+    info = mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT,
-        serialization_format="pickle",
+        python_model=str(MODEL_CODE),
+        artifacts=save_network_files(model.cpu(), folder),
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
         # listing requirements skips MLflow's inference, which imports the model in a subprocess
-        pip_requirements=[f"eirnn=={_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
+        pip_requirements=[f"eirnn=={package_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
     )
     return info.model_uri
 
@@ -164,15 +160,9 @@ def register_model(model_uri: str, run_id: str, name: str, client: MlflowClient 
     client = client or MlflowClient()
     version = str(mlflow.register_model(model_uri, name).version)
     run = client.get_run(run_id)
-    client.set_model_version_tag(name, version, "best_val_psth_corr", str(run.data.metrics.get("best_val_psth_corr")))
+    client.set_model_version_tag(name, version, SELECTION_METRIC, str(run.data.metrics.get(SELECTION_METRIC)))
     client.set_model_version_tag(name, version, "data_sha256", run.data.params.get("data.sha256", ""))
     return version, update_champion(name, client)
-
-
-def _version() -> str:
-    from eirnn import __version__
-
-    return __version__
 
 
 def _torch_version() -> str:
@@ -190,23 +180,68 @@ def train_and_log(
     register: bool = True,
     tags: dict[str, str] | None = None,
     status_when_stopped_by_callback: str = "FINISHED",
+    on_prepared: Callable[[Prepared], None] | None = None,
 ) -> TrainingOutcome:
     """Train under one MLflow run. Any exception ends the run FAILED with the message in the
-    `eirnn.error` tag, then propagates (the CLI exits non-zero)."""
+    `eirnn.error` tag, then propagates (the CLI exits non-zero). SIGTERM/SIGINT end it KILLED
+    after a resumable checkpoint, with the command that continues it in the `eirnn.resume` tag.
+    `on_prepared` sees the loaded, split data and the built model before training starts (the
+    CLI prints its data summary).
+
+    With `config.resume`, the run's status, settings and data hash are checked before it is
+    reopened."""
     client = MlflowClient()
-    run_id = _start_run(config, parent_run_id, dict(tags or {}))
-    try:
-        with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
-            outcome = _train_in_run(config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {})
-        stopped = outcome.fit.stop_reason == "callback"
-        mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
-        return outcome
-    except BaseException as error:
-        message = f"{type(error).__name__}: {error}"
-        client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
-        client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
-        mlflow.end_run("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
+    if config.resume:
+        run = resumable_run(client, config.resume)
+        config = resumed_config(config, run)
+        dataset = dataset if dataset is not None else load_configured_data(config)
+        check_same_data(run, dataset, dataset_sha256(dataset))
+    with raising_on_signals():
+        run_id = _start_run(config, parent_run_id, dict(tags or {}))
+        try:
+            with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
+                outcome = _train_in_run(
+                    config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {}, on_prepared
+                )
+            stopped = outcome.fit.stop_reason == "callback"
+            mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
+            return outcome
+        except BaseException as error:
+            message = f"{type(error).__name__}: {error}"
+            client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
+            client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
+            interrupted = isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
+            if interrupted and getattr(error, "checkpoint_epoch", None) is not None:
+                client.set_tag(run_id, RESUME_TAG, resume_command(run_id))
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
+            raise
+
+
+def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str, dataset: Any) -> Prepared:
+    """Load, split and build; log the data facts as `data.*` params and the two splits as MLflow
+    dataset inputs. A bin size read from the file replaces bin_ms=0 in the params."""
+    prepared = prepare(config, dataset)
+    if not prepared.held_out:
+        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
+    facts = data_facts(prepared)
+    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
+    log_new_params(client, run_id, {"bin_ms": prepared.dataset.bin_ms})
+    log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
+    splits = (
+        {"training": prepared.train, "validation": prepared.val} if prepared.held_out else {"training": prepared.train}
+    )
+    log_datasets(client, run_id, config.data, prepared.dataset, splits)
+    return prepared
+
+
+def data_facts(prepared: Prepared) -> dict[str, Any]:
+    return {
+        **prepared.dataset.facts(),
+        "data_sha256": dataset_sha256(prepared.dataset),
+        "n_train_trials": prepared.train.n_trials,
+        "n_val_trials": prepared.val.n_trials,
+        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
+    }
 
 
 def _train_in_run(
@@ -218,40 +253,28 @@ def _train_in_run(
     callbacks: Sequence[Any],
     register: bool,
     tags: dict[str, str],
+    on_prepared: Callable[[Prepared], None] | None,
 ) -> TrainingOutcome:
-    resume_from, skip_through = (None, -1)
+    resume_from, logged_steps = None, {}
     if config.resume:
-        config = TrainConfig.from_dict({**client.get_run(run_id).data.params, "resume": config.resume})
-        resume_from, skip_through = _resume_point(client, run_id, workdir)
-    log_new_params(client, run_id, config.to_dict())
-    commit = _git_commit()
+        resume_from, logged_steps = resume_point(client, run_id, workdir)
+    # bin_ms=0 means "from the file": logged once the data says what the bin is
+    log_new_params(client, run_id, {k: v for k, v in config.to_dict().items() if k != "bin_ms" or v})
     client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
-    for key, value in {**tags, **({"eirnn.git_commit": commit} if commit else {})}.items():
+    for key, value in {**tags, **code_tags()}.items():
         client.set_tag(run_id, key, value)
 
-    prepared = prepare(config, dataset)
-    facts = {
-        **prepared.dataset.facts(),
-        "n_train_trials": prepared.train.n_trials,
-        "n_val_trials": prepared.val.n_trials,
-        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
-    }
-    if not prepared.held_out:
-        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
-    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
-    log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
-
-    logger = EpochMetricLogger(run_id, client, skip_through_step=skip_through)
-    result = fit(
-        prepared.model,
-        prepared.train,
-        prepared.val,
+    prepared = _prepare_and_log_data(config, client, run_id, dataset)
+    if on_prepared is not None:
+        on_prepared(prepared)
+    result = _fit_logged(
+        prepared,
         config,
-        [logger, *callbacks],
-        checkpoint_dir=workdir / "checkpoints",
-        resume_from=resume_from,
+        EpochMetricLogger(run_id, client, logged_steps=logged_steps),
+        callbacks,
+        workdir / "checkpoints",
+        resume_from,
     )
-    logger.flush()
 
     model = prepared.model
     model.load_state_dict(result.best_state)
@@ -264,29 +287,126 @@ def _train_in_run(
         history=result.history,
         fit_summary=fit_summary(result),
         config=config.to_dict(),
-        data_facts=facts,
+        data_facts=data_facts(prepared),
+        input_names=prepared.dataset.input_names,
+        behavior_names=prepared.dataset.behavior_names,
     )
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
+    final = {
+        key: float(value)
+        for key, value in {**evaluation.scalar_metrics(), **fit_summary(result)}.items()
+        if key != "stop_reason"
+    }
+    # the fit facts as they are (integers stay integers in their tags)
+    _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **fit_summary(result)})
 
-    final = {**evaluation.scalar_metrics(), **fit_summary(result)}
-    final.pop("stop_reason")
-    final = {key: float(value) for key, value in final.items()}
-    client.log_batch(
-        run_id,
-        metrics=[
-            mlflow.entities.Metric(key, value, mlflow.utils.time.get_current_time_millis(), 0)
-            for key, value in final.items()
-        ],
-    )
-    client.set_tag(run_id, "eirnn.stop_reason", result.stop_reason)
-
-    model_uri = _log_model(model, prepared.val.inputs)
+    model_uri = _log_model(model, prepared.val.inputs, workdir / "model")
     version = champion = None
     if register:
         version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
-    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final)
+    summary = _summarize(client, run_id, config, prepared, result, evaluation, version, champion)
+    client.set_tag(run_id, NOTE_TAG, summary.note_markdown())
+    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final, summary)
+
+
+def _log_final_metrics(client: MlflowClient, run_id: str, values: dict[str, Any]) -> None:
+    """Scores once each (step 0) under `final/`; the fit facts (epochs, flags, seconds, stop
+    reason) as `eirnn.fit.*` tags (see metric_names)."""
+    now = mlflow.utils.time.get_current_time_millis()
+    metrics = [
+        mlflow.entities.Metric(final_metric(key), float(value), now, 0)
+        for key, value in values.items()
+        if key not in FIT_TAGS
+    ]
+    tags = [mlflow.entities.RunTag(fit_tag(key), _tag_text(values[key])) for key in FIT_TAGS if key in values]
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+
+
+def _tag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _summarize(
+    client: MlflowClient,
+    run_id: str,
+    config: TrainConfig,
+    prepared: Prepared,
+    result: FitResult,
+    evaluation: Evaluation,
+    version: str | None,
+    champion: str | None,
+) -> RunSummary:
+    run = client.get_run(run_id)
+    scalars = evaluation.scalar_metrics()
+    dataset = prepared.dataset
+    experiment_name = client.get_experiment(run.info.experiment_id).name
+    hint = (
+        f"logged to experiment {experiment_name!r}, not {config.experiment_name!r}: `mlflow run` picks its "
+        f"experiment before eirnn starts; pass `--experiment-name {config.experiment_name}` to `mlflow run`"
+        # MLflow's Default experiment has id 0: where `mlflow run` puts runs unless told otherwise
+        if run.info.experiment_id == "0" and experiment_name != config.experiment_name and not parent_of(run)
+        else ""
+    )
+    return RunSummary(
+        run_id=run_id,
+        run_name=run.info.run_name,
+        experiment_id=run.info.experiment_id,
+        experiment_name=experiment_name,
+        score=result.best_val_psth_corr,
+        ceiling=scalars.get("noise_ceiling"),
+        cond_score=scalars.get("cond_psth_corr"),
+        best_epoch=result.best_epoch,
+        total_epochs=result.total_epochs,
+        max_epochs=config.max_epochs,
+        stop_reason=result.stop_reason,
+        data_name=Path(config.data).name if config.data else BUILTIN_DATA_NAME,
+        data_sha256=dataset_sha256(dataset),
+        data_shape=f"{dataset.n_neurons} neurons, {dataset.n_trials} trials, {dataset.n_bins} bins of "
+        f"{dataset.bin_ms:g} ms",
+        model_name=config.registered_model_name if version else None,
+        model_version=version,
+        champion_version=champion,
+        experiment_hint=hint,
+    )
+
+
+def parent_of(run: Any) -> str | None:
+    return run.data.tags.get("mlflow.parentRunId")
+
+
+def _fit_logged(
+    prepared: Prepared,
+    config: TrainConfig,
+    logger: EpochMetricLogger,
+    callbacks: Sequence[Any],
+    checkpoint_dir: Path,
+    resume_from: Path | None,
+) -> FitResult:
+    """`fit` with per-epoch logging; a resumed run first gets the epochs of its checkpoint that
+    it does not have yet."""
+    try:
+        if resume_from is not None:
+            logger.log_history(torch.load(resume_from, weights_only=True)["history"])
+        result = fit(
+            prepared.model,
+            prepared.train,
+            prepared.val,
+            config,
+            [logger, *callbacks],
+            checkpoint_dir=checkpoint_dir,
+            resume_from=resume_from,
+        )
+    except BaseException:
+        # what training logged reaches the run even when training failed (bounded: the run must end)
+        with contextlib.suppress(TrackingUnavailableError):
+            logger.close(timeout_s=LOGGER_DRAIN_ON_ERROR_S)
+        raise
+    logger.close()
+    return result
 
 
 def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str) -> None:

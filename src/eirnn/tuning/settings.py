@@ -9,9 +9,12 @@ from typing import Any
 import optuna
 
 from eirnn.config import ConfigError
+from eirnn.tracking.metric_names import SELECTION_METRIC
 from eirnn.tuning.search_space import SearchSpace
 
-OBJECTIVE_METRIC = "val_psth_corr"
+OBJECTIVE_METRIC = "val_psth_corr"  # reported each epoch to the pruner (a history key)
+# the study's objective, named as the MLflow metric it equals (shown in optuna-dashboard)
+OBJECTIVE_NAME = SELECTION_METRIC
 
 STUDY_TAG = "eirnn.tuning.study"
 STORAGE_TAG = "eirnn.tuning.storage"
@@ -25,6 +28,8 @@ MODEL_URI_ATTR = "model_uri"
 
 ARTIFACT_DIR = "tuning"
 HALVING_FACTOR = 3  # successive halving keeps a third of the trials at each rung
+#: study user attribute: the settings every worker of the study must share
+FIXED_SETTINGS_ATTR = "eirnn.fixed_settings"
 
 
 @dataclass
@@ -77,6 +82,7 @@ class StudySettings:
     search_space: SearchSpace | None = None
     pruner: PrunerSettings = field(default_factory=PrunerSettings)
     parent_run_id: str = ""
+    heartbeat_s: int = 60
 
 
 @dataclass

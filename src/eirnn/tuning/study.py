@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import optuna
 from mlflow.tracking import MlflowClient
-from optuna.trial import TrialState
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
+from eirnn.tracking.summary import run_url
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
@@ -43,9 +43,11 @@ from eirnn.tuning.search_space import (
 )
 from eirnn.tuning.settings import (
     ARTIFACT_DIR,
+    FIXED_SETTINGS_ATTR,
     MODEL_URI_ATTR,
     NOTE_TAG,
     OBJECTIVE_METRIC,
+    OBJECTIVE_NAME,
     PARENT_RUN_ATTR,
     RUN_ATTR,
     STORAGE_TAG,
@@ -65,6 +67,7 @@ from eirnn.tuning.workers import (
     _run_local_workers,
     _trial_environment,
     _worker_jobs,
+    count_finished_trials,
     run_trials,
     split_trials,
 )
@@ -136,19 +139,37 @@ def _check_parent_is_running(client: MlflowClient, parent_run_id: str) -> None:
         )
 
 
-def _count_finished_trials(study: optuna.Study, parent_run_id: str) -> int:
-    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(
-        trial.user_attrs.get(PARENT_RUN_ATTR) == parent_run_id
-        for trial in study.get_trials(deepcopy=False, states=finished)
-    )
+#: settings each machine may choose for itself; every other fixed setting must match the study's
+MACHINE_SETTINGS = ("data", "threads", "device", "resume", "run_name", "log_figures", "experiment_name")
+
+
+def fixed_settings(config: TrainConfig, space: SearchSpace, dataset: Any) -> dict[str, Any]:
+    """The settings every trial of the study shares: those not searched, and the data's hash
+    (its path may differ between machines)."""
+    values = {name: value for name, value in config.to_dict().items() if name not in space}
+    for name in MACHINE_SETTINGS:
+        values.pop(name, None)
+    return {**values, "data.sha256": str(dataset.meta.get("sha256", ""))}
+
+
+def check_fixed_settings(study: optuna.Study, mine: dict[str, Any]) -> None:
+    """Refuse a worker whose fixed settings differ from those the lead stored with the study."""
+    stored = study.user_attrs.get(FIXED_SETTINGS_ATTR)
+    if stored is None:
+        return
+    for name in sorted(set(stored) | set(mine)):
+        if stored.get(name) != mine.get(name):
+            raise ConfigError(
+                f"{name}: study {study.study_name!r} runs with {stored.get(name)!r}, this worker has "
+                f"{mine.get(name)!r}; start workers with the lead's settings"
+            )
 
 
 def _wait_for_trials(study: optuna.Study, parent_run_id: str, n_trials: int) -> None:
     """Wait until `n_trials` trials of this parent have finished, whichever workers run them."""
     shown = -1
     try:
-        while (finished := _count_finished_trials(study, parent_run_id)) < n_trials:
+        while (finished := count_finished_trials(study, parent_run_id)) < n_trials:
             if finished != shown:
                 print(f"waiting: {finished} of {n_trials} trials of this parent have finished", flush=True)
                 shown = finished
@@ -179,12 +200,14 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
     dataset = dataset if dataset is not None else load_configured_data(config)
     space = validate_search_space(settings.search_space or default_search_space(dataset), config, dataset)
     storage_spec = resolve_storage(settings.storage)
-    storage = open_storage(storage_spec)
+    storage = open_storage(storage_spec, settings.heartbeat_s)
     client = MlflowClient()
     if leading:
         study = optuna.create_study(
             study_name=settings.study_name, storage=storage, direction="maximize", load_if_exists=True
         )
+        study.set_metric_names([OBJECTIVE_NAME])
+        study.set_user_attr(FIXED_SETTINGS_ATTR, fixed_settings(config, space, dataset))
         parent_run_id = _open_parent_run(client, config, settings, space)
         # distinct per worker and per invocation, so that a resumed study does not replay its random start
         sequence = np.random.SeedSequence([config.seed, len(study.trials)])
@@ -194,6 +217,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             raise ConfigError(f"study-name: no study {settings.study_name!r} in the storage; start the lead first")
         _check_parent_is_running(client, settings.parent_run_id)
         study = optuna.load_study(study_name=settings.study_name, storage=storage)
+        check_fixed_settings(study, fixed_settings(config, space, dataset))
         parent_run_id, seeds = settings.parent_run_id, [None] * settings.n_workers
     jobs = _worker_jobs(config, settings, storage_spec, space, parent_run_id, seeds, dataset)
     experiment_name = client.get_experiment(client.get_run(parent_run_id).info.experiment_id).name
@@ -224,8 +248,9 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         raise
 
 
-def run_study_from_args(args: Any) -> StudyOutcome | None:
-    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a TrainConfig."""
+def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
+    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a
+    TrainConfig; `dataset` when the caller has loaded it already."""
     settings = StudySettings(
         study_name=args.study_name,
         n_trials=args.n_trials,
@@ -236,18 +261,21 @@ def run_study_from_args(args: Any) -> StudyOutcome | None:
             kind=args.pruner, startup_trials=args.pruner_startup_trials, warmup_epochs=args.pruner_warmup_epochs
         ),
         parent_run_id=args.parent_run_id,
+        heartbeat_s=args.heartbeat_seconds,
     )
-    outcome = run_study(config_from_args(args), settings)
+    outcome = run_study(config_from_args(args), settings, dataset=dataset)
     if outcome is None:
         print(f"trials done; the lead of parent run {settings.parent_run_id} writes the summary")
     elif outcome.best_trial is None:
         print(f"study {outcome.study_name!r}: no trial completed (parent run {outcome.parent_run_id})")
     else:
         print(
-            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, "
-            f"{OBJECTIVE_METRIC} {outcome.best_value:.4f}"
+            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, {OBJECTIVE_NAME} {outcome.best_value:.4f}"
         )
         for name, value in outcome.best_params.items():
             print(f"  {name} = {value}")
         print(f"registered version {outcome.model_version}; champion is version {outcome.champion_version}")
+    if outcome is not None:
+        experiment_id = MlflowClient().get_run(outcome.parent_run_id).info.experiment_id
+        print(f"in the MLflow UI (eirnn ui): {run_url(experiment_id, outcome.parent_run_id)}")
     return outcome

@@ -7,6 +7,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from mlflow.entities import Metric, Param, RunTag
@@ -14,9 +15,12 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.config import mlproject_default
+from eirnn.tracking.metric_names import study_metric
 from eirnn.tracking.registry import update_champion
 from eirnn.tracking.run import register_model
-from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, NOTE_TAG, RUN_ATTR, StudyOutcome
+from eirnn.tracking.summary import NOTE_TAG as DESCRIPTION_TAG
+from eirnn.tracking.summary import run_url
+from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, NOTE_TAG, OBJECTIVE_NAME, RUN_ATTR, StudyOutcome
 
 
 def _plot_skip_reason(plot: str, completed: list[FrozenTrial]) -> str | None:
@@ -47,6 +51,8 @@ def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     axes = plot(study)
+                if name == "parallel_coordinate":
+                    _spread_axis_names(axes, len(completed[0].params))
                 axes.figure.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
                 plt.close(axes.figure)
             except (ValueError, RuntimeError) as error:
@@ -54,6 +60,15 @@ def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path
         if reason is not None:
             notes.append(f"{name}: skipped, {reason}")
     return notes
+
+
+def _spread_axis_names(axes: Any, n_params: int) -> None:
+    """Optuna draws one axis per parameter at its default figure width: the names overlap."""
+    import matplotlib.pyplot as plt
+
+    axes.figure.set_size_inches(max(8.0, 1.8 * (n_params + 1)), 5.5)
+    plt.setp(axes.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
+    axes.set_title(f"Parallel coordinates: {OBJECTIVE_NAME} by searched setting")
 
 
 def _register_best(client: MlflowClient, best: FrozenTrial, model_name: str) -> tuple[str | None, str | None]:
@@ -74,7 +89,7 @@ def summarize_study(
     trials = study.get_trials(deepcopy=False)
     completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     metrics = {
-        f"trials_{state.name.lower()}": sum(trial.state == state for trial in trials)
+        study_metric(f"trials_{state.name.lower()}"): sum(trial.state == state for trial in trials)
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     }
     with tempfile.TemporaryDirectory(prefix="eirnn-tune-") as scratch:
@@ -92,7 +107,7 @@ def summarize_study(
         client.set_tag(parent_run_id, NOTE_TAG, "no trial completed: nothing to register")
         return outcome
     best = study.best_trial
-    metrics["best_value"] = best.value
+    metrics[study_metric("best_value")] = best.value
     client.log_batch(
         parent_run_id,
         metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
@@ -103,4 +118,38 @@ def summarize_study(
         ],
     )
     version, champion = _register_best(client, best, registered_model_name)
+    client.set_tag(parent_run_id, DESCRIPTION_TAG, _study_note(client, study, best, parent_run_id, version, champion))
     return StudyOutcome(study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion)
+
+
+def _study_note(
+    client: MlflowClient,
+    study: optuna.Study,
+    best: FrozenTrial,
+    parent_run_id: str,
+    version: str | None,
+    champion: str | None,
+) -> str:
+    """The parent run's description in the MLflow UI: the best trial and the registry outcome."""
+    counts = {state: sum(t.state == state for t in study.trials) for state in TrialState}
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    registry = "not registered"
+    if version:
+        registry = f"version {version}, " + (
+            "now the champion" if champion == version else f"champion stays version {champion}"
+        )
+    settings = ", ".join(
+        f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}" for name, value in best.params.items()
+    )
+    best_run = best.user_attrs.get(RUN_ATTR, "")
+    return "\n".join(
+        [
+            f"**best trial {best.number}: {OBJECTIVE_NAME} {best.value:.3f}** ({settings})",
+            "",
+            f"- Trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+            f"{counts[TrialState.FAIL]} failed",
+            f"- Best run: [trial-{best.number}]({run_url(experiment_id, best_run)})",
+            f"- Registry: {registry}",
+            "- Plots: artifacts `tuning/` (optimization history, parameter importances, parallel coordinates)",
+        ]
+    )
