@@ -13,6 +13,8 @@ from typing import Any
 LOSSES = ("mse", "poisson")
 EMBEDDINGS = ("attention", "linear", "mlp")
 ACTIVATIONS = ("softplus", "relu")
+# validation scores that select models; val_loss is the only one where lower is better
+SELECTION_METRICS = ("cond_psth_corr", "psth_corr", "bits_per_spike", "val_loss")
 
 
 class ConfigError(ValueError):
@@ -31,7 +33,11 @@ class TrainConfig:
     data_keys: str = _setting("", "variable names in the file, e.g. 'spikes=psth_counts,inputs=u'")
     bin_ms: float = _setting(0.0, "bin size in ms when the file has none (0 = read it from the file)")
     val_fraction: float = _setting(0.2, "share of trials held out for validation, stratified by condition")
+    test_fraction: float = _setting(
+        0.0, "share of trials held out as a test split that training and selection never see (0 = none)"
+    )
     seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches")
+    split_seed: int = _setting(-1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)")
     # model
     tau: float = _setting(50.0, "membrane time constant in ms")
     noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)")
@@ -46,7 +52,12 @@ class TrainConfig:
     spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix")
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs")
-    patience: int = _setting(300, "stop after this many epochs without a better validation correlation")
+    selection_metric: str = _setting(
+        "cond_psth_corr",
+        "validation score that early stopping, the best checkpoint, tuning and the champion use",
+        SELECTION_METRICS,
+    )
+    patience: int = _setting(300, "stop after this many epochs without a better selection score")
     smoothing: float = _setting(0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)")
     learning_rate: float = _setting(0.001, "Adam learning rate")
     weight_decay: float = _setting(0.0, "Adam weight decay")
@@ -76,6 +87,11 @@ class TrainConfig:
                 raise ConfigError(f"{name}: expected a positive value, found {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction: expected a value in (0, 1), found {self.val_fraction!r}")
+        if not 0.0 <= self.test_fraction < 1.0 or self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(
+                f"test_fraction: expected a value in [0, 1) leaving training trials beside "
+                f"val_fraction={self.val_fraction}, found {self.test_fraction!r}"
+            )
         if not 0.0 <= self.smoothing < 1.0:
             raise ConfigError(f"smoothing: expected a value in [0, 1), found {self.smoothing!r}")
         if self.input_embed_type == "attention" and self.input_embed_dim % self.attention_heads:
@@ -84,6 +100,11 @@ class TrainConfig:
                 f"input_embed_dim: expected a multiple of attention_heads={self.attention_heads}, "
                 f"found {self.input_embed_dim}"
             )
+
+    @property
+    def data_split_seed(self) -> int:
+        """The seed of the data split and of everything that depends on the data only."""
+        return self.seed if self.split_seed < 0 else self.split_seed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
