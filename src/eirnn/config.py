@@ -15,6 +15,7 @@ EMBEDDINGS = ("attention", "linear", "mlp")
 ACTIVATIONS = ("softplus", "relu")
 # validation scores that select models; val_loss is the only one where lower is better
 SELECTION_METRICS = ("cond_psth_corr", "psth_corr", "bits_per_spike", "val_loss")
+LOWER_IS_BETTER = ("val_loss",)
 
 
 class ConfigError(ValueError):

@@ -22,10 +22,10 @@ from eirnn.config import TrainConfig, mlproject_default
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.pipeline import BUILTIN_DATA_NAME, prepare
 from eirnn.tracking.logger import EpochMetricLogger
-from eirnn.tracking.registry import update_champion
+from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
 from eirnn.training import RESUME_FILE, FitResult, fit
 
-ERROR_TAG = "eirnn.error"
+
 MODEL_ARTIFACT = "model"
 MAX_TAG_LENGTH = 5000
 
@@ -144,15 +144,16 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
     return info.model_uri
 
 
-def register_model(model_uri: str, run_id: str, name: str, client: MlflowClient | None = None) -> tuple[str, str]:
-    """Register a logged model as a new version of `name`, tag it with its source run's score
-    and data hash, and apply the champion rule. Returns (version, champion version)."""
+def register_model(
+    model_uri: str, run_id: str, name: str, selection_metric: str, client: MlflowClient | None = None
+) -> tuple[str, str | None]:
+    """Register a logged model as a new version of `name`, tag it with what the champion rule
+    compares (selection metric, data hash, score) and its test scores, and apply the rule.
+    Returns (version, champion version)."""
     client = client or MlflowClient()
     version = str(mlflow.register_model(model_uri, name).version)
-    run = client.get_run(run_id)
-    client.set_model_version_tag(name, version, "best_val_psth_corr", str(run.data.metrics.get("best_val_psth_corr")))
-    client.set_model_version_tag(name, version, "data_sha256", run.data.params.get("data.sha256", ""))
-    return version, update_champion(name, client)
+    tag_version(client, name, version, run_id, selection_metric)
+    return version, update_champion(name, client, version)
 
 
 def _version() -> str:
@@ -268,7 +269,9 @@ def _train_in_run(
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
     if register:
-        version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
+        version, champion = register_model(
+            model_uri, run_id, config.registered_model_name, config.selection_metric, client
+        )
     return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion)
 
 
