@@ -38,7 +38,7 @@ def _champion(client):
 
 
 def test_better_version_on_the_same_data_and_metric_takes_the_alias(client):
-    first, _ = _register(client, 0.5)
+    _register(client, 0.5)
     second, champion = _register(client, 0.6)
     assert champion == second == _champion(client)
     _register(client, 0.6)  # a tie keeps the older version
@@ -62,7 +62,7 @@ def test_runs_with_different_selection_metrics_are_not_compared(client):
     # a val_loss of 0.1 is "better" than nothing comparable: it must not be weighed against 0.5
     by_loss, champion = _register(client, 0.1, metric="val_loss")
     assert champion == first == _champion(client)
-    worse_loss, _ = _register(client, 0.3, metric="val_loss")
+    _register(client, 0.3, metric="val_loss")
     alias = group_alias(("val_loss", DATA_A))
     assert str(client.get_model_version_by_alias(NAME, alias).version) == by_loss  # lower loss is better
 

@@ -25,7 +25,6 @@ from eirnn.tracking.logger import EpochMetricLogger
 from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
 from eirnn.training import RESUME_FILE, FitResult, fit
 
-
 MODEL_ARTIFACT = "model"
 MAX_TAG_LENGTH = 5000
 
