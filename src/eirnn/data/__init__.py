@@ -6,7 +6,7 @@ The built-in synthetic recording lives in `eirnn.data.synthetic` and the real M1
 
 from .dataset import DatasetError, NeuralDataset
 from .loaders import load_dataset, parse_keys, parse_layout, write_dataset
-from .split import train_val_split
+from .split import hold_out_test, train_val_split
 
 __all__ = [
     "DatasetError",
@@ -14,6 +14,7 @@ __all__ = [
     "load_dataset",
     "parse_keys",
     "parse_layout",
+    "hold_out_test",
     "train_val_split",
     "write_dataset",
 ]
