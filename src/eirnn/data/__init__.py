@@ -11,10 +11,10 @@ from .split import hold_out_test, train_val_split
 __all__ = [
     "DatasetError",
     "NeuralDataset",
+    "hold_out_test",
     "load_dataset",
     "parse_keys",
     "parse_layout",
-    "hold_out_test",
     "train_val_split",
     "write_dataset",
 ]
