@@ -26,6 +26,7 @@ from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
 from eirnn.training import RESUME_FILE, FitResult, fit
 
 MODEL_ARTIFACT = "model"
+SPLIT_ARTIFACT = "split.json"  # trial ids of train, val and test: what no selection step may touch
 MAX_TAG_LENGTH = 5000
 
 
@@ -171,6 +172,7 @@ def train_and_log(
     config: TrainConfig,
     *,
     dataset: Any = None,
+    truth: Any = None,
     parent_run_id: str | None = None,
     callbacks: Sequence[Any] = (),
     register: bool = True,
@@ -178,12 +180,15 @@ def train_and_log(
     status_when_stopped_by_callback: str = "FINISHED",
 ) -> TrainingOutcome:
     """Train under one MLflow run. Any exception ends the run FAILED with the message in the
-    `eirnn.error` tag, then propagates (the CLI exits non-zero)."""
+    `eirnn.error` tag, then propagates (the CLI exits non-zero). `truth`: the circuit that
+    generated `dataset`, when known (the built-in recording brings its own), for the gt_* metrics."""
     client = MlflowClient()
     run_id = _start_run(config, parent_run_id, dict(tags or {}))
     try:
         with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
-            outcome = _train_in_run(config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {})
+            outcome = _train_in_run(
+                config, client, run_id, Path(scratch), (dataset, truth), callbacks, register, tags or {}
+            )
         stopped = outcome.fit.stop_reason == "callback"
         mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
         return outcome
@@ -200,7 +205,7 @@ def _train_in_run(
     client: MlflowClient,
     run_id: str,
     workdir: Path,
-    dataset: Any,
+    data: tuple[Any, Any],
     callbacks: Sequence[Any],
     register: bool,
     tags: dict[str, str],
@@ -215,11 +220,12 @@ def _train_in_run(
     for key, value in {**tags, **({"eirnn.git_commit": commit} if commit else {})}.items():
         client.set_tag(run_id, key, value)
 
-    prepared = prepare(config, dataset)
+    prepared = prepare(config, *data)
     facts = {
         **prepared.dataset.facts(),
         "n_train_trials": prepared.train.n_trials,
         "n_val_trials": prepared.val.n_trials,
+        "n_test_trials": prepared.test.n_trials if prepared.test is not None else 0,
         "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
     }
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
@@ -240,6 +246,7 @@ def _train_in_run(
     model = prepared.model
     model.load_state_dict(result.best_state)
     evaluation = evaluate(model, prepared.val, seed=config.seed)
+    extra_metrics, recovery = held_out_and_recovery_scores(model, prepared, config)
     run_folder = write_run_folder(
         workdir / "run",
         model=model,
@@ -249,12 +256,15 @@ def _train_in_run(
         fit_summary=fit_summary(result),
         config=config.to_dict(),
         data_facts=facts,
+        extra_metrics=extra_metrics,
+        recovery=recovery,
     )
+    client.log_dict(run_id, prepared.trial_ids(), SPLIT_ARTIFACT)
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
 
-    final = {**evaluation.scalar_metrics(), **fit_summary(result)}
+    final = {**evaluation.scalar_metrics(), **extra_metrics, **fit_summary(result)}
     final.pop("stop_reason")
     client.log_batch(
         run_id,
@@ -272,6 +282,22 @@ def _train_in_run(
             model_uri, run_id, config.registered_model_name, config.selection_metric, client
         )
     return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion)
+
+
+def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig) -> tuple[dict[str, float], Any]:
+    """The test split's scores (`test_*`, when the run holds one out) and, for data with a known
+    circuit, what the fit recovers of it (`gt_*`, `eirnn.recovery`), with the Recovery itself."""
+    scores: dict[str, float] = {}
+    if prepared.test is not None:
+        test = evaluate(model, prepared.test, seed=config.data_split_seed)
+        scores.update({f"test_{name}": value for name, value in test.scalar_metrics().items()})
+    recovery = None
+    if prepared.truth is not None:
+        from eirnn.recovery import recover
+
+        recovery = recover(model, prepared.truth, prepared.val, seed=config.data_split_seed)
+        scores.update(recovery.metrics)
+    return scores, recovery
 
 
 def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str) -> None:
