@@ -25,7 +25,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import date  # noqa: E402
@@ -33,13 +32,11 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_model import ReferenceEIRNN  # noqa: E402
-
 from eirnn.config import TrainConfig  # noqa: E402
 from eirnn.data.synthetic import make_recording  # noqa: E402
 from eirnn.losses import NormalizedMSE  # noqa: E402
 from eirnn.model import create_model_for_dataset  # noqa: E402
+from eirnn.model.reference import ReferenceEIRNN  # noqa: E402
 from eirnn.pipeline import split  # noqa: E402
 from eirnn.training import fit, make_targets, train_epoch  # noqa: E402
 

@@ -1,18 +1,10 @@
 """The fused recurrence against the plain reference loop: outputs and every gradient."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-from eirnn.model import create_model_from_data, recurrence
-
-_SPEC = importlib.util.spec_from_file_location(
-    "reference_model", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_model.py"
-)
-reference_model = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(reference_model)
+from eirnn.model import cpu_threads, create_model_from_data, recurrence
+from eirnn.model.reference import ReferenceEIRNN
 
 TOLERANCE = 1e-5
 
@@ -39,7 +31,7 @@ def build_pair(embedding: str, activation: str = "softplus"):
     with torch.no_grad():
         for parameter in fused.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
-    reference = reference_model.ReferenceEIRNN(**hparams)
+    reference = ReferenceEIRNN(**hparams)
     reference.load_state_dict(fused.state_dict())
     return fused, reference
 
@@ -112,11 +104,11 @@ def test_batch_split_across_threads_matches_one_thread(monkeypatch):
     fused, _ = build_pair("linear")
     inputs, targets = data(batch=9)
     single = run_with_gradients(fused, inputs, targets, True)
-    monkeypatch.setattr(recurrence, "MIN_TRIALS_PER_THREAD", 2)
+    monkeypatch.setattr(cpu_threads, "MIN_TRIALS_PER_THREAD", 2)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert len(recurrence._batch_chunks(9, torch.device("cpu"))) == 2
+        assert len(cpu_threads.batch_chunks(9, torch.device("cpu"))) == 2
         split = run_with_gradients(fused, inputs, targets, True)
     finally:
         torch.set_num_threads(threads)

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from eirnn.model.embeddings import create_embedding
-from eirnn.model.recurrence import ACTIVATIONS, activate, drive_row_sums, fill_standard_normal, run_recurrence
+from eirnn.model.noise import fill_standard_normal
+from eirnn.model.recurrence import ACTIVATIONS, activate, drive_row_sums, run_recurrence
 
 # set_rate_scale floors the mean rate of silent neurons, whose gain would otherwise be log(0)
 MIN_MEAN_RATE_HZ = 0.1

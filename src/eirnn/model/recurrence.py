@@ -23,24 +23,16 @@ needed to gather or transpose them.
 
 from __future__ import annotations
 
-import itertools
-import os
-import threading
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 
-ACTIVATIONS = ("softplus", "relu")
-Result = TypeVar("Result")
+from eirnn.model.cpu_threads import batch_chunks, map_chunks
+from eirnn.model.noise import fill_standard_normal
+from eirnn.model.workspace import WORKSPACE
 
-# Below this many trials per thread the per-step work is too small to pay for the thread hand-off
-# (measured: a 128-trial batch ran 0.72 s per epoch split in two, 0.45 s on one thread).
-MIN_TRIALS_PER_THREAD = 128
-NOISE_BLOCKS = 8
+ACTIVATIONS = ("softplus", "relu")
 
 
 def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -86,125 +78,6 @@ def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtyp
             size=(n_table_rows, step_rows.numel()),
             check_invariants=False,
         )
-
-
-def fill_standard_normal(buffer: torch.Tensor, generator: torch.Generator | None, std: float = 1.0) -> torch.Tensor:
-    """Fill a contiguous buffer with N(0, 1) noise, times `std`.
-
-    Both the fused path and the reference draw their noise through this function into a
-    time-major [T, B, N] block, so the same generator state gives them the same noise. On CPU
-    one generator draws serially (about 40 ms for a full data set, a fifth of an epoch), so the
-    buffer is drawn in NOISE_BLOCKS blocks, each from its own generator seeded from `generator`,
-    spread over the torch threads; the block count is fixed so that the noise does not depend
-    on the number of threads.
-    """
-    if buffer.device.type != "cpu":
-        return buffer.normal_(0.0, std, generator=generator)
-    seeds = torch.randint(0, 2**62, (NOISE_BLOCKS,), generator=generator).tolist()
-    blocks = list(zip(buffer.view(-1).tensor_split(NOISE_BLOCKS), seeds))
-    n_parts = min(torch.get_num_threads(), NOISE_BLOCKS)
-
-    def draw_part(part: int) -> None:
-        for block, seed in blocks[part::n_parts]:
-            block.normal_(0.0, std, generator=torch.Generator().manual_seed(seed))
-
-    _run_in_threads(draw_part, n_parts)
-    return buffer
-
-
-class _Workspace:
-    """Reuses the large internal buffers (noise, adjoints) between calls.
-
-    A fresh 50 MB tensor costs page faults on every epoch (about 15 ms on a small CPU), a
-    sizeable share of the whole epoch, so those buffers are handed back after use and handed
-    out again to the next call they fit.
-    """
-
-    def __init__(self, max_buffers: int = 4) -> None:
-        self._free: list[torch.Tensor] = []
-        self._max_buffers = max_buffers
-        self._lock = threading.Lock()
-
-    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        needed = 1
-        for size in shape:
-            needed *= size
-        with self._lock:
-            fitting = [
-                buffer
-                for buffer in self._free
-                if buffer.dtype == like.dtype and buffer.device == like.device and buffer.numel() >= needed
-            ]
-            if fitting:
-                chosen = min(fitting, key=torch.Tensor.numel)
-                self._free = [buffer for buffer in self._free if buffer is not chosen]
-                return chosen[:needed].view(shape)
-        return torch.empty(shape, dtype=like.dtype, device=like.device)
-
-    def give_back(self, view: torch.Tensor) -> None:
-        flat = view if view._base is None else view._base
-        with self._lock:
-            self._free.append(flat.view(-1))
-            self._free.sort(key=torch.Tensor.numel, reverse=True)
-            del self._free[self._max_buffers :]
-
-
-_WORKSPACE = _Workspace()
-_THREAD_POOL: ThreadPoolExecutor | None = None
-
-
-def _batch_chunks(batch_size: int, device: torch.device) -> list[slice]:
-    """Split the batch across Python threads, one per torch thread, on CPU.
-
-    With torch's intra-op threads every one of the ~2000 small per-step ops of an epoch ends in
-    a barrier of all threads, which stalls whenever another process holds a core. Trials are
-    independent, so separate Python threads (torch releases the GIL inside each op) integrate
-    separate trials and meet only at the end.
-    """
-    n_threads = torch.get_num_threads()
-    n_chunks = min(n_threads, batch_size // MIN_TRIALS_PER_THREAD) if device.type == "cpu" else 1
-    if n_chunks <= 1:
-        return [slice(None)]
-    bounds = [round(i * batch_size / n_chunks) for i in range(n_chunks + 1)]
-    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
-
-
-def _run_in_threads(work: Callable[[int], Result], n_parts: int) -> list[Result]:
-    """[work(0), ..., work(n_parts - 1)], each part on its own thread with one torch thread."""
-    global _THREAD_POOL
-    if n_parts == 1:
-        # ops on one chunk's [trials, units] slices are too small to gain from intra-op threads,
-        # and their synchronisation costs more than the work
-        threads_before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return [work(0)]
-        finally:
-            torch.set_num_threads(threads_before)
-
-    def work_without_autograd(part: int) -> Result:
-        # OpenMP's thread count is per thread: a pool thread left at the default runs each MKL
-        # matmul on every core, and two such threads oversubscribe the cores (measured: two
-        # chunks' recurrent matmuls took as long in parallel as one after the other)
-        torch.set_num_threads(1)
-        # grad mode is per thread too: pool threads start with it on
-        with torch.no_grad():
-            return work(part)
-
-    if _THREAD_POOL is None:
-        _THREAD_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="eirnn-recurrence")
-    # one torch thread per part: the parts already occupy every core
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        futures = [_THREAD_POOL.submit(work_without_autograd, part) for part in range(n_parts)]
-        return [future.result() for future in futures]
-    finally:
-        torch.set_num_threads(threads_before)
-
-
-def _map_chunks(work: Callable[[slice], Result], chunks: list[slice]) -> list[Result]:
-    return _run_in_threads(lambda part: work(chunks[part]), len(chunks))
 
 
 def _forward_steps(
@@ -336,7 +209,7 @@ class _FusedRecurrence(torch.autograd.Function):
         # that layout (the targets of `eirnn.training.make_targets` have it): then this is free
         grad_units = None if grad_units is None else grad_units.contiguous()
         grad_outputs = [None if grad is None else grad.transpose(0, 1).contiguous() for grad in grad_outputs]
-        adjoint = _WORKSPACE.take(tuple(rates.shape), rates)
+        adjoint = WORKSPACE.take(tuple(rates.shape), rates)
 
         def adjoint_chunk(chunk: slice) -> list[torch.Tensor | None]:
             return _adjoint_steps(
@@ -351,14 +224,14 @@ class _FusedRecurrence(torch.autograd.Function):
                 ctx.activation,
             )
 
-        chunk_grads = _map_chunks(adjoint_chunk, _batch_chunks(rates.shape[1], rates.device))
+        chunk_grads = map_chunks(adjoint_chunk, batch_chunks(rates.shape[1], rates.device))
         step_adjoint = adjoint[1:].view(-1, n_units)
         grad_weight, *output_weight_grads = [
             None if grads[0] is None else torch.stack(grads).sum(0) for grads in zip(*chunk_grads)
         ]
         grad_table = ctx.row_sums @ step_adjoint
         grad_x0 = adjoint[0].clone()
-        _WORKSPACE.give_back(adjoint)
+        WORKSPACE.give_back(adjoint)
         return (grad_x0, grad_weight, grad_table, None, None, None, None, None, None, *output_weight_grads)
 
 
@@ -379,7 +252,7 @@ def _integrate(
     n_steps = step_rows.numel() // batch_size
     noise = None
     if noise_std > 0:
-        noise = fill_standard_normal(_WORKSPACE.take((n_steps, batch_size, n_units), x0), generator, std=noise_std)
+        noise = fill_standard_normal(WORKSPACE.take((n_steps, batch_size, n_units), x0), generator, std=noise_std)
     rates = x0.new_empty(n_steps + 1, batch_size, n_units)
     rows_by_step = step_rows.view(n_steps, batch_size)
     output_sizes = [rate_gain.shape[0], *(v.shape[1] for v in readout_weights)]
@@ -401,9 +274,9 @@ def _integrate(
             activation,
         )
 
-    _map_chunks(integrate_chunk, _batch_chunks(batch_size, x0.device))
+    map_chunks(integrate_chunk, batch_chunks(batch_size, x0.device))
     if noise is not None:
-        _WORKSPACE.give_back(noise)
+        WORKSPACE.give_back(noise)
     return rates, [output.transpose(0, 1) for output in outputs]
 
 

@@ -11,294 +11,93 @@ counts), then writes the summary on the parent (best params and value, the trial
 Optuna's plots) and registers the best trial's model under the champion rule. For several
 machines the lead runs with n_workers=0: it waits until `n_trials` trials of its parent have
 finished, run by workers started elsewhere with `--parent-run-id`.
+
+Modules: ``settings`` (StudySettings, PrunerSettings, StudyOutcome, tag names), ``storage``
+(where the study lives), ``workers`` (trials as child runs, local worker processes), ``summary``
+(results on the parent run, registration of the best model); this one drives a study and
+re-exports their public names.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import multiprocessing
 import os
-import re
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import optuna
-from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.engine import make_url
+from optuna.trial import TrialState
 
-from eirnn.config import ConfigError, TrainConfig, config_from_args, mlproject_default
+from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
-from eirnn.runtime import configure_for_training
-from eirnn.tracking.registry import update_champion
-from eirnn.tracking.run import (
-    ERROR_TAG,
-    MAX_TAG_LENGTH,
-    experiment_id_for,
-    log_new_params,
-    readable_run_name,
-    register_model,
-    train_and_log,
-)
+from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
     dump_search_space,
     load_search_space,
-    suggest_settings,
     validate_search_space,
 )
+from eirnn.tuning.settings import (
+    ARTIFACT_DIR,
+    MODEL_URI_ATTR,
+    NOTE_TAG,
+    OBJECTIVE_METRIC,
+    PARENT_RUN_ATTR,
+    RUN_ATTR,
+    STORAGE_TAG,
+    STUDY_TAG,
+    TRIAL_STATE_TAG,
+    TRIAL_TAG,
+    PrunerSettings,
+    StudyOutcome,
+    StudySettings,
+)
+from eirnn.tuning.storage import DEFAULT_JOURNAL_FILE, open_storage, resolve_storage, storage_kind
+from eirnn.tuning.summary import summarize_study
+from eirnn.tuning.workers import (
+    PruningReporter,
+    TrialObjective,
+    WorkerJob,
+    _run_local_workers,
+    _trial_environment,
+    _worker_jobs,
+    run_trials,
+    split_trials,
+)
 
-DEFAULT_JOURNAL_FILE = "optuna.journal"
-OBJECTIVE_METRIC = "val_psth_corr"
+__all__ = [
+    "ARTIFACT_DIR",
+    "DEFAULT_JOURNAL_FILE",
+    "MODEL_URI_ATTR",
+    "NOTE_TAG",
+    "OBJECTIVE_METRIC",
+    "PARENT_RUN_ATTR",
+    "RUN_ATTR",
+    "STORAGE_TAG",
+    "STUDY_TAG",
+    "TRIAL_STATE_TAG",
+    "TRIAL_TAG",
+    "PrunerSettings",
+    "PruningReporter",
+    "StudyOutcome",
+    "StudySettings",
+    "TrialObjective",
+    "WorkerJob",
+    "open_storage",
+    "resolve_storage",
+    "run_study",
+    "run_study_from_args",
+    "run_trials",
+    "split_trials",
+    "storage_kind",
+    "summarize_study",
+]
 
-STUDY_TAG = "eirnn.tuning.study"
-STORAGE_TAG = "eirnn.tuning.storage"
-TRIAL_TAG = "eirnn.tuning.trial"
-TRIAL_STATE_TAG = "eirnn.tuning.trial_state"
-NOTE_TAG = "eirnn.tuning.note"
-
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
-RUN_ATTR = "mlflow_run_id"
-MODEL_URI_ATTR = "model_uri"
-
-ARTIFACT_DIR = "tuning"
 POLL_S = 5.0
-HEARTBEAT_S = 60
-
-
-@dataclass
-class PrunerSettings:
-    """`kind`: median, hyperband or none. Median prunes a trial whose correlation at an epoch is
-    below the median of earlier trials at that epoch, once `startup_trials` trials have finished
-    and from epoch `warmup_epochs` on (None: a tenth of max_epochs). Hyperband starts each trial
-    with at least `warmup_epochs` epochs."""
-
-    kind: str = "median"
-    startup_trials: int = 5
-    warmup_epochs: int | None = None
-
-    def build(self, max_epochs: int) -> optuna.pruners.BasePruner:
-        warmup = self.warmup_epochs if self.warmup_epochs is not None else max(1, max_epochs // 10)
-        if self.kind == "median":
-            return optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials, n_warmup_steps=warmup)
-        if self.kind == "hyperband":
-            return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=max_epochs)
-        if self.kind == "none":
-            return optuna.pruners.NopPruner()
-        raise ConfigError(f"pruner: expected median, hyperband or none, found {self.kind!r}")
-
-
-@dataclass
-class StudySettings:
-    """What `eirnn tune` adds to a TrainConfig. `n_trials` counts the trials of this invocation,
-    shared across its `n_workers` local processes; `storage` is an RDB URL (postgresql://...,
-    sqlite:///...) or a journal file path (empty: see `resolve_storage`)."""
-
-    study_name: str = "eirnn"
-    n_trials: int = 20
-    n_workers: int = 1
-    storage: str = ""
-    search_space: SearchSpace | None = None
-    pruner: PrunerSettings = field(default_factory=PrunerSettings)
-    parent_run_id: str = ""
-
-
-@dataclass
-class StudyOutcome:
-    study_name: str
-    parent_run_id: str
-    best_trial: int | None = None
-    best_value: float | None = None
-    best_params: dict[str, Any] = field(default_factory=dict)
-    model_version: str | None = None
-    champion_version: str | None = None
-
-
-def resolve_storage(spec: str) -> str:
-    """An RDB URL or journal file as given; empty: optuna.journal beside a local SQLite tracking
-    store (`mlflow run` starts the study in the project folder, not where the store is), or in
-    the working folder for any other store."""
-    if spec:
-        return spec
-    uri = mlflow.get_tracking_uri()
-    database = make_url(uri).database if uri.startswith("sqlite:") else None
-    folder = Path(database).resolve().parent if database and database != ":memory:" else Path.cwd()
-    return str(folder / DEFAULT_JOURNAL_FILE)
-
-
-def open_storage(spec: str) -> optuna.storages.BaseStorage:
-    spec = resolve_storage(spec)
-    if "://" in spec:
-        # heartbeats let the next trial fail the RUNNING trials of a machine that died
-        return optuna.storages.RDBStorage(spec, heartbeat_interval=HEARTBEAT_S)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(spec))
-
-
-def storage_kind(spec: str) -> str:
-    return re.split(r"[+:]", spec, maxsplit=1)[0] if "://" in spec else "journal"
-
-
-def split_trials(n_trials: int, n_workers: int) -> list[int]:
-    """Trials per worker, summing to exactly `n_trials`; workers with nothing to do are left out."""
-    shares = [n_trials // n_workers + (index < n_trials % n_workers) for index in range(n_workers)]
-    return [share for share in shares if share > 0]
-
-
-class PruningReporter:
-    """Training callback: reports the epoch's validation correlation to the trial and asks
-    training to stop when the pruner says so."""
-
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
-        self.pruned_at_epoch: int | None = None
-
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
-        value = metrics[OBJECTIVE_METRIC]
-        # an undefined correlation counts as the worst one, as in early stopping
-        self.trial.report(value if math.isfinite(value) else -1.0, epoch)
-        if self.trial.should_prune():
-            self.pruned_at_epoch = epoch
-            return True
-        return False
-
-
-@dataclass
-class TrialObjective:
-    """Trains one trial's settings as a child run of the parent; returns its best validation
-    PSTH correlation."""
-
-    base: TrainConfig
-    space: SearchSpace
-    dataset: Any
-    parent_run_id: str
-    study_name: str
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
-        settings = self.base.replace(**suggest_settings(trial, self.space, self.base))
-        config = settings.replace(run_name=f"trial{trial.number}-{settings.run_name or readable_run_name(settings)}")
-        reporter = PruningReporter(trial)
-        client = MlflowClient()
-        try:
-            outcome = train_and_log(
-                config,
-                dataset=self.dataset,
-                parent_run_id=self.parent_run_id,
-                callbacks=[reporter],
-                register=False,
-                tags={STUDY_TAG: self.study_name, TRIAL_TAG: str(trial.number)},
-                status_when_stopped_by_callback="KILLED",
-            )
-        except Exception:
-            run_id = self._child_run_id(client, trial.number)
-            if run_id:
-                trial.set_user_attr(RUN_ATTR, run_id)
-                client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
-            raise
-        trial.set_user_attr(RUN_ATTR, outcome.run_id)
-        trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
-        value = outcome.fit.best_val_psth_corr
-        state = TrialState.PRUNED if reporter.pruned_at_epoch is not None else TrialState.COMPLETE
-        if state == TrialState.COMPLETE and not math.isfinite(value):
-            state = TrialState.FAIL
-        client.set_tag(outcome.run_id, TRIAL_STATE_TAG, state.name)
-        if state == TrialState.PRUNED:
-            raise optuna.TrialPruned(f"pruned at epoch {reporter.pruned_at_epoch}")
-        if state == TrialState.FAIL:
-            message = f"trial {trial.number}: best {OBJECTIVE_METRIC} is {value}"
-            client.set_tag(outcome.run_id, ERROR_TAG, message)
-            client.set_terminated(outcome.run_id, "FAILED")
-            raise ValueError(message)
-        return value
-
-    def _child_run_id(self, client: MlflowClient, trial_number: int) -> str | None:
-        """The run a failed trial started, if it got that far (train_and_log raises without it)."""
-        parent = client.get_run(self.parent_run_id)
-        runs = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=(
-                f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.`{TRIAL_TAG}` = '{trial_number}'"
-            ),
-            max_results=1,
-        )
-        return runs[0].info.run_id if runs else None
-
-
-@dataclass
-class WorkerJob:
-    """Everything one worker process needs; picklable, since local workers are spawned."""
-
-    study_name: str
-    storage: str
-    n_trials: int
-    config: TrainConfig
-    space: SearchSpace
-    pruner: PrunerSettings
-    parent_run_id: str
-    sampler_seed: int | None
-    dataset: Any
-    tracking_uri: str
-
-
-def run_trials(job: WorkerJob) -> None:
-    """Run `job.n_trials` trials of an existing study; a trial that raises fails alone."""
-    mlflow.set_tracking_uri(job.tracking_uri)
-    study = optuna.load_study(
-        study_name=job.study_name,
-        storage=open_storage(job.storage),
-        # constant_liar keeps concurrent workers from sampling the same point
-        sampler=optuna.samplers.TPESampler(seed=job.sampler_seed, constant_liar=True),
-        pruner=job.pruner.build(job.config.max_epochs),
-    )
-    objective = TrialObjective(job.config, job.space, job.dataset, job.parent_run_id, job.study_name)
-    study.optimize(objective, n_trials=job.n_trials, catch=(Exception,))
-
-
-def _worker_process(job: WorkerJob) -> None:
-    configure_for_training()
-    run_trials(job)
-
-
-def _run_local_workers(jobs: list[WorkerJob]) -> None:
-    if not jobs:
-        return
-    if len(jobs) == 1:
-        run_trials(jobs[0])
-        return
-    # spawn, not fork: torch and the database connections do not survive a fork
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_worker_process, args=(job,), name=f"eirnn-tune-{n}") for n, job in enumerate(jobs)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    failed = [worker.name for worker in workers if worker.exitcode != 0]
-    if failed:
-        raise RuntimeError(f"tuning workers {', '.join(failed)} exited with an error (see their output above)")
-
-
-@contextlib.contextmanager
-def _trial_environment() -> Iterator[None]:
-    """Trials must not attach to `mlflow run`'s launcher run, which MLflow's start_run takes
-    from MLFLOW_RUN_ID whatever parent it is given."""
-    launcher_run = os.environ.pop("MLFLOW_RUN_ID", None)
-    try:
-        yield
-    finally:
-        if launcher_run is not None:
-            os.environ["MLFLOW_RUN_ID"] = launcher_run
 
 
 def _open_parent_run(client: MlflowClient, config: TrainConfig, settings: StudySettings, space: SearchSpace) -> str:
@@ -358,122 +157,6 @@ def _wait_for_trials(study: optuna.Study, parent_run_id: str, n_trials: int) -> 
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         print("stopped waiting: the summary covers the trials finished so far")
-
-
-def _plot_skip_reason(plot: str, completed: list[FrozenTrial]) -> str | None:
-    if not completed:
-        return "no completed trial"
-    if plot == "param_importances":
-        varying = [name for name in completed[0].params if len({str(t.params.get(name)) for t in completed}) > 1]
-        if len(completed) < 2 or not varying:
-            return "needs at least 2 completed trials whose parameters differ"
-    return None
-
-
-def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path) -> list[str]:
-    """Optuna's plots as PNG files; returns a note for each plot left out."""
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as optuna_plots
-
-    plots = {
-        "optimization_history": optuna_plots.plot_optimization_history,
-        "param_importances": optuna_plots.plot_param_importances,
-        "parallel_coordinate": optuna_plots.plot_parallel_coordinate,
-    }
-    notes = []
-    for name, plot in plots.items():
-        reason = _plot_skip_reason(name, completed)
-        if reason is None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    axes = plot(study)
-                axes.figure.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
-                plt.close(axes.figure)
-            except (ValueError, RuntimeError) as error:
-                reason = str(error)
-        if reason is not None:
-            notes.append(f"{name}: skipped, {reason}")
-    return notes
-
-
-def _register_best(client: MlflowClient, best: FrozenTrial, model_name: str) -> tuple[str | None, str | None]:
-    """Register the best trial's model once: a resumed study may find the same best trial again."""
-    run_id, model_uri = best.user_attrs.get(RUN_ATTR), best.user_attrs.get(MODEL_URI_ATTR)
-    if not run_id or not model_uri:
-        return None, None
-    existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
-    if existing:
-        return existing[0].version, update_champion(model_name, client)
-    return register_model(model_uri, run_id, model_name, client)
-
-
-def summarize_study(
-    client: MlflowClient, study: optuna.Study, parent_run_id: str, registered_model_name: str
-) -> StudyOutcome:
-    """Write the whole study's results on the parent run and register its best model."""
-    trials = study.get_trials(deepcopy=False)
-    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    metrics = {
-        f"trials_{state.name.lower()}": sum(trial.state == state for trial in trials)
-        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    }
-    with tempfile.TemporaryDirectory(prefix="eirnn-tune-") as scratch:
-        folder = Path(scratch)
-        study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
-        notes = _write_plots(study, completed, folder)
-        if notes:
-            (folder / "notes.txt").write_text("\n".join(notes) + "\n")
-            print("\n".join(notes))
-        client.log_artifacts(parent_run_id, str(folder), ARTIFACT_DIR)
-    outcome = StudyOutcome(study.study_name, parent_run_id)
-    now = int(time.time() * 1000)
-    if not completed:
-        client.log_batch(parent_run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])
-        client.set_tag(parent_run_id, NOTE_TAG, "no trial completed: nothing to register")
-        return outcome
-    best = study.best_trial
-    metrics["best_value"] = best.value
-    client.log_batch(
-        parent_run_id,
-        metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
-        params=[Param(f"best.{name}", mlproject_default(value)) for name, value in best.params.items()],
-        tags=[
-            RunTag("eirnn.tuning.best_trial", str(best.number)),
-            RunTag("eirnn.tuning.best_run_id", best.user_attrs.get(RUN_ATTR, "")),
-        ],
-    )
-    version, champion = _register_best(client, best, registered_model_name)
-    return StudyOutcome(study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion)
-
-
-def _worker_jobs(
-    config: TrainConfig,
-    settings: StudySettings,
-    storage_spec: str,
-    space: SearchSpace,
-    parent_run_id: str,
-    seeds: list[int | None],
-    dataset: Any,
-) -> list[WorkerJob]:
-    shares = split_trials(settings.n_trials, settings.n_workers) if settings.n_workers else []
-    # each worker takes its share of the cores unless the threads are set
-    threads = config.threads or max(1, (os.cpu_count() or 1) // max(1, settings.n_workers))
-    return [
-        WorkerJob(
-            study_name=settings.study_name,
-            storage=storage_spec,
-            n_trials=share,
-            config=config.replace(threads=threads),
-            space=space,
-            pruner=settings.pruner,
-            parent_run_id=parent_run_id,
-            sampler_seed=seed,
-            dataset=dataset,
-            tracking_uri=mlflow.get_tracking_uri(),
-        )
-        for share, seed in zip(shares, seeds)
-    ]
 
 
 def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None) -> StudyOutcome | None:

@@ -2,8 +2,8 @@
 
 `ReferenceEIRNN` has EIRNN's constructor, parameters and equations (state dicts load both ways),
 but runs the textbook way: a Python loop over time, autograd through every step, the embedding
-applied to every step's inputs. Tests check the fused path against it; benchmarks/bench_epoch.py
-times both.
+applied to every step's inputs. tests/test_model_fast_path.py checks the fused path against it;
+benchmarks/bench_epoch.py times both. It is not used in training.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from eirnn.model import EIRNN, ModelOutput, PreparedInputs
+from eirnn.model.network import EIRNN, ModelOutput, PreparedInputs
 
 NONLINEARITIES = {"softplus": F.softplus, "relu": F.relu}
 

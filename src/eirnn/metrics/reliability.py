@@ -1,0 +1,159 @@
+"""Reliability of the recorded PSTH: the split-half noise ceiling and correlations normalised by it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eirnn.metrics.availability import Metric, NotAvailable, _as_trials, _check_conditions, _mean_or_na, _rng
+from eirnn.metrics.correlation import PsthCorrelation
+from eirnn.metrics.psth import _nanmean_axis0, _pearson_columns
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseCeiling:
+    """Split-half reliability of the target PSTH and the correlation ceiling it implies.
+
+    reliability: [neurons] Spearman-Brown-corrected split-half r, averaged over splits: the
+        estimated squared correlation between the true PSTH and the all-trials PSTH.
+    ceiling: [neurons] sqrt(max(reliability, 0)): the expected correlation of the true PSTH (a
+        perfect model) with the all-trials target PSTH; 0 for a neuron without reproducible
+        signal (reliability <= 0), NaN where undefined (a constant half-PSTH in every split).
+    mean: mean ceiling over neurons with a defined ceiling; mean_reliability likewise.
+    n_undefined: neurons without a defined ceiling (excluded from ``mean``).
+    by_condition: whether PSTHs were stacked conditions x time.
+    """
+
+    reliability: np.ndarray
+    ceiling: np.ndarray
+    mean: Metric
+    mean_reliability: Metric
+    n_undefined: int
+    by_condition: bool
+    n_splits: int
+
+    @property
+    def per_neuron(self) -> np.ndarray:
+        """Alias of ``ceiling`` (the per-neuron normaliser)."""
+        return self.ceiling
+
+
+def noise_ceiling(
+    target_rates: Any,
+    conditions: Any = None,
+    *,
+    by_condition: bool | None = None,
+    n_splits: int = 20,
+    rng: Any = 0,
+) -> NoiseCeiling | NotAvailable:
+    """Noise ceiling of a PSTH correlation: how high a perfect model's r can be on these data.
+
+    Procedure, repeated for ``n_splits`` random splits: within each condition (all trials if
+    ``conditions`` is None) shuffle the trials and cut them into two halves (sizes floor/ceil
+    of n/2); average each half into a PSTH, stacked as in the correlation being normalised:
+    ``by_condition=True`` -> conditions x time (as :func:`condition_psth_correlation`),
+    ``False`` -> pooled over conditions, over time (as :func:`psth_correlation`; conditions
+    are then only used to stratify the split). Default: True iff ``conditions`` is given.
+    Per neuron, r_half = Pearson(half A, half B); Spearman-Brown:
+    ``rel = 2 r_half / (1 + r_half)``; ``reliability`` = mean of rel over splits.
+
+    Why sqrt: with PSTH = signal s(t) + trial-noise mean e(t) (variance sigma^2 / n),
+    r_half = S / (S + 2 sigma^2/N) and the Spearman-Brown value is S / (S + sigma^2/N),
+    which is the SQUARED correlation between the true s and the all-N-trials PSTH. A perfect
+    model (its PSTH = s) therefore reaches r = sqrt(reliability) against the target PSTH
+    that :func:`psth_correlation` uses, so ``ceiling = sqrt(reliability)`` and
+    ``normalized_correlation(r, ceiling) = r / ceiling`` is ~1 for a perfect model (this is
+    Spearman's correction for attenuation with a noise-free model). It assumes the model PSTH
+    itself is noise-free (noise off, or averaged over many model trials).
+
+    Units: dimensionless. NotAvailable if any condition (or the whole set) has fewer than 2
+    trials, e.g. condition-averaged data. With odd trial counts the halves differ by one
+    trial, which the factor-2 correction ignores (small effect). Per-neuron ceilings of noisy
+    neurons are noisy and, through the sqrt, slightly low on average.
+    """
+    x = _as_trials(target_rates, "target_rates")
+    n_trials, _n_time, n_neurons = x.shape
+    if np.asarray(target_rates).ndim == 2:
+        return NotAvailable("needs single trials; got a trial-averaged PSTH")
+    if by_condition is None:
+        by_condition = conditions is not None
+    if by_condition and conditions is None:
+        raise ValueError("by_condition=True needs conditions")
+    cond = np.zeros(n_trials, int) if conditions is None else _check_conditions(conditions, n_trials)
+    codes, sizes = np.unique(cond, return_counts=True)
+    if np.any(sizes < 2):
+        few = int(np.sum(sizes < 2))
+        return NotAvailable(
+            f"needs >= 2 trials in every condition; {few} of {len(codes)} conditions have 1 trial"
+            if conditions is not None
+            else "needs >= 2 trials"
+        )
+    if n_splits < 1:
+        raise ValueError("n_splits must be >= 1")
+    gen = _rng(rng)
+    idx_by_code = [np.flatnonzero(cond == c) for c in codes]
+    rel_sum = np.zeros(n_neurons)
+    rel_n = np.zeros(n_neurons, dtype=int)
+    for _ in range(n_splits):
+        halves_a, halves_b = [], []
+        for idx in idx_by_code:
+            p = gen.permutation(idx)
+            halves_a.append(p[: len(p) // 2])
+            halves_b.append(p[len(p) // 2 :])
+        if by_condition:
+            ha = np.concatenate([_nanmean_axis0(x[a]) for a in halves_a])
+            hb = np.concatenate([_nanmean_axis0(x[b]) for b in halves_b])
+        else:
+            ha = _nanmean_axis0(x[np.concatenate(halves_a)])
+            hb = _nanmean_axis0(x[np.concatenate(halves_b)])
+        r = _pearson_columns(ha, hb)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = 2.0 * r / (1.0 + r)
+        ok = np.isfinite(rel)
+        rel_sum[ok] += rel[ok]
+        rel_n += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reliability = np.where(rel_n > 0, rel_sum / np.maximum(rel_n, 1), np.nan)
+        ceiling = np.sqrt(np.clip(reliability, 0.0, None))  # NaN stays NaN
+    return NoiseCeiling(
+        reliability=reliability,
+        ceiling=ceiling,
+        mean=_mean_or_na(ceiling, "noise ceiling"),
+        mean_reliability=_mean_or_na(reliability, "reliability"),
+        n_undefined=int(np.sum(~np.isfinite(ceiling))),
+        by_condition=bool(by_condition),
+        n_splits=int(n_splits),
+    )
+
+
+def normalized_correlation(corr: Any, ceiling: Any) -> Any:
+    """Correlation divided by its noise ceiling: ``corr / ceiling`` (dimensionless, ~1 for a
+    perfect model; can exceed 1 by chance).
+
+    ``corr``: a float, a per-neuron array, or a :class:`PsthCorrelation` (its per-neuron r).
+    ``ceiling``: a float, a per-neuron array, or a :class:`NoiseCeiling`. Arrays divide per
+    neuron and return an array (average it with ``np.nanmean`` yourself); a float ``corr``
+    with a ``NoiseCeiling`` is divided by its mean ceiling. NotAvailable in either argument
+    propagates; a ceiling <= 0 or NaN gives NaN. Use the ceiling computed with the same
+    stacking (``by_condition``) as the correlation.
+    """
+    if isinstance(corr, NotAvailable):
+        return corr
+    if isinstance(ceiling, NotAvailable):
+        return ceiling
+    if isinstance(corr, PsthCorrelation):
+        corr = corr.per_neuron
+    if isinstance(ceiling, NoiseCeiling):
+        if np.ndim(corr) == 0:
+            if isinstance(ceiling.mean, NotAvailable):
+                return ceiling.mean
+            ceiling = ceiling.mean
+        else:
+            ceiling = ceiling.ceiling
+    c = np.asarray(corr, dtype=float)
+    d = np.asarray(ceiling, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(d > 0, c / np.where(d > 0, d, 1.0), np.nan)
+    return float(out) if out.ndim == 0 else out

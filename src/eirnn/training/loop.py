@@ -1,0 +1,223 @@
+"""Fit a model to a training set with Adam and early stopping on validation PSTH correlation.
+
+Everything outside (MLflow logging, Optuna pruning, the progress display) listens through
+callbacks: `on_epoch_end(epoch, metrics)` returning True asks training to stop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from eirnn.config import ConfigError, TrainConfig
+from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
+from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state, state_on_cpu
+from eirnn.training.early_stopping import EarlyStopping
+from eirnn.training.errors import TrainingDivergedError
+from eirnn.training.progress import ProgressDisplay
+from eirnn.training.validation import ValidationScorer, validation_metrics
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool | None:
+        """Called after each epoch's validation; return True to stop training."""
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_psth_corr: float
+    final_val_psth_corr: float
+    early_stopped: bool
+    stop_reason: str  # "patience", "max_epochs" or "callback"
+    training_seconds: float
+    best_state: dict[str, torch.Tensor] = field(repr=False)
+
+    @property
+    def total_epochs(self) -> int:
+        return len(self.history)
+
+
+def make_targets(dataset: Any, device: torch.device) -> Targets:
+    """The data set's targets as float32 tensors, time-major in memory like the model's outputs."""
+
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        return (
+            None if array is None else time_major(torch.as_tensor(np.asarray(array, dtype=np.float32), device=device))
+        )
+
+    return Targets(tensor(dataset.rates_hz), tensor(dataset.counts), tensor(dataset.behavior))
+
+
+def make_loss(config: TrainConfig, train: Any, targets: Targets):
+    if config.loss == "poisson":
+        if targets.counts is None:
+            raise ConfigError("loss: 'poisson' needs spike counts, but the data has rates only; use loss=mse")
+        return PoissonNLL(train.bin_s)
+    return NormalizedMSE(targets.rates_hz)
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    inputs: Any,
+    targets: Targets,
+    loss_fn,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    *,
+    batch_size: int,
+    grad_clip: float = 0.0,
+    behavior_weight: float = 0.0,
+    epoch: int = 0,
+) -> float:
+    """One pass over the training trials (`inputs` as prepared by the model): minibatches in a
+    fresh random order, or the full batch as it is; returns the mean loss. Raises
+    TrainingDivergedError, before any update, when a loss is NaN or Inf."""
+    model.train()
+    n_trials = targets.rates_hz.shape[0]
+    device = targets.rates_hz.device
+    order = torch.randperm(n_trials, generator=generator, device=device) if batch_size < n_trials else None
+    losses = []
+    for first in range(0, n_trials, batch_size):
+        index = None if order is None else order[first : first + batch_size]
+        batch_inputs = inputs if index is None else inputs.select(index)
+        batch_targets = targets if index is None else targets.select(index)
+        output = model(batch_inputs, noise=True, generator=generator)
+        loss = loss_fn(output.rates, batch_targets)
+        if behavior_weight > 0:
+            loss = loss + behavior_weight * behavior_mse(output.behavior, batch_targets)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingDivergedError(epoch, loss_value)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        losses.append(loss_value)
+    return float(np.mean(losses))
+
+
+class _Training:
+    """What one fit prepares once and mutates every epoch: the model, its prepared inputs and
+    targets, the optimiser, the random generator, early stopping, the history and the best weights."""
+
+    def __init__(self, model: torch.nn.Module, train: Any, val: Any, config: TrainConfig) -> None:
+        self.model, self.config = model, config
+        self.device = device = next(model.parameters()).device
+        self.train_inputs = model.prepare_inputs(torch.as_tensor(train.inputs, device=device))
+        self.val_inputs = model.prepare_inputs(torch.as_tensor(val.inputs, device=device))
+        self.train_targets, self.val_targets = make_targets(train, device), make_targets(val, device)
+        self.loss_fn = make_loss(config, train, self.train_targets)
+        self.scorer = ValidationScorer(val, device)
+        use_behavior = self.train_targets.behavior is not None and getattr(model, "n_outputs", 0) > 0
+        self.behavior_weight = config.behavior_weight if use_behavior else 0.0
+        n_train = self.train_targets.rates_hz.shape[0]
+        self.batch_size = config.batch_size if 0 < config.batch_size < n_train else n_train
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.stopping = EarlyStopping(config.patience, config.smoothing)
+        self.history: list[dict[str, float]] = []
+        self.best_state = state_on_cpu(model)
+        self.start_epoch = 0
+
+    def start(self, train: Any, resume_from: str | Path | None) -> None:
+        """Continue from a resumable checkpoint, or start fresh with the data's mean rates."""
+        if resume_from is not None:
+            restore_resumable_state(self, resume_from)
+        else:
+            self.model.set_rate_scale(torch.as_tensor(train.rates_hz.mean(axis=(0, 1)), dtype=torch.float32))
+
+    def run_epoch(self, epoch: int) -> dict[str, float]:
+        """One training pass and the validation scores; appended to the history."""
+        epoch_started = time.perf_counter()
+        train_loss = train_epoch(
+            self.model,
+            self.train_inputs,
+            self.train_targets,
+            self.loss_fn,
+            self.optimizer,
+            self.generator,
+            batch_size=self.batch_size,
+            grad_clip=self.config.grad_clip,
+            behavior_weight=self.behavior_weight,
+            epoch=epoch,
+        )
+        metrics = {"train_loss": train_loss}
+        metrics.update(validation_metrics(self.model, self.val_inputs, self.val_targets, self.loss_fn, self.scorer))
+        metrics["learning_rate"] = self.optimizer.param_groups[0]["lr"]
+        metrics["epoch_seconds"] = time.perf_counter() - epoch_started
+        self.history.append(dict(metrics, epoch=epoch))
+        return metrics
+
+    def improved(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Feed early stopping; on a new best, keep the weights. True on a new best."""
+        if not self.stopping.update(epoch, metrics["val_psth_corr"]):
+            return False
+        self.best_state = state_on_cpu(self.model)
+        return True
+
+    def result(self, stop_reason: str, seconds: float) -> FitResult:
+        previous_seconds = sum(h["epoch_seconds"] for h in self.history[: self.start_epoch])
+        history = self.history
+        best = history[self.stopping.best_epoch] if history else {"val_psth_corr": float("nan")}
+        return FitResult(
+            history=history,
+            best_epoch=self.stopping.best_epoch,
+            best_val_psth_corr=best["val_psth_corr"],
+            final_val_psth_corr=history[-1]["val_psth_corr"] if history else float("nan"),
+            early_stopped=stop_reason == "patience",
+            stop_reason=stop_reason,
+            training_seconds=previous_seconds + seconds,
+            best_state=copy.deepcopy(self.best_state),
+        )
+
+
+def fit(
+    model: torch.nn.Module,
+    train: Any,
+    val: Any,
+    config: TrainConfig,
+    callbacks: Sequence[Callback] = (),
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train `model` on `train`, early-stopping on `val`'s PSTH correlation.
+
+    With `checkpoint_dir`, writes model_best.pt and model_final.pt (state dicts, loadable with
+    `model.load_state_dict(torch.load(path, weights_only=True))`) and, every
+    `config.checkpoint_every` epochs, a resumable `last.ckpt` (model, optimiser, epoch, random
+    generator, early-stopping state and history) plus a numbered copy. `resume_from` continues
+    from such a file exactly where it stopped.
+    """
+    training = _Training(model, train, val, config)
+    training.start(train, resume_from)
+    checkpoints = CheckpointWriter(checkpoint_dir, config.checkpoint_every, callbacks)
+    display = ProgressDisplay(config.max_epochs, training.start_epoch) if progress else None
+    listeners: list[Any] = [*([display] if display else []), *callbacks]
+    stop_reason, epoch, started = "max_epochs", training.start_epoch - 1, time.perf_counter()
+    for epoch in range(training.start_epoch, config.max_epochs):
+        metrics = training.run_epoch(epoch)
+        if training.improved(epoch, metrics):
+            checkpoints.save_best(training.best_state)
+        stop_requested = any([bool(listener.on_epoch_end(epoch, metrics)) for listener in listeners])
+        if checkpoints.due(epoch):
+            checkpoints.save_resumable(training, epoch)
+        if stop_requested or training.stopping.exhausted(epoch):
+            stop_reason = "callback" if stop_requested else "patience"
+            break
+    if display:
+        display.close()
+    checkpoints.save_final(training, epoch)
+    return training.result(stop_reason, time.perf_counter() - started)

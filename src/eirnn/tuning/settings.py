@@ -1,0 +1,74 @@
+"""What `eirnn tune` adds to a TrainConfig (study, pruner), what it returns, and the names it
+writes on runs and trials (tags, trial attributes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from eirnn.config import ConfigError
+from eirnn.tuning.search_space import SearchSpace
+
+OBJECTIVE_METRIC = "val_psth_corr"
+
+STUDY_TAG = "eirnn.tuning.study"
+STORAGE_TAG = "eirnn.tuning.storage"
+TRIAL_TAG = "eirnn.tuning.trial"
+TRIAL_STATE_TAG = "eirnn.tuning.trial_state"
+NOTE_TAG = "eirnn.tuning.note"
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+RUN_ATTR = "mlflow_run_id"
+MODEL_URI_ATTR = "model_uri"
+
+ARTIFACT_DIR = "tuning"
+
+
+@dataclass
+class PrunerSettings:
+    """`kind`: median, hyperband or none. Median prunes a trial whose correlation at an epoch is
+    below the median of earlier trials at that epoch, once `startup_trials` trials have finished
+    and from epoch `warmup_epochs` on (None: a tenth of max_epochs). Hyperband starts each trial
+    with at least `warmup_epochs` epochs."""
+
+    kind: str = "median"
+    startup_trials: int = 5
+    warmup_epochs: int | None = None
+
+    def build(self, max_epochs: int) -> optuna.pruners.BasePruner:
+        warmup = self.warmup_epochs if self.warmup_epochs is not None else max(1, max_epochs // 10)
+        if self.kind == "median":
+            return optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials, n_warmup_steps=warmup)
+        if self.kind == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=max_epochs)
+        if self.kind == "none":
+            return optuna.pruners.NopPruner()
+        raise ConfigError(f"pruner: expected median, hyperband or none, found {self.kind!r}")
+
+
+@dataclass
+class StudySettings:
+    """What `eirnn tune` adds to a TrainConfig. `n_trials` counts the trials of this invocation,
+    shared across its `n_workers` local processes; `storage` is an RDB URL (postgresql://...,
+    sqlite:///...) or a journal file path (empty: see `resolve_storage`)."""
+
+    study_name: str = "eirnn"
+    n_trials: int = 20
+    n_workers: int = 1
+    storage: str = ""
+    search_space: SearchSpace | None = None
+    pruner: PrunerSettings = field(default_factory=PrunerSettings)
+    parent_run_id: str = ""
+
+
+@dataclass
+class StudyOutcome:
+    study_name: str
+    parent_run_id: str
+    best_trial: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    model_version: str | None = None
+    champion_version: str | None = None

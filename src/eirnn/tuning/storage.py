@@ -1,0 +1,37 @@
+"""Where a study lives: an RDB URL (PostgreSQL, SQLite) or an Optuna journal file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mlflow
+import optuna
+from sqlalchemy.engine import make_url
+
+DEFAULT_JOURNAL_FILE = "optuna.journal"
+HEARTBEAT_S = 60
+
+
+def resolve_storage(spec: str) -> str:
+    """An RDB URL or journal file as given; empty: optuna.journal beside a local SQLite tracking
+    store (`mlflow run` starts the study in the project folder, not where the store is), or in
+    the working folder for any other store."""
+    if spec:
+        return spec
+    uri = mlflow.get_tracking_uri()
+    database = make_url(uri).database if uri.startswith("sqlite:") else None
+    folder = Path(database).resolve().parent if database and database != ":memory:" else Path.cwd()
+    return str(folder / DEFAULT_JOURNAL_FILE)
+
+
+def open_storage(spec: str) -> optuna.storages.BaseStorage:
+    spec = resolve_storage(spec)
+    if "://" in spec:
+        # heartbeats let the next trial fail the RUNNING trials of a machine that died
+        return optuna.storages.RDBStorage(spec, heartbeat_interval=HEARTBEAT_S)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(spec))
+
+
+def storage_kind(spec: str) -> str:
+    return re.split(r"[+:]", spec, maxsplit=1)[0] if "://" in spec else "journal"

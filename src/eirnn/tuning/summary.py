@@ -1,0 +1,106 @@
+"""The summary of a finished study on its parent run: counts, best trial, trials table,
+Optuna's plots, and the best model registered under the champion rule."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
+
+from eirnn.config import mlproject_default
+from eirnn.tracking.registry import update_champion
+from eirnn.tracking.run import register_model
+from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, NOTE_TAG, RUN_ATTR, StudyOutcome
+
+
+def _plot_skip_reason(plot: str, completed: list[FrozenTrial]) -> str | None:
+    if not completed:
+        return "no completed trial"
+    if plot == "param_importances":
+        varying = [name for name in completed[0].params if len({str(t.params.get(name)) for t in completed}) > 1]
+        if len(completed) < 2 or not varying:
+            return "needs at least 2 completed trials whose parameters differ"
+    return None
+
+
+def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path) -> list[str]:
+    """Optuna's plots as PNG files; returns a note for each plot left out."""
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    plots = {
+        "optimization_history": optuna_plots.plot_optimization_history,
+        "param_importances": optuna_plots.plot_param_importances,
+        "parallel_coordinate": optuna_plots.plot_parallel_coordinate,
+    }
+    notes = []
+    for name, plot in plots.items():
+        reason = _plot_skip_reason(name, completed)
+        if reason is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    axes = plot(study)
+                axes.figure.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
+                plt.close(axes.figure)
+            except (ValueError, RuntimeError) as error:
+                reason = str(error)
+        if reason is not None:
+            notes.append(f"{name}: skipped, {reason}")
+    return notes
+
+
+def _register_best(client: MlflowClient, best: FrozenTrial, model_name: str) -> tuple[str | None, str | None]:
+    """Register the best trial's model once: a resumed study may find the same best trial again."""
+    run_id, model_uri = best.user_attrs.get(RUN_ATTR), best.user_attrs.get(MODEL_URI_ATTR)
+    if not run_id or not model_uri:
+        return None, None
+    existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    if existing:
+        return existing[0].version, update_champion(model_name, client)
+    return register_model(model_uri, run_id, model_name, client)
+
+
+def summarize_study(
+    client: MlflowClient, study: optuna.Study, parent_run_id: str, registered_model_name: str
+) -> StudyOutcome:
+    """Write the whole study's results on the parent run and register its best model."""
+    trials = study.get_trials(deepcopy=False)
+    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    metrics = {
+        f"trials_{state.name.lower()}": sum(trial.state == state for trial in trials)
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+    with tempfile.TemporaryDirectory(prefix="eirnn-tune-") as scratch:
+        folder = Path(scratch)
+        study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
+        notes = _write_plots(study, completed, folder)
+        if notes:
+            (folder / "notes.txt").write_text("\n".join(notes) + "\n")
+            print("\n".join(notes))
+        client.log_artifacts(parent_run_id, str(folder), ARTIFACT_DIR)
+    outcome = StudyOutcome(study.study_name, parent_run_id)
+    now = int(time.time() * 1000)
+    if not completed:
+        client.log_batch(parent_run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])
+        client.set_tag(parent_run_id, NOTE_TAG, "no trial completed: nothing to register")
+        return outcome
+    best = study.best_trial
+    metrics["best_value"] = best.value
+    client.log_batch(
+        parent_run_id,
+        metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
+        params=[Param(f"best.{name}", mlproject_default(value)) for name, value in best.params.items()],
+        tags=[
+            RunTag("eirnn.tuning.best_trial", str(best.number)),
+            RunTag("eirnn.tuning.best_run_id", best.user_attrs.get(RUN_ATTR, "")),
+        ],
+    )
+    version, champion = _register_best(client, best, registered_model_name)
+    return StudyOutcome(study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion)

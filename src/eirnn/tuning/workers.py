@@ -1,0 +1,216 @@
+"""The workers of a study: each runs its share of trials, every trial a child MLflow run of the
+study's parent run, reporting its validation correlation to the pruner every epoch."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from eirnn.config import TrainConfig
+from eirnn.runtime import configure_for_training
+from eirnn.tracking.run import ERROR_TAG, readable_run_name, train_and_log
+from eirnn.tuning.search_space import SearchSpace, suggest_settings
+from eirnn.tuning.settings import (
+    MODEL_URI_ATTR,
+    OBJECTIVE_METRIC,
+    PARENT_RUN_ATTR,
+    RUN_ATTR,
+    STUDY_TAG,
+    TRIAL_STATE_TAG,
+    TRIAL_TAG,
+    PrunerSettings,
+    StudySettings,
+)
+from eirnn.tuning.storage import open_storage
+
+
+def split_trials(n_trials: int, n_workers: int) -> list[int]:
+    """Trials per worker, summing to exactly `n_trials`; workers with nothing to do are left out."""
+    shares = [n_trials // n_workers + (index < n_trials % n_workers) for index in range(n_workers)]
+    return [share for share in shares if share > 0]
+
+
+class PruningReporter:
+    """Training callback: reports the epoch's validation correlation to the trial and asks
+    training to stop when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.pruned_at_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
+        value = metrics[OBJECTIVE_METRIC]
+        # an undefined correlation counts as the worst one, as in early stopping
+        self.trial.report(value if math.isfinite(value) else -1.0, epoch)
+        if self.trial.should_prune():
+            self.pruned_at_epoch = epoch
+            return True
+        return False
+
+
+@dataclass
+class TrialObjective:
+    """Trains one trial's settings as a child run of the parent; returns its best validation
+    PSTH correlation."""
+
+    base: TrainConfig
+    space: SearchSpace
+    dataset: Any
+    parent_run_id: str
+    study_name: str
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
+        settings = self.base.replace(**suggest_settings(trial, self.space, self.base))
+        config = settings.replace(run_name=f"trial{trial.number}-{settings.run_name or readable_run_name(settings)}")
+        reporter = PruningReporter(trial)
+        client = MlflowClient()
+        try:
+            outcome = train_and_log(
+                config,
+                dataset=self.dataset,
+                parent_run_id=self.parent_run_id,
+                callbacks=[reporter],
+                register=False,
+                tags={STUDY_TAG: self.study_name, TRIAL_TAG: str(trial.number)},
+                status_when_stopped_by_callback="KILLED",
+            )
+        except Exception:
+            run_id = self._child_run_id(client, trial.number)
+            if run_id:
+                trial.set_user_attr(RUN_ATTR, run_id)
+                client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
+            raise
+        trial.set_user_attr(RUN_ATTR, outcome.run_id)
+        trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
+        value = outcome.fit.best_val_psth_corr
+        state = TrialState.PRUNED if reporter.pruned_at_epoch is not None else TrialState.COMPLETE
+        if state == TrialState.COMPLETE and not math.isfinite(value):
+            state = TrialState.FAIL
+        client.set_tag(outcome.run_id, TRIAL_STATE_TAG, state.name)
+        if state == TrialState.PRUNED:
+            raise optuna.TrialPruned(f"pruned at epoch {reporter.pruned_at_epoch}")
+        if state == TrialState.FAIL:
+            message = f"trial {trial.number}: best {OBJECTIVE_METRIC} is {value}"
+            client.set_tag(outcome.run_id, ERROR_TAG, message)
+            client.set_terminated(outcome.run_id, "FAILED")
+            raise ValueError(message)
+        return value
+
+    def _child_run_id(self, client: MlflowClient, trial_number: int) -> str | None:
+        """The run a failed trial started, if it got that far (train_and_log raises without it)."""
+        parent = client.get_run(self.parent_run_id)
+        runs = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=(
+                f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.`{TRIAL_TAG}` = '{trial_number}'"
+            ),
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+
+@dataclass
+class WorkerJob:
+    """Everything one worker process needs; picklable, since local workers are spawned."""
+
+    study_name: str
+    storage: str
+    n_trials: int
+    config: TrainConfig
+    space: SearchSpace
+    pruner: PrunerSettings
+    parent_run_id: str
+    sampler_seed: int | None
+    dataset: Any
+    tracking_uri: str
+
+
+def run_trials(job: WorkerJob) -> None:
+    """Run `job.n_trials` trials of an existing study; a trial that raises fails alone."""
+    mlflow.set_tracking_uri(job.tracking_uri)
+    study = optuna.load_study(
+        study_name=job.study_name,
+        storage=open_storage(job.storage),
+        # constant_liar keeps concurrent workers from sampling the same point
+        sampler=optuna.samplers.TPESampler(seed=job.sampler_seed, constant_liar=True),
+        pruner=job.pruner.build(job.config.max_epochs),
+    )
+    objective = TrialObjective(job.config, job.space, job.dataset, job.parent_run_id, job.study_name)
+    study.optimize(objective, n_trials=job.n_trials, catch=(Exception,))
+
+
+def _worker_process(job: WorkerJob) -> None:
+    configure_for_training()
+    run_trials(job)
+
+
+def _run_local_workers(jobs: list[WorkerJob]) -> None:
+    if not jobs:
+        return
+    if len(jobs) == 1:
+        run_trials(jobs[0])
+        return
+    # spawn, not fork: torch and the database connections do not survive a fork
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker_process, args=(job,), name=f"eirnn-tune-{n}") for n, job in enumerate(jobs)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    failed = [worker.name for worker in workers if worker.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"tuning workers {', '.join(failed)} exited with an error (see their output above)")
+
+
+@contextlib.contextmanager
+def _trial_environment() -> Iterator[None]:
+    """Trials must not attach to `mlflow run`'s launcher run, which MLflow's start_run takes
+    from MLFLOW_RUN_ID whatever parent it is given."""
+    launcher_run = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        yield
+    finally:
+        if launcher_run is not None:
+            os.environ["MLFLOW_RUN_ID"] = launcher_run
+
+
+def _worker_jobs(
+    config: TrainConfig,
+    settings: StudySettings,
+    storage_spec: str,
+    space: SearchSpace,
+    parent_run_id: str,
+    seeds: list[int | None],
+    dataset: Any,
+) -> list[WorkerJob]:
+    shares = split_trials(settings.n_trials, settings.n_workers) if settings.n_workers else []
+    # each worker takes its share of the cores unless the threads are set
+    threads = config.threads or max(1, (os.cpu_count() or 1) // max(1, settings.n_workers))
+    return [
+        WorkerJob(
+            study_name=settings.study_name,
+            storage=storage_spec,
+            n_trials=share,
+            config=config.replace(threads=threads),
+            space=space,
+            pruner=settings.pruner,
+            parent_run_id=parent_run_id,
+            sampler_seed=seed,
+            dataset=dataset,
+            tracking_uri=mlflow.get_tracking_uri(),
+        )
+        for share, seed in zip(shares, seeds)
+    ]
