@@ -21,6 +21,8 @@ EPOCH_METRICS = (
     "val_psth_corr_E",
     "val_psth_corr_I",
     "val_cond_psth_corr",
+    "val_bits_per_spike",
+    "selection_score",
     "learning_rate",
     "epoch_seconds",
 )

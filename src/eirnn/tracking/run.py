@@ -22,7 +22,7 @@ from eirnn.config import TrainConfig, mlproject_default
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.pipeline import BUILTIN_DATA_NAME, prepare
 from eirnn.tracking.logger import EpochMetricLogger
-from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
+from eirnn.tracking.registry import ERROR_TAG, STOP_REASON_TAG, tag_version, update_champion
 from eirnn.training import RESUME_FILE, FitResult, fit
 
 MODEL_ARTIFACT = "model"
@@ -107,6 +107,8 @@ def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Pat
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
     return {
+        "best_selection_score": result.best_selection_score,
+        "final_selection_score": result.final_selection_score,
         "best_val_psth_corr": result.best_val_psth_corr,
         "best_epoch": result.best_epoch,
         "final_val_psth_corr": result.final_val_psth_corr,
@@ -114,6 +116,7 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
         "training_seconds": result.training_seconds,
         "early_stopped": result.early_stopped,
         "stop_reason": result.stop_reason,
+        "stop_detail": result.stop_detail,
     }
 
 
@@ -245,7 +248,7 @@ def _train_in_run(
 
     model = prepared.model
     model.load_state_dict(result.best_state)
-    evaluation = evaluate(model, prepared.val, seed=config.seed)
+    evaluation = evaluate(model, prepared.val, seed=config.seed, ceiling_seed=config.data_split_seed)
     extra_metrics, recovery = held_out_and_recovery_scores(model, prepared, config)
     run_folder = write_run_folder(
         workdir / "run",
@@ -265,7 +268,7 @@ def _train_in_run(
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
 
     final = {**evaluation.scalar_metrics(), **extra_metrics, **fit_summary(result)}
-    final.pop("stop_reason")
+    final.pop("stop_reason"), final.pop("stop_detail")
     client.log_batch(
         run_id,
         metrics=[
@@ -273,7 +276,8 @@ def _train_in_run(
             for key, value in final.items()
         ],
     )
-    client.set_tag(run_id, "eirnn.stop_reason", result.stop_reason)
+    client.set_tag(run_id, STOP_REASON_TAG, result.stop_reason)
+    client.set_tag(run_id, "eirnn.stop_detail", result.stop_detail)
 
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
@@ -289,7 +293,7 @@ def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig)
     circuit, what the fit recovers of it (`gt_*`, `eirnn.recovery`), with the Recovery itself."""
     scores: dict[str, float] = {}
     if prepared.test is not None:
-        test = evaluate(model, prepared.test, seed=config.data_split_seed)
+        test = evaluate(model, prepared.test, seed=config.seed, ceiling_seed=config.data_split_seed)
         scores.update({f"test_{name}": value for name, value in test.scalar_metrics().items()})
     recovery = None
     if prepared.truth is not None:

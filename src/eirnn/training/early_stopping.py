@@ -1,4 +1,4 @@
-"""Early stopping on the (optionally exponentially smoothed) validation PSTH correlation."""
+"""Early stopping on the (optionally exponentially smoothed) validation selection score."""
 
 from __future__ import annotations
 
@@ -6,25 +6,29 @@ import math
 
 
 class EarlyStopping:
-    """Tracks the (optionally exponentially smoothed) validation correlation.
+    """Tracks the (optionally exponentially smoothed) validation selection score.
 
     ``smoothing`` in [0, 1): the smoothed value is ``smoothing * previous + (1 - smoothing) * value``;
-    a non-finite value counts as -1. Training stops ``patience`` epochs after the best smoothed value.
+    a non-finite value counts as the worst (-1 for a correlation, +inf for a loss). Training stops
+    ``patience`` epochs after the best smoothed value. Scores where lower is better (a loss) are
+    tracked negated.
     """
 
-    def __init__(self, patience: int, smoothing: float) -> None:
+    def __init__(self, patience: int, smoothing: float, higher_is_better: bool = True) -> None:
         self.patience = patience
         self.smoothing = smoothing
+        self.sign = 1.0 if higher_is_better else -1.0
         self.smoothed: float | None = None
         self.best_smoothed = -math.inf
         self.best_epoch = -1
 
     def update(self, epoch: int, value: float) -> bool:
         """Record one epoch; True when it is the new best."""
-        value = value if math.isfinite(value) else -1.0
-        self.smoothed = (
-            value if self.smoothed is None else self.smoothing * self.smoothed + (1 - self.smoothing) * value
-        )
+        value = self.sign * value if math.isfinite(value) else (-1.0 if self.sign > 0 else -math.inf)
+        if self.smoothed is None or not math.isfinite(self.smoothed):
+            self.smoothed = value  # nothing finite to smooth with yet
+        else:
+            self.smoothed = self.smoothing * self.smoothed + (1 - self.smoothing) * value
         if self.smoothed > self.best_smoothed:
             self.best_smoothed, self.best_epoch = self.smoothed, epoch
             return True

@@ -1,4 +1,4 @@
-"""Fit a model to a training set with Adam and early stopping on validation PSTH correlation.
+"""Fit a model to a training set with Adam and early stopping on a validation selection score.
 
 Everything outside (MLflow logging, Optuna pruning, the progress display) listens through
 callbacks: `on_epoch_end(epoch, metrics)` returning True asks training to stop.
@@ -23,7 +23,13 @@ from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state
 from eirnn.training.early_stopping import EarlyStopping
 from eirnn.training.errors import TrainingDivergedError
 from eirnn.training.progress import ProgressDisplay
-from eirnn.training.validation import ValidationScorer, validation_metrics
+from eirnn.training.validation import (
+    ValidationScorer,
+    check_selection_metric,
+    higher_is_better,
+    selection_score,
+    validation_metrics,
+)
 
 
 class Callback(Protocol):
@@ -35,12 +41,16 @@ class Callback(Protocol):
 class FitResult:
     history: list[dict[str, float]]
     best_epoch: int
-    best_val_psth_corr: float
+    best_val_psth_corr: float  # val_psth_corr at the best epoch (the seed's score, kept for reference)
     final_val_psth_corr: float
     early_stopped: bool
     stop_reason: str  # "patience", "max_epochs" or "callback"
     training_seconds: float
     best_state: dict[str, torch.Tensor] = field(repr=False)
+    selection_metric: str = "cond_psth_corr"
+    best_selection_score: float = float("nan")  # the selection score at the best epoch (the kept weights)
+    final_selection_score: float = float("nan")
+    stop_detail: str = ""  # why training stopped, in words
 
     @property
     def total_epochs(self) -> int:
@@ -118,6 +128,7 @@ class _Training:
         self.val_inputs = model.prepare_inputs(torch.as_tensor(val.inputs, device=device))
         self.train_targets, self.val_targets = make_targets(train, device), make_targets(val, device)
         self.loss_fn = make_loss(config, train, self.train_targets)
+        check_selection_metric(config.selection_metric, val)
         self.scorer = ValidationScorer(val, device)
         use_behavior = self.train_targets.behavior is not None and getattr(model, "n_outputs", 0) > 0
         self.behavior_weight = config.behavior_weight if use_behavior else 0.0
@@ -125,7 +136,7 @@ class _Training:
         self.batch_size = config.batch_size if 0 < config.batch_size < n_train else n_train
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.stopping = EarlyStopping(config.patience, config.smoothing)
+        self.stopping = EarlyStopping(config.patience, config.smoothing, higher_is_better(config.selection_metric))
         self.history: list[dict[str, float]] = []
         self.best_state = state_on_cpu(model)
         self.start_epoch = 0
@@ -154,6 +165,7 @@ class _Training:
         )
         metrics = {"train_loss": train_loss}
         metrics.update(validation_metrics(self.model, self.val_inputs, self.val_targets, self.loss_fn, self.scorer))
+        metrics["selection_score"] = selection_score(metrics, self.config.selection_metric)
         metrics["learning_rate"] = self.optimizer.param_groups[0]["lr"]
         metrics["epoch_seconds"] = time.perf_counter() - epoch_started
         self.history.append(dict(metrics, epoch=epoch))
@@ -161,7 +173,7 @@ class _Training:
 
     def improved(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Feed early stopping; on a new best, keep the weights. True on a new best."""
-        if not self.stopping.update(epoch, metrics["val_psth_corr"]):
+        if not self.stopping.update(epoch, metrics["selection_score"]):
             return False
         self.best_state = state_on_cpu(self.model)
         return True
@@ -169,17 +181,35 @@ class _Training:
     def result(self, stop_reason: str, seconds: float) -> FitResult:
         previous_seconds = sum(h["epoch_seconds"] for h in self.history[: self.start_epoch])
         history = self.history
-        best = history[self.stopping.best_epoch] if history else {"val_psth_corr": float("nan")}
+        nothing = {"val_psth_corr": float("nan"), "selection_score": float("nan")}
+        best = history[self.stopping.best_epoch] if history else nothing
+        final = history[-1] if history else nothing
         return FitResult(
             history=history,
             best_epoch=self.stopping.best_epoch,
             best_val_psth_corr=best["val_psth_corr"],
-            final_val_psth_corr=history[-1]["val_psth_corr"] if history else float("nan"),
+            final_val_psth_corr=final["val_psth_corr"],
             early_stopped=stop_reason == "patience",
             stop_reason=stop_reason,
             training_seconds=previous_seconds + seconds,
             best_state=copy.deepcopy(self.best_state),
+            selection_metric=self.config.selection_metric,
+            best_selection_score=best["selection_score"],
+            final_selection_score=final["selection_score"],
+            stop_detail=self.stop_detail(stop_reason, len(history)),
         )
+
+    def stop_detail(self, stop_reason: str, epochs: int) -> str:
+        config = self.config
+        smoothed = f"smoothed ({config.smoothing:g}) " if config.smoothing > 0 else ""
+        return {
+            "patience": (
+                f"no better {smoothed}validation {config.selection_metric} in {config.patience} epochs "
+                f"after epoch {self.stopping.best_epoch + 1}; stopped after epoch {epochs}"
+            ),
+            "max_epochs": f"reached max_epochs={config.max_epochs} (the score was still improving within patience)",
+            "callback": f"stopped by a callback (e.g. the Optuna pruner) after epoch {epochs}",
+        }[stop_reason]
 
 
 def fit(
@@ -193,7 +223,7 @@ def fit(
     resume_from: str | Path | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train `model` on `train`, early-stopping on `val`'s PSTH correlation.
+    """Train `model` on `train`, early-stopping on `val`'s `config.selection_metric`.
 
     With `checkpoint_dir`, writes model_best.pt and model_final.pt (state dicts, loadable with
     `model.load_state_dict(torch.load(path, weights_only=True))`) and, every
@@ -204,7 +234,7 @@ def fit(
     training = _Training(model, train, val, config)
     training.start(train, resume_from)
     checkpoints = CheckpointWriter(checkpoint_dir, config.checkpoint_every, callbacks)
-    display = ProgressDisplay(config.max_epochs, training.start_epoch) if progress else None
+    display = ProgressDisplay(config.max_epochs, training.start_epoch, config.selection_metric) if progress else None
     listeners: list[Any] = [*([display] if display else []), *callbacks]
     stop_reason, epoch, started = "max_epochs", training.start_epoch - 1, time.perf_counter()
     for epoch in range(training.start_epoch, config.max_epochs):

@@ -11,7 +11,8 @@ import optuna
 from eirnn.config import ConfigError
 from eirnn.tuning.search_space import SearchSpace
 
-OBJECTIVE_METRIC = "val_psth_corr"
+# per epoch, the validation score of TrainConfig.selection_metric; a trial's value is its best
+OBJECTIVE_METRIC = "selection_score"
 
 STUDY_TAG = "eirnn.tuning.study"
 STORAGE_TAG = "eirnn.tuning.storage"
@@ -72,3 +73,5 @@ class StudyOutcome:
     best_params: dict[str, Any] = field(default_factory=dict)
     model_version: str | None = None
     champion_version: str | None = None
+    best_validation_scores: dict[str, float] = field(default_factory=dict)
+    best_test_scores: dict[str, float] = field(default_factory=dict)  # the honest estimate: unseen by selection

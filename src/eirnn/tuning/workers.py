@@ -50,8 +50,9 @@ class PruningReporter:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
         value = metrics[OBJECTIVE_METRIC]
-        # an undefined correlation counts as the worst one, as in early stopping
-        self.trial.report(value if math.isfinite(value) else -1.0, epoch)
+        # an undefined score counts as the worst one, as in early stopping
+        worst = -1.0 if self.trial.study.direction == optuna.study.StudyDirection.MAXIMIZE else 1e30
+        self.trial.report(value if math.isfinite(value) else worst, epoch)
         if self.trial.should_prune():
             self.pruned_at_epoch = epoch
             return True
@@ -93,7 +94,7 @@ class TrialObjective:
             raise
         trial.set_user_attr(RUN_ATTR, outcome.run_id)
         trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
-        value = outcome.fit.best_val_psth_corr
+        value = outcome.fit.best_selection_score
         state = TrialState.PRUNED if reporter.pruned_at_epoch is not None else TrialState.COMPLETE
         if state == TrialState.COMPLETE and not math.isfinite(value):
             state = TrialState.FAIL
