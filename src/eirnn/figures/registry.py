@@ -24,6 +24,7 @@ from eirnn.figures.fit_quality import (
     fano_factor_comparison,
     training_curves,
 )
+from eirnn.figures.recovery import recovery_figure
 from eirnn.metrics import NotAvailable
 
 
@@ -47,6 +48,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fano_factor_comparison.png", "Fano factor, model against data", fano_factor_comparison),
     FigureSpec("condition_psth_grid.png", "Condition PSTHs, data and model", condition_psth_grid),
     FigureSpec("correlation_vs_noise_ceiling.png", "Correlation against noise ceiling", correlation_vs_noise_ceiling),
+    FigureSpec("recovery.png", "What the fit recovers of the true circuit", recovery_figure),
 )
 FIGURE_TITLES = {spec.name: spec.title for spec in FIGURES}
 
