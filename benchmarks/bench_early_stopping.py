@@ -13,8 +13,8 @@ a rule on a saved curve gives exactly what a run with that rule would have done.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import math
 import time
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import torch
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
 from eirnn.pipeline import prepare
-from eirnn.training import fit
+from eirnn.training import EarlyStopping, fit
 
 DATASETS = {
     "builtin": {"seed": 0},
@@ -31,8 +31,9 @@ DATASETS = {
     "teacher2": {"seed": 7, "n_e": 30, "n_i": 10, "n_bins": 160, "n_trials": 640, "n_conditions": 6, "bin_ms": 20.0},
 }
 SCORES = ("val_cond_psth_corr", "val_psth_corr", "val_loss")
-SMOOTHINGS = (0.0, 0.5, 0.8, 0.9, 0.95)
-PATIENCES = (50, 100, 150, 200, 300, 500)
+SMOOTHINGS = (0.0, 0.9)
+PATIENCES = (100, 200, 300)
+MIN_DELTAS = (0.0, 0.0005, 0.001, 0.002)
 
 
 def record(dataset_name: str, out: Path, max_epochs: int, seed: int) -> None:
@@ -57,18 +58,16 @@ def record(dataset_name: str, out: Path, max_epochs: int, seed: int) -> None:
     )
 
 
-def replay_rule(values: list[float], smoothing: float, patience: int, higher_is_better: bool) -> tuple[int, int]:
-    """(stop epoch, best epoch) of the rule on one curve, as the training loop applies it."""
-    sign = 1.0 if higher_is_better else -1.0
-    smoothed, best, best_epoch = None, -math.inf, -1
-    for epoch, raw in enumerate(values):
-        value = sign * raw if math.isfinite(raw) else -math.inf
-        smoothed = value if smoothed is None else smoothing * smoothed + (1 - smoothing) * value
-        if smoothed > best:
-            best, best_epoch = smoothed, epoch
-        if epoch - best_epoch >= patience:
-            return epoch, best_epoch
-    return len(values) - 1, best_epoch
+def replay_rule(
+    values: list[float], smoothing: float, patience: int, higher_is_better: bool, min_delta: float = 0.0
+) -> tuple[int, int]:
+    """(stop epoch, best epoch) of the rule on one curve, as `eirnn.training.EarlyStopping` applies it."""
+    stopping = EarlyStopping(patience, smoothing, higher_is_better, min_delta)
+    for epoch, value in enumerate(values):
+        stopping.update(epoch, value)
+        if stopping.exhausted(epoch):
+            return epoch, stopping.best_epoch
+    return len(values) - 1, stopping.best_epoch
 
 
 def replay(paths: list[Path], score: str) -> list[dict]:
@@ -78,22 +77,22 @@ def replay(paths: list[Path], score: str) -> list[dict]:
         values = saved["curves"][score]
         higher = score != "val_loss"
         top = max(values) if higher else min(values)
-        for smoothing in SMOOTHINGS:
-            for patience in PATIENCES:
-                stop, best_epoch = replay_rule(values, smoothing, patience, higher)
-                rows.append(
-                    {
-                        "dataset": saved["dataset"],
-                        "score": score,
-                        "smoothing": smoothing,
-                        "patience": patience,
-                        "stop_epoch": stop + 1,
-                        "best_epoch": best_epoch + 1,
-                        "kept": values[best_epoch],
-                        "curve_best": top,
-                        "epoch_of_curve_best": values.index(top) + 1,
-                    }
-                )
+        for smoothing, patience, min_delta in itertools.product(SMOOTHINGS, PATIENCES, MIN_DELTAS):
+            stop, best_epoch = replay_rule(values, smoothing, patience, higher, min_delta)
+            rows.append(
+                {
+                    "dataset": saved["dataset"],
+                    "score": score,
+                    "smoothing": smoothing,
+                    "patience": patience,
+                    "min_delta": min_delta,
+                    "stop_epoch": stop + 1,
+                    "best_epoch": best_epoch + 1,
+                    "kept": values[best_epoch],
+                    "curve_best": top,
+                    "epoch_of_curve_best": values.index(top) + 1,
+                }
+            )
     return rows
 
 
@@ -114,11 +113,12 @@ def main() -> None:
         record(args.dataset, args.out, args.max_epochs, args.seed)
         return
     rows = replay(args.curves, args.score)
-    print("| data | smoothing | patience | stops at | best epoch | kept score | curve best (epoch) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| data | smoothing | patience | min_delta | stops at | best epoch | kept score | curve best (epoch) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
-            f"| {r['dataset']} | {r['smoothing']} | {r['patience']} | {r['stop_epoch']} | {r['best_epoch']} | "
+            f"| {r['dataset']} | {r['smoothing']} | {r['patience']} | {r['min_delta']} | {r['stop_epoch']} | "
+            f"{r['best_epoch']} | "
             f"{r['kept']:.4f} | {r['curve_best']:.4f} ({r['epoch_of_curve_best']}) |"
         )
     if args.json:

@@ -60,6 +60,9 @@ class TrainConfig:
     )
     patience: int = _setting(300, "stop after this many epochs without a better selection score")
     smoothing: float = _setting(0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)")
+    min_delta: float = _setting(
+        0.001, "smallest rise of the (smoothed) selection score that restarts the patience count"
+    )
     learning_rate: float = _setting(0.001, "Adam learning rate")
     weight_decay: float = _setting(0.0, "Adam weight decay")
     grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)")
@@ -93,6 +96,8 @@ class TrainConfig:
                 f"test_fraction: expected a value in [0, 1) leaving training trials beside "
                 f"val_fraction={self.val_fraction}, found {self.test_fraction!r}"
             )
+        if self.min_delta < 0:
+            raise ConfigError(f"min_delta: expected a value >= 0, found {self.min_delta!r}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ConfigError(f"smoothing: expected a value in [0, 1), found {self.smoothing!r}")
         if self.input_embed_type == "attention" and self.input_embed_dim % self.attention_heads:

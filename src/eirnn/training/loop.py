@@ -136,7 +136,9 @@ class _Training:
         self.batch_size = config.batch_size if 0 < config.batch_size < n_train else n_train
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.stopping = EarlyStopping(config.patience, config.smoothing, higher_is_better(config.selection_metric))
+        self.stopping = EarlyStopping(
+            config.patience, config.smoothing, higher_is_better(config.selection_metric), config.min_delta
+        )
         self.history: list[dict[str, float]] = []
         self.best_state = state_on_cpu(model)
         self.start_epoch = 0
@@ -204,8 +206,9 @@ class _Training:
         smoothed = f"smoothed ({config.smoothing:g}) " if config.smoothing > 0 else ""
         return {
             "patience": (
-                f"no better {smoothed}validation {config.selection_metric} in {config.patience} epochs "
-                f"after epoch {self.stopping.best_epoch + 1}; stopped after epoch {epochs}"
+                f"the {smoothed}validation {config.selection_metric} rose by less than {config.min_delta:g} in "
+                f"{config.patience} epochs after epoch {self.stopping.reference_epoch + 1}; stopped after epoch "
+                f"{epochs}, best epoch {self.stopping.best_epoch + 1}"
             ),
             "max_epochs": f"reached max_epochs={config.max_epochs} (the score was still improving within patience)",
             "callback": f"stopped by a callback (e.g. the Optuna pruner) after epoch {epochs}",
