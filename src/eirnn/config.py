@@ -58,7 +58,7 @@ class TrainConfig:
         "validation score that early stopping, the best checkpoint, tuning and the champion use",
         SELECTION_METRICS,
     )
-    patience: int = _setting(300, "stop after this many epochs without a better selection score")
+    patience: int = _setting(200, "stop when the selection score rose by less than min_delta in this many epochs")
     smoothing: float = _setting(0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)")
     min_delta: float = _setting(
         0.001, "smallest rise of the (smoothed) selection score that restarts the patience count"
