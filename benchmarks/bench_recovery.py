@@ -62,10 +62,10 @@ def labelled(dataset, labelling: str, seed: int):
     return dataclasses.replace(dataset, ei_labels=None)
 
 
-def run_one(labelling: str, seed: int) -> dict:
+def run_one(labelling: str, seed: int, max_epochs: int) -> dict:
     torch.set_num_threads(1)
     dataset, truth = make_recording(seed=0)
-    config = TrainConfig(seed=seed, split_seed=0, threads=1)
+    config = TrainConfig(seed=seed, split_seed=0, threads=1, max_epochs=max_epochs)
     prepared = prepare(config, labelled(dataset, labelling, seed), truth)
     started = time.perf_counter()
     result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
@@ -75,6 +75,7 @@ def run_one(labelling: str, seed: int) -> dict:
     return {
         "labels": labelling,
         "seed": seed,
+        "max_epochs": max_epochs,
         "epochs": result.total_epochs,
         "best_epoch": result.best_epoch + 1,
         "stop_reason": result.stop_reason,
@@ -114,6 +115,7 @@ def main() -> None:
     one = commands.add_parser("run")
     one.add_argument("--labels", choices=LABELLINGS, required=True)
     one.add_argument("--seed", type=int, required=True)
+    one.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
     commands.add_parser("summary")
     args = parser.parse_args()
     if args.command == "summary":
@@ -121,7 +123,7 @@ def main() -> None:
         return
     folder = RESULTS / "bench_recovery"
     folder.mkdir(parents=True, exist_ok=True)
-    row = run_one(args.labels, args.seed)
+    row = run_one(args.labels, args.seed, args.max_epochs)
     (folder / f"{args.labels}_seed{args.seed}.json").write_text(json.dumps(row, indent=1))
     print(json.dumps(row))
 
