@@ -164,6 +164,21 @@ def write_run_folder(
     for name, array in population.items():
         np.save(out / "population" / f"{name}.npy", array)
 
+    _write_json_files(out, evaluation, history, fit_summary, config, data_facts, extra_metrics)
+    return out
+
+
+def _write_json_files(
+    out: Path,
+    evaluation: Evaluation,
+    history: list[dict[str, float]],
+    fit_summary: dict[str, Any],
+    config: dict[str, Any],
+    data_facts: dict[str, Any],
+    extra_metrics: dict[str, float] | None,
+) -> None:
+    """training_log.json, config.json, data.json and metrics.json (final metrics with the
+    extra ones, reasons for missing ones, fit summary)."""
     summary = {
         "final": {k: _finite_or_none(v) for k, v in {**evaluation.scalar_metrics(), **(extra_metrics or {})}.items()},
         "not_available": evaluation.not_available(),
@@ -175,7 +190,6 @@ def write_run_folder(
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_json_default))
     (out / "data.json").write_text(json.dumps(data_facts, indent=2, default=_json_default))
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    return out
 
 
 def _write_recovery(folder: Path, recovery: Any) -> None:

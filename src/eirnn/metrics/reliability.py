@@ -90,7 +90,7 @@ def noise_ceiling(
     neurons are noisy and, through the sqrt, slightly low on average.
     """
     x = _as_trials(target_rates, "target_rates")
-    n_trials, _n_time, n_neurons = x.shape
+    n_trials = x.shape[0]
     if np.asarray(target_rates).ndim == 2:
         return NotAvailable("needs single trials; got a trial-averaged PSTH")
     if by_condition is None:
@@ -108,7 +108,32 @@ def noise_ceiling(
         )
     if n_splits < 1:
         raise ValueError("n_splits must be >= 1")
-    gen = _rng(rng)
+    rel_sum, rel_n, split_ceilings = _split_half_reliability(x, cond, codes, bool(by_condition), n_splits, _rng(rng))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reliability = np.where(rel_n > 0, rel_sum / np.maximum(rel_n, 1), np.nan)
+        ceiling = np.sqrt(np.clip(reliability, 0.0, None))  # NaN stays NaN
+        usable = np.isfinite(ceiling) & (ceiling >= NEAR_ZERO_CEILING)
+    per_split = np.nanmean(np.where(usable, split_ceilings, np.nan), axis=1) if usable.any() else np.full(1, np.nan)
+    sem = float(np.std(per_split, ddof=1) / np.sqrt(n_splits)) if n_splits > 1 and usable.any() else float("nan")
+    return NoiseCeiling(
+        reliability=reliability,
+        ceiling=ceiling,
+        mean=_mean_or_na(np.where(usable, ceiling, np.nan), "noise ceiling"),
+        mean_reliability=_mean_or_na(np.where(usable, reliability, np.nan), "reliability"),
+        n_undefined=int(np.sum(~np.isfinite(ceiling))),
+        by_condition=bool(by_condition),
+        n_splits=int(n_splits),
+        sem=sem,
+        n_near_zero=int(np.sum(np.isfinite(ceiling) & (ceiling < NEAR_ZERO_CEILING))),
+    )
+
+
+def _split_half_reliability(
+    x: np.ndarray, cond: np.ndarray, codes: np.ndarray, by_condition: bool, n_splits: int, gen: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per neuron: the sum and count of the finite Spearman-Brown reliabilities over the splits,
+    and each split's ceiling [n_splits, neurons] (NaN where undefined)."""
+    n_neurons = x.shape[-1]
     idx_by_code = [np.flatnonzero(cond == c) for c in codes]
     rel_sum = np.zeros(n_neurons)
     rel_n = np.zeros(n_neurons, dtype=int)
@@ -132,23 +157,7 @@ def noise_ceiling(
         rel_sum[ok] += rel[ok]
         rel_n += ok
         split_ceilings[split, ok] = np.sqrt(np.clip(rel[ok], 0.0, None))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reliability = np.where(rel_n > 0, rel_sum / np.maximum(rel_n, 1), np.nan)
-        ceiling = np.sqrt(np.clip(reliability, 0.0, None))  # NaN stays NaN
-        usable = np.isfinite(ceiling) & (ceiling >= NEAR_ZERO_CEILING)
-    per_split = np.nanmean(np.where(usable, split_ceilings, np.nan), axis=1) if usable.any() else np.full(1, np.nan)
-    sem = float(np.std(per_split, ddof=1) / np.sqrt(n_splits)) if n_splits > 1 and usable.any() else float("nan")
-    return NoiseCeiling(
-        reliability=reliability,
-        ceiling=ceiling,
-        mean=_mean_or_na(np.where(usable, ceiling, np.nan), "noise ceiling"),
-        mean_reliability=_mean_or_na(np.where(usable, reliability, np.nan), "reliability"),
-        n_undefined=int(np.sum(~np.isfinite(ceiling))),
-        by_condition=bool(by_condition),
-        n_splits=int(n_splits),
-        sem=sem,
-        n_near_zero=int(np.sum(np.isfinite(ceiling) & (ceiling < NEAR_ZERO_CEILING))),
-    )
+    return rel_sum, rel_n, split_ceilings
 
 
 def normalized_correlation(corr: Any, ceiling: Any) -> Any:

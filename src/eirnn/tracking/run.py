@@ -267,17 +267,7 @@ def _train_in_run(
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
 
-    final = {**evaluation.scalar_metrics(), **extra_metrics, **fit_summary(result)}
-    final.pop("stop_reason"), final.pop("stop_detail")
-    client.log_batch(
-        run_id,
-        metrics=[
-            mlflow.entities.Metric(key, float(value), mlflow.utils.time.get_current_time_millis(), 0)
-            for key, value in final.items()
-        ],
-    )
-    client.set_tag(run_id, STOP_REASON_TAG, result.stop_reason)
-    client.set_tag(run_id, "eirnn.stop_detail", result.stop_detail)
+    _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **extra_metrics}, result)
 
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
@@ -286,6 +276,18 @@ def _train_in_run(
             model_uri, run_id, config.registered_model_name, config.selection_metric, client
         )
     return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion)
+
+
+def _log_final_metrics(client: MlflowClient, run_id: str, scores: dict[str, float], result: FitResult) -> None:
+    """The final scores and the fit summary as metrics (step 0); why training stopped as tags."""
+    final = {**scores, **fit_summary(result)}
+    final.pop("stop_reason"), final.pop("stop_detail")
+    now = mlflow.utils.time.get_current_time_millis()
+    client.log_batch(
+        run_id, metrics=[mlflow.entities.Metric(key, float(value), now, 0) for key, value in final.items()]
+    )
+    client.set_tag(run_id, STOP_REASON_TAG, result.stop_reason)
+    client.set_tag(run_id, "eirnn.stop_detail", result.stop_detail)
 
 
 def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig) -> tuple[dict[str, float], Any]:
