@@ -34,7 +34,8 @@ class EarlyStopping:
             self.smoothed = value  # nothing finite to smooth with yet
         else:
             self.smoothed = self.smoothing * self.smoothed + (1 - self.smoothing) * value
-        if self.smoothed >= self.reference + self.min_delta or not math.isfinite(self.reference):
+        rise = self.smoothed - self.reference
+        if not math.isfinite(self.reference) or (rise > 0 and rise >= self.min_delta):
             self.reference, self.reference_epoch = self.smoothed, epoch
         if self.smoothed > self.best_smoothed:
             self.best_smoothed, self.best_epoch = self.smoothed, epoch
