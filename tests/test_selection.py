@@ -132,3 +132,15 @@ def test_no_trial_of_a_study_trains_or_selects_on_the_test_trials(tracking_store
     assert outcome.best_test_scores["cond_psth_corr"] == best["test_cond_psth_corr"]
     version = client.get_model_version("eirnn", outcome.model_version)
     assert float(version.tags["test_cond_psth_corr"]) == best["test_cond_psth_corr"]
+
+
+def test_data_without_a_file_is_identified_by_its_content(tiny):
+    import dataclasses
+
+    dataset, _ = tiny
+    same, _ = make_recording(seed=0, **TINY_SIZES)
+    other, _ = make_recording(seed=1, **TINY_SIZES)
+    relabeled = dataclasses.replace(dataset, ei_labels=dataset.ei_labels[::-1].copy())
+    sha = dataset.facts()["data_sha256"]
+    assert len(sha) == 64 and same.facts()["data_sha256"] == sha
+    assert other.facts()["data_sha256"] != sha and relabeled.facts()["data_sha256"] != sha
