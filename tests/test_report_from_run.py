@@ -60,4 +60,5 @@ def test_run_report_matches_logged_metrics_and_eirnn_report_rebuilds_it(tracking
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "report.md").read_text(encoding="utf-8") == report
-    assert sorted(p.name for p in (out / "figures").glob("*.png")) == sorted(spec.name for spec in FIGURES)
+    drawn = sorted(spec.name for spec in FIGURES if spec.name != "recovery.png")
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == drawn
