@@ -4,6 +4,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from eirnn.cli import build_parser
@@ -81,3 +82,50 @@ def test_invalid_settings_name_the_field(changes, field):
 def test_split_seed_defaults_to_the_seed():
     assert TrainConfig(seed=3).data_split_seed == 3
     assert TrainConfig(seed=3, split_seed=0).data_split_seed == 0
+
+
+def test_every_model_setting_reaches_the_model():
+    """The fields marked model_arg are the model's constructor arguments, and each value a config
+    holds (none of them the default here) is the one the built model records."""
+    import inspect
+
+    from eirnn.data.synthetic import make_recording
+    from eirnn.model import EIRNN
+    from eirnn.pipeline import build_model
+
+    changed = dict(
+        tau=40.0,
+        noise_scale=0.05,
+        input_embed_dim=6,
+        input_embed_type="mlp",
+        attention_heads=3,
+        learnable_h0=False,
+        h0_init=0.2,
+        enforce_ratio=False,
+        ei_ratio=3.0,
+        activation="relu",
+        spectral_radius=0.8,
+        device="cpu",
+        seed=4,
+    )
+    config = TrainConfig(**changed)
+    assert set(config.model_kwargs()) == set(changed)
+    assert set(changed) <= set(inspect.signature(EIRNN).parameters)
+    dataset, _ = make_recording(seed=0, n_e=3, n_i=2, n_inputs=4, n_bins=5, n_trials=8, n_conditions=2)
+    model = build_model(dataset, config)
+    assert {name: model.hparams[name] for name in changed} == changed
+
+
+def test_choices_are_the_ones_the_model_and_losses_accept():
+    from eirnn import choices
+    from eirnn.model import ACTIVATIONS, EMBEDDINGS, create_embedding
+    from eirnn.model.recurrence import activate
+
+    specs = {spec.name: spec.metadata["choices"] for spec in fields(TrainConfig)}
+    assert specs["input_embed_type"] is choices.EMBEDDINGS is EMBEDDINGS
+    assert specs["activation"] is choices.ACTIVATIONS is ACTIVATIONS
+    assert specs["loss"] is choices.LOSSES
+    for embedding in EMBEDDINGS:
+        create_embedding(embedding, 2, 4, heads=2, token_dim=4)
+    for activation in ACTIVATIONS:
+        activate(torch.zeros(1), activation)

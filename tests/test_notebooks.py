@@ -24,6 +24,9 @@ OVERRIDES = {
     "03_real_m1_data.ipynb": dict(MAX_EPOCHS=5, LOG_FIGURES=False, **SMALL_MODEL),
     # the built-in recording at its full size: silencing I runs away within its 219 bins
     "04_perturbation.ipynb": dict(MAX_EPOCHS=3, LOG_FIGURES=False, **SMALL_MODEL),
+    "05_nwb_recording.ipynb": dict(
+        N_UNITS=12, N_TRIALS=48, N_DIRECTIONS=4, MAX_EPOCHS=3, LOG_FIGURES=False, **SMALL_MODEL
+    ),
 }
 NOTEBOOK_FILES = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
 

@@ -1,7 +1,9 @@
 """eirnn: fit excitatory/inhibitory (Dale's-law) recurrent networks to recorded neural populations.
 
-Heavy modules (torch models, MLflow) load on first use so that `eirnn --help` and data
-tools start fast.
+Public API: `train` (fit and track one MLflow run; returns a `TrainingResult`), `load_model`
+(a registered model by name), `evaluate`, `split`, `load_dataset`, `NeuralDataset`,
+`TrainConfig`. Heavy modules (torch models, MLflow) load on first use so that `eirnn --help`
+and data tools start fast.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "train": "eirnn.api",
+    "TrainingResult": "eirnn.api",
+    "split": "eirnn.api",
     "load_model": "eirnn.tracking",
     "evaluate": "eirnn.evaluation",
     "TrainConfig": "eirnn.config",

@@ -90,6 +90,24 @@ def _finite_or_none(value: float) -> float | None:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def _per_neuron_arrays(evaluation: Evaluation) -> dict[str, np.ndarray]:
+    """metrics/*.npy: one value per recorded neuron, NaN where the metric is not available."""
+    n = evaluation.val_target_rates.shape[-1]
+    labels = evaluation.ei_labels
+    return {
+        "per_neuron_correlation": evaluation.psth.per_neuron,
+        "per_neuron_condition_correlation": evaluation.condition_psth.per_neuron,
+        "per_neuron_noise_ceiling": _per_neuron_or_nan(evaluation.noise_ceiling, n),
+        "per_neuron_mean_rate_model": evaluation.summary_model.mean_rate_hz,
+        "per_neuron_mean_rate_target": evaluation.summary_target.mean_rate_hz,
+        "per_neuron_variance_model": evaluation.summary_model.psth_variance_hz2,
+        "per_neuron_variance_target": evaluation.summary_target.psth_variance_hz2,
+        "per_neuron_fano_model": _per_neuron_or_nan(evaluation.fano_model, n),
+        "per_neuron_fano_target": _per_neuron_or_nan(evaluation.fano_data, n),
+        "neuron_ei_labels": np.full(n, UNLABELED) if labels is None else np.asarray(labels, dtype=int),
+    }
+
+
 def write_run_folder(
     out: str | Path,
     *,
@@ -135,20 +153,7 @@ def write_run_folder(
     for name, array in outputs.items():
         np.save(out / "outputs" / f"{name}.npy", array)
 
-    n = evaluation.val_target_rates.shape[-1]
-    labels = evaluation.ei_labels
-    per_neuron = {
-        "per_neuron_correlation": evaluation.psth.per_neuron,
-        "per_neuron_condition_correlation": evaluation.condition_psth.per_neuron,
-        "per_neuron_noise_ceiling": _per_neuron_or_nan(evaluation.noise_ceiling, n),
-        "per_neuron_mean_rate_model": evaluation.summary_model.mean_rate_hz,
-        "per_neuron_mean_rate_target": evaluation.summary_target.mean_rate_hz,
-        "per_neuron_variance_model": evaluation.summary_model.psth_variance_hz2,
-        "per_neuron_variance_target": evaluation.summary_target.psth_variance_hz2,
-        "per_neuron_fano_model": _per_neuron_or_nan(evaluation.fano_model, n),
-        "per_neuron_fano_target": _per_neuron_or_nan(evaluation.fano_data, n),
-        "neuron_ei_labels": np.full(n, UNLABELED) if labels is None else np.asarray(labels, dtype=int),
-    }
+    per_neuron = _per_neuron_arrays(evaluation)
     for name, array in per_neuron.items():
         np.save(out / "metrics" / f"{name}.npy", np.asarray(array))
     table = pd.DataFrame({column: per_neuron[name] for name, column in PER_NEURON_FILES.items()})

@@ -6,16 +6,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
-from eirnn.config import ConfigError, add_config_arguments, config_from_args
+from eirnn.config import (
+    DATA_SETTINGS,
+    ConfigError,
+    TrainConfig,
+    add_config_arguments,
+    config_from_args,
+    join_negative_values,
+)
 from eirnn.runtime import configure_for_training
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="data file (.npz, .mat v5 or v7.3)")
-    parser.add_argument("--data-layout", default="", help="axis order, e.g. 'neurons,time,trials'")
-    parser.add_argument("--data-keys", default="", help="variable names, e.g. 'spikes=psth_counts,inputs=u'")
-    parser.add_argument("--bin-ms", type=float, default=0.0, help="bin size in ms when the file has none")
+    parser.add_argument("path", help="data file (.nwb, .npz, .mat v5 or v7.3)")
+    other_settings = tuple(spec.name for spec in fields(TrainConfig) if spec.name not in DATA_SETTINGS)
+    add_config_arguments(parser, skip=other_settings)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -39,11 +46,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     from eirnn.data import load_dataset
-    from eirnn.data.loaders import parse_keys
 
-    dataset = load_dataset(
-        args.path, layout=args.data_layout or None, keys=parse_keys(args.data_keys), bin_ms=args.bin_ms or None
-    )
+    dataset = load_dataset(args.path, **config_from_args(args).data_options())
     print(dataset.summary())
     return 0
 
@@ -100,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # before torch loads: large pages, and freed tensor memory kept for the next epoch
     configure_for_training()
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         return args.handler(args)
     except (ConfigError, ValueError) as error:

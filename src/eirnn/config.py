@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("mse", "poisson")
-EMBEDDINGS = ("attention", "linear", "mlp")
-ACTIVATIONS = ("softplus", "relu")
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
+
+#: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
+DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
+DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 # validation scores that select models; val_loss is the only one where lower is better
 SELECTION_METRICS = ("cond_psth_corr", "psth_corr", "bits_per_spike", "val_loss")
 LOWER_IS_BETTER = ("val_loss",)
@@ -22,35 +25,67 @@ class ConfigError(ValueError):
     """A setting that cannot work, named with the value found."""
 
 
-def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, *, model_arg: bool = False) -> Any:
+    """A TrainConfig field; `model_arg`: passed to the model's constructor under its own name."""
+    return field(default=default, metadata={"help": help, "choices": choices, "model_arg": model_arg})
 
 
 @dataclass
 class TrainConfig:
     # data
-    data: str = _setting("", "data file (.npz, .mat v5/v7.3); empty = the built-in synthetic recording")
+    data: str = _setting("", "data file (.nwb, .npz, .mat v5/v7.3); empty = the built-in synthetic recording")
     data_layout: str = _setting("", "axis order of the data arrays, e.g. 'neurons,time,trials'; empty = infer")
     data_keys: str = _setting("", "variable names in the file, e.g. 'spikes=psth_counts,inputs=u'")
-    bin_ms: float = _setting(0.0, "bin size in ms when the file has none (0 = read it from the file)")
+    bin_ms: float = _setting(
+        0.0,
+        "bin size in ms: spike times (NWB, .mat/.npz) are counted in it (0 = 10 ms); binned files: when they have none",
+    )
+    align: str = _setting(
+        "",
+        "NWB: trials column to align on, e.g. move_onset_time; spike-time files: per-trial time-zero variable"
+        " (empty = start_time / trial_times)",
+    )
+    window_ms: str = _setting(
+        "", "NWB and spike times: window START,STOP in ms around the alignment, e.g. -250,450 (empty = whole trials)"
+    )
+    condition: str = _setting(
+        "", "NWB: trials column(s) forming the conditions, e.g. target_pos or trial_type,trial_version (combinations)"
+    )
+    ei: str = _setting(
+        "", "NWB: units column of E/I labels, e.g. cell_type, or cell_type:E=RS,pyr;I=FS (empty = a cell_type column)"
+    )
+    behavior: str = _setting(
+        "", "NWB: TimeSeries fitted as behaviour, e.g. hand_vel or processing/behavior/hand_vel (comma-separated)"
+    )
+    inputs: str = _setting(
+        "",
+        "task inputs built from the task: condition-onehot, cue-go or a .npy/.npz path (empty = the file's;"
+        " NWB and spike times without inputs: condition-onehot)",
+    )
+    cue_event: str = _setting(
+        "", "cue-go inputs: cue onset, a trials column (NWB) or a time in ms (empty = window start)"
+    )
+    go_event: str = _setting(
+        "go_cue_time", "cue-go inputs: onset of the go pulse, a trials column (NWB) or a time in ms, e.g. -300"
+    )
     val_fraction: float = _setting(0.2, "share of trials held out for validation, stratified by condition")
     test_fraction: float = _setting(
         0.0, "share of trials held out as a test split that training and selection never see (0 = none)"
     )
-    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches")
+    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches", model_arg=True)
     split_seed: int = _setting(-1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)")
     # model
-    tau: float = _setting(50.0, "membrane time constant in ms")
-    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)")
-    input_embed_dim: int = _setting(56, "size of the input embedding")
-    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS)
-    attention_heads: int = _setting(4, "attention heads of the attention embedding")
-    learnable_h0: bool = _setting(True, "learn the initial state h0")
-    h0_init: float = _setting(0.1, "initial value of h0")
-    enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio")
-    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio")
-    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS)
-    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix")
+    tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True)
+    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)", model_arg=True)
+    input_embed_dim: int = _setting(56, "size of the input embedding", model_arg=True)
+    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS, model_arg=True)
+    attention_heads: int = _setting(4, "attention heads of the attention embedding", model_arg=True)
+    learnable_h0: bool = _setting(True, "learn the initial state h0", model_arg=True)
+    h0_init: float = _setting(0.1, "initial value of h0", model_arg=True)
+    enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio", model_arg=True)
+    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", model_arg=True)
+    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
+    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix", model_arg=True)
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs")
     selection_metric: str = _setting(
@@ -70,7 +105,7 @@ class TrainConfig:
     loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
     behavior_weight: float = _setting(1.0, "weight of the behaviour readout loss (data with behaviour only)")
     checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs")
-    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)")
+    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)", model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)")
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
@@ -112,8 +147,21 @@ class TrainConfig:
         """The seed of the data split and of everything that depends on the data only."""
         return self.seed if self.split_seed < 0 else self.split_seed
 
+    def data_options(self) -> dict[str, Any]:
+        """The keyword arguments of `eirnn.data.load_dataset` for `self.data`."""
+        return {
+            "layout": self.data_layout or None,
+            "keys": self.data_keys or None,
+            "bin_ms": self.bin_ms or None,
+            **{name: getattr(self, name) for name in DATA_OPTIONS},
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The settings the model's constructor takes (fields marked `model_arg`), by name."""
+        return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -169,6 +217,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             metavar=spec.type.upper(),
             help=f"{spec.metadata['help']} (default: {spec.default!r})",
         )
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--window-ms -250,450`` -> ``--window-ms=-250,450``: argparse reads a value that starts
+    with '-' and is not a plain number as an unknown flag."""
+    joined: list[str] = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if re.match(r"-\d", token) and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={token}"
+        else:
+            joined.append(token)
+    return joined
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:

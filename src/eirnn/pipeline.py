@@ -1,6 +1,7 @@
 """The science pipeline without tracking: load and validate -> split -> build the model.
 
-`eirnn.tracking` and `eirnn.tuning` call these steps and add MLflow/Optuna around them.
+Internal: `eirnn.tracking` and `eirnn.tuning` call these steps and add MLflow/Optuna around
+them; users call `eirnn.train` and `eirnn.split` (eirnn.api).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import torch
 
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
-from eirnn.data.loaders import parse_keys
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
 
@@ -30,12 +30,7 @@ def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, 
         from eirnn.data.synthetic import make_recording
 
         return make_recording(seed=0)
-    return load_dataset(
-        config.data,
-        layout=config.data_layout or None,
-        keys=parse_keys(config.data_keys),
-        bin_ms=config.bin_ms or None,
-    ), None
+    return load_dataset(config.data, **config.data_options()), None
 
 
 def set_threads(config: TrainConfig) -> None:
@@ -47,22 +42,7 @@ def set_threads(config: TrainConfig) -> None:
 def build_model(dataset: NeuralDataset, config: TrainConfig) -> Any:
     from eirnn.model import create_model_for_dataset
 
-    return create_model_for_dataset(
-        dataset,
-        enforce_ratio=config.enforce_ratio,
-        ei_ratio=config.ei_ratio,
-        input_embed_dim=config.input_embed_dim,
-        input_embed_type=config.input_embed_type,
-        attention_heads=config.attention_heads,
-        learnable_h0=config.learnable_h0,
-        h0_init=config.h0_init,
-        tau=config.tau,
-        noise_scale=config.noise_scale,
-        activation=config.activation,
-        spectral_radius=config.spectral_radius,
-        device=config.device,
-        seed=config.seed,
-    )
+    return create_model_for_dataset(dataset, **config.model_kwargs())
 
 
 def split(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset]:

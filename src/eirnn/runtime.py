@@ -3,8 +3,8 @@
 
 A full-batch epoch allocates and frees the same few hundred MB of tensors every time. By default
 glibc hands each freed block of more than 32 MB back to the kernel, and the next epoch faults it
-in again, page by page and zeroed: measured here, 40 000 page faults and 0.05 to 0.1 s of kernel
-time per epoch, a fifth of it. Two settings remove that:
+in again, page by page and zeroed: thousands of page faults and a large share of the epoch spent
+in the kernel (benchmarks/README.md has the measurement). Two settings remove that:
 
 - `THP_MEM_ALLOC_ENABLE=1`: torch places its large CPU buffers on 2 MB transparent huge pages
   (read once, when torch first allocates, so it must be set before torch is imported);

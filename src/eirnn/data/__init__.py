@@ -1,11 +1,13 @@
-"""Recordings for eirnn: the validated `NeuralDataset`, file loaders and train/validation splits.
+"""Recordings for eirnn: the validated `NeuralDataset`, file loaders (binned arrays, spike
+times, NWB) and train/validation splits.
 
 The built-in synthetic recording lives in `eirnn.data.synthetic` and the real M1 example in
 `eirnn.data.examples`; the file schema is described in docs/data-format.md.
 """
 
 from .dataset import DatasetError, NeuralDataset
-from .loaders import load_dataset, parse_keys, parse_layout, write_dataset
+from .load import load_dataset
+from .loaders import parse_keys, parse_layout, write_dataset
 from .split import hold_out_test, train_val_split
 
 __all__ = [

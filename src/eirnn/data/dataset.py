@@ -11,8 +11,12 @@ from typing import Any
 
 import numpy as np
 
-EXCITATORY_NAMES = frozenset({"0", "e", "exc", "excitatory", "classic", "pyramidal", "false"})
-INHIBITORY_NAMES = frozenset({"1", "i", "inh", "inhibitory", "interneuron", "fast-spiking", "true"})
+#: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
+#: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)
+EXCITATORY_NAMES = frozenset(
+    {"0", "e", "exc", "excitatory", "classic", "pyramidal", "false", "rs", "regular-spiking", "wide", "broad"}
+)
+INHIBITORY_NAMES = frozenset({"1", "i", "inh", "inhibitory", "interneuron", "fast-spiking", "true", "fs", "narrow"})
 
 #: axis names of the three-dimensional arrays, per array, in canonical (storage) order
 ARRAY_AXES = {
@@ -23,8 +27,37 @@ ARRAY_AXES = {
 }
 
 
+CONDITIONS_SHOWN = 12
+#: how the data was read from its file, logged with the data facts when known
+SOURCE_FACTS = (
+    "format",
+    "align",
+    "window_ms",
+    "n_trials_dropped",
+    "dropped_trials",
+    "conditions_from",
+    "ei_source",
+    "behavior_series",
+    "inputs",
+    "silent_units",
+)
+MAX_FACT_LENGTH = 500
+NO_VALIDATION_TEXT = (
+    "none: one (pseudo-)trial per condition, so the training trials are scored; single-trial metrics "
+    "(Fano factor, noise ceiling, bits/spike) are not available"
+)
+
+
 class DatasetError(ValueError):
     """A recording that cannot be used; the one-line message names file, variable, expected, found."""
+
+
+def label_key(label: Any) -> str:
+    """The spelling an E/I label is compared in: case-insensitive, '_' and spaces read as '-',
+    whole-number floats (MATLAB's doubles) as integers."""
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label).strip().lower().replace("_", "-").replace(" ", "-")
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -50,6 +83,10 @@ def _normalise_ids(values: np.ndarray) -> np.ndarray:
         return np.char.strip(values.astype(str))
     whole = _whole_numbers_or_none(values)
     return whole if whole is not None else values
+
+
+def _fact(value: Any) -> str | int | float:
+    return value if isinstance(value, (int, float)) else str(value)[:MAX_FACT_LENGTH]
 
 
 def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -174,7 +211,7 @@ class NeuralDataset:
             first = _first_index_text(negative, ARRAY_AXES["counts"])
             found = f"{int(negative.sum())} negative values, first {counts[negative][0]:g} at {first}"
             self._fail("counts", "counts >= 0", found)
-        return counts.astype(np.int64)
+        return counts.astype(np.int64, copy=False)
 
     def _checked_float_array(self, name: str, values: Any, dtype: type, non_negative: bool = False) -> np.ndarray:
         array = self._checked_three_d(name, values)
@@ -230,9 +267,7 @@ class NeuralDataset:
             self._fail("ei_labels", f"{self.n_neurons} labels (one per neuron)", f"{len(labels)}")
         codes = np.empty(len(labels), dtype=np.int8)
         for index, label in enumerate(labels.tolist()):
-            key = str(label).strip().lower().replace("_", "-").replace(" ", "-")
-            if isinstance(label, float) and label.is_integer():
-                key = str(int(label))
+            key = label_key(label)
             if key in EXCITATORY_NAMES:
                 codes[index] = 0
             elif key in INHIBITORY_NAMES:
@@ -240,8 +275,8 @@ class NeuralDataset:
             else:
                 self._fail(
                     "ei_labels",
-                    "0/E/exc/classic/pyramidal/False (excitatory) or "
-                    "1/I/inh/interneuron/fast-spiking/True (inhibitory)",
+                    "0/E/exc/classic/pyramidal/RS/False (excitatory) or "
+                    "1/I/inh/interneuron/fast-spiking/FS/True (inhibitory)",
                     f"{label!r} for neuron {index}",
                 )
         return codes
@@ -378,6 +413,7 @@ class NeuralDataset:
             ("Bin size", f"{self.bin_ms:g} ms"),
             ("Signal", signal),
             ("Behavior", f"{self.n_outputs} ({', '.join(self.behavior_names)})" if self.n_outputs else "none"),
+            *self._source_rows(),
         ]
         return "\n".join(["| Data | Value |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows)])
 
@@ -392,6 +428,33 @@ class NeuralDataset:
                 digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
                 digest.update(array.tobytes())
         return digest.hexdigest()
+
+    def _source_rows(self) -> list[tuple[str, str]]:
+        """How the data was cut from its file (NWB, spike times) and what it allows."""
+        meta = self.meta
+        rows = []
+        if meta.get("window_ms"):
+            start, stop = meta["window_ms"].split(",")
+            rows.append(("Window", f"{start}..{stop} ms around {meta.get('align', 'time 0')}"))
+        if meta.get("bin_ms_source"):
+            rows.append(("Bin size from", str(meta["bin_ms_source"])))
+        if "n_trials_dropped" in meta:
+            found = meta.get("n_trials_in_file", self.n_trials + int(meta["n_trials_dropped"]))
+            rows.append(("Trials dropped", f"{meta['n_trials_dropped']} of {found} ({meta.get('dropped_trials')})"))
+        counts = self.trials_per_condition
+        shown = [f"{label} ({count})" for label, count in zip(self.condition_labels, counts)]
+        more = f", ... {len(shown) - CONDITIONS_SHOWN} more" if len(shown) > CONDITIONS_SHOWN else ""
+        rows.append(("Conditions (trials)", ", ".join(shown[:CONDITIONS_SHOWN]) + more))
+        for key, title in (("conditions_from", "Conditions from"), ("ei_source", "E/I labels from")):
+            if meta.get(key):
+                rows.append((title, str(meta[key])))
+        if meta.get("inputs"):
+            rows.append(("Inputs from", f"{meta['inputs']} ({', '.join(self.input_names)})"))
+        if meta.get("silent_units"):
+            rows.append(("Units without spikes", str(meta["silent_units"])))
+        if counts.max() < 2:
+            rows.append(("Validation", NO_VALIDATION_TEXT))
+        return rows
 
     def facts(self) -> dict[str, str | int | float]:
         """Flat description for logging as run parameters."""
@@ -409,6 +472,7 @@ class NeuralDataset:
             "bin_ms": self.bin_ms,
             "n_trials": self.n_trials,
             "n_conditions": self.n_conditions,
+            **{key: _fact(self.meta[key]) for key in SOURCE_FACTS if key in self.meta},
         }
 
     def __eq__(self, other: object) -> bool:

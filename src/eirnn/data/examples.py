@@ -21,6 +21,7 @@ import numpy as np
 
 from .dataset import DatasetError, NeuralDataset
 from .loaders import file_sha256, read_variables
+from .task_inputs import cue_go
 
 M1_REACH_FILE = Path("data/hatsopoulos2007_m1/m1_reach_condition_averaged.npz")
 CUE_OFF_MS = -100.0
@@ -56,16 +57,15 @@ def load_m1_reach(path: str | Path | None = None) -> NeuralDataset:
     time_ms = variables["time_ms"].astype(np.float64)
     directions, codes = np.unique(variables["conditions"], return_inverse=True)
 
-    inputs = np.zeros((len(codes), len(time_ms), len(directions) + 1), dtype=np.float32)
-    inputs[np.arange(len(codes)), :, codes] = time_ms < CUE_OFF_MS
-    inputs[:, :, -1] = (time_ms >= GO_ON_MS) & (time_ms < GO_OFF_MS)
+    labels = [int(direction) for direction in directions]
+    inputs, input_names = cue_go(time_ms, codes, labels, -np.inf, CUE_OFF_MS, GO_ON_MS, GO_OFF_MS)
 
     return NeuralDataset(
         rates=variables["rates"],
         inputs=inputs,
-        input_names=[*(f"cue_{direction}" for direction in directions), "go"],
+        input_names=input_names,
         conditions=codes,
-        condition_labels=[int(direction) for direction in directions],
+        condition_labels=labels,
         bin_ms=float(variables["bin_ms"]),
         behavior=variables["hand_velocity"],
         behavior_names=["hand_vx", "hand_vy"],

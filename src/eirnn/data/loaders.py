@@ -111,6 +111,7 @@ class FileContents:
     format: str
     variables: dict[str, np.ndarray] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    cells: dict[str, np.ndarray] = field(default_factory=dict)  # cell arrays of arrays (spike times)
 
     def listing(self) -> str:
         shown = [f"{name} {_shape(value)} {value.dtype}" for name, value in self.variables.items()]
@@ -260,6 +261,7 @@ def _store_cell(contents: FileContents, name: str, cell: np.ndarray) -> None:
             elements.append(element.item())
         else:
             contents.unreadable[name] = "cell array of arrays"
+            contents.cells[name] = cell
             return
     if len({isinstance(element, str) for element in elements}) > 1:
         contents.unreadable[name] = "cell array mixing text and numbers"
@@ -373,33 +375,32 @@ def _inferred_layout(contents: FileContents, arrays: dict[str, np.ndarray], leng
     )
 
 
-def load_dataset(
-    path: str | Path,
+def load_binned(
+    contents: FileContents,
     *,
     layout: str | Iterable[str] | None = None,
     keys: Mapping[str, str] | str | None = None,
     bin_ms: float | None = None,
+    build_inputs: bool = False,
 ) -> NeuralDataset:
-    """Load a recording (.npz, MATLAB v5/v7/v7.3) in the documented schema.
+    """A recording of binned arrays (.npz, MATLAB v5/v7/v7.3) in the documented schema.
 
-    Parameters
-    ----------
     layout : file axis order of the 3-d arrays, e.g. "neurons,time,trials"; inferred when the
         other variables make it unambiguous, refused otherwise.
     keys : schema name -> file variable name, e.g. {"spikes": "psth_counts"} (or "spikes=psth_counts").
     bin_ms : bin size, for files without bin_ms / bin_s.
+    build_inputs : the caller builds the task inputs; a one-channel placeholder stands in.
     """
     keys = parse_keys(keys)
     file_axes = None if layout is None else parse_layout(layout)
-    contents = read_variables(path)
     names = _file_names(contents, keys)
 
     if "spikes" not in names and "rates" not in names:
         expected = "spike counts 'spikes' (or 'counts') and/or 'rates' [trials, time, neurons]"
         _fail_missing(contents, "spikes", expected)
-    required = {"inputs": "task inputs [trials, time, n_inputs]", "conditions": "one condition per trial"}
-    for schema_name, expected in required.items():
-        if schema_name not in names:
+    required = {"inputs": "task inputs [trials, time, n_inputs] (or --inputs cue-go | condition-onehot)"}
+    for schema_name, expected in {**required, "conditions": "one condition per trial"}.items():
+        if schema_name not in names and not (build_inputs and schema_name == "inputs"):
             _fail_missing(contents, schema_name, expected)
 
     arrays = {schema: _three_d(contents, names[schema]) for schema in ARRAY_FIELDS if schema in names}
@@ -415,8 +416,12 @@ def load_dataset(
         "source_variables": source_variables,
     }
     meta.update({name: _scalar(contents, names[name]) for name in META_FIELDS if name in names})
+    fields = {ARRAY_FIELDS[schema]: np.transpose(array, to_canonical) for schema, array in arrays.items()}
+    if build_inputs:
+        fields["inputs"] = np.zeros((*fields.get("counts", fields.get("rates")).shape[:2], 1))
+        vectors.pop("input_names", None)
     dataset = NeuralDataset(
-        **{ARRAY_FIELDS[schema]: np.transpose(array, to_canonical) for schema, array in arrays.items()},
+        **fields,
         **vectors,
         bin_ms=_bin_ms(contents, names, bin_ms),
         meta=meta,

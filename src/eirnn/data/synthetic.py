@@ -120,6 +120,35 @@ def _fitted_readout(e_rates: np.ndarray, target: np.ndarray, ridge: float = 1e-3
     return np.linalg.solve(gram, features.T @ target.reshape(-1, target.shape[-1])).T
 
 
+def _simulate_unit_rates(
+    rng: np.random.Generator,
+    inputs: np.ndarray,
+    w_rec: np.ndarray,
+    w_in: np.ndarray,
+    bias: np.ndarray,
+    bin_ms: float,
+) -> np.ndarray:
+    """Unit rates [trials, bins, units] of the noisy ground-truth network, after a burn-in of
+    BURN_IN_TAUS time constants on the first bin's inputs."""
+    leak = bin_ms / TAU_MS
+    noise_scale = np.sqrt(2 * leak) * NOISE_SIGMA
+
+    def step(x: np.ndarray, rates: np.ndarray, t: int) -> np.ndarray:
+        drive = rates @ w_rec.T + inputs[:, t] @ w_in.T + bias
+        return (1 - leak) * x + leak * drive + noise_scale * rng.standard_normal(x.shape)
+
+    x = inputs[:, 0] @ w_in.T + bias
+    for _ in range(round(BURN_IN_TAUS / leak)):
+        x = step(x, _softplus(x), 0)
+    n_trials, n_bins, _ = inputs.shape
+    unit_rates = np.empty((n_trials, n_bins, len(bias)), dtype=np.float32)
+    for t in range(n_bins):
+        rates = _softplus(x)
+        unit_rates[:, t] = rates
+        x = step(x, rates, t)
+    return unit_rates
+
+
 def make_recording(
     seed: int = 0,
     *,
@@ -152,22 +181,7 @@ def make_recording(
     recorded_i = n_e_units + rng.choice(n_i_units, n_i, replace=False)
     recorded = rng.permutation(np.concatenate([recorded_e, recorded_i]))
     conditions, go, inputs = _task(rng, n_trials, n_bins, n_conditions, n_inputs)
-
-    leak = bin_ms / TAU_MS
-    noise_scale = np.sqrt(2 * leak) * NOISE_SIGMA
-
-    def step(x: np.ndarray, rates: np.ndarray, t: int) -> np.ndarray:
-        drive = rates @ w_rec.T + inputs[:, t] @ w_in.T + bias
-        return (1 - leak) * x + leak * drive + noise_scale * rng.standard_normal(x.shape)
-
-    x = inputs[:, 0] @ w_in.T + bias
-    for _ in range(round(BURN_IN_TAUS / leak)):
-        x = step(x, _softplus(x), 0)
-    unit_rates = np.empty((n_trials, n_bins, len(is_inhibitory)), dtype=np.float32)
-    for t in range(n_bins):
-        rates = _softplus(x)
-        unit_rates[:, t] = rates
-        x = step(x, rates, t)
+    unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms)
 
     rates_hz = RATE_GAIN_HZ * unit_rates[:, :, recorded].astype(np.float64)
     counts = rng.poisson(rates_hz * (bin_ms / 1000.0))

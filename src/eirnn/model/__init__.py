@@ -1,6 +1,7 @@
 """Excitatory/inhibitory (Dale's-law) leaky rate RNN, its input embeddings and fast recurrence."""
 
-from eirnn.model.embeddings import EMBEDDINGS, AttentionEmbedding, LinearEmbedding, MLPEmbedding, create_embedding
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS
+from eirnn.model.embeddings import AttentionEmbedding, LinearEmbedding, MLPEmbedding, create_embedding
 from eirnn.model.network import (
     EIRNN,
     ModelOutput,
@@ -11,7 +12,6 @@ from eirnn.model.network import (
     prepare_inputs,
     recorded_unit_index,
 )
-from eirnn.model.recurrence import ACTIVATIONS
 
 __all__ = [
     "ACTIVATIONS",

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-EMBEDDINGS = ("linear", "mlp", "attention")
+from eirnn.choices import EMBEDDINGS
 
 
 class LinearEmbedding(nn.Module):

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eirnn.choices import ACTIVATIONS
 from eirnn.model.embeddings import create_embedding
 from eirnn.model.noise import fill_standard_normal
-from eirnn.model.recurrence import ACTIVATIONS, activate, drive_row_sums, run_recurrence
+from eirnn.model.recurrence import activate, drive_row_sums, run_recurrence
 
 # set_rate_scale floors the mean rate of silent neurons, whose gain would otherwise be log(0)
 MIN_MEAN_RATE_HZ = 0.1
@@ -224,24 +225,7 @@ class EIRNN(nn.Module):
         self.noise_std = math.sqrt(2 * self.alpha) * noise_scale
         self.activation = activation
         units = recorded_unit_index(n_classic, n_interneuron, self.n_e, neuron_labels)
-
-        is_inhibitory = torch.arange(self.n_units) >= self.n_e
-        signs = 1.0 - 2.0 * is_inhibitory.float()
-        allowed = torch.ones(self.n_units, self.n_units)
-        if not self_connections:
-            allowed.fill_diagonal_(0.0)
-        # masks and the unit map follow from hparams, so checkpoints hold only learned values
-        self.register_buffer("dale_signs", allowed * signs, persistent=False)
-        self.register_buffer("e_mask", ~is_inhibitory, persistent=False)
-        self.register_buffer("i_mask", is_inhibitory, persistent=False)
-        self.register_buffer("recorded_units", torch.tensor(units, dtype=torch.long), persistent=False)
-        # The recurrence runs with the units reordered: recorded neurons first, in dataset order,
-        # then the hidden units. Recorded rates are then a leading slice of the unit rates, read
-        # out per step at no cost, instead of a gather over every trial, step and unit.
-        recorded = set(units)
-        internal_order = units + [unit for unit in range(self.n_units) if unit not in recorded]
-        self.register_buffer("internal_order", torch.tensor(internal_order, dtype=torch.long), persistent=False)
-        self.register_buffer("unit_order", torch.argsort(self.internal_order), persistent=False)
+        self._register_unit_maps(units, self_connections)
 
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -261,6 +245,26 @@ class EIRNN(nn.Module):
             self.register_buffer("h0", h0)
         self.log_rate_gain = nn.Parameter(torch.zeros(len(units)))
         self.to(resolve_device(device))
+
+    def _register_unit_maps(self, units: list[int], self_connections: bool) -> None:
+        """Dale signs, E/I masks, the recorded neurons' units and the recurrence's unit order.
+        They follow from hparams, so checkpoints hold only learned values."""
+        is_inhibitory = torch.arange(self.n_units) >= self.n_e
+        signs = 1.0 - 2.0 * is_inhibitory.float()
+        allowed = torch.ones(self.n_units, self.n_units)
+        if not self_connections:
+            allowed.fill_diagonal_(0.0)
+        self.register_buffer("dale_signs", allowed * signs, persistent=False)
+        self.register_buffer("e_mask", ~is_inhibitory, persistent=False)
+        self.register_buffer("i_mask", is_inhibitory, persistent=False)
+        self.register_buffer("recorded_units", torch.tensor(units, dtype=torch.long), persistent=False)
+        # The recurrence runs with the units reordered: recorded neurons first, in dataset order,
+        # then the hidden units. Recorded rates are then a leading slice of the unit rates, read
+        # out per step at no cost, instead of a gather over every trial, step and unit.
+        recorded = set(units)
+        internal_order = units + [unit for unit in range(self.n_units) if unit not in recorded]
+        self.register_buffer("internal_order", torch.tensor(internal_order, dtype=torch.long), persistent=False)
+        self.register_buffer("unit_order", torch.argsort(self.internal_order), persistent=False)
 
     @property
     def n_recorded(self) -> int:

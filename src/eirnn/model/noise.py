@@ -14,7 +14,7 @@ def fill_standard_normal(buffer: torch.Tensor, generator: torch.Generator | None
 
     Both the fused path and the reference draw their noise through this function into a
     time-major [T, B, N] block, so the same generator state gives them the same noise. On CPU
-    one generator draws serially (about 40 ms for a full data set, a fifth of an epoch), so the
+    one generator draws serially (the largest single item of an epoch), so the
     buffer is drawn in NOISE_BLOCKS blocks, each from its own generator seeded from `generator`,
     spread over the torch threads; the block count is fixed so that the noise does not depend
     on the number of threads.

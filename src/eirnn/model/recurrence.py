@@ -3,22 +3,47 @@
 Autograd through a Python loop over ~200 time steps records a dozen small nodes per step, and
 every whole-trial tensor it allocates costs page faults; here the forward pass runs one
 recurrent matmul per step on reused time-major buffers and the backward pass runs the adjoint
-recursion, again one recurrent matmul per step:
+recursion, again one recurrent matmul per step.
 
-    x[t+1] = leak * x[t] + r[t] @ W.T + drive[row(t)] + noise_std * xi[t],   r = f(x)
-    rates[t] = r[t, :n] * gain,   y_k[t] = r[t] @ V_k                    (outputs, t = 1..T)
-    lambda[t] = dL/dx[t] = leak * lambda[t+1] + f'(x[t]) * (dL/dr[t] + lambda[t+1] @ W)
+Shapes: B trials, T steps, N units, n scaled units (the recorded neurons, units 0..n-1), U rows
+of the drive table, K_k columns of readout k. `W` [N, N] is the recurrent matrix already scaled
+by dt / tau, `drive` [U, N] a table of input drives (one row per distinct input vector, also
+scaled by dt / tau), row(t) [B] picks each trial's row at step t, xi[t] [B, N] ~ N(0, 1).
 
-Only the rates r are stored: both nonlinearities' slopes are functions of r (softplus:
-f'(x) = sigmoid(x) = 1 - exp(-r); relu: r > 0), so the states x live in two small per-step
-buffers, and the epoch streams one large tensor fewer through memory each way.
+Forward, from x[0] = x0 [B, N], with r[t] = f(x[t]) [B, N]:
 
-`W` is the recurrent matrix already scaled by dt / tau, `drive` a table of input drives (one row
-per distinct input vector, also scaled by dt / tau) and `row(t)` picks each trial's row at step t.
-The caller orders the units so that the n scaled ones (the recorded neurons) come first. The
-outputs are computed per step, while r[t] is in cache, into contiguous rows of time-major
-buffers, and handed out as [B, T, K] views of them: no pass over the whole unit-rate tensor is
-needed to gather or transpose them.
+    x[t+1] = leak * x[t] + r[t] @ W.T + drive[row(t)] + noise_std * xi[t]      t = 0..T-1
+    units[t] = r[t] [B, N],  rates[t] = r[t, :, :n] * gain [B, n],  y_k[t] = r[t] @ V_k [B, K_k]
+                                                                       (outputs for t = 1..T)
+
+Backward. The gradient reaching r[t] from the outputs (t = 1..T; none reaches r[0]) is
+
+    g[t] = dL/dunits[t] + [dL/drates[t] * gain, 0] + sum_k dL/dy_k[t] @ V_k.T        [B, N]
+
+and the adjoint lambda[t] = dL/dx[t] [B, N] runs backwards from lambda[T] = f'(x[T]) * g[T]:
+
+    lambda[t] = f'(x[t]) * (g[t] + lambda[t+1] @ W) + leak * lambda[t+1]          t = T-1..0
+
+from which every gradient follows (sums over the B trials of the batch):
+
+    dL/dx0    = lambda[0]                                                         [B, N]
+    dL/dW     = sum_{t=0..T-1} lambda[t+1].T @ r[t]                               [N, N]
+    dL/ddrive = S @ lambda[1..T],  S[u, (t, b)] = 1 where row(t)[b] = u           [U, N]
+                (row u sums lambda[t+1][b] over the (t, b) it drives; `drive_row_sums`)
+    dL/dgain  = sum_{t=1..T} sum_b dL/drates[t][b] * r[t][b, :n]                  [n]
+    dL/dV_k   = sum_{t=1..T} r[t].T @ dL/dy_k[t]                                  [N, K_k]
+
+The noise, the row indices and S get no gradient. Only the rates r are stored: both
+nonlinearities' slopes are functions of r (softplus: f'(x) = sigmoid(x) = 1 - exp(-r); relu:
+r > 0), so the states x live in two small per-step buffers, and the epoch streams one large
+tensor fewer through memory each way. Any float dtype works (tests check float64 gradients
+with `torch.autograd.gradcheck`, tests/test_recurrence_gradcheck.py).
+
+The caller orders the units so that the n scaled ones come first. The outputs are computed per
+step, while r[t] is in cache, into contiguous rows of time-major buffers, and handed out as
+[B, T, K] views of them: no pass over the whole unit-rate tensor is needed to gather or
+transpose them. Trials run in chunks on CPU threads (`eirnn.model.cpu_threads`); the large
+noise and adjoint buffers are reused between calls (`eirnn.model.workspace`).
 """
 
 from __future__ import annotations
@@ -28,11 +53,10 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from eirnn.choices import ACTIVATIONS
 from eirnn.model.cpu_threads import batch_chunks, map_chunks
 from eirnn.model.noise import fill_standard_normal
 from eirnn.model.workspace import WORKSPACE
-
-ACTIVATIONS = ("softplus", "relu")
 
 
 def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -63,8 +87,8 @@ def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtyp
     """Sparse 0/1 matrix S [U, T * B] (CSR) with S[u, i] = 1 where step_rows[i] = u, so that
     S @ X sums the rows of X [T * B, N] by drive-table row: the gradient of the drive table.
     It depends on the inputs only, so callers that run the same inputs often build it once.
-    (One sparse matmul took 2.8 ms for a full epoch's rows, index_add_ 13.5 ms: it reads an
-    index per element.)"""
+    (One sparse matmul is several times faster than index_add_, which reads an index per
+    element; benchmarks/README.md has the numbers.)"""
     counts = torch.bincount(step_rows, minlength=n_table_rows)
     # 32-bit indices, which the sparse kernels take without converting them on every product
     row_starts = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).int()
@@ -150,7 +174,7 @@ def _adjoint_steps(
         if step < last:
             torch.mm(adjoint_steps[step + 1], weight, out=current)
             # dL/dW = sum_t lambda[t+1]^T r[t], while both are in cache: as one product after the
-            # loop it read both whole tensors back from memory (12 ms an epoch)
+            # loop it read both whole tensors back from memory
             weight_grad.addmm_(adjoint_steps[step + 1].t(), rate)
         else:
             current.zero_()

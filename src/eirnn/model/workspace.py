@@ -10,7 +10,7 @@ import torch
 class Workspace:
     """Reuses the large internal buffers (noise, adjoints) between calls.
 
-    A fresh 50 MB tensor costs page faults on every epoch (about 15 ms on a small CPU), a
+    A fresh tensor the size of a whole batch's states costs page faults on every epoch, a
     sizeable share of the whole epoch, so those buffers are handed back after use and handed
     out again to the next call they fit.
     """

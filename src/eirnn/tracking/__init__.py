@@ -1,4 +1,7 @@
-"""MLflow shell around the science core: runs, artifacts, registry, loading by name."""
+"""MLflow shell around the science core: runs, artifacts, registry, loading by name.
+
+Internal, except `load_model` (also `eirnn.load_model`); train through `eirnn.train`.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,14 @@
 """One MLflow run per training: attach or create the run, log params and tags, train with
 per-epoch metrics, write the run folder (weights, outputs, metrics, population, figures,
-report.md), log the model and keep the registry's champion alias on the best version."""
+report.md), log the model and keep the registry's champion alias on the best version.
+
+Internal: the public entry point is `eirnn.train` (eirnn.api); the `eirnn train` command and
+the tuning workers call `train_and_log` directly.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import tempfile
@@ -19,8 +24,9 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
+from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
-from eirnn.pipeline import BUILTIN_DATA_NAME, prepare
+from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, prepare
 from eirnn.tracking.logger import EpochMetricLogger
 from eirnn.tracking.registry import ERROR_TAG, STOP_REASON_TAG, tag_version, update_champion
 from eirnn.training import RESUME_FILE, FitResult, fit
@@ -32,12 +38,17 @@ MAX_TAG_LENGTH = 5000
 
 @dataclass
 class TrainingOutcome:
+    """What one tracked training produced; `eirnn.api.TrainingResult` is its public face."""
+
     run_id: str
     fit: FitResult
     evaluation: Evaluation
     model_uri: str
     model_version: str | None
     champion_version: str | None
+    config: TrainConfig  # as trained (a resumed run's own settings)
+    prepared: Prepared  # data, split, and the model with its best weights
+    final_metrics: dict[str, float]  # the run's final scalar metrics, as logged
 
 
 def readable_run_name(config: TrainConfig) -> str:
@@ -141,7 +152,7 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         serialization_format="pickle",
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
-        # listing requirements skips MLflow's inference, which imports the model (6-16 s)
+        # listing requirements skips MLflow's inference, which imports the model in a subprocess
         pip_requirements=[f"eirnn=={_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
     )
     return info.model_uri
@@ -229,8 +240,10 @@ def _train_in_run(
         "n_train_trials": prepared.train.n_trials,
         "n_val_trials": prepared.val.n_trials,
         "n_test_trials": prepared.test.n_trials if prepared.test is not None else 0,
-        "validation": "held-out trials" if prepared.held_out else "training trials (condition-averaged data)",
+        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
     }
+    if not prepared.held_out:
+        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
     client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
     log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
 
@@ -267,7 +280,7 @@ def _train_in_run(
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
 
-    _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **extra_metrics}, result)
+    final = _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **extra_metrics}, result)
 
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
@@ -275,19 +288,21 @@ def _train_in_run(
         version, champion = register_model(
             model_uri, run_id, config.registered_model_name, config.selection_metric, client
         )
-    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion)
+    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final)
 
 
-def _log_final_metrics(client: MlflowClient, run_id: str, scores: dict[str, float], result: FitResult) -> None:
-    """The final scores and the fit summary as metrics (step 0); why training stopped as tags."""
+def _log_final_metrics(
+    client: MlflowClient, run_id: str, scores: dict[str, float], result: FitResult
+) -> dict[str, float]:
+    """The final scores and the fit summary as metrics (step 0), returned; why training stopped as tags."""
     final = {**scores, **fit_summary(result)}
     final.pop("stop_reason"), final.pop("stop_detail")
+    final = {key: float(value) for key, value in final.items()}
     now = mlflow.utils.time.get_current_time_millis()
-    client.log_batch(
-        run_id, metrics=[mlflow.entities.Metric(key, float(value), now, 0) for key, value in final.items()]
-    )
+    client.log_batch(run_id, metrics=[mlflow.entities.Metric(key, value, now, 0) for key, value in final.items()])
     client.set_tag(run_id, STOP_REASON_TAG, result.stop_reason)
     client.set_tag(run_id, "eirnn.stop_detail", result.stop_detail)
+    return final
 
 
 def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig) -> tuple[dict[str, float], Any]:

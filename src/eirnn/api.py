@@ -1,0 +1,138 @@
+"""The public entry points: `eirnn.train`, its `TrainingResult`, and `eirnn.split`.
+
+    import eirnn
+    result = eirnn.train("recording.mat", max_epochs=300, tau=50.0)
+    result.metrics["cond_psth_corr"], result.model_version, result.is_champion
+
+`eirnn.train` does what `eirnn train` does: one MLflow run (in the tracking store that
+`MLFLOW_TRACKING_URI` or `mlflow.set_tracking_uri` names) with the settings as params, metrics
+per epoch, the run folder, figures and report.md as artifacts, the model logged and registered
+under the champion rule. `eirnn.tracking` and `eirnn.pipeline` are the internals behind it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eirnn.config import ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from eirnn.data import NeuralDataset
+    from eirnn.evaluation import Evaluation
+    from eirnn.model import EIRNN
+    from eirnn.tracking.run import TrainingOutcome
+    from eirnn.training import FitResult
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingResult:
+    """What `eirnn.train` returns.
+
+    run_id: the MLflow run that holds params, metrics and artifacts.
+    model: the fitted network with its best weights (the epoch of the best validation PSTH
+        correlation), in eval mode on the CPU.
+    config: the settings it was trained with.
+    metrics: the final scalar metrics as logged on the run (psth_corr, cond_psth_corr,
+        noise_ceiling, psth_r2, bits_per_spike, ..., best_val_psth_corr, best_epoch); NaN where
+        the data cannot support a metric (`evaluation` says why).
+    history: one dict per epoch (train_loss, val_loss, val_psth_corr, ..., epoch).
+    fit: the training summary (best epoch, stop reason, seconds, best weights).
+    evaluation: every metric on the validation trials, with its reason where not available.
+    dataset, train, val: the data and its train/validation split (the same trials when the data
+        has one pseudo-trial per condition and nothing can be held out).
+    model_uri: the logged MLflow model; model_version: its registered version (None when
+        `register=False`); champion_version: the version the `champion` alias points to now.
+    """
+
+    run_id: str
+    model: EIRNN
+    config: TrainConfig
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    fit: FitResult
+    evaluation: Evaluation
+    dataset: NeuralDataset
+    train: NeuralDataset
+    val: NeuralDataset
+    model_uri: str
+    model_version: str | None
+    champion_version: str | None
+
+    @property
+    def is_champion(self) -> bool:
+        """Whether this run's registered version became the registry's champion."""
+        return self.model_version is not None and self.model_version == self.champion_version
+
+    @classmethod
+    def from_outcome(cls, outcome: TrainingOutcome) -> TrainingResult:
+        prepared = outcome.prepared
+        return cls(
+            run_id=outcome.run_id,
+            model=prepared.model.eval(),
+            config=outcome.config,
+            metrics=outcome.final_metrics,
+            history=outcome.fit.history,
+            fit=outcome.fit,
+            evaluation=outcome.evaluation,
+            dataset=prepared.dataset,
+            train=prepared.train,
+            val=prepared.val,
+            model_uri=outcome.model_uri,
+            model_version=outcome.model_version,
+            champion_version=outcome.champion_version,
+        )
+
+
+def make_config(data: str | Path | None = None, **settings: Any) -> TrainConfig:
+    """A TrainConfig from keyword settings (its field names), with `data` as the data file;
+    an unknown name is a ConfigError that lists the known ones."""
+    known = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"unknown settings {', '.join(unknown)}; TrainConfig has: {', '.join(sorted(known))}")
+    if data is not None:
+        settings["data"] = str(data)
+    return TrainConfig(**settings)
+
+
+def train(
+    data: str | Path | NeuralDataset | None = None,
+    *,
+    register: bool = True,
+    callbacks: Sequence[Any] = (),
+    **settings: Any,
+) -> TrainingResult:
+    """Fit a model to `data` under one MLflow run and return the result.
+
+    data: a data file (.npz, .mat, NWB; as `eirnn train --data`), a `NeuralDataset` already
+        loaded, or None for the built-in synthetic recording.
+    settings: `TrainConfig` fields by name (`eirnn train --help` lists them), e.g.
+        ``max_epochs=300, tau=50.0, loss="poisson", experiment_name="m1"``.
+    register: register the logged model under `registered_model_name` and apply the champion
+        rule (the alias moves only to a version with a better best validation correlation).
+    callbacks: objects with ``on_epoch_end(epoch, metrics) -> bool | None`` (True stops training).
+
+    A run that fails ends FAILED in MLflow with the error in its `eirnn.error` tag, and the
+    error propagates.
+    """
+    from eirnn.tracking.run import train_and_log
+
+    dataset = None
+    if data is not None and not isinstance(data, str | Path):
+        dataset, data = data, None
+    config = make_config(data, **settings)
+    outcome = train_and_log(config, dataset=dataset, callbacks=callbacks, register=register)
+    return TrainingResult.from_outcome(outcome)
+
+
+def split(dataset: NeuralDataset, config: TrainConfig | None = None) -> tuple[NeuralDataset, NeuralDataset]:
+    """(train, validation) trials as a run with `config` split them (e.g. a loaded model's
+    ``train_config``): stratified by condition with `config.seed` and `config.val_fraction`.
+    Condition-averaged data (one pseudo-trial per condition) is returned as (dataset, dataset)."""
+    from eirnn.pipeline import split as split_trials
+
+    return split_trials(dataset, config if config is not None else TrainConfig())

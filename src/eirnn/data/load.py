@@ -1,0 +1,86 @@
+"""`load_dataset`: one entry point for every recording format, dispatched by content.
+
+- NWB (``.nwb``, or HDF5 with an NWB version): `eirnn.data.nwb`;
+- spike times in ``.mat``/``.npz``: `eirnn.data.spike_times`;
+- binned arrays in ``.npz``/``.mat``/HDF5: `eirnn.data.loaders`;
+then task inputs built from the task when asked (`eirnn.data.task_inputs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .dataset import DatasetError, NeuralDataset
+from .loaders import load_binned, parse_keys, read_variables
+from .nwb import is_nwb_file, load_nwb
+from .spike_times import has_spike_times, load_spike_times
+from .task_inputs import with_task_inputs
+
+
+def _refuse(path: Path, kind: str, options: dict[str, object]) -> None:
+    """Settings this kind of file does not use are an error, not silently ignored."""
+    given = [name for name, value in options.items() if value]
+    if given:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise DatasetError(
+            f"{path}: setting {flags}: expected only with NWB files (--align, --window-ms also with spike times); "
+            f"found a file of {kind}, which does not use {'it' if len(given) == 1 else 'them'}"
+        )
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    layout: str | Iterable[str] | None = None,
+    keys: Mapping[str, str] | str | None = None,
+    bin_ms: float | None = None,
+    align: str = "",
+    window_ms: str | Sequence[float] | None = None,
+    condition: str = "",
+    ei: str = "",
+    behavior: str = "",
+    inputs: str = "",
+    cue_event: str = "",
+    go_event: str = "",
+) -> NeuralDataset:
+    """Load a recording into a validated `NeuralDataset` (docs/data-format.md).
+
+    Parameters
+    ----------
+    layout, keys : axis order and variable names of .npz/.mat files (see `load_binned`).
+    bin_ms : bin size in ms; spike times (NWB, .mat/.npz) are binned at it (default 10 ms).
+    align, window_ms : NWB: the trials column to align on and the window (START, STOP) in ms
+        around it ("-250,450"); no `align` = from start_time. Spike-time files: `align` names
+        the per-trial time-zero variable.
+    condition : NWB trials column(s) forming the conditions, "a" or "a,b" (combinations).
+    ei : NWB units column of E/I labels, "COLUMN" or "COLUMN:E=v1,v2;I=v3".
+    behavior : NWB TimeSeries name(s) or path(s), comma-separated, averaged into the bins.
+    inputs : "condition-onehot", "cue-go" or a .npy/.npz array path: inputs built from the
+        task (NWB default: condition-onehot); `cue_event`/`go_event` are trials columns (NWB)
+        or times in ms on the time axis.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: expected a data file; found no such file")
+    events = dict(cue_event=cue_event, go_event=go_event)
+    options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
+    if is_nwb_file(path):
+        if layout or keys:
+            raise DatasetError(
+                f"{path}: setting --data-layout/--data-keys: expected only for .npz/.mat files; "
+                "found an NWB file (use --align, --condition, --ei, --behavior)"
+            )
+        return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events)
+    contents = read_variables(path)
+    if has_spike_times(contents):
+        _refuse(
+            path, "spike times (name variables with --data-keys)", dict(condition=condition, ei=ei, behavior=behavior)
+        )
+        dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
+        build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")
+    else:
+        _refuse(path, "binned arrays", options)
+        dataset = load_binned(contents, layout=layout, keys=keys, bin_ms=bin_ms, build_inputs=bool(inputs))
+        build = inputs
+    return with_task_inputs(dataset, build, **events)
