@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .identity import content_sha256
 
 #: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
 #: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)
@@ -417,18 +418,6 @@ class NeuralDataset:
         ]
         return "\n".join(["| Data | Value |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows)])
 
-    def content_sha256(self) -> str:
-        """sha256 of the data's arrays and bin size: the identity of data not read from a file (a
-        file's identity is its own sha256), which the registry's champion rule compares."""
-        digest = hashlib.sha256(repr(float(self.bin_ms)).encode())
-        for name in ("counts", "rates", "inputs", "ei_labels", "conditions", "behavior"):
-            value = getattr(self, name)
-            if value is not None:
-                array = np.ascontiguousarray(value)
-                digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
-                digest.update(array.tobytes())
-        return digest.hexdigest()
-
     def _source_rows(self) -> list[tuple[str, str]]:
         """How the data was cut from its file (NWB, spike times) and what it allows."""
         meta = self.meta
@@ -460,7 +449,7 @@ class NeuralDataset:
         """Flat description for logging as run parameters."""
         return {
             "data_file": str(self.meta.get("source_file") or self.name),
-            "data_sha256": str(self.meta.get("sha256") or self.content_sha256()),
+            "data_sha256": str(self.meta.get("sha256") or content_sha256(self)),
             "data_signal": "counts" if self.has_counts else "rates",
             "ei_labels": "labeled" if self.is_labeled else "unlabeled",
             "n_neurons": self.n_neurons,
