@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 import eirnn
 from eirnn.config import ConfigError
+from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
 
 SMALL = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
 
@@ -20,13 +21,18 @@ def test_train_from_a_file_tracks_a_run_and_returns_its_results(tracking_store, 
     assert run.info.status == "FINISHED"
     assert run.data.params["data"] == str(tiny_recording_file)
     assert result.config.data == str(tiny_recording_file) and result.config.max_epochs == 3
-    assert set(result.metrics) <= set(run.data.metrics)
-    for name, value in result.metrics.items():
-        assert (
-            math.isnan(value) if math.isnan(run.data.metrics[name]) else value == pytest.approx(run.data.metrics[name])
-        )
+    # the core's names; logged as final/NAME, the counts, flags and times as eirnn.fit.* tags
+    scores = {name: value for name, value in result.metrics.items() if name not in FIT_TAGS}
+    assert {final_metric(name) for name in scores} <= set(run.data.metrics)
+    for name, value in scores.items():
+        logged = run.data.metrics[final_metric(name)]
+        assert math.isnan(value) if math.isnan(logged) else value == pytest.approx(logged)
+    assert float(run.data.tags[fit_tag("best_epoch")]) == result.metrics["best_epoch"]
     logged = [
-        m.value for m in sorted(MlflowClient().get_metric_history(result.run_id, "val_psth_corr"), key=lambda m: m.step)
+        m.value
+        for m in sorted(
+            MlflowClient().get_metric_history(result.run_id, EPOCH_METRICS["val_psth_corr"]), key=lambda m: m.step
+        )
     ]
     assert [epoch["val_psth_corr"] for epoch in result.history] == pytest.approx(logged)
     assert result.metrics["best_val_psth_corr"] == pytest.approx(result.fit.best_val_psth_corr)

@@ -25,8 +25,8 @@ def _register(client, score, *, data=DATA_A, metric="cond_psth_corr", status="FI
     experiment = client.get_experiment_by_name("Default").experiment_id
     run = client.create_run(experiment, tags=tags or {})
     client.log_param(run.info.run_id, "data.sha256", data)
-    client.log_metric(run.info.run_id, "best_selection_score", score)
-    client.log_metric(run.info.run_id, "test_cond_psth_corr", 0.5)
+    client.log_metric(run.info.run_id, "final/best_selection_score", score)
+    client.log_metric(run.info.run_id, "final/test_cond_psth_corr", 0.5)
     client.set_terminated(run.info.run_id, status)
     version = client.create_model_version(NAME, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id).version
     tag_version(client, NAME, str(version), run.info.run_id, metric)
@@ -72,7 +72,7 @@ BROKEN = [
     dict(score=math.inf),
     dict(score=0.99, status="FAILED"),
     dict(score=0.99, status="KILLED"),
-    dict(score=0.99, tags={"eirnn.stop_reason": "diverged"}),
+    dict(score=0.99, tags={"eirnn.fit.stop_reason": "diverged"}),
     dict(score=0.99, tags={"eirnn.error": "TrainingDivergedError: loss is nan"}),
 ]
 

@@ -94,7 +94,8 @@ def test_noise_ceilings_do_not_depend_on_the_model_seed(tracking_store, tiny):
     for seed in (1, 2):
         config = TrainConfig(max_epochs=2, seed=seed, split_seed=0, **SMALL)
         outcome = train_and_log(config, dataset=dataset, register=False)
-        logged.append(MlflowClient().get_run(outcome.run_id).data.metrics)
+        metrics = MlflowClient().get_run(outcome.run_id).data.metrics
+        logged.append({key.removeprefix("final/"): value for key, value in metrics.items()})
     assert logged[0]["psth_corr"] != logged[1]["psth_corr"]  # different models
     for name in ("noise_ceiling", "cond_noise_ceiling", "noise_ceiling_sem", "cond_noise_ceiling_sem"):
         assert math.isfinite(logged[0][name])
@@ -123,15 +124,15 @@ def test_no_trial_of_a_study_trains_or_selects_on_the_test_trials(tracking_store
         test = set(split["test"])
         assert test and not test & (set(split["train"]) | set(split["val"]))
         test_sets.append(test)
-        assert "test_cond_psth_corr" in trial.data.metrics
+        assert "final/test_cond_psth_corr" in trial.data.metrics
     assert test_sets[0] == test_sets[1]  # one test split for the whole study
     assert len(test_sets[0]) == int(0.2 * dataset.n_trials)
     best = client.get_run(parent.data.tags["eirnn.tuning.best_run_id"]).data.metrics
-    assert parent.data.metrics["best_trial_test_cond_psth_corr"] == best["test_cond_psth_corr"]
-    assert parent.data.metrics["best_trial_val_cond_psth_corr"] == best["cond_psth_corr"]
-    assert outcome.best_test_scores["cond_psth_corr"] == best["test_cond_psth_corr"]
+    assert parent.data.metrics["study/best_trial_test_cond_psth_corr"] == best["final/test_cond_psth_corr"]
+    assert parent.data.metrics["study/best_trial_val_cond_psth_corr"] == best["final/cond_psth_corr"]
+    assert outcome.best_test_scores["cond_psth_corr"] == best["final/test_cond_psth_corr"]
     version = client.get_model_version("eirnn", outcome.model_version)
-    assert float(version.tags["test_cond_psth_corr"]) == best["test_cond_psth_corr"]
+    assert float(version.tags["test_cond_psth_corr"]) == best["final/test_cond_psth_corr"]
 
 
 def test_data_without_a_file_is_identified_by_its_content(tiny):
@@ -141,6 +142,8 @@ def test_data_without_a_file_is_identified_by_its_content(tiny):
     same, _ = make_recording(seed=0, **TINY_SIZES)
     other, _ = make_recording(seed=1, **TINY_SIZES)
     relabeled = dataclasses.replace(dataset, ei_labels=dataset.ei_labels[::-1].copy())
-    sha = dataset.facts()["data_sha256"]
-    assert len(sha) == 64 and same.facts()["data_sha256"] == sha
-    assert other.facts()["data_sha256"] != sha and relabeled.facts()["data_sha256"] != sha
+    from eirnn.tracking.lineage import dataset_sha256
+
+    sha = dataset_sha256(dataset)
+    assert len(sha) == 64 and dataset_sha256(same) == sha
+    assert dataset_sha256(other) != sha and dataset_sha256(relabeled) != sha

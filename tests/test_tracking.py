@@ -13,7 +13,7 @@ from conftest import REPO
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import TrainConfig
-from eirnn.tracking.logger import EPOCH_METRICS
+from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
 from eirnn.tracking.registry import CHAMPION
 
 SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
@@ -52,7 +52,6 @@ FINAL_METRICS = [
     "noise_ceiling_sem",
     "cond_noise_ceiling",
     "best_val_psth_corr",
-    "best_epoch",
     "final_val_psth_corr",
     "psth_corr",
     "psth_corr_E",
@@ -64,9 +63,6 @@ FINAL_METRICS = [
     "fano_data",
     "noise_ceiling",
     "normalized_psth_corr",
-    "total_epochs",
-    "training_seconds",
-    "early_stopped",
 ]
 
 
@@ -100,14 +96,18 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
     assert params["max_epochs"] == "5" and params["tau"] == "50.0" and params["loss"] == "mse"
     assert params["data.n_e"] == "8" and params["data.n_i"] == "3" and params["data.bin_ms"] == "25.0"
     assert int(params["data.n_train_trials"]) + int(params["data.n_val_trials"]) == 96
-    for key in EPOCH_METRICS:
+    for key in EPOCH_METRICS.values():
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert sorted(steps) == list(range(5)), key
     for key in FINAL_METRICS:
-        assert key in run.data.metrics, key
+        assert final_metric(key) in run.data.metrics, key
+    for key in FIT_TAGS:
+        assert fit_tag(key) in run.data.tags, key
+    assert run.data.tags[fit_tag("total_epochs")] == "5"
     assert run.data.tags["eirnn.data"] == "tiny.npz"
     assert run.data.params["selection_metric"] == "cond_psth_corr"
-    assert run.data.tags["eirnn.stop_reason"] == "max_epochs" and "max_epochs=5" in run.data.tags["eirnn.stop_detail"]
+    assert run.data.tags["eirnn.fit.stop_reason"] == "max_epochs"
+    assert "max_epochs=5" in run.data.tags["eirnn.fit.stop_detail"]
     paths = set(_artifact_paths(client, run.info.run_id))
     missing = [p for p in RUN_ARTIFACTS if p not in paths]
     assert not missing
@@ -190,7 +190,7 @@ def test_sigkill_then_resume_continues_the_same_run(tracking_store, tiny_recordi
         )
         if runs:
             run_id = runs[0].info.run_id
-            steps = client.get_metric_history(run_id, "val_psth_corr")
+            steps = client.get_metric_history(run_id, EPOCH_METRICS["val_psth_corr"])
             if len(steps) >= 6:  # two checkpoints are in the store
                 break
         time.sleep(0.2)
@@ -198,7 +198,7 @@ def test_sigkill_then_resume_continues_the_same_run(tracking_store, tiny_recordi
     process.wait()
     assert run_id is not None
     assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to clean up
-    killed_at = len(client.get_metric_history(run_id, "val_psth_corr"))
+    killed_at = len(client.get_metric_history(run_id, EPOCH_METRICS["val_psth_corr"]))
     assert killed_at < 40
 
     resumed = subprocess.run(
@@ -209,10 +209,10 @@ def test_sigkill_then_resume_continues_the_same_run(tracking_store, tiny_recordi
     assert len(client.search_runs([experiment.experiment_id])) == 1
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    for key in EPOCH_METRICS:
+    for key in EPOCH_METRICS.values():
         steps = sorted(m.step for m in client.get_metric_history(run_id, key))
         assert steps == list(range(40)), key
-    assert run.data.metrics["total_epochs"] == 40
+    assert run.data.tags[fit_tag("total_epochs")] == "40"
 
 
 @pytest.mark.parametrize("content", [None, b"MATLAB 5.0 MAT-file, truncated"])

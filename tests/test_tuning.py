@@ -13,8 +13,9 @@ import yaml
 from conftest import REPO, TINY_SIZES
 from mlflow.tracking import MlflowClient
 
-from eirnn.config import ConfigError, TrainConfig
+from eirnn.config import ConfigError, TrainConfig, mlproject_default
 from eirnn.data.synthetic import make_recording
+from eirnn.tracking.metric_names import SELECTION_METRIC, study_metric
 from eirnn.tracking.registry import CHAMPION
 from eirnn.tuning.search_space import (
     default_search_space,
@@ -73,6 +74,10 @@ def assert_children_match_trials(client, parent_run_id, trials) -> dict:
         assert run.data.tags[TRIAL_STATE_TAG] == trial.state.name
         assert run.info.status == MLFLOW_STATUS[trial.state.name]
         assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        # a short name; the searched settings are the run's params
+        assert run.info.run_name == f"trial-{trial.number}"
+        for name, value in trial.params.items():
+            assert run.data.params[name] == mlproject_default(value)
     return children
 
 
@@ -94,10 +99,12 @@ def test_study_nests_trials_prunes_and_registers_the_best(tracking_store, tiny_d
 
     best = max((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
     assert outcome.best_trial == best.number
-    assert parent.data.metrics["best_value"] == pytest.approx(best.value)
+    assert parent.data.metrics[study_metric("best_value")] == pytest.approx(best.value)
     for name, value in best.params.items():
         assert float(parent.data.params[f"best.{name}"]) == pytest.approx(value)
-    assert parent.data.metrics["trials_pruned"] == sum(t.state.name == "PRUNED" for t in trials)
+    assert parent.data.metrics[study_metric("trials_pruned")] == sum(t.state.name == "PRUNED" for t in trials)
+    assert optuna.load_study(study_name="wide-lr", storage=open_storage("")).metric_names == [SELECTION_METRIC]
+    assert f"best trial {best.number}: {SELECTION_METRIC} {best.value:.3f}" in parent.data.tags["mlflow.note.content"]
 
     tuning_files = artifact_names(client, outcome.parent_run_id, "tuning")
     assert {"trials.csv", "search_space.yaml", "optimization_history.png", "parallel_coordinate.png"} <= tuning_files

@@ -21,6 +21,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from eirnn.tracking.metric_names import study_metric
 from eirnn.tracking.registry import CHAMPION
 from eirnn.tuning.study import TRIAL_STATE_TAG, TRIAL_TAG
 
@@ -199,7 +200,7 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
     parent = client.get_run(parent_run_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "machines"
     assert parent.data.tags["eirnn.tuning.storage"] == "postgresql"
-    assert parent.data.metrics["trials_complete"] == 8
+    assert parent.data.metrics[study_metric("trials_complete")] == 8
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
     )
@@ -208,6 +209,6 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
     assert {trial.user_attrs["mlflow_run_id"] for trial in trials} == {run.info.run_id for run in children}
 
     best = max(trials, key=lambda trial: trial.value)
-    assert parent.data.metrics["best_value"] == pytest.approx(best.value)
+    assert parent.data.metrics[study_metric("best_value")] == pytest.approx(best.value)
     champion = client.get_model_version_by_alias("eirnn", CHAMPION)
     assert champion.run_id == best.user_attrs["mlflow_run_id"]

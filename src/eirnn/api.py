@@ -36,9 +36,10 @@ class TrainingResult:
     model: the fitted network with its best weights (the epoch of the best validation PSTH
         correlation), in eval mode on the CPU.
     config: the settings it was trained with.
-    metrics: the final scalar metrics as logged on the run (psth_corr, cond_psth_corr,
-        noise_ceiling, psth_r2, bits_per_spike, ..., best_val_psth_corr, best_epoch); NaN where
-        the data cannot support a metric (`evaluation` says why).
+    metrics: the final scalar metrics by the core's names (psth_corr, cond_psth_corr,
+        noise_ceiling, psth_r2, bits_per_spike, ..., best_val_psth_corr, best_epoch), logged on the
+        run as `final/NAME` (counts, flags and times as `eirnn.fit.NAME` tags); NaN where the data
+        cannot support a metric (`evaluation` says why).
     history: one dict per epoch (train_loss, val_loss, val_psth_corr, ..., epoch).
     fit: the training summary (best epoch, stop reason, seconds, best weights).
     evaluation: every metric on the validation trials, with its reason where not available.

@@ -120,6 +120,8 @@ def write_run_folder(
     data_facts: dict[str, Any],
     extra_metrics: dict[str, float] | None = None,
     recovery: Any = None,
+    input_names: list[str] | None = None,
+    behavior_names: list[str] | None = None,
 ) -> Path:
     """Write weights/, outputs/, metrics/, population/, training_log.json, config.json,
     data.json and metrics.json under `out`; `extra_metrics` (test-split scores, gt_* recovery
@@ -144,6 +146,8 @@ def write_run_folder(
         "val_model_condition_psth": evaluation.condition_psths(evaluation.val_model_rates),
         "val_target_condition_psth": evaluation.condition_psths(evaluation.val_target_rates),
     }
+    # the inputs per condition (trial mean) let figures mark task events such as a go cue
+    outputs["val_condition_inputs"] = evaluation.condition_psths(np.asarray(val_inputs, dtype=np.float32))
     if evaluation.time_ms is not None:
         outputs["time_ms"] = evaluation.time_ms
     if evaluation.model_behavior is not None:
@@ -181,15 +185,17 @@ def _write_json_files(
     config: dict[str, Any],
     data_facts: dict[str, Any],
     extra_metrics: dict[str, float] | None,
+    names: dict[str, list[str] | None],
 ) -> None:
     """training_log.json, config.json, data.json and metrics.json (final metrics with the
-    extra ones, reasons for missing ones, fit summary)."""
+    extra ones, reasons for missing ones, fit summary, input and behaviour names)."""
     summary = {
         "final": {k: _finite_or_none(v) for k, v in {**evaluation.scalar_metrics(), **(extra_metrics or {})}.items()},
         "not_available": evaluation.not_available(),
         "fit": fit_summary,
         "condition_labels": [str(label) for label in evaluation.condition_labels],
         "bin_ms": evaluation.bin_ms,
+        **{key: [str(name) for name in value or []] for key, value in names.items()},
     }
     (out / "training_log.json").write_text(json.dumps(history, indent=1, default=_json_default))
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_json_default))

@@ -4,6 +4,8 @@ they run, so `eirnn --help` answers at once."""
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -19,6 +21,35 @@ from eirnn.config import (
 from eirnn.runtime import configure_for_training
 
 
+class EirnnParser(argparse.ArgumentParser):
+    """No abbreviated flags (a prefix that works today breaks when a flag is added), and a
+    "did you mean" for a mistyped subcommand, choice or flag."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def flags(self) -> list[str]:
+        return [option for action in self._actions for option in action.option_strings]
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        invalid = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if invalid:
+            choices = re.findall(r"'([^']*)'", invalid.group(2)) or invalid.group(2).split(", ")
+            message += suggestion(invalid.group(1), choices)
+        super().error(message)
+
+
+def suggestion(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _reject_unknown(parser: EirnnParser, extras: list[str]) -> None:
+    hints = [f"{extra}{suggestion(extra.split('=')[0], parser.flags())}" for extra in extras if extra.startswith("--")]
+    parser.error("unrecognized arguments: " + (" ".join(hints) if hints else " ".join(extras)))
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="data file (.nwb, .npz, .mat v5 or v7.3)")
     other_settings = tuple(spec.name for spec in fields(TrainConfig) if spec.name not in DATA_SETTINGS)
@@ -26,9 +57,15 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from eirnn import console
     from eirnn.tracking.run import train_and_log
 
-    train_and_log(config_from_args(args))
+    config = config_from_args(args)
+    console.quiet_tracking_logs()
+    outcome = train_and_log(
+        config, on_prepared=lambda prepared: console.print_block(console.data_summary(prepared, config))
+    )
+    console.print_block(console.closing_block(outcome.summary))
     return 0
 
 
@@ -56,21 +93,33 @@ def _report(args: argparse.Namespace) -> int:
     from eirnn.tracking.report_from_run import rebuild_report
 
     out = rebuild_report(args.run_id, args.out)
-    print(f"report written to {out}")
+    print(f"report written to {out} and {out.with_suffix('.html')}")
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from eirnn import console
+    from eirnn.pipeline import load_configured_data
     from eirnn.tuning.study import run_study_from_args
 
-    run_study_from_args(args)
+    console.quiet_tracking_logs()
+    config = config_from_args(args)
+    dataset = load_configured_data(config)
+    console.print_block(console.study_data_summary(dataset, config))
+    run_study_from_args(args, dataset=dataset)
     return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from eirnn.tracking.ui import serve_ui
+
+    return serve_ui(args.experiment_name, host=args.host, port=args.port, open_browser=args.open)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from eirnn.tuning.options import add_tune_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = EirnnParser(
         prog="eirnn", description="Fit excitatory/inhibitory (Dale's-law) RNNs to neural recordings, tracked in MLflow."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -98,13 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser("tune", help="run an Optuna study of nested MLflow runs")
     add_tune_arguments(tune)
     tune.set_defaults(handler=_tune)
+
+    ui = commands.add_parser("ui", help="start the MLflow UI on this tracking store and print the experiment's address")
+    ui.add_argument("--experiment-name", default="eirnn", help="experiment to open (default: %(default)s)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    ui.add_argument("--port", type=int, default=5000, help="port; taken: the next free one (default: %(default)s)")
+    ui.add_argument("--open", action="store_true", help="open the address in the default web browser")
+    ui.set_defaults(handler=_ui)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # before torch loads: large pages, and freed tensor memory kept for the next epoch
     configure_for_training()
-    args = build_parser().parse_args(join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    parser = build_parser()
+    args, extras = parser.parse_known_args(join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    if extras:
+        _reject_unknown(parser._subparsers._group_actions[0].choices[args.command], extras)
     try:
         return args.handler(args)
     except (ConfigError, ValueError) as error:

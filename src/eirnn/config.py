@@ -16,6 +16,7 @@ from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
+DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
 # validation scores that select models; val_loss is the only one where lower is better
 SELECTION_METRICS = ("cond_psth_corr", "psth_corr", "bits_per_spike", "val_loss")
 LOWER_IS_BETTER = ("val_loss",)
@@ -28,6 +29,11 @@ class ConfigError(ValueError):
 def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, *, model_arg: bool = False) -> Any:
     """A TrainConfig field; `model_arg`: passed to the model's constructor under its own name."""
     return field(default=default, metadata={"help": help, "choices": choices, "model_arg": model_arg})
+
+
+# the help groups, each named with its first field in declaration order: a field belongs to the
+# last group started before it, so a setting added within a section lands in its group
+GROUP_STARTS = {"data": "data", "model": "tau", "training": "max_epochs", "tracking": "experiment_name"}
 
 
 @dataclass
@@ -105,7 +111,7 @@ class TrainConfig:
     loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
     behavior_weight: float = _setting(1.0, "weight of the behaviour readout loss (data with behaviour only)")
     checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs")
-    device: str = _setting("cpu", "cpu, cuda or auto (CUDA when present)", model_arg=True)
+    device: str = _setting("cpu", "where to train; auto = CUDA when present", DEVICES, model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)")
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
@@ -203,20 +209,41 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field, same name (dashes), type, default and choices."""
+def setting_groups() -> dict[str, list[str]]:
+    """{help group: TrainConfig field names}, in declaration order."""
+    groups: dict[str, list[str]] = {}
+    starts = {first: group for group, first in GROUP_STARTS.items()}
+    group = next(iter(GROUP_STARTS))
     for spec in fields(TrainConfig):
-        if spec.name in skip:
-            continue
-        parser.add_argument(
-            flag_name(spec.name),
-            dest=spec.name,
-            type=_PARSERS[spec.type],
-            default=spec.default,
-            choices=spec.metadata.get("choices"),
-            metavar=spec.type.upper(),
-            help=f"{spec.metadata['help']} (default: {spec.default!r})",
-        )
+        group = starts.get(spec.name, group)
+        groups.setdefault(group, []).append(spec.name)
+    return groups
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), defaults: dict[str, Any] | None = None
+) -> None:
+    """One flag per TrainConfig field, same name (dashes), type, default and choices, in the help
+    groups data / model / training / tracking; `defaults` replaces field defaults (and their help)."""
+    specs = {spec.name: spec for spec in fields(TrainConfig)}
+    defaults = defaults or {}
+    for group_name, names in setting_groups().items():
+        group = parser.add_argument_group(f"{group_name} settings")
+        for name in (n for n in names if n not in skip):
+            spec = specs[name]
+            default = defaults.get(name, spec.default)
+            choices = spec.metadata.get("choices")
+            shown = mlproject_default(default) if default != "" else '""'
+            group.add_argument(
+                flag_name(name),
+                dest=name,
+                type=_PARSERS[spec.type],
+                default=default,
+                choices=choices,
+                # choices show as {a,b,c}; other flags name their type
+                metavar=None if choices else spec.type.upper(),
+                help=f"{spec.metadata['help']} (default: {shown})".replace("%", "%%"),
+            )
 
 
 def join_negative_values(argv: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ import torch
 
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
+from eirnn.data.loaders import arrays_sha256
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
 
@@ -29,7 +30,10 @@ def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, 
     if not config.data:
         from eirnn.data.synthetic import make_recording
 
-        return make_recording(seed=0)
+        dataset, truth = make_recording(seed=0)
+        # no file: the recording is named as such and hashed from its arrays
+        dataset.meta.update(source_file=BUILTIN_DATA_NAME, sha256=arrays_sha256(dataset))
+        return dataset, truth
     return load_dataset(config.data, **config.data_options()), None
 
 

@@ -1,9 +1,11 @@
 """report.md: a training run described from its run folder alone (`RunArtifacts`).
 
 Every number the report prints that is also an MLflow metric stands in a table row whose
-"MLflow metric" column holds the metric key, formatted by `format_metric`: the tracking layer logs
-metrics.json "final" and "fit" values under those keys, so `parse_report_metrics(text)[key] ==
-format_metric(logged value)` holds for each of them. The report carries no timestamps: the same
+"MLflow metric" column holds the logged metric name (`eirnn.tracking.metric_names.final_metric`
+of the metrics.json key), formatted by `format_metric`: the tracking layer logs metrics.json
+"final" and "fit" values under those names, so `parse_report_metrics(text)[name] ==
+format_metric(logged value)` holds for each of them. report.html beside it is the same page with
+the figures embedded (`eirnn.report_html`). The report carries no timestamps: the same
 artifacts give a byte-identical file.
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 
 from eirnn.artifacts import RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
+from eirnn.report_html import write_html_report
+from eirnn.tracking.metric_names import FIT_TAGS, final_metric
 
 METRIC_COLUMN = "MLflow metric"
 NOT_AVAILABLE = "n/a"
@@ -123,7 +127,12 @@ def _setting_text(value: Any) -> str:
 
 def training_summary(artifacts: RunArtifacts) -> str:
     fit = artifacts.summary.get("fit", {})
-    rows = [[label, format_metric(fit[key]), f"`{key}`"] for key, label in FIT_ROWS.items() if key in fit]
+    # counts, flags and times are the run's eirnn.fit.* tags, not metrics: no metric name
+    rows = [
+        [label, format_metric(fit[key]), "" if key in FIT_TAGS else f"`{final_metric(key)}`"]
+        for key, label in FIT_ROWS.items()
+        if key in fit
+    ]
     # what the tracking layer does not log as a metric (the stop reason, a tag) is shown as text
     rows += [
         [key.replace("_", " ").capitalize(), _setting_text(value), ""]
@@ -143,7 +152,7 @@ def _metric_rows(artifacts: RunArtifacts, keep, definitions: dict[str, str]) -> 
         if value is None:
             reason = missing.get(key, "the value is not finite")
             definition = f"{NOT_AVAILABLE}: {reason}. {definition}".strip()
-        rows.append([key, format_metric(value), f"`{key}`", definition])
+        rows.append([key, format_metric(value), f"`{final_metric(key)}`", definition])
     return _table(["Metric", "Value", METRIC_COLUMN, "Definition and unit"], rows)
 
 
@@ -223,11 +232,13 @@ def settings_table(settings: dict[str, Any], what: str) -> str:
 
 
 def saved_files(artifacts: RunArtifacts, exclude: Path) -> str:
+    """The run folder's files, without the report itself (`exclude`: report.md; report.html beside it)."""
     arrays = {
         f"{folder}/{name}.npy": array for folder in RUN_FOLDERS for name, array in getattr(artifacts, folder).items()
     }
     lines = []
-    for path in sorted(p for p in artifacts.root.rglob("*") if p.is_file() and p.resolve() != exclude.resolve()):
+    skipped = {exclude.resolve(), exclude.with_suffix(".html").resolve()}
+    for path in sorted(p for p in artifacts.root.rglob("*") if p.is_file() and p.resolve() not in skipped):
         relative = path.relative_to(artifacts.root).as_posix()
         array = arrays.get(relative)
         shape = f" ({array.dtype} [{', '.join(str(n) for n in array.shape)}])" if array is not None else ""
@@ -290,7 +301,7 @@ def write_report(
     run_id: str | None = None,
     model_name: str | None = None,
 ) -> str:
-    """Write report.md to `out_path` and return its text."""
+    """Write report.md to `out_path` and report.html beside it; return the Markdown text."""
     out_path = Path(out_path)
     model_name = model_name or str(artifacts.config.get("registered_model_name", "eirnn"))
     heading = f"# Training report: run {run_id}" if run_id else "# Training report"
@@ -319,4 +330,5 @@ def write_report(
     text = "\n\n".join(sections) + "\n"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
+    write_html_report(out_path)
     return text

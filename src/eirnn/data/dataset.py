@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from .identity import content_sha256
-
 #: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
 #: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)
 EXCITATORY_NAMES = frozenset(
@@ -449,7 +447,7 @@ class NeuralDataset:
         """Flat description for logging as run parameters."""
         return {
             "data_file": str(self.meta.get("source_file") or self.name),
-            "data_sha256": str(self.meta.get("sha256") or content_sha256(self)),
+            "data_sha256": str(self.meta.get("sha256", "")),
             "data_signal": "counts" if self.has_counts else "rates",
             "ei_labels": "labeled" if self.is_labeled else "unlabeled",
             "n_neurons": self.n_neurons,

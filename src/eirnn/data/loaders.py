@@ -126,6 +126,20 @@ def _shape(value: np.ndarray) -> str:
     return "(" + "x".join(str(size) for size in value.shape) + ")"
 
 
+def arrays_sha256(dataset: Any) -> str:
+    """sha256 of a data set's arrays (name, dtype, shape and bytes, in a fixed order): the hash
+    of data that has no file, such as the built-in recording, or of one split of a file."""
+    digest = hashlib.sha256()
+    for name in ("counts", "rates", "inputs", "ei_labels", "conditions", "behavior", "time_ms", "trial_ids"):
+        value = getattr(dataset, name, None)
+        if value is None:
+            continue
+        array = np.ascontiguousarray(value)
+        digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+        digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+    return digest.hexdigest()
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from matplotlib.lines import Line2D
 
 from eirnn.figures.common import (
@@ -19,6 +20,8 @@ from eirnn.figures.common import (
     weight_heatmap,
 )
 from eirnn.metrics import NotAvailable
+
+MAX_NAMED_INPUTS = 20  # beyond this, input names on the attention axes overlap
 
 
 def weight_matrices(view: RunView) -> Drawing:
@@ -61,23 +64,70 @@ def attention_patterns(view: RunView) -> Drawing:
     _, n_heads, _, n_keys = attention.shape
     shown = view.shown_conditions
     figure, axes = new_figure(n_heads, shown, (1.9 * shown + 1.8, 2.0 * n_heads + 1.0), sharex=True, sharey=True)
-    # limits from the weights themselves: near-uniform attention would look flat on a 0-1 scale
-    low, high = float(attention[:shown].min()), float(attention[:shown].max())
+    # limits from the weights' own 2nd-98th percentiles: near-uniform attention looks flat on a
+    # 0-1 scale, and a few strong self-attention entries would wash out the rest
+    low, high = (float(v) for v in np.percentile(attention[:shown], [2, 98]))
+    names = view.artifacts.summary.get("input_names") or []
+    labelled = len(names) == n_keys and n_keys <= MAX_NAMED_INPUTS
     image = None
     for head, row in enumerate(axes):
         for condition, ax in enumerate(row):
             image = ax.imshow(
                 attention[condition, head], cmap=ATTENTION_CMAP, vmin=low, vmax=high, interpolation="nearest"
             )
-            sparse_ticks(ax)
+            if labelled:
+                ax.set_xticks(range(n_keys), names, rotation=90, fontsize="xx-small")
+                ax.set_yticks(range(n_keys), names, fontsize="xx-small")
+            else:
+                sparse_ticks(ax)
         row[0].set_ylabel(f"head {head + 1}\nquery input", fontsize="small")
     for ax, name in zip(axes[0], view.condition_names):
         ax.set_title(name, fontsize="medium")
     for ax in axes[-1]:
         ax.set_xlabel("key input", fontsize="small")
-    label = f"attention weight (rows sum to 1; uniform = {1 / n_keys:.3f})"
-    figure.colorbar(image, ax=axes, label=label, shrink=0.8)
+    label = f"attention weight (rows sum to 1)\nuniform = {1 / n_keys:.3f}; colours: 2nd-98th pct"
+    figure.colorbar(image, ax=axes, label=label, shrink=0.8, extend="both")
     note_hidden_conditions(figure, view)
+    return figure
+
+
+def recurrent_spectrum(view: RunView) -> Drawing:
+    weights = view.artifacts.weights
+    recurrent = weights["W_rec"].astype(float)
+    eigenvalues = np.linalg.eigvals(recurrent)
+    # tau dh/dt = -h + W r(h): linearised with unit gain, a mode grows when Re(lambda) > 1
+    figure, axes = new_figure(1, 1, (7.0, 6.2))
+    ax = axes[0, 0]
+    unstable = eigenvalues.real > 1
+    ax.scatter(eigenvalues.real[~unstable], eigenvalues.imag[~unstable], s=18, color="0.25", label="eigenvalue")
+    if unstable.any():
+        ax.scatter(
+            eigenvalues.real[unstable],
+            eigenvalues.imag[unstable],
+            s=28,
+            color="crimson",
+            label=f"Re λ > 1 ({int(unstable.sum())})",
+        )
+    ax.axvline(1.0, color="crimson", linestyle="--", linewidth=1.2, label="stability line Re λ = 1")
+    radius = float(np.abs(eigenvalues).max())
+    circle = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(
+        radius * np.cos(circle),
+        radius * np.sin(circle),
+        color="0.6",
+        linestyle=":",
+        linewidth=1,
+        label=f"spectral radius {radius:.2f}",
+    )
+    ax.axhline(0, color="0.85", linewidth=0.8)
+    ax.set(
+        aspect="equal",
+        xlabel="Re λ (W_rec, effective Dale-signed weights)",
+        ylabel="Im λ",
+        title=f"max Re λ = {eigenvalues.real.max():.3f}; linear modes grow right of the dashed line",
+    )
+    ax.title.set_size("medium")
+    ax.legend(fontsize="small", loc="upper left")
     return figure
 
 

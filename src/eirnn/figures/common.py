@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from eirnn.artifacts import RunArtifacts
@@ -33,6 +34,10 @@ N_GRID_NEURONS = 4
 MAX_TICKS = 6
 # a loss curve gets a log axis only when it falls by more than this factor
 LOG_SCALE_SPAN = 10.0
+MAX_EVENT_JITTER_BINS = 3
+# PSTH panels show data and model smoothed alike with a Gaussian of this width (standard
+# deviation): raw 25 ms bins of a few trials are mostly spike-count noise
+SMOOTHING_MS = 40.0
 
 Drawing = Figure | NotAvailable
 
@@ -57,6 +62,8 @@ class RunView:
     unit_groups: list[Group]
     data_psths: np.ndarray  # [conditions, time, neurons] Hz, conditions in code order
     model_psths: np.ndarray
+    data_sem: np.ndarray  # s.e.m. across each condition's trials of the smoothed data PSTH (Hz)
+    events: dict[str, float]  # task events: input name -> onset (ms) shared by every condition
 
     @classmethod
     def from_artifacts(cls, artifacts: RunArtifacts) -> RunView:
@@ -65,14 +72,17 @@ class RunView:
         labels = artifacts.summary.get("condition_labels", [])
         names = [str(labels[code]) if 0 <= code < len(labels) else str(code) for code in np.unique(conditions)]
         data_psths = outputs["val_target_condition_psth"]
+        time_ms = time_axis_ms(artifacts, data_psths.shape[1])
         return cls(
             artifacts=artifacts,
-            time_ms=time_axis_ms(artifacts, data_psths.shape[1]),
-            condition_names=names,
+            time_ms=time_ms,
+            condition_names=[f"condition {name}" if name.isdigit() else name for name in names],
             neuron_groups=neuron_groups(artifacts.ei_labels, data_psths.shape[2]),
             unit_groups=unit_groups(artifacts.weights["E_mask"], artifacts.weights["I_mask"]),
             data_psths=data_psths,
             model_psths=outputs["val_model_condition_psth"],
+            data_sem=condition_sem(smooth(outputs["val_target_rates"], time_ms), conditions),
+            events=task_events(outputs.get("val_condition_inputs"), artifacts.summary.get("input_names", []), time_ms),
         )
 
     def per_neuron(self, name: str) -> np.ndarray:
@@ -98,6 +108,63 @@ class RunView:
         return (
             "condition" if total == self.shown_conditions else f"condition (first {self.shown_conditions} of {total})"
         )
+
+
+def smooth(array: np.ndarray, time_ms: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Gaussian smoothing over time (SMOOTHING_MS standard deviation), edges held."""
+    from scipy.ndimage import gaussian_filter1d
+
+    bin_ms = float(np.median(np.diff(time_ms))) if len(time_ms) > 1 else SMOOTHING_MS
+    return gaussian_filter1d(np.asarray(array, dtype=float), SMOOTHING_MS / bin_ms, axis=axis, mode="nearest")
+
+
+def condition_sem(rates: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+    """[conditions, time, neurons]: standard error of the trial mean (NaN for a single trial)."""
+    sem = []
+    for code in np.unique(conditions):
+        trials = rates[conditions == code]
+        spread = trials.std(axis=0, ddof=1) if len(trials) > 1 else np.full(trials.shape[1:], np.nan)
+        sem.append(spread / np.sqrt(len(trials)))
+    return np.stack(sem)
+
+
+def task_events(inputs: np.ndarray | None, names: list[str], time_ms: np.ndarray) -> dict[str, float]:
+    """Inputs that switch on at about the same time in every condition (a go cue; a cue whose
+    channel differs per condition, as `cue_0`..`cue_7`, counts as one input `cue`): name ->
+    median onset in ms. An input on from the first bin or absent from a condition is no event."""
+    if inputs is None or inputs.shape[1] != len(time_ms):
+        return {}
+    channels: dict[str, list[int]] = {}
+    for channel in range(inputs.shape[2]):
+        name = names[channel] if channel < len(names) else f"input {channel}"
+        stem, _, suffix = name.rpartition("_")
+        channels.setdefault(stem if stem and suffix.isdigit() else name, []).append(channel)
+    events = {}
+    for name, members in channels.items():
+        trace = np.abs(inputs[:, :, members]).max(axis=2)
+        peak = trace.max(axis=1)
+        if not (peak > 0).all():
+            continue
+        onsets = np.array([int(np.argmax(row >= 0.5 * top)) for row, top in zip(trace, peak)])
+        # trial-averaged onsets jitter by a bin or two when single trials do
+        if onsets.min() > 0 and onsets.max() - onsets.min() <= MAX_EVENT_JITTER_BINS:
+            events[name] = float(time_ms[int(np.median(onsets))])
+    return events
+
+
+def mark_events(ax: Axes, events: dict[str, float], *, label: bool) -> None:
+    for name, onset in events.items():
+        ax.axvline(onset, color="0.4", linestyle=":", linewidth=1)
+        if label:
+            ax.annotate(
+                name,
+                (onset, 1.0),
+                xycoords=("data", "axes fraction"),
+                fontsize="x-small",
+                xytext=(2, -10),
+                textcoords="offset points",
+                color="0.3",
+            )
 
 
 def time_axis_ms(artifacts: RunArtifacts, n_bins: int) -> np.ndarray:
@@ -190,7 +257,12 @@ def group_histogram(ax: Axes, values: np.ndarray, groups: list[Group]) -> None:
             kept.mean(), color=group.color, linestyle="--", linewidth=1.5, label=f"{group.name}: mean {kept.mean():.3f}"
         )
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize="small")
+    handles, _ = ax.get_legend_handles_labels()
+    if len([group for group in groups if (group.mask & finite).any()]) > 1:
+        # two translucent fills mix where the groups overlap: say what the mixed colour means
+        mixed = np.mean([to_rgb(group.color) for group in groups], axis=0)
+        handles.append(Patch(color=mixed, alpha=0.45, label="overlap of " + " and ".join(g.name for g in groups)))
+    ax.legend(handles=handles, fontsize="small")
 
 
 def sparse_ticks(ax: Axes) -> None:
@@ -203,30 +275,36 @@ def no_finite(values: np.ndarray) -> bool:
 
 
 def neuron_condition_grid(view: RunView, rows: list[tuple[str, int]], legend_title: str) -> Figure:
-    """One row per neuron: its PSTH pooled over conditions, then one panel per condition, data
-    solid and model dashed in the neuron's E/I colour, one y scale per row."""
-    artifacts = view.artifacts
-    pooled = (artifacts.outputs["val_target_psth"], artifacts.outputs["val_model_psth"])
-    columns = ["all conditions", *view.condition_names[: view.shown_conditions]]
-    size = (1.9 * len(columns) + 2.0, 2.0 * len(rows) + 0.9)
-    figure, axes = new_figure(len(rows), len(columns), size, sharex=True, sharey="row")
-    for (label, neuron), row in zip(rows, axes):
-        color = view.neuron_group(neuron).color
-        traces = [(pooled[0][:, neuron], pooled[1][:, neuron])] + [
-            (view.data_psths[c, :, neuron], view.model_psths[c, :, neuron]) for c in range(view.shown_conditions)
-        ]
-        for ax, (data, model) in zip(row, traces):
+    """One panel per neuron, two panels a row: each condition's PSTH in its own colour, data solid
+    with a band of one standard error across trials, model dashed; task events dotted. Readable at
+    the width of MLflow's artifact viewer, whatever the number of conditions shown."""
+    shown = view.shown_conditions
+    colors = condition_colors(shown)
+    n_columns = min(2, len(rows))
+    n_rows = -(-len(rows) // n_columns)
+    figure, axes = new_figure(n_rows, n_columns, (6.2 * n_columns + 2.2, 3.6 * n_rows + 0.6), sharex=True)
+    data_psths, model_psths = smooth(view.data_psths, view.time_ms), smooth(view.model_psths, view.time_ms)
+    for ax, (label, neuron) in zip(axes.ravel(), rows):
+        for condition, color in enumerate(colors):
+            data, sem = data_psths[condition, :, neuron], view.data_sem[condition, :, neuron]
+            ax.fill_between(view.time_ms, data - sem, data + sem, color=color, alpha=0.15, linewidth=0)
             ax.plot(view.time_ms, data, color=color, **DATA_LINE)
-            ax.plot(view.time_ms, model, color=color, **MODEL_LINE)
-            ax.xaxis.set_major_locator(MaxNLocator(3))
-        row[0].set_ylabel(f"{label}\nrate (Hz)", fontsize="small")
-    for ax, title in zip(axes[0], columns):
-        ax.set_title(title, fontsize="medium")
+            ax.plot(view.time_ms, model_psths[condition, :, neuron], color=color, **MODEL_LINE)
+        mark_events(ax, view.events, label=True)
+        ax.set_title(label, fontsize="medium", color=view.neuron_group(neuron).color)
+        ax.set_ylabel("rate (Hz)")
+        ax.yaxis.set_major_locator(MaxNLocator(MAX_TICKS))
+    for ax in axes.ravel()[len(rows) :]:
+        ax.set_visible(False)
+    bin_ms = float(np.median(np.diff(view.time_ms))) if len(view.time_ms) > 1 else 0.0
     for ax in axes[-1]:
-        ax.set_xlabel("time (ms)")
-    group_handles = color_handles([g.name for g in view.neuron_groups], [g.color for g in view.neuron_groups])
-    outside_legend(figure, data_model_handles() + group_handles, legend_title)
-    note_hidden_conditions(figure, view)
+        ax.set_xlabel(f"time (ms; {bin_ms:g} ms bins, both smoothed: Gaussian s.d. {SMOOTHING_MS:g} ms)")
+    handles = [
+        *data_model_handles(),
+        Patch(color="0.6", alpha=0.3, label="data ± 1 s.e.m. (trials)"),
+        *color_handles(view.condition_names[:shown], colors),
+    ]
+    outside_legend(figure, handles, f"{legend_title}\n{view.condition_legend_title()}")
     return figure
 
 

@@ -7,19 +7,27 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from eirnn.figures.common import (
+    DATA_LINE,
     E_COLOR,
     I_COLOR,
     LOG_SCALE_SPAN,
     MAX_TICKS,
+    MODEL_LINE,
     N_EXTREME_NEURONS,
     N_GRID_NEURONS,
     Drawing,
+    Group,
     RunView,
+    color_handles,
+    condition_colors,
+    data_model_handles,
     group_histogram,
     group_scatter,
+    mark_events,
     neuron_condition_grid,
     new_figure,
     no_finite,
+    outside_legend,
 )
 from eirnn.metrics import NotAvailable
 
@@ -102,22 +110,28 @@ def correlation_scatter(view: RunView) -> Drawing:
 
 
 def best_worst_neurons(view: RunView) -> Drawing:
-    correlation = view.per_neuron("per_neuron_correlation")
-    ranked = [int(j) for j in np.argsort(-np.nan_to_num(correlation, nan=-np.inf)) if np.isfinite(correlation[j])]
+    # ranked on the condition-resolved r: a neuron whose pooled PSTH fits can still miss every
+    # condition's own time course, and the panels show exactly those per-condition traces
+    by_condition = view.per_neuron("per_neuron_condition_correlation")
+    pooled = view.per_neuron("per_neuron_correlation")
+    ranked = [int(j) for j in np.argsort(-np.nan_to_num(by_condition, nan=-np.inf)) if np.isfinite(by_condition[j])]
     if not ranked:
-        return NotAvailable("the PSTH correlation is undefined for every neuron")
+        return NotAvailable("the condition PSTH correlation is undefined for every neuron")
     count = max(1, min(N_EXTREME_NEURONS, len(ranked) // 2))
     picks = [("best", ranked[k]) for k in range(count)] + [("worst", ranked[-1 - k]) for k in range(count)]
-    rows = [(f"{kind}: {view.neuron_name(j)}\nr = {correlation[j]:.3f}", j) for kind, j in picks]
-    return neuron_condition_grid(view, rows, "rows: best and worst r")
+    rows = [
+        (f"{kind}: {view.neuron_name(j)}, condition r = {by_condition[j]:.3f} (pooled r = {pooled[j]:.3f})", j)
+        for kind, j in picks
+    ]
+    return neuron_condition_grid(view, rows, "ranked by condition r")
 
 
 def condition_psth_grid(view: RunView) -> Drawing:
     variance = np.nan_to_num(view.per_neuron("per_neuron_variance_target"), nan=-np.inf)
     correlation = view.per_neuron("per_neuron_condition_correlation")
     neurons = [int(j) for j in np.argsort(-variance)[:N_GRID_NEURONS]]
-    rows = [(f"{view.neuron_name(j)}\ncondition r = {correlation[j]:.3f}", j) for j in neurons]
-    return neuron_condition_grid(view, rows, "rows: largest data\nPSTH variance")
+    rows = [(f"{view.neuron_name(j)}, condition r = {correlation[j]:.3f}", j) for j in neurons]
+    return neuron_condition_grid(view, rows, "the neurons with the\nlargest data PSTH variance")
 
 
 def fano_factor_comparison(view: RunView) -> Drawing:
@@ -143,11 +157,75 @@ def correlation_vs_noise_ceiling(view: RunView) -> Drawing:
     ceiling = view.per_neuron("per_neuron_noise_ceiling")
     if no_finite(ceiling):
         return NotAvailable(view.reason("noise_ceiling", "the noise ceiling is undefined for every neuron"))
+    correlation = view.per_neuron("per_neuron_correlation")
     figure, axes = new_figure(1, 1, (6.5, 6.2))
     ax = axes[0, 0]
-    group_scatter(ax, ceiling, view.per_neuron("per_neuron_correlation"), view.neuron_groups, identity=True)
+    group_scatter(ax, ceiling, correlation, view.neuron_groups, identity=True)
+    both = np.isfinite(ceiling) & np.isfinite(correlation)
+    above = int((correlation[both] > ceiling[both]).sum())
     ax.set(
-        xlabel="noise ceiling: best r a model can reach (split-half, dimensionless)",
-        ylabel="PSTH correlation r (dimensionless)",
+        xlabel="noise ceiling: sqrt of split-half reliability of the data PSTH (Spearman-Brown; dimensionless)",
+        ylabel="PSTH correlation r, model vs data (dimensionless)",
     )
+    # the ceiling is itself estimated from half the trials at a time, so it is noisy too: a
+    # neuron above the line is within that noise, not a model beating the data
+    ax.set_title(
+        f"{above} of {int(both.sum())} neurons above y = x: the ceiling is an estimate, not a bound",
+        fontsize="medium",
+    )
+    ax.xaxis.label.set_size("small")
+    return figure
+
+
+def psth_variance_comparison(view: RunView) -> Drawing:
+    data = view.per_neuron("per_neuron_variance_target")
+    model = view.per_neuron("per_neuron_variance_model")
+    positive = np.isfinite(data) & np.isfinite(model) & (data > 0) & (model > 0)
+    if not positive.any():
+        return NotAvailable("no neuron has a PSTH that varies over time in both data and model")
+    figure, axes = new_figure(1, 1, (6.5, 6.2))
+    ax = axes[0, 0]
+    masked = [Group(g.name, g.mask & positive, g.color) for g in view.neuron_groups]
+    group_scatter(ax, data, model, masked, identity=False)
+    # variances span decades: log axes, equal limits padded by a factor, not an offset
+    low, high = (
+        min(data[positive].min(), model[positive].min()) / 1.5,
+        max(data[positive].max(), model[positive].max()) * 1.5,
+    )
+    ax.plot((low, high), (low, high), color="0.5", linestyle=":", linewidth=1, label="identity (y = x)")
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), aspect="equal")
+    ax.legend(fontsize="small")
+    ratio = np.median(model[positive] / data[positive])
+    ax.set(
+        xlabel="PSTH variance over time, data (Hz²)",
+        ylabel="PSTH variance over time, model (Hz²)",
+        title=f"median model / data = {ratio:.2f} (below 1: the model's rates are too flat)",
+    )
+    ax.title.set_size("medium")
+    return figure
+
+
+def behavior_readout(view: RunView) -> Drawing:
+    outputs = view.artifacts.outputs
+    model, target = outputs.get("val_model_behavior"), outputs.get("val_target_behavior")
+    if model is None or target is None or model.shape[-1] == 0:
+        return NotAvailable("the data has no behaviour, so the model has no readout")
+    conditions = outputs["val_trial_conditions"]
+    codes = np.unique(conditions)[: view.shown_conditions]
+    colors = condition_colors(len(codes))
+    names = view.artifacts.summary.get("behavior_names") or [f"output {k}" for k in range(model.shape[-1])]
+    n_outputs = model.shape[-1]
+    figure, axes = new_figure(1, n_outputs, (6.0 * n_outputs + 2.2, 4.2))
+    for k, ax in enumerate(axes[0]):
+        for code, color in zip(codes, colors):
+            trials = conditions == code
+            ax.plot(view.time_ms, target[trials, :, k].mean(axis=0), color=color, **DATA_LINE)
+            ax.plot(view.time_ms, model[trials, :, k].mean(axis=0), color=color, **MODEL_LINE)
+        mark_events(ax, view.events, label=True)
+        error = model[..., k] - target[..., k]
+        explained = 1 - np.mean(error**2) / np.var(target[..., k]) if np.var(target[..., k]) > 0 else np.nan
+        ax.set(xlabel="time (ms)", ylabel=f"{names[k] if k < len(names) else k} (data units)")
+        ax.set_title(f"{names[k] if k < len(names) else k}: R² = {explained:.3f} (single trials)", fontsize="medium")
+    handles = [*data_model_handles(), *color_handles(view.condition_names[: len(codes)], colors)]
+    outside_legend(figure, handles, f"trial mean per condition\n{view.condition_legend_title()}")
     return figure

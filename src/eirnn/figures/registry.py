@@ -12,16 +12,19 @@ from eirnn.figures.circuit import (
     h0_distribution,
     pca_state_space,
     pca_trajectories,
+    recurrent_spectrum,
     weight_matrices,
 )
 from eirnn.figures.common import DPI, Drawing, RunView
 from eirnn.figures.fit_quality import (
+    behavior_readout,
     best_worst_neurons,
     condition_psth_grid,
     correlation_histogram,
     correlation_scatter,
     correlation_vs_noise_ceiling,
     fano_factor_comparison,
+    psth_variance_comparison,
     training_curves,
 )
 from eirnn.figures.recovery import recovery_figure
@@ -48,6 +51,11 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fano_factor_comparison.png", "Fano factor, model against data", fano_factor_comparison),
     FigureSpec("condition_psth_grid.png", "Condition PSTHs, data and model", condition_psth_grid),
     FigureSpec("correlation_vs_noise_ceiling.png", "Correlation against noise ceiling", correlation_vs_noise_ceiling),
+    FigureSpec(
+        "psth_variance_comparison.png", "PSTH variance per neuron, model against data", psth_variance_comparison
+    ),
+    FigureSpec("recurrent_spectrum.png", "Eigenvalues of W_rec against the stability line", recurrent_spectrum),
+    FigureSpec("behavior_readout.png", "Behaviour readout against its target", behavior_readout),
     FigureSpec("recovery.png", "What the fit recovers of the true circuit", recovery_figure),
 )
 FIGURE_TITLES = {spec.name: spec.title for spec in FIGURES}

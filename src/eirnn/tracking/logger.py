@@ -12,25 +12,14 @@ from pathlib import Path
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from eirnn.tracking.metric_names import EPOCH_METRICS
 from eirnn.training import BEST_WEIGHTS_FILE, RESUME_FILE, periodic_checkpoint_name
 
-EPOCH_METRICS = (
-    "train_loss",
-    "val_loss",
-    "val_psth_corr",
-    "val_psth_corr_E",
-    "val_psth_corr_I",
-    "val_cond_psth_corr",
-    "val_bits_per_spike",
-    "selection_score",
-    "learning_rate",
-    "epoch_seconds",
-)
 BATCH_LIMIT = 1000  # MLflow's maximum number of metrics in one log_batch call
 
 
 class EpochMetricLogger:
-    """Buffers per-epoch metrics (step = epoch) and sends them in batches.
+    """Buffers per-epoch metrics (step = epoch, names from `metric_names.EPOCH_METRICS`) and sends them in batches.
 
     `skip_through_step`: epochs up to this step are already in the run (a resumed run replays
     them exactly from its checkpoint) and are not logged twice.
@@ -57,7 +46,7 @@ class EpochMetricLogger:
             return
         timestamp = int(time.time() * 1000)
         self.buffer.extend(
-            Metric(key, float(metrics[key]), timestamp, epoch) for key in EPOCH_METRICS if key in metrics
+            Metric(name, float(metrics[key]), timestamp, epoch) for key, name in EPOCH_METRICS.items() if key in metrics
         )
         if time.monotonic() - self.last_flush >= self.flush_every_s:
             self.flush()

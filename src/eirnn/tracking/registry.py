@@ -15,11 +15,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import LOWER_IS_BETTER
+from eirnn.tracking.metric_names import SELECTION_METRIC, final_metric, fit_tag
 
 CHAMPION = "champion"
-SCORE_METRIC = "best_selection_score"
-# versions registered before selection_metric existed were chosen on this score
-LEGACY_SCORE_METRIC = "best_val_psth_corr"
+SCORE_METRIC = SELECTION_METRIC
+# versions registered before selection_metric existed were chosen on the pooled correlation,
+# logged under this name (or, before the metric-name table, without the prefix)
+LEGACY_SCORE_METRICS = (final_metric("best_val_psth_corr"), "best_val_psth_corr")
 LEGACY_SELECTION_METRIC = "psth_corr"
 SELECTION_METRIC_TAG = "selection_metric"
 DATA_TAG = "data_sha256"
@@ -28,7 +30,7 @@ SCORE_TAG = "selection_score"
 BROKEN_RUN_STATUSES = ("FAILED", "KILLED")
 BROKEN_STOP_REASONS = ("diverged",)
 ERROR_TAG = "eirnn.error"
-STOP_REASON_TAG = "eirnn.stop_reason"
+STOP_REASON_TAG = fit_tag("stop_reason")
 MAX_ALIAS_ROUNDS = 20
 
 
@@ -65,7 +67,8 @@ def version_score(client: MlflowClient, version: Any) -> float:
         return -math.inf
     metric, _ = version_group(version)
     tagged = SELECTION_METRIC_TAG in (version.tags or {})
-    value = run.data.metrics.get(SCORE_METRIC if tagged else LEGACY_SCORE_METRIC)
+    names = (SCORE_METRIC,) if tagged else LEGACY_SCORE_METRICS
+    value = next((run.data.metrics[name] for name in names if name in run.data.metrics), None)
     # the SQL stores keep an infinite metric as the largest float
     if value is None or not math.isfinite(value) or abs(value) >= sys.float_info.max:
         return -math.inf
@@ -141,9 +144,16 @@ def tag_version(client: MlflowClient, name: str, version: str, run_id: str, sele
         SELECTION_METRIC_TAG: selection_metric,
         DATA_TAG: run.data.params.get("data.sha256", ""),
         SCORE_TAG: str(metrics.get(SCORE_METRIC)),
-        "best_val_psth_corr": str(metrics.get("best_val_psth_corr")),
+        "best_val_psth_corr": str(metrics.get(final_metric("best_val_psth_corr"))),
     }
-    tags.update({key: str(value) for key, value in metrics.items() if key.startswith("test_")})
+    test_prefix = final_metric("test_")
+    tags.update(
+        {
+            key.removeprefix(final_metric("")): str(value)
+            for key, value in metrics.items()
+            if key.startswith(test_prefix)
+        }
+    )
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 

@@ -12,7 +12,7 @@ from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
 
 def rebuild_report(run_id: str, out: str | Path = "") -> Path:
     """Download the run's arrays and JSON files into `out` (default `report-RUN_ID`) and write
-    figures/ and report.md there, exactly as the run wrote them."""
+    figures/, report.md and report.html there, exactly as the run wrote them."""
     from eirnn.figures import write_figures
     from eirnn.report import write_report
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,11 @@ from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, prepare
+from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger
-from eirnn.tracking.registry import ERROR_TAG, STOP_REASON_TAG, tag_version, update_champion
+from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
+from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
+from eirnn.tracking.summary import NOTE_TAG, RunSummary
 from eirnn.training import RESUME_FILE, FitResult, fit
 
 MODEL_ARTIFACT = "model"
@@ -48,7 +50,8 @@ class TrainingOutcome:
     champion_version: str | None
     config: TrainConfig  # as trained (a resumed run's own settings)
     prepared: Prepared  # data, split, and the model with its best weights
-    final_metrics: dict[str, float]  # the run's final scalar metrics, as logged
+    final_metrics: dict[str, float]  # final scalar metrics by core name (logged as final/NAME, counts as tags)
+    summary: RunSummary | None = None
 
 
 def readable_run_name(config: TrainConfig) -> str:
@@ -57,15 +60,6 @@ def readable_run_name(config: TrainConfig) -> str:
         f"tau{tau}-{config.input_embed_type}{config.input_embed_dim}-noise{config.noise_scale:g}"
         f"-lr{config.learning_rate:g}-{config.loss}-seed{config.seed}"
     )
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def log_new_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
@@ -112,7 +106,7 @@ def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Pat
     checkpoint = mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path=f"checkpoints/{RESUME_FILE}", dst_path=str(workdir)
     )
-    logged = client.get_metric_history(run_id, "val_psth_corr")
+    logged = client.get_metric_history(run_id, EPOCH_METRICS["val_psth_corr"])
     return Path(checkpoint), max((m.step for m in logged), default=-1)
 
 
@@ -153,7 +147,7 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
         # listing requirements skips MLflow's inference, which imports the model in a subprocess
-        pip_requirements=[f"eirnn=={_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
+        pip_requirements=[f"eirnn=={package_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
     )
     return info.model_uri
 
@@ -168,12 +162,6 @@ def register_model(
     version = str(mlflow.register_model(model_uri, name).version)
     tag_version(client, name, version, run_id, selection_metric)
     return version, update_champion(name, client, version)
-
-
-def _version() -> str:
-    from eirnn import __version__
-
-    return __version__
 
 
 def _torch_version() -> str:
@@ -192,16 +180,19 @@ def train_and_log(
     register: bool = True,
     tags: dict[str, str] | None = None,
     status_when_stopped_by_callback: str = "FINISHED",
+    on_prepared: Callable[[Prepared], None] | None = None,
 ) -> TrainingOutcome:
     """Train under one MLflow run. Any exception ends the run FAILED with the message in the
-    `eirnn.error` tag, then propagates (the CLI exits non-zero). `truth`: the circuit that
-    generated `dataset`, when known (the built-in recording brings its own), for the gt_* metrics."""
+    `eirnn.error` tag, then propagates (the CLI exits non-zero). `on_prepared` sees the loaded,
+    split data and the built model before training starts (the CLI prints its data summary).
+    `truth`: the circuit that generated `dataset`, when known (the built-in recording brings its
+    own), for the gt_* metrics."""
     client = MlflowClient()
     run_id = _start_run(config, parent_run_id, dict(tags or {}))
     try:
         with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
             outcome = _train_in_run(
-                config, client, run_id, Path(scratch), (dataset, truth), callbacks, register, tags or {}
+                config, client, run_id, Path(scratch), (dataset, truth), callbacks, register, tags or {}, on_prepared
             )
         stopped = outcome.fit.stop_reason == "callback"
         mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
@@ -214,6 +205,34 @@ def train_and_log(
         raise
 
 
+def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str, data: tuple[Any, Any]) -> Prepared:
+    """Load, split and build; log the data facts as `data.*` params and the two splits as MLflow
+    dataset inputs. A bin size read from the file replaces bin_ms=0 in the params."""
+    prepared = prepare(config, *data)
+    if not prepared.held_out:
+        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
+    facts = data_facts(prepared)
+    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
+    log_new_params(client, run_id, {"bin_ms": prepared.dataset.bin_ms})
+    log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
+    splits = (
+        {"training": prepared.train, "validation": prepared.val} if prepared.held_out else {"training": prepared.train}
+    )
+    log_datasets(client, run_id, config.data, prepared.dataset, splits)
+    return prepared
+
+
+def data_facts(prepared: Prepared) -> dict[str, Any]:
+    return {
+        **prepared.dataset.facts(),
+        "data_sha256": dataset_sha256(prepared.dataset),
+        "n_train_trials": prepared.train.n_trials,
+        "n_val_trials": prepared.val.n_trials,
+        "n_test_trials": prepared.test.n_trials if prepared.test is not None else 0,
+        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
+    }
+
+
 def _train_in_run(
     config: TrainConfig,
     client: MlflowClient,
@@ -223,30 +242,21 @@ def _train_in_run(
     callbacks: Sequence[Any],
     register: bool,
     tags: dict[str, str],
+    on_prepared: Callable[[Prepared], None] | None,
 ) -> TrainingOutcome:
     resume_from, skip_through = (None, -1)
     if config.resume:
         config = TrainConfig.from_dict({**client.get_run(run_id).data.params, "resume": config.resume})
         resume_from, skip_through = _resume_point(client, run_id, workdir)
-    log_new_params(client, run_id, config.to_dict())
-    commit = _git_commit()
+    # bin_ms=0 means "from the file": logged once the data says what the bin is
+    log_new_params(client, run_id, {k: v for k, v in config.to_dict().items() if k != "bin_ms" or v})
     client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
-    for key, value in {**tags, **({"eirnn.git_commit": commit} if commit else {})}.items():
+    for key, value in {**tags, **code_tags()}.items():
         client.set_tag(run_id, key, value)
 
-    prepared = prepare(config, *data)
-    facts = {
-        **prepared.dataset.facts(),
-        "n_train_trials": prepared.train.n_trials,
-        "n_val_trials": prepared.val.n_trials,
-        "n_test_trials": prepared.test.n_trials if prepared.test is not None else 0,
-        "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
-    }
-    if not prepared.held_out:
-        logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
-    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
-    log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
-
+    prepared = _prepare_and_log_data(config, client, run_id, data)
+    if on_prepared is not None:
+        on_prepared(prepared)
     logger = EpochMetricLogger(run_id, client, skip_through_step=skip_through)
     result = fit(
         prepared.model,
@@ -271,7 +281,9 @@ def _train_in_run(
         history=result.history,
         fit_summary=fit_summary(result),
         config=config.to_dict(),
-        data_facts=facts,
+        data_facts=data_facts(prepared),
+        input_names=prepared.dataset.input_names,
+        behavior_names=prepared.dataset.behavior_names,
         extra_metrics=extra_metrics,
         recovery=recovery,
     )
@@ -279,8 +291,10 @@ def _train_in_run(
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
-
-    final = _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **extra_metrics}, result)
+    values = {**evaluation.scalar_metrics(), **extra_metrics, **fit_summary(result)}
+    final = {key: float(value) for key, value in values.items() if key not in ("stop_reason", "stop_detail")}
+    # the fit facts as they are (integers stay integers in their tags)
+    _log_final_metrics(client, run_id, values)
 
     model_uri = _log_model(model, prepared.val.inputs)
     version = champion = None
@@ -288,21 +302,76 @@ def _train_in_run(
         version, champion = register_model(
             model_uri, run_id, config.registered_model_name, config.selection_metric, client
         )
-    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final)
+    summary = _summarize(client, run_id, config, prepared, result, evaluation, version, champion)
+    client.set_tag(run_id, NOTE_TAG, summary.note_markdown())
+    return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final, summary)
 
 
-def _log_final_metrics(
-    client: MlflowClient, run_id: str, scores: dict[str, float], result: FitResult
-) -> dict[str, float]:
-    """The final scores and the fit summary as metrics (step 0), returned; why training stopped as tags."""
-    final = {**scores, **fit_summary(result)}
-    final.pop("stop_reason"), final.pop("stop_detail")
-    final = {key: float(value) for key, value in final.items()}
+def _log_final_metrics(client: MlflowClient, run_id: str, values: dict[str, Any]) -> None:
+    """Scores once each (step 0) under `final/`; the fit facts (epochs, flags, seconds, stop
+    reason) as `eirnn.fit.*` tags (see metric_names)."""
     now = mlflow.utils.time.get_current_time_millis()
-    client.log_batch(run_id, metrics=[mlflow.entities.Metric(key, value, now, 0) for key, value in final.items()])
-    client.set_tag(run_id, STOP_REASON_TAG, result.stop_reason)
-    client.set_tag(run_id, "eirnn.stop_detail", result.stop_detail)
-    return final
+    metrics = [
+        mlflow.entities.Metric(final_metric(key), float(value), now, 0)
+        for key, value in values.items()
+        if key not in FIT_TAGS
+    ]
+    tags = [mlflow.entities.RunTag(fit_tag(key), _tag_text(values[key])) for key in FIT_TAGS if key in values]
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+
+
+def _tag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _summarize(
+    client: MlflowClient,
+    run_id: str,
+    config: TrainConfig,
+    prepared: Prepared,
+    result: FitResult,
+    evaluation: Evaluation,
+    version: str | None,
+    champion: str | None,
+) -> RunSummary:
+    run = client.get_run(run_id)
+    scalars = evaluation.scalar_metrics()
+    dataset = prepared.dataset
+    experiment_name = client.get_experiment(run.info.experiment_id).name
+    hint = (
+        f"logged to experiment {experiment_name!r}, not {config.experiment_name!r}: `mlflow run` picks its "
+        f"experiment before eirnn starts; pass `--experiment-name {config.experiment_name}` to `mlflow run`"
+        # MLflow's Default experiment has id 0: where `mlflow run` puts runs unless told otherwise
+        if run.info.experiment_id == "0" and experiment_name != config.experiment_name and not parent_of(run)
+        else ""
+    )
+    return RunSummary(
+        run_id=run_id,
+        run_name=run.info.run_name,
+        experiment_id=run.info.experiment_id,
+        experiment_name=experiment_name,
+        score=result.best_val_psth_corr,
+        ceiling=scalars.get("noise_ceiling"),
+        cond_score=scalars.get("cond_psth_corr"),
+        best_epoch=result.best_epoch,
+        total_epochs=result.total_epochs,
+        max_epochs=config.max_epochs,
+        stop_reason=result.stop_reason,
+        data_name=Path(config.data).name if config.data else BUILTIN_DATA_NAME,
+        data_sha256=dataset_sha256(dataset),
+        data_shape=f"{dataset.n_neurons} neurons, {dataset.n_trials} trials, {dataset.n_bins} bins of "
+        f"{dataset.bin_ms:g} ms",
+        model_name=config.registered_model_name if version else None,
+        model_version=version,
+        champion_version=champion,
+        experiment_hint=hint,
+    )
+
+
+def parent_of(run: Any) -> str | None:
+    return run.data.tags.get("mlflow.parentRunId")
 
 
 def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig) -> tuple[dict[str, float], Any]:

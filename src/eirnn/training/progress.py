@@ -6,48 +6,59 @@ import math
 import sys
 import time
 
-from eirnn.training.validation import higher_is_better
+BAR_WIDTH = 24
+LINES_WHEN_PIPED = 20  # about this many plain lines over a full run when the output is not a terminal
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class ProgressDisplay:
-    """A one-line progress bar on a terminal; a plain line every `interval_s` elsewhere (CI logs)."""
+    """On a terminal, one bar redrawn in place: epoch, loss, validation r, best r, ETA. Piped
+    (CI logs, `| tee`), the same facts as a plain line every `every_epochs` epochs (default: a
+    twentieth of max_epochs), on the first and on the last epoch."""
 
     def __init__(
-        self,
-        max_epochs: int,
-        start_epoch: int = 0,
-        selection_metric: str = "cond_psth_corr",
-        stream=sys.stderr,
-        interval_s: float = 15.0,
+        self, max_epochs: int, start_epoch: int = 0, stream=sys.stderr, every_epochs: int | None = None
     ) -> None:
         self.max_epochs = max_epochs
-        self.selection_metric = selection_metric
-        self.sign = 1.0 if higher_is_better(selection_metric) else -1.0
         self.start_epoch = start_epoch
         self.stream = stream
         self.interactive = stream.isatty()
-        self.interval_s = interval_s
+        self.every_epochs = every_epochs or max(1, max_epochs // LINES_WHEN_PIPED)
         self.started = time.perf_counter()
-        self.last_line = -math.inf
         self.best = -math.inf
+        self.drawn = False
+
+    def line(self, epoch: int, metrics: dict[str, float]) -> str:
+        done = epoch + 1
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / max(done - self.start_epoch, 1) * (self.max_epochs - done)
+        return (
+            f"epoch {done}/{self.max_epochs}  loss {metrics['train_loss']:.4f}  "
+            f"val r {metrics['val_psth_corr']:.3f}  best {self.best:.3f}  "
+            f"elapsed {_duration(elapsed)}  ETA {_duration(eta)} (at most)"
+        )
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.best = max(self.best, self.sign * metrics["selection_score"])
-        elapsed = time.perf_counter() - self.started
+        value = metrics["val_psth_corr"]
+        self.best = max(self.best, value) if math.isfinite(value) else self.best
         done = epoch + 1
-        eta = elapsed / max(done - self.start_epoch, 1) * (self.max_epochs - done)
-        line = (
-            f"epoch {done}/{self.max_epochs}  loss {metrics['train_loss']:.4f}  "
-            f"val {self.selection_metric} {metrics['selection_score']:.3f}  best {self.sign * self.best:.3f}  "
-            f"ETA {eta / 60:.1f} min"
-        )
         if self.interactive:
-            self.stream.write("\r" + line.ljust(100))
+            filled = round(BAR_WIDTH * done / self.max_epochs)
+            bar = "#" * filled + "." * (BAR_WIDTH - filled)
+            self.stream.write(f"\r[{bar}] {self.line(epoch, metrics)}\033[K")
             self.stream.flush()
-        elif elapsed - self.last_line >= self.interval_s or done == self.max_epochs:
-            self.stream.write(line + "\n")
-            self.last_line = elapsed
+            self.drawn = True
+        elif done == self.start_epoch + 1 or done % self.every_epochs == 0 or done == self.max_epochs:
+            self.stream.write(self.line(epoch, metrics) + "\n")
+            self.stream.flush()
 
     def close(self) -> None:
-        if self.interactive:
+        if self.drawn:
             self.stream.write("\n")

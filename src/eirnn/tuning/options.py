@@ -13,24 +13,27 @@ TUNE_DEFAULTS = {"log_figures": False, "test_fraction": 0.15}
 
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--study-name", default="eirnn", help="Optuna study; re-running a name resumes it")
-    parser.add_argument("--n-trials", type=int, default=20, help="trials to run in this invocation (all workers)")
-    parser.add_argument("--n-workers", type=int, default=1, help="local worker processes on one study")
-    parser.add_argument(
+    tuning = parser.add_argument_group("tuning settings")
+    tuning.add_argument("--study-name", default="eirnn", help="Optuna study; re-running a name resumes it")
+    tuning.add_argument("--n-trials", type=int, default=20, help="trials to run in this invocation (all workers)")
+    tuning.add_argument("--n-workers", type=int, default=1, help="local worker processes on one study")
+    tuning.add_argument(
         "--storage",
         default="",
         help="Optuna storage: a database URL (postgresql://... for several machines) or a journal file; "
         "empty = optuna.journal beside the tracking store",
     )
-    parser.add_argument("--search-space", default="", help="YAML file overriding the default search space")
-    parser.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner")
-    parser.add_argument("--pruner-startup-trials", type=int, default=5, help="trials before the pruner prunes")
-    parser.add_argument(
+    tuning.add_argument("--search-space", default="", help="YAML file overriding the default search space")
+    tuning.add_argument("--pruner", default="median", choices=PRUNERS, help="trial pruner")
+    tuning.add_argument("--pruner-startup-trials", type=int, default=5, help="trials before the pruner prunes")
+    tuning.add_argument(
         "--pruner-warmup-epochs",
         type=int,
         default=None,
         help="epochs before a trial can be pruned (default: max_epochs / 10)",
     )
-    parser.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")
-    add_config_arguments(parser)
-    parser.set_defaults(**TUNE_DEFAULTS)
+    tuning.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")
+    for action in tuning._group_actions:
+        if "(default" not in action.help:
+            action.help += ' (default: "")' if action.default == "" else " (default: %(default)s)"
+    add_config_arguments(parser, defaults=TUNE_DEFAULTS)

@@ -9,10 +9,13 @@ from typing import Any
 import optuna
 
 from eirnn.config import ConfigError
+from eirnn.tracking.metric_names import SELECTION_METRIC
 from eirnn.tuning.search_space import SearchSpace
 
 # per epoch, the validation score of TrainConfig.selection_metric; a trial's value is its best
 OBJECTIVE_METRIC = "selection_score"
+# the study's objective, named as the MLflow metric it equals (shown in optuna-dashboard)
+OBJECTIVE_NAME = SELECTION_METRIC
 
 STUDY_TAG = "eirnn.tuning.study"
 STORAGE_TAG = "eirnn.tuning.storage"

@@ -34,6 +34,7 @@ from optuna.trial import TrialState
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
+from eirnn.tracking.summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.search_space import (
     SearchSpace,
@@ -47,6 +48,7 @@ from eirnn.tuning.settings import (
     MODEL_URI_ATTR,
     NOTE_TAG,
     OBJECTIVE_METRIC,
+    OBJECTIVE_NAME,
     PARENT_RUN_ATTR,
     RUN_ATTR,
     STORAGE_TAG,
@@ -189,6 +191,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             direction=study_direction(config.selection_metric),
             load_if_exists=True,
         )
+        study.set_metric_names([OBJECTIVE_NAME])
         parent_run_id = _open_parent_run(client, config, settings, space)
         # distinct per worker and per invocation, so that a resumed study does not replay its random start
         sequence = np.random.SeedSequence([config.seed, len(study.trials)])
@@ -232,8 +235,9 @@ def study_direction(selection_metric: str) -> str:
     return "maximize" if higher_is_better(selection_metric) else "minimize"
 
 
-def run_study_from_args(args: Any) -> StudyOutcome | None:
-    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a TrainConfig."""
+def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
+    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a
+    TrainConfig; `dataset` when the caller has loaded it already."""
     settings = StudySettings(
         study_name=args.study_name,
         n_trials=args.n_trials,
@@ -245,19 +249,21 @@ def run_study_from_args(args: Any) -> StudyOutcome | None:
         ),
         parent_run_id=args.parent_run_id,
     )
-    outcome = run_study(config_from_args(args), settings)
+    outcome = run_study(config_from_args(args), settings, dataset=dataset)
     if outcome is None:
         print(f"trials done; the lead of parent run {settings.parent_run_id} writes the summary")
     elif outcome.best_trial is None:
         print(f"study {outcome.study_name!r}: no trial completed (parent run {outcome.parent_run_id})")
     else:
         print(
-            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, "
-            f"validation {config_from_args(args).selection_metric} {outcome.best_value:.4f}"
+            f"study {outcome.study_name!r}: best trial {outcome.best_trial}, {OBJECTIVE_NAME} {outcome.best_value:.4f}"
         )
         for name, value in outcome.best_test_scores.items():
             print(f"  {name} = {value:.4f} (held-out test trials, never seen by selection)")
         for name, value in outcome.best_params.items():
             print(f"  {name} = {value}")
         print(f"registered version {outcome.model_version}; champion is version {outcome.champion_version}")
+    if outcome is not None:
+        experiment_id = MlflowClient().get_run(outcome.parent_run_id).info.experiment_id
+        print(f"in the MLflow UI (eirnn ui): {run_url(experiment_id, outcome.parent_run_id)}")
     return outcome

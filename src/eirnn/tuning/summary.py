@@ -7,6 +7,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from mlflow.entities import Metric, Param, RunTag
@@ -14,9 +15,12 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.config import TrainConfig, mlproject_default
+from eirnn.tracking.metric_names import final_metric, study_metric
 from eirnn.tracking.registry import update_champion
 from eirnn.tracking.run import register_model
-from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, NOTE_TAG, RUN_ATTR, StudyOutcome
+from eirnn.tracking.summary import NOTE_TAG as DESCRIPTION_TAG
+from eirnn.tracking.summary import run_url
+from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, NOTE_TAG, OBJECTIVE_NAME, RUN_ATTR, StudyOutcome
 
 # the scores of the best trial shown on the parent run, on validation and on the test trials
 BEST_TRIAL_SCORES = ("cond_psth_corr", "psth_corr", "bits_per_spike", "noise_ceiling", "cond_noise_ceiling")
@@ -50,6 +54,8 @@ def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     axes = plot(study)
+                if name == "parallel_coordinate":
+                    _spread_axis_names(axes, len(completed[0].params))
                 axes.figure.savefig(folder / f"{name}.png", dpi=120, bbox_inches="tight")
                 plt.close(axes.figure)
             except (ValueError, RuntimeError) as error:
@@ -57,6 +63,15 @@ def _write_plots(study: optuna.Study, completed: list[FrozenTrial], folder: Path
         if reason is not None:
             notes.append(f"{name}: skipped, {reason}")
     return notes
+
+
+def _spread_axis_names(axes: Any, n_params: int) -> None:
+    """Optuna draws one axis per parameter at its default figure width: the names overlap."""
+    import matplotlib.pyplot as plt
+
+    axes.figure.set_size_inches(max(8.0, 1.8 * (n_params + 1)), 5.5)
+    plt.setp(axes.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
+    axes.set_title(f"Parallel coordinates: {OBJECTIVE_NAME} by searched setting")
 
 
 def _register_best(client: MlflowClient, best: FrozenTrial, config: TrainConfig) -> tuple[str | None, str | None]:
@@ -77,8 +92,12 @@ def best_trial_scores(client: MlflowClient, best: FrozenTrial) -> tuple[dict[str
     were seen by no trial's training, early stopping or pruning."""
     run_id = best.user_attrs.get(RUN_ATTR)
     metrics = client.get_run(run_id).data.metrics if run_id else {}
-    validation = {name: metrics[name] for name in BEST_TRIAL_SCORES if name in metrics}
-    test = {name: metrics[f"test_{name}"] for name in BEST_TRIAL_SCORES if f"test_{name}" in metrics}
+    validation = {name: metrics[final_metric(name)] for name in BEST_TRIAL_SCORES if final_metric(name) in metrics}
+    test = {
+        name: metrics[final_metric(f"test_{name}")]
+        for name in BEST_TRIAL_SCORES
+        if final_metric(f"test_{name}") in metrics
+    }
     return validation, test
 
 
@@ -100,7 +119,7 @@ def summarize_study(client: MlflowClient, study: optuna.Study, parent_run_id: st
     trials = study.get_trials(deepcopy=False)
     completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     metrics = {
-        f"trials_{state.name.lower()}": sum(trial.state == state for trial in trials)
+        study_metric(f"trials_{state.name.lower()}"): sum(trial.state == state for trial in trials)
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     }
     with tempfile.TemporaryDirectory(prefix="eirnn-tune-") as scratch:
@@ -118,10 +137,10 @@ def summarize_study(client: MlflowClient, study: optuna.Study, parent_run_id: st
         client.set_tag(parent_run_id, NOTE_TAG, "no trial completed: nothing to register")
         return outcome
     best = study.best_trial
-    metrics["best_value"] = best.value
+    metrics[study_metric("best_value")] = best.value
     validation, test = best_trial_scores(client, best)
-    metrics.update({f"best_trial_val_{name}": value for name, value in validation.items()})
-    metrics.update({f"best_trial_test_{name}": value for name, value in test.items()})
+    metrics.update({study_metric(f"best_trial_val_{name}"): value for name, value in validation.items()})
+    metrics.update({study_metric(f"best_trial_test_{name}"): value for name, value in test.items()})
     client.log_text(parent_run_id, _scores_note(config, validation, test), f"{ARTIFACT_DIR}/best_trial_scores.md")
     client.log_batch(
         parent_run_id,
@@ -133,14 +152,40 @@ def summarize_study(client: MlflowClient, study: optuna.Study, parent_run_id: st
         ],
     )
     version, champion = _register_best(client, best, config)
+    client.set_tag(parent_run_id, DESCRIPTION_TAG, _study_note(client, study, best, parent_run_id, version, champion))
     return StudyOutcome(
-        study.study_name,
-        parent_run_id,
-        best.number,
-        best.value,
-        dict(best.params),
-        version,
-        champion,
-        validation,
-        test,
+        study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion, validation, test
+    )
+
+
+def _study_note(
+    client: MlflowClient,
+    study: optuna.Study,
+    best: FrozenTrial,
+    parent_run_id: str,
+    version: str | None,
+    champion: str | None,
+) -> str:
+    """The parent run's description in the MLflow UI: the best trial and the registry outcome."""
+    counts = {state: sum(t.state == state for t in study.trials) for state in TrialState}
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    registry = "not registered"
+    if version:
+        registry = f"version {version}, " + (
+            "now the champion" if champion == version else f"champion stays version {champion}"
+        )
+    settings = ", ".join(
+        f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}" for name, value in best.params.items()
+    )
+    best_run = best.user_attrs.get(RUN_ATTR, "")
+    return "\n".join(
+        [
+            f"**best trial {best.number}: {OBJECTIVE_NAME} {best.value:.3f}** ({settings})",
+            "",
+            f"- Trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+            f"{counts[TrialState.FAIL]} failed",
+            f"- Best run: [trial-{best.number}]({run_url(experiment_id, best_run)})",
+            f"- Registry: {registry}",
+            "- Plots: artifacts `tuning/` (optimization history, parameter importances, parallel coordinates)",
+        ]
     )

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from eirnn.config import TrainConfig
 from eirnn.runtime import configure_for_training
-from eirnn.tracking.run import ERROR_TAG, readable_run_name, train_and_log
+from eirnn.tracking.run import ERROR_TAG, train_and_log
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
     MODEL_URI_ATTR,
@@ -73,7 +73,8 @@ class TrialObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
         settings = self.base.replace(**suggest_settings(trial, self.space, self.base))
-        config = settings.replace(run_name=f"trial{trial.number}-{settings.run_name or readable_run_name(settings)}")
+        # short names fit the runs table; the searched settings are the run's params
+        config = settings.replace(run_name=f"trial-{trial.number}")
         reporter = PruningReporter(trial)
         client = MlflowClient()
         try:

@@ -1,0 +1,95 @@
+"""Where a run came from: the code (git commit and version of the installed eirnn, wherever the
+command runs) and the data (MLflow dataset inputs for the training and validation trials)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.entities import DatasetInput, InputTag
+from mlflow.tracking import MlflowClient
+
+from eirnn.data.loaders import arrays_sha256
+from eirnn.pipeline import BUILTIN_DATA_NAME
+
+# MLflow's dataset digest column holds 36 characters; the full sha256 goes in an input tag
+DIGEST_LENGTH = 16
+SHA256_INPUT_TAG = "eirnn.sha256"
+CONTEXTS = {"training": "train", "validation": "val"}
+
+
+def package_version() -> str:
+    from eirnn import __version__
+
+    return __version__
+
+
+def package_git_commit() -> str | None:
+    """The commit of the eirnn source that is running: the checkout holding the imported
+    package (an editable install or PYTHONPATH), else the commit pip recorded when installing
+    from a git URL; None for a plain wheel."""
+    import eirnn
+
+    source = Path(eirnn.__file__).resolve().parent
+    try:
+        return subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        direct_url = metadata.distribution("eirnn").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    return json.loads(direct_url).get("vcs_info", {}).get("commit_id") if direct_url else None
+
+
+def code_tags() -> dict[str, str]:
+    commit = package_git_commit()
+    tags = {"eirnn.version": package_version()}
+    if commit:
+        # mlflow.source.git.commit is what the UI's Source column shows
+        tags.update({"eirnn.git_commit": commit, "mlflow.source.git.commit": commit})
+    return tags
+
+
+def dataset_sha256(dataset: Any) -> str:
+    """The file's sha256 when the data came from a file, else the hash of its arrays."""
+    return str(dataset.meta.get("sha256") or arrays_sha256(dataset))
+
+
+def log_datasets(client: MlflowClient, run_id: str, data_path: str, full: Any, splits: dict[str, Any]) -> None:
+    """One MLflow dataset input per split (context `training` / `validation`), named after the
+    file (or the built-in recording), with the split's own digest, the file as source, the
+    arrays' tensor schema, and the whole file's sha256 as an input tag."""
+    import mlflow.data
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    name = Path(data_path).name if data_path else BUILTIN_DATA_NAME
+    source = (
+        str(Path(data_path).resolve())  # MLflow resolves a path to a local file source
+        if data_path
+        else CodeDatasetSource({"eirnn.generator": "eirnn.data.synthetic.make_recording(seed=0)"})
+    )
+    file_hash = dataset_sha256(full)
+    inputs = []
+    for context, split in splits.items():
+        targets = split.counts if split.has_counts else split.rates_hz
+        with warnings.catch_warnings():
+            # a local path matches two registered source types, both the local file source
+            warnings.simplefilter("ignore", UserWarning)
+            logged = mlflow.data.from_numpy(
+                features={"inputs": np.asarray(split.inputs)},
+                targets=np.asarray(targets),
+                source=source,
+                name=name,
+                digest=arrays_sha256(split)[:DIGEST_LENGTH],
+            )
+        tags = [InputTag("mlflow.data.context", context), InputTag(SHA256_INPUT_TAG, file_hash)]
+        inputs.append(DatasetInput(logged._to_mlflow_entity(), tags))
+    client.log_inputs(run_id, datasets=inputs)

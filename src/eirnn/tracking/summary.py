@@ -1,0 +1,111 @@
+"""A finished run in a few numbers: the run's description in the MLflow UI (`mlflow.note.content`)
+and the closing block `eirnn train` prints are both drawn from one `RunSummary`. UI links carry
+`?workflowType=machine_learning`: MLflow 3 opens an experiment in its GenAI view unless the
+address (or the browser's stored choice) says otherwise."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import mlflow
+
+NOTE_TAG = "mlflow.note.content"
+DEFAULT_UI_ADDRESS = "http://127.0.0.1:5000"
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def ui_base_address() -> str:
+    """The UI that shows this store: the tracking server itself for an http(s) store, else where
+    `mlflow ui` (or `eirnn ui`) serves it by default."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return os.environ.get("EIRNN_UI_ADDRESS", DEFAULT_UI_ADDRESS).rstrip("/")
+
+
+def experiment_url(experiment_id: str, base: str | None = None) -> str:
+    return f"{base or ui_base_address()}/#/experiments/{experiment_id}?{MODEL_TRAINING_VIEW}"
+
+
+def run_url(experiment_id: str, run_id: str, base: str | None = None) -> str:
+    return f"{base or ui_base_address()}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    run_name: str
+    experiment_id: str
+    experiment_name: str
+    score: float  # best validation PSTH correlation
+    ceiling: float | None  # its noise ceiling on the same trials
+    cond_score: float | None
+    best_epoch: int
+    total_epochs: int
+    max_epochs: int
+    stop_reason: str
+    data_name: str
+    data_sha256: str
+    data_shape: str
+    model_name: str | None = None
+    model_version: str | None = None
+    champion_version: str | None = None
+    report_path: str = "report.html"
+    # set when the run is not in the configured experiment (`mlflow run` without --experiment-name)
+    experiment_hint: str = ""
+
+    @property
+    def score_line(self) -> str:
+        ratio = (
+            f" ({self.score / self.ceiling:.0%} of it)"
+            if self.ceiling and math.isfinite(self.ceiling) and math.isfinite(self.score)
+            else ""
+        )
+        return f"validation PSTH r {_number(self.score)} vs noise ceiling {_number(self.ceiling)}{ratio}"
+
+    @property
+    def stop_line(self) -> str:
+        why = {
+            "patience": "early stopping: no better validation r for `patience` epochs",
+            "max_epochs": "reached max_epochs",
+            "callback": "stopped by a callback (pruned or interrupted)",
+        }.get(self.stop_reason, self.stop_reason)
+        return (
+            f"{self.total_epochs} of {self.max_epochs} epochs, best at epoch {self.best_epoch} (counted from 0; {why})"
+        )
+
+    @property
+    def registry_line(self) -> str:
+        if not self.model_version:
+            return "not registered"
+        if self.champion_version == self.model_version:
+            return f"{self.model_name} version {self.model_version}, now the champion"
+        return (
+            f"{self.model_name} version {self.model_version}; champion stays version {self.champion_version} "
+            "(its score is at least as high)"
+        )
+
+    @property
+    def url(self) -> str:
+        return run_url(self.experiment_id, self.run_id)
+
+    def note_markdown(self) -> str:
+        """The run's description in the MLflow UI."""
+        cond = f"; condition-resolved r {_number(self.cond_score)}" if self.cond_score is not None else ""
+        return "\n".join(
+            [
+                f"**{self.score_line}**{cond}",
+                "",
+                f"- Epochs: {self.stop_line}",
+                f"- Data: {self.data_name} ({self.data_shape}), sha256 `{self.data_sha256[:12]}`",
+                f"- Registry: {self.registry_line}",
+                f"- Report: artifact `{self.report_path}` (figures embedded); `report.md` beside it",
+                *([f"- Note: {self.experiment_hint}"] if self.experiment_hint else []),
+            ]
+        )
