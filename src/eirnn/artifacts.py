@@ -173,7 +173,8 @@ def write_run_folder(
     for name, array in population.items():
         np.save(out / "population" / f"{name}.npy", array)
 
-    _write_json_files(out, evaluation, history, fit_summary, config, data_facts, extra_metrics)
+    names = {"input_names": input_names, "behavior_names": behavior_names}
+    _write_json_files(out, evaluation, history, fit_summary, config, data_facts, extra_metrics, names)
     return out
 
 
