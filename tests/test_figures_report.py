@@ -179,6 +179,6 @@ def test_report_says_what_the_fit_recovers_of_a_known_circuit(synthetic_run, m1_
     _, _, text = synthetic_run
     section = text.split("## What the fit recovers", 1)[1].split("\n## ", 1)[0]
     for metric in ("gt_weight_corr", "gt_weight_corr_EI", "gt_perturbation_corr", "gt_null_perturbation_corr"):
-        assert f"`{metric}`" in section
+        assert f"`final/{metric}`" in section
     assert "![What the fit recovers of the true circuit](figures/recovery.png)" in section
     assert "## What the fit recovers" not in m1_run[2]
