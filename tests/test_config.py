@@ -1,5 +1,6 @@
 """The configuration dataclass, the CLI flags and the MLproject parameters agree, defaults included."""
 
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -82,6 +83,42 @@ def test_invalid_settings_name_the_field(changes, field):
 def test_split_seed_defaults_to_the_seed():
     assert TrainConfig(seed=3).data_split_seed == 3
     assert TrainConfig(seed=3, split_seed=0).data_split_seed == 0
+
+
+@pytest.mark.parametrize(
+    "name, value, allowed",
+    [
+        ("noise_scale", -0.1, "a value >= 0"),
+        ("batch_size", -4, "a value >= 0"),
+        ("threads", -1, "a value >= 0"),
+        ("spectral_radius", -1.0, "a value > 0"),
+        ("spectral_radius", 0.0, "a value > 0"),
+        ("checkpoint_every", -5, "a value >= 0"),
+        ("patience", 0, "a value >= 1"),
+        ("max_epochs", 0, "a value >= 1"),
+        ("learning_rate", float("nan"), "a value > 0"),
+        ("h0_init", float("inf"), "a finite value"),
+        ("weight_decay", -1e-4, "a value >= 0"),
+        ("grad_clip", -1.0, "a value >= 0"),
+        ("behavior_weight", -1.0, "a value >= 0"),
+        ("seed", -3, "a value >= 0"),
+        ("bin_ms", -10.0, "a value >= 0"),
+        ("smoothing", 1.0, r"a value in \[0, 1\)"),
+    ],
+)
+def test_every_numeric_setting_states_its_allowed_range(name, value, allowed):
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(**{name: value})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.fullmatch(rf"{name}: expected {allowed}, found {re.escape(repr(value))}", message), message
+
+
+def test_cli_refuses_a_negative_setting_in_one_line(capsys):
+    from eirnn.cli import main
+
+    assert main(["train", "--noise-scale", "-0.5"]) == 2
+    assert capsys.readouterr().err.strip() == "eirnn train: error: noise_scale: expected a value >= 0, found -0.5"
 
 
 def test_every_model_setting_reaches_the_model():

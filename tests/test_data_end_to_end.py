@@ -19,7 +19,10 @@ from eirnn.tracking.metric_names import SELECTION_METRIC, final_metric
 SHARED = Path(os.environ.get("EIRNN_SHARED_DIR") or REPO.parent / "shared")
 M1_FILE = SHARED / M1_REACH_FILE
 needs_m1 = pytest.mark.skipif(not M1_FILE.is_file(), reason=f"shared M1 example data not found at {M1_FILE}")
-M1_SETTINGS = dict(data=M1_FILE, inputs="cue-go", go_event=-300, data_keys="behavior=hand_velocity")
+# condition-averaged: validation on the training trials must be asked for
+M1_SETTINGS = dict(
+    data=M1_FILE, inputs="cue-go", go_event=-300, data_keys="behavior=hand_velocity", validate_on_train="true"
+)
 SMALL = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1, log_figures="false")
 
 
@@ -81,6 +84,7 @@ def _assert_condition_averaged_run(run):
 def test_m1_condition_averaged_example_trains_through_eirnn_train(tracking_store):
     command = [sys.executable, "-m", "eirnn.cli", "train", "--data", str(M1_FILE), "--inputs", "cue-go"]
     command += ["--go-event", "-300", "--data-keys", "behavior=hand_velocity", "--experiment-name", "m1"]
+    command += ["--validate-on-train", "true"]
     for name, value in SMALL.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ.copy())

@@ -77,7 +77,7 @@ def m1_run(tmp_path_factory) -> tuple[Path, FigureSet, str]:
         dataset = load_m1_reach()
     except DatasetError as error:
         pytest.skip(f"M1 example data not available: {error}")
-    config = TrainConfig(**SMALL_RUN, input_embed_type="linear")
+    config = TrainConfig(**SMALL_RUN, input_embed_type="linear", validate_on_train=True)
     folder = _train_into(tmp_path_factory.mktemp("m1"), dataset, config)
     return (folder, *_draw(folder))
 

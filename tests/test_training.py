@@ -65,7 +65,7 @@ def test_best_weights_file_restores_with_load_state_dict(small_recording, tmp_pa
 
 
 def test_divergence_raises_with_the_epoch_and_keeps_the_checkpoint(small_recording, tmp_path):
-    with pytest.raises(TrainingDivergedError, match="epoch"):
+    with pytest.raises(TrainingDivergedError, match=r"the last resumable checkpoint \(after epoch \d+\) is kept"):
         _fit(
             small_recording,
             checkpoint_dir=tmp_path,
@@ -74,8 +74,13 @@ def test_divergence_raises_with_the_epoch_and_keeps_the_checkpoint(small_recordi
             max_epochs=200,
             checkpoint_every=1,
         )
-    saved = torch.load(tmp_path / RESUME_FILE, weights_only=False)
+    saved = torch.load(tmp_path / RESUME_FILE, weights_only=True)  # tensors and plain values only
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_divergence_without_a_checkpoint_does_not_claim_one(small_recording):
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+: loss is \w+; no checkpoint was written before it"):
+        _fit(small_recording, learning_rate=1e6, grad_clip=0.0, max_epochs=200)
 
 
 def test_a_callback_can_stop_training(small_recording):

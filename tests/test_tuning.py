@@ -96,6 +96,10 @@ def test_study_nests_trials_prunes_and_registers_the_best(tracking_store, tiny_d
     assert len(trials) == 6
     children = assert_children_match_trials(client, outcome.parent_run_id, trials)
     assert any(trial.state.name == "PRUNED" for trial in trials)
+    for trial in trials:  # a pruned trial's value in Optuna is its run's best, as for the others
+        if trial.state.name in ("PRUNED", "COMPLETE"):
+            run_best = children[trial.number].data.metrics[SELECTION_METRIC]
+            assert trial.value == pytest.approx(run_best), trial.number
 
     best = max((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
     assert outcome.best_trial == best.number

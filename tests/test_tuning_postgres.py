@@ -20,8 +20,9 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.storages import RetryFailedTrialCallback
 
-from eirnn.tracking.metric_names import study_metric
+from eirnn.tracking.metric_names import EPOCH_METRICS, study_metric
 from eirnn.tracking.registry import CHAMPION
 from eirnn.tuning.study import TRIAL_STATE_TAG, TRIAL_TAG
 
@@ -212,3 +213,76 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
     assert parent.data.metrics[study_metric("best_value")] == pytest.approx(best.value)
     champion = client.get_model_version_by_alias("eirnn", CHAMPION)
     assert champion.run_id == best.user_attrs["mlflow_run_id"]
+
+
+def _trial_runs(client: MlflowClient, parent_run_id: str) -> list:
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_retried_and_a_mismatched_worker_refused(
+    databases, mlflow_server, tiny_recording_file, tmp_path
+):
+    common = [
+        *("--study-name", "lost", "--storage", databases["optuna"], "--experiment-name", "lost"),
+        *("--data", str(tiny_recording_file), "--pruner", "none", "--heartbeat-seconds", "1"),
+        *("--max-epochs", "150", "--patience", "1000", "--input-embed-dim", "8", "--attention-heads", "2"),
+        *("--threads", "1", "--log-figures", "false"),
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    env.pop("MLFLOW_RUN_ID", None)
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    processes = []
+    try:
+        lead = _launch([*common, "--n-trials", "3", "--n-workers", "0"], env, tmp_path / "lead.log", tmp_path)
+        processes.append(lead)
+        parent_run_id = _wait_for_parent_run_id(lead, tmp_path / "lead.log")
+        joining = [*common, "--n-trials", "3", "--parent-run-id", parent_run_id]
+
+        # the same study with another fixed setting is refused, naming it
+        mismatched_log = tmp_path / "mismatched.log"
+        mismatched = _launch([*joining, "--max-epochs", "100"], env, mismatched_log, tmp_path)
+        processes.append(mismatched)
+        doomed = _launch(joining, env, tmp_path / "doomed.log", tmp_path)
+        processes.append(doomed)
+        assert mismatched.wait(timeout=STARTUP_TIMEOUT_S) == 2
+        assert "max_epochs: study 'lost' runs with 150, this worker has 100" in mismatched_log.read_text()
+
+        # SIGKILL the worker in the middle of a trial: a child run with some epochs logged
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            running = [run for run in _trial_runs(client, parent_run_id) if run.info.status == "RUNNING"]
+            if running and client.get_metric_history(running[0].info.run_id, EPOCH_METRICS["val_psth_corr"]):
+                break
+            assert doomed.poll() is None, (tmp_path / "doomed.log").read_text()[-3000:]
+            time.sleep(0.5)
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+        dead_run = running[0]
+
+        restarted = _launch(joining, env, tmp_path / "restarted.log", tmp_path)
+        processes.append(restarted)
+        for process, name in ((restarted, "restarted"), (lead, "lead")):
+            code = process.wait(timeout=RUN_TIMEOUT_S)
+            assert code == 0, f"{name} exited with {code}:\n{(tmp_path / f'{name}.log').read_text()[-3000:]}"
+    finally:
+        for process in processes:
+            _stop(process)
+
+    dead_number = int(dead_run.data.tags[TRIAL_TAG])
+    trials = optuna.load_study(study_name="lost", storage=databases["optuna"]).trials
+    states = {trial.number: trial.state for trial in trials}
+    assert states[dead_number] == optuna.trial.TrialState.FAIL
+    retries = [trial for trial in trials if RetryFailedTrialCallback.retried_trial_number(trial) == dead_number]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].params == next(trial for trial in trials if trial.number == dead_number).params
+    assert sum(state == optuna.trial.TrialState.COMPLETE for state in states.values()) == 3
+
+    children = _trial_runs(client, parent_run_id)  # every child under the one parent
+    assert not [run.info.run_id for run in children if run.info.status == "RUNNING"]
+    dead = client.get_run(dead_run.info.run_id)
+    assert dead.info.status == "FAILED" and "worker lost" in dead.data.tags["eirnn.error"]
+    assert sum(run.info.status == "FINISHED" for run in children) == 3
+    parent = client.get_run(parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics[study_metric("trials_complete")] == 3

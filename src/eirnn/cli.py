@@ -58,13 +58,27 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from eirnn import console
+    from eirnn.tracking.resume import resume_command
     from eirnn.tracking.run import train_and_log
+    from eirnn.training import TrainingInterrupted
 
     config = config_from_args(args)
     console.quiet_tracking_logs()
-    outcome = train_and_log(
-        config, on_prepared=lambda prepared: console.print_block(console.data_summary(prepared, config))
-    )
+    try:
+        outcome = train_and_log(
+            config, on_prepared=lambda prepared: console.print_block(console.data_summary(prepared, config))
+        )
+    except TrainingInterrupted as stopped:
+        import mlflow
+
+        run = mlflow.last_active_run()
+        how = (
+            f"; continue with: {resume_command(run.info.run_id)}"
+            if run and stopped.checkpoint_epoch is not None
+            else ""
+        )
+        print(f"eirnn train: {stopped}; the run is KILLED{how}", file=sys.stderr)
+        return stopped.exit_code
     console.print_block(console.closing_block(outcome.summary))
     return 0
 
@@ -170,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DatasetError and ConfigError are ValueErrors with a one-line message meant for the user
         print(f"eirnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM during training (TrainingInterrupted)
+        print(f"eirnn {args.command}: stopped{f' ({stopped})' if str(stopped) else ''}", file=sys.stderr)
+        return getattr(stopped, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,9 +27,45 @@ class ConfigError(ValueError):
     """A setting that cannot work, named with the value found."""
 
 
-def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, *, model_arg: bool = False) -> Any:
-    """A TrainConfig field; `model_arg`: passed to the model's constructor under its own name."""
-    return field(default=default, metadata={"help": help, "choices": choices, "model_arg": model_arg})
+#: allowed ranges of numeric settings: (lowest, highest, lowest allowed?, highest allowed?)
+ANY = (-math.inf, math.inf, False, False)
+POSITIVE = (0.0, math.inf, False, False)
+NON_NEGATIVE = (0.0, math.inf, True, False)
+AT_LEAST_ONE = (1, math.inf, True, False)
+OPEN_UNIT = (0.0, 1.0, False, False)
+HALF_OPEN_UNIT = (0.0, 1.0, True, False)
+
+
+def _within(value: float, allowed: tuple) -> bool:
+    low, high, low_in, high_in = allowed
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return False
+    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+
+
+def range_text(allowed: tuple) -> str:
+    """(0, inf, False, False) -> 'a value > 0'; (0, 1, True, False) -> 'a value in [0, 1)'."""
+    low, high, low_in, high_in = allowed
+    if low == -math.inf and high == math.inf:
+        return "a finite value"
+    if high == math.inf:
+        return f"a value {'>=' if low_in else '>'} {low:g}"
+    return f"a value in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def _setting(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    *,
+    model_arg: bool = False,
+    allowed: tuple = ANY,
+) -> Any:
+    """A TrainConfig field; `model_arg`: passed to the model's constructor under its own name;
+    `allowed`: the range a numeric value must lie in (checked, and stated when it does not)."""
+    return field(
+        default=default, metadata={"help": help, "choices": choices, "model_arg": model_arg, "allowed": allowed}
+    )
 
 
 # the help groups, each named with its first field in declaration order: a field belongs to the
@@ -45,6 +82,7 @@ class TrainConfig:
     bin_ms: float = _setting(
         0.0,
         "bin size in ms: spike times (NWB, .mat/.npz) are counted in it (0 = 10 ms); binned files: when they have none",
+        allowed=NON_NEGATIVE,
     )
     align: str = _setting(
         "",
@@ -74,45 +112,78 @@ class TrainConfig:
     go_event: str = _setting(
         "go_cue_time", "cue-go inputs: onset of the go pulse, a trials column (NWB) or a time in ms, e.g. -300"
     )
-    val_fraction: float = _setting(0.2, "share of trials held out for validation, stratified by condition")
-    test_fraction: float = _setting(
-        0.0, "share of trials held out as a test split that training and selection never see (0 = none)"
+    val_fraction: float = _setting(
+        0.2, "share of trials held out for validation, stratified by condition", allowed=OPEN_UNIT
     )
-    seed: int = _setting(0, "seed of every random step: split, initialisation, noise, batches", model_arg=True)
-    split_seed: int = _setting(-1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)")
+    validate_on_train: bool = _setting(
+        False,
+        "condition-averaged data only (one pseudo-trial per condition, rates): score validation on the "
+        "training trials, since nothing can be held out; refused for any other data",
+    )
+    drop_silent_neurons: bool = _setting(
+        False, "drop neurons that never fire (their count is logged as data.n_silent_dropped); false = refuse them"
+    )
+    test_fraction: float = _setting(
+        0.0,
+        "share of trials held out as a test split that training and selection never see (0 = none)",
+        allowed=HALF_OPEN_UNIT,
+    )
+    seed: int = _setting(
+        0, "seed of every random step: split, initialisation, noise, batches", model_arg=True, allowed=NON_NEGATIVE
+    )
+    split_seed: int = _setting(
+        -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
+    )
     # model
-    tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True)
-    noise_scale: float = _setting(0.1, "process-noise standard deviation (state units)", model_arg=True)
-    input_embed_dim: int = _setting(56, "size of the input embedding", model_arg=True)
+    tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
+    noise_scale: float = _setting(
+        0.1, "process-noise standard deviation (state units)", model_arg=True, allowed=NON_NEGATIVE
+    )
+    input_embed_dim: int = _setting(56, "size of the input embedding", model_arg=True, allowed=AT_LEAST_ONE)
     input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS, model_arg=True)
-    attention_heads: int = _setting(4, "attention heads of the attention embedding", model_arg=True)
+    attention_heads: int = _setting(
+        4, "attention heads of the attention embedding", model_arg=True, allowed=AT_LEAST_ONE
+    )
     learnable_h0: bool = _setting(True, "learn the initial state h0", model_arg=True)
     h0_init: float = _setting(0.1, "initial value of h0", model_arg=True)
     enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio", model_arg=True)
-    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", model_arg=True)
+    ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", model_arg=True, allowed=POSITIVE)
     activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
-    spectral_radius: float = _setting(1.0, "spectral radius of the initial recurrent matrix", model_arg=True)
+    spectral_radius: float = _setting(
+        1.0, "spectral radius of the initial recurrent matrix", model_arg=True, allowed=POSITIVE
+    )
     # training
-    max_epochs: int = _setting(2000, "maximum number of epochs")
+    max_epochs: int = _setting(2000, "maximum number of epochs", allowed=AT_LEAST_ONE)
     selection_metric: str = _setting(
         "cond_psth_corr",
         "validation score that early stopping, the best checkpoint, tuning and the champion use",
         SELECTION_METRICS,
     )
-    patience: int = _setting(200, "stop when the selection score rose by less than min_delta in this many epochs")
-    smoothing: float = _setting(0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)")
-    min_delta: float = _setting(
-        0.001, "smallest rise of the (smoothed) selection score that restarts the patience count"
+    patience: int = _setting(
+        200, "stop when the selection score rose by less than min_delta in this many epochs", allowed=AT_LEAST_ONE
     )
-    learning_rate: float = _setting(0.001, "Adam learning rate")
-    weight_decay: float = _setting(0.0, "Adam weight decay")
-    grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)")
-    batch_size: int = _setting(0, "trials per batch (0 = full batch)")
+    smoothing: float = _setting(
+        0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)", allowed=HALF_OPEN_UNIT
+    )
+    min_delta: float = _setting(
+        0.001, "smallest rise of the (smoothed) selection score that restarts the patience count", allowed=NON_NEGATIVE
+    )
+    learning_rate: float = _setting(0.001, "Adam learning rate", allowed=POSITIVE)
+    weight_decay: float = _setting(0.0, "Adam weight decay", allowed=NON_NEGATIVE)
+    grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)", allowed=NON_NEGATIVE)
+    batch_size: int = _setting(0, "trials per batch (0 = full batch)", allowed=NON_NEGATIVE)
     loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
-    behavior_weight: float = _setting(1.0, "weight of the behaviour readout loss (data with behaviour only)")
-    checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs")
+    behavior_weight: float = _setting(
+        1.0, "weight of the behaviour readout loss (data with behaviour only)", allowed=NON_NEGATIVE
+    )
+    checkpoint_every: int = _setting(100, "write a resumable checkpoint every N epochs", allowed=NON_NEGATIVE)
+    checkpoint_seconds: float = _setting(
+        10.0,
+        "also refresh the resumable checkpoint when this many seconds passed since the last one (0 = off)",
+        allowed=NON_NEGATIVE,
+    )
     device: str = _setting("cpu", "where to train; auto = CUDA when present", DEVICES, model_arg=True)
-    threads: int = _setting(0, "torch threads (0 = all cores)")
+    threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
     registered_model_name: str = _setting("eirnn", "registry name of the trained model")
@@ -126,21 +197,13 @@ class TrainConfig:
             value = getattr(self, spec.name)
             if choices and value not in choices:
                 raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
-        positive = ("tau", "max_epochs", "learning_rate", "input_embed_dim", "attention_heads", "ei_ratio")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: expected a positive value, found {getattr(self, name)!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction: expected a value in (0, 1), found {self.val_fraction!r}")
-        if not 0.0 <= self.test_fraction < 1.0 or self.val_fraction + self.test_fraction >= 1.0:
+            if spec.type in ("int", "float") and not _within(value, spec.metadata["allowed"]):
+                raise ConfigError(f"{spec.name}: expected {range_text(spec.metadata['allowed'])}, found {value!r}")
+        if self.val_fraction + self.test_fraction >= 1.0:
             raise ConfigError(
-                f"test_fraction: expected a value in [0, 1) leaving training trials beside "
-                f"val_fraction={self.val_fraction}, found {self.test_fraction!r}"
+                f"test_fraction: expected val_fraction + test_fraction < 1 (training needs trials), found "
+                f"{self.val_fraction} + {self.test_fraction}"
             )
-        if self.min_delta < 0:
-            raise ConfigError(f"min_delta: expected a value >= 0, found {self.min_delta!r}")
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ConfigError(f"smoothing: expected a value in [0, 1), found {self.smoothing!r}")
         if self.input_embed_type == "attention" and self.input_embed_dim % self.attention_heads:
             # multi-head attention splits the embedding evenly across heads
             raise ConfigError(

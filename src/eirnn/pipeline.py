@@ -15,6 +15,7 @@ import torch
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
 from eirnn.data.loaders import arrays_sha256
+from eirnn.data.validation import check_trainable, validates_on_train
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
 
@@ -61,9 +62,10 @@ def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[Neural
     The test trials (`config.test_fraction` of all trials) are set aside first and never reach
     training, early stopping, pruning or the champion; validation then takes `val_fraction` of
     all trials from the rest (with test_fraction 0 the split is exactly the seed's 835/208).
-    Condition-averaged data (one pseudo-trial per condition) has nothing to hold out: it is
-    fitted and scored on the same trials, and `Prepared.held_out` says so."""
-    if dataset.trials_per_condition.max() < 2:
+    Condition-averaged data (one pseudo-trial per condition) has nothing to hold out: with
+    `validate_on_train` it is fitted and scored on the same trials, and `Prepared.held_out` says
+    so; without it, it is refused."""
+    if validates_on_train(dataset, config.validate_on_train):
         return dataset, dataset, None
     seed = config.data_split_seed
     rest, test = dataset, None
@@ -97,5 +99,6 @@ def prepare(config: TrainConfig, dataset: NeuralDataset | None = None, truth: An
     set_threads(config)
     if dataset is None:
         dataset, truth = load_configured_data_and_truth(config)
+    dataset = check_trainable(dataset, drop_silent_neurons=config.drop_silent_neurons)
     train, val, test = split_with_test(dataset, config)
     return Prepared(dataset, train, val, build_model(dataset, config), test, truth)

@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from .values import as_text, magnitude_problem, plain_object_array
+from .values import first_index_text as _first_index_text
+
 #: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
 #: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)
 EXCITATORY_NAMES = frozenset(
@@ -61,11 +64,6 @@ def label_key(label: Any) -> str:
 
 def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(size) for size in shape) if len(shape) else "scalar"
-
-
-def _first_index_text(mask: np.ndarray, axes: Sequence[str]) -> str:
-    first = np.unravel_index(int(np.flatnonzero(mask.ravel())[0]), mask.shape)
-    return "(" + ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, first)) + ")"
 
 
 def _whole_numbers_or_none(values: np.ndarray) -> np.ndarray | None:
@@ -137,6 +135,11 @@ class NeuralDataset:
         if self.behavior is not None:
             self.behavior = self._checked_float_array("behavior", self.behavior, np.float64)
             self._check_same_sizes("behavior", self.behavior, reference_name, reference, ("trials", "time bins"))
+        for name in ("counts", "rates", "inputs", "behavior"):
+            values = getattr(self, name)
+            problem = None if values is None else magnitude_problem(name, values, ARRAY_AXES[name], self.bin_ms)
+            if problem:
+                self._fail(name, *problem)
         self.input_names = self._checked_names("input_names", self.input_names, self.n_inputs, "input")
         self.behavior_names = (
             None
@@ -259,13 +262,14 @@ class NeuralDataset:
         return names
 
     def _checked_ei_labels(self, values: Any) -> np.ndarray:
-        labels = np.asarray(values)
+        labels = plain_object_array(np.asarray(values))
         if labels.ndim != 1:
             self._fail("ei_labels", f"a vector of {self.n_neurons} labels", f"shape {_shape_text(labels.shape)}")
         if len(labels) != self.n_neurons:
             self._fail("ei_labels", f"{self.n_neurons} labels (one per neuron)", f"{len(labels)}")
         codes = np.empty(len(labels), dtype=np.int8)
         for index, label in enumerate(labels.tolist()):
+            label = as_text(label)
             key = label_key(label)
             if key in EXCITATORY_NAMES:
                 codes[index] = 0
@@ -284,6 +288,7 @@ class NeuralDataset:
         values = self._checked_vector("conditions", self.conditions, self.n_trials, "trials")
         if values is None:
             self._fail("conditions", f"{self.n_trials} condition labels (one per trial)", "None")
+        values = plain_object_array(values)
         if self.condition_labels is not None:
             codes = _whole_numbers_or_none(values)
             n_labels = len(self.condition_labels)
@@ -451,6 +456,7 @@ class NeuralDataset:
             "data_signal": "counts" if self.has_counts else "rates",
             "ei_labels": "labeled" if self.is_labeled else "unlabeled",
             "n_neurons": self.n_neurons,
+            "n_silent_dropped": int(self.meta.get("n_silent_dropped", 0)),
             "n_e": self.n_e,
             "n_i": self.n_i,
             "n_inputs": self.n_inputs,

@@ -9,7 +9,6 @@ the same for v5 and v7.3; plain HDF5 arrays are taken as stored (numpy order).
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import DatasetError, NeuralDataset
+from .layout import CANONICAL_AXES, MATLAB_LAYOUT, infer_layout
 
 #: schema name -> names accepted in a file, in lookup order
 SCHEMA_NAMES: dict[str, tuple[str, ...]] = {
@@ -44,7 +44,6 @@ META_FIELDS = ("subject", "session", "area")
 ARRAY_FIELDS = {"spikes": "counts", "rates": "rates", "inputs": "inputs", "behavior": "behavior"}
 VECTOR_FIELDS = ("ei_labels", "conditions", "time_ms", "neuron_ids", "trial_ids", "input_names", "behavior_names")
 
-CANONICAL_AXES = ("trials", "time", "neurons")
 AXIS_NAMES = {
     "trials": "trials",
     "trial": "trials",
@@ -56,7 +55,6 @@ AXIS_NAMES = {
     "units": "neurons",
     "cells": "neurons",
 }
-MATLAB_LAYOUT = ("neurons", "time", "trials")
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 FORMAT_NAMES = {
@@ -298,6 +296,13 @@ def _file_names(contents: FileContents, keys: dict[str, str]) -> dict[str, str]:
             names[schema_name] = keys[schema_name]
             continue
         present = [name for name in accepted if name in contents.variables]
+        unread = [name for name in accepted if name in contents.unreadable]
+        if unread and not present:  # dropping it would be silent: E/I labels lost make every neuron E
+            contents.fail(
+                unread[0],
+                f"numbers or text for '{schema_name}' (e.g. np.array(values, dtype=str); MATLAB: a cellstr)",
+                f"{contents.unreadable[unread[0]]}, which is not read; variables present: {contents.listing()}",
+            )
         if len(present) > 1:
             contents.fail(
                 present[0],
@@ -343,52 +348,6 @@ def _three_d(contents: FileContents, name: str) -> np.ndarray:
     return value
 
 
-def _fitting_layouts(arrays: dict[str, np.ndarray], lengths: dict[str, int]) -> list[tuple[str, ...]]:
-    """Axis orders under which every 3-d array agrees with the others and with the vectors."""
-    main = "spikes" if "spikes" in arrays else "rates"
-    main_axis_lengths = {
-        "trials": [lengths.get("conditions"), lengths.get("trial_ids")],
-        "time": [lengths.get("time_ms")],
-    }
-    channel_lengths = {
-        "spikes": [lengths.get("ei_labels"), lengths.get("neuron_ids")],
-        "rates": [lengths.get("ei_labels"), lengths.get("neuron_ids")],
-        "inputs": [lengths.get("input_names")],
-        "behavior": [lengths.get("behavior_names")],
-    }
-    fits = []
-    for order in itertools.permutations(CANONICAL_AXES):
-        sizes = {name: dict(zip(order, array.shape)) for name, array in arrays.items()}
-        checks = [(sizes[main][axis], length) for axis, known in main_axis_lengths.items() for length in known]
-        for name, axis_sizes in sizes.items():
-            checks += [(axis_sizes["trials"], sizes[main]["trials"]), (axis_sizes["time"], sizes[main]["time"])]
-            checks += [(axis_sizes["neurons"], length) for length in channel_lengths[name]]
-        if "spikes" in arrays and "rates" in arrays:
-            checks.append((sizes["rates"]["neurons"], sizes["spikes"]["neurons"]))
-        if all(length is None or size == length for size, length in checks):
-            fits.append(order)
-    return fits
-
-
-def _inferred_layout(contents: FileContents, arrays: dict[str, np.ndarray], lengths: dict[str, int]) -> tuple[str, ...]:
-    fits = _fitting_layouts(arrays, lengths)
-    if len(fits) == 1:
-        return fits[0]
-    main = "spikes" if "spikes" in arrays else "rates"
-    suggestion = ",".join(fits[0] if fits else MATLAB_LAYOUT)
-    found = (
-        f"{len(fits)} axis orders fit ({'; '.join(','.join(order) for order in fits)})"
-        if fits
-        else "no axis order makes all variables agree"
-    )
-    contents.fail(
-        main,
-        f"an axis order that the other variables make unambiguous; pass it: --data-layout {suggestion} "
-        f"(layout='{suggestion}')",
-        f"{found}; variables: {contents.listing()}",
-    )
-
-
 def load_binned(
     contents: FileContents,
     *,
@@ -419,7 +378,7 @@ def load_binned(
 
     arrays = {schema: _three_d(contents, names[schema]) for schema in ARRAY_FIELDS if schema in names}
     vectors = {schema: _vector(contents, names[schema]) for schema in VECTOR_FIELDS if schema in names}
-    order = file_axes or _inferred_layout(contents, arrays, {name: len(v) for name, v in vectors.items()})
+    order = file_axes or infer_layout(contents, arrays, {name: len(v) for name, v in vectors.items()}, names)
     to_canonical = [order.index(axis) for axis in CANONICAL_AXES]
 
     source_variables = {ARRAY_FIELDS.get(schema, schema): names[schema] for schema in names}

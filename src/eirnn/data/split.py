@@ -41,16 +41,16 @@ def train_val_split(
     per_condition = dataset.trials_per_condition
     n_val = int(np.floor(val_fraction * dataset.n_trials + 1e-9))
     available = int(np.maximum(per_condition - 1, 0).sum())
-    if n_val == 0:
-        raise DatasetError(
-            f"{dataset.source}: variable 'val_fraction': expected at least one validation trial; found "
-            f"{val_fraction} x {dataset.n_trials} trials < 1"
-        )
     if available == 0:
         raise DatasetError(
             f"{dataset.source}: variable 'conditions': expected a condition with at least 2 trials so that "
             f"val_fraction={val_fraction} leaves validation trials; found {dataset.n_trials} trials in "
             f"{dataset.n_conditions} conditions, at most {int(per_condition.max())} per condition"
+        )
+    if n_val == 0:
+        raise DatasetError(
+            f"{dataset.source}: variable 'val_fraction': expected at least one validation trial; found "
+            f"{val_fraction} x {dataset.n_trials} trials < 1"
         )
     n_val = min(n_val, available)
     is_val = _draw(dataset, _validation_counts(per_condition, n_val), np.random.default_rng(seed))

@@ -8,6 +8,7 @@ the tuning workers call `train_and_log` directly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -19,23 +20,34 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import torch
 from mlflow.tracking import MlflowClient
 
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
-from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, prepare
+from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, load_configured_data, prepare
 from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
-from eirnn.tracking.logger import EpochMetricLogger
-from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
+from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
+from eirnn.tracking.metric_names import FIT_TAGS, final_metric, fit_tag
 from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
+from eirnn.tracking.resume import (
+    RESUME_TAG,
+    check_same_data,
+    resumable_run,
+    resume_command,
+    resume_point,
+    resumed_config,
+)
 from eirnn.tracking.summary import NOTE_TAG, RunSummary
-from eirnn.training import RESUME_FILE, FitResult, fit
+from eirnn.training import FitResult, TrainingInterrupted, fit
+from eirnn.training.interrupts import raising_on_signals
 
 MODEL_ARTIFACT = "model"
 SPLIT_ARTIFACT = "split.json"  # trial ids of train, val and test: what no selection step may touch
 MAX_TAG_LENGTH = 5000
+LOGGER_DRAIN_ON_ERROR_S = 60.0
 
 
 @dataclass
@@ -101,15 +113,6 @@ def experiment_id_for(config: TrainConfig, parent_run_id: str | None = None) -> 
     return experiment.experiment_id if experiment else client.create_experiment(name)
 
 
-def _resume_point(client: MlflowClient, run_id: str, workdir: Path) -> tuple[Path, int]:
-    """The run's last checkpoint, downloaded, and the last epoch already logged."""
-    checkpoint = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"checkpoints/{RESUME_FILE}", dst_path=str(workdir)
-    )
-    logged = client.get_metric_history(run_id, EPOCH_METRICS["val_psth_corr"])
-    return Path(checkpoint), max((m.step for m in logged), default=-1)
-
-
 def fit_summary(result: FitResult) -> dict[str, Any]:
     return {
         "best_selection_score": result.best_selection_score,
@@ -125,13 +128,13 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
     }
 
 
-def _log_model(model: Any, val_inputs: np.ndarray) -> str:
-    """Log the network as an MLflow model (no registration); returns its model URI."""
-    import mlflow.pytorch
+def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
+    """Log the network as an MLflow pyfunc model (no registration): its state dict and
+    constructor arguments as artifacts, `RatePredictor` as code; returns its model URI."""
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    from eirnn.tracking.serving import RatePredictor
+    from eirnn.tracking.serving import MODEL_CODE, save_network_files
 
     n_inputs, n_neurons = val_inputs.shape[-1], int(model.recorded_units.numel())
     # -1 on trials and time: the signature accepts any number of trials and bins
@@ -139,11 +142,10 @@ def _log_model(model: Any, val_inputs: np.ndarray) -> str:
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_inputs))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_neurons))]),
     )
-    predictor = RatePredictor(model.cpu()).eval()
-    info = mlflow.pytorch.log_model(
-        predictor,
+    info = mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT,
-        serialization_format="pickle",
+        python_model=str(MODEL_CODE),
+        artifacts=save_network_files(model.cpu(), folder),
         signature=signature,
         input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
         # listing requirements skips MLflow's inference, which imports the model in a subprocess
@@ -183,26 +185,47 @@ def train_and_log(
     on_prepared: Callable[[Prepared], None] | None = None,
 ) -> TrainingOutcome:
     """Train under one MLflow run. Any exception ends the run FAILED with the message in the
-    `eirnn.error` tag, then propagates (the CLI exits non-zero). `on_prepared` sees the loaded,
-    split data and the built model before training starts (the CLI prints its data summary).
-    `truth`: the circuit that generated `dataset`, when known (the built-in recording brings its
-    own), for the gt_* metrics."""
+    `eirnn.error` tag, then propagates (the CLI exits non-zero). SIGTERM/SIGINT end it KILLED
+    after a resumable checkpoint, with the command that continues it in the `eirnn.resume` tag.
+    `on_prepared` sees the loaded, split data and the built model before training starts (the
+    CLI prints its data summary).
+
+    With `config.resume`, the run's status, settings and data hash are checked before it is
+    reopened. `truth`: the circuit that generated `dataset`, when known (the built-in recording
+    brings its own), for the gt_* metrics."""
     client = MlflowClient()
-    run_id = _start_run(config, parent_run_id, dict(tags or {}))
-    try:
-        with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
-            outcome = _train_in_run(
-                config, client, run_id, Path(scratch), (dataset, truth), callbacks, register, tags or {}, on_prepared
-            )
-        stopped = outcome.fit.stop_reason == "callback"
-        mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
-        return outcome
-    except BaseException as error:
-        message = f"{type(error).__name__}: {error}"
-        client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
-        client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
-        mlflow.end_run("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
+    if config.resume:
+        run = resumable_run(client, config.resume)
+        config = resumed_config(config, run)
+        dataset = dataset if dataset is not None else load_configured_data(config)
+        check_same_data(run, dataset, dataset_sha256(dataset))
+    with raising_on_signals():
+        run_id = _start_run(config, parent_run_id, dict(tags or {}))
+        try:
+            with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
+                outcome = _train_in_run(
+                    config,
+                    client,
+                    run_id,
+                    Path(scratch),
+                    (dataset, truth),
+                    callbacks,
+                    register,
+                    tags or {},
+                    on_prepared,
+                )
+            stopped = outcome.fit.stop_reason == "callback"
+            mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
+            return outcome
+        except BaseException as error:
+            message = f"{type(error).__name__}: {error}"
+            client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
+            client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
+            interrupted = isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
+            if interrupted and getattr(error, "checkpoint_epoch", None) is not None:
+                client.set_tag(run_id, RESUME_TAG, resume_command(run_id))
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
+            raise
 
 
 def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str, data: tuple[Any, Any]) -> Prepared:
@@ -244,10 +267,9 @@ def _train_in_run(
     tags: dict[str, str],
     on_prepared: Callable[[Prepared], None] | None,
 ) -> TrainingOutcome:
-    resume_from, skip_through = (None, -1)
+    resume_from, logged_steps = None, {}
     if config.resume:
-        config = TrainConfig.from_dict({**client.get_run(run_id).data.params, "resume": config.resume})
-        resume_from, skip_through = _resume_point(client, run_id, workdir)
+        resume_from, logged_steps = resume_point(client, run_id, workdir)
     # bin_ms=0 means "from the file": logged once the data says what the bin is
     log_new_params(client, run_id, {k: v for k, v in config.to_dict().items() if k != "bin_ms" or v})
     client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
@@ -257,17 +279,14 @@ def _train_in_run(
     prepared = _prepare_and_log_data(config, client, run_id, data)
     if on_prepared is not None:
         on_prepared(prepared)
-    logger = EpochMetricLogger(run_id, client, skip_through_step=skip_through)
-    result = fit(
-        prepared.model,
-        prepared.train,
-        prepared.val,
+    result = _fit_logged(
+        prepared,
         config,
-        [logger, *callbacks],
-        checkpoint_dir=workdir / "checkpoints",
-        resume_from=resume_from,
+        EpochMetricLogger(run_id, client, logged_steps=logged_steps),
+        callbacks,
+        workdir / "checkpoints",
+        resume_from,
     )
-    logger.flush()
 
     model = prepared.model
     model.load_state_dict(result.best_state)
@@ -296,7 +315,7 @@ def _train_in_run(
     # the fit facts as they are (integers stay integers in their tags)
     _log_final_metrics(client, run_id, values)
 
-    model_uri = _log_model(model, prepared.val.inputs)
+    model_uri = _log_model(model, prepared.val.inputs, workdir / "model")
     version = champion = None
     if register:
         version, champion = register_model(
@@ -388,6 +407,37 @@ def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig)
         recovery = recover(model, prepared.truth, prepared.val, seed=config.data_split_seed)
         scores.update(recovery.metrics)
     return scores, recovery
+
+
+def _fit_logged(
+    prepared: Prepared,
+    config: TrainConfig,
+    logger: EpochMetricLogger,
+    callbacks: Sequence[Any],
+    checkpoint_dir: Path,
+    resume_from: Path | None,
+) -> FitResult:
+    """`fit` with per-epoch logging; a resumed run first gets the epochs of its checkpoint that
+    it does not have yet."""
+    try:
+        if resume_from is not None:
+            logger.log_history(torch.load(resume_from, weights_only=True)["history"])
+        result = fit(
+            prepared.model,
+            prepared.train,
+            prepared.val,
+            config,
+            [logger, *callbacks],
+            checkpoint_dir=checkpoint_dir,
+            resume_from=resume_from,
+        )
+    except BaseException:
+        # what training logged reaches the run even when training failed (bounded: the run must end)
+        with contextlib.suppress(TrackingUnavailableError):
+            logger.close(timeout_s=LOGGER_DRAIN_ON_ERROR_S)
+        raise
+    logger.close()
+    return result
 
 
 def _write_figures_and_report(run_folder: Path, config: TrainConfig, run_id: str) -> None:

@@ -8,7 +8,8 @@ Modules (this package re-exports their public names):
 * ``early_stopping``: :class:`EarlyStopping` on the smoothed validation correlation.
 * ``validation``: :class:`ValidationScorer`, :func:`validation_metrics`.
 * ``progress``: :class:`ProgressDisplay`.
-* ``errors``: :class:`TrainingDivergedError`.
+* ``errors``: :class:`TrainingDivergedError`, :class:`TrainingInterrupted`.
+* ``interrupts``: SIGTERM/SIGINT as stop requests.
 
 Everything outside (MLflow logging, Optuna pruning, the progress display) listens through
 callbacks: ``on_epoch_end(epoch, metrics)`` returning True asks training to stop.
@@ -22,7 +23,7 @@ from eirnn.training.checkpoints import (
     periodic_checkpoint_name,
 )
 from eirnn.training.early_stopping import EarlyStopping
-from eirnn.training.errors import TrainingDivergedError
+from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
 from eirnn.training.loop import Callback, FitResult, fit, make_loss, make_targets, train_epoch
 from eirnn.training.progress import ProgressDisplay
 from eirnn.training.validation import ValidationScorer, validation_metrics
@@ -37,6 +38,7 @@ __all__ = [
     "FitResult",
     "ProgressDisplay",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "ValidationScorer",
     "fit",
     "make_loss",

@@ -8,6 +8,7 @@ optimiser, random generator, early-stopping state, history, best weights and the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def resumable_state(training: Any, epoch: int) -> dict[str, Any]:
 def restore_resumable_state(training: Any, path: str | Path) -> None:
     """Load a ``last.ckpt`` into ``training``, which then continues after the saved epoch."""
     device = training.device
-    saved = torch.load(path, map_location=device, weights_only=False)
+    # tensors and plain values only: a checkpoint downloaded from a shared store cannot run code
+    saved = torch.load(path, map_location=device, weights_only=True)
     training.model.load_state_dict(saved["model"])
     training.optimizer.load_state_dict(saved["optimizer"])
     training.generator.set_state(saved["generator"].to(training.generator.get_state().device))
@@ -55,19 +57,32 @@ def restore_resumable_state(training: Any, path: str | Path) -> None:
 class CheckpointWriter:
     """Writes a fit's checkpoint files into ``directory``; does nothing when it is None.
 
-    Callbacks with an ``on_checkpoint(directory, epoch)`` method hear of each resumable save.
+    ``last.ckpt`` is refreshed every ``every`` epochs (with a numbered copy) and also whenever
+    ``every_s`` seconds have passed since the last save, so that a kill loses at most that much
+    training however long an epoch takes. Callbacks with an ``on_checkpoint(directory, epoch)``
+    method hear of each resumable save.
     """
 
-    def __init__(self, directory: str | Path | None, every: int, callbacks: Sequence[Any] = ()) -> None:
+    def __init__(
+        self, directory: str | Path | None, every: int, callbacks: Sequence[Any] = (), every_s: float = 0.0
+    ) -> None:
         self.directory = Path(directory) if directory is not None else None
         self.every = every
+        self.every_s = every_s
         self.callbacks = callbacks
+        self.last_saved_epoch: int | None = None
+        self._last_saved_at = time.monotonic()
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
 
-    def due(self, epoch: int) -> bool:
-        """Whether a resumable checkpoint is written after ``epoch`` (every ``every`` epochs)."""
+    def numbered_due(self, epoch: int) -> bool:
+        """Whether ``epoch`` gets a numbered checkpoint (every ``every`` epochs)."""
         return self.every > 0 and (epoch + 1) % self.every == 0
+
+    def due(self, epoch: int) -> bool:
+        """Whether a resumable checkpoint is written after ``epoch``."""
+        timed = self.every_s > 0 and time.monotonic() - self._last_saved_at >= self.every_s
+        return self.numbered_due(epoch) or timed
 
     def save_best(self, best_state: dict[str, torch.Tensor]) -> None:
         if self.directory is not None:
@@ -83,11 +98,13 @@ class CheckpointWriter:
         if self.directory is None:
             return
         state = resumable_state(training, epoch)
-        torch.save(state, self.directory / periodic_checkpoint_name(epoch))
+        if self.numbered_due(epoch):
+            torch.save(state, self.directory / periodic_checkpoint_name(epoch))
         # write-then-rename: a kill during the write never leaves a truncated last.ckpt
         tmp = self.directory / (RESUME_FILE + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self.directory / RESUME_FILE)
+        self.last_saved_epoch, self._last_saved_at = epoch, time.monotonic()
         for callback in self.callbacks:
             if hasattr(callback, "on_checkpoint"):
                 callback.on_checkpoint(self.directory, epoch)

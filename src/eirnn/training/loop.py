@@ -21,7 +21,8 @@ from eirnn.config import ConfigError, TrainConfig
 from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
 from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state, state_on_cpu
 from eirnn.training.early_stopping import EarlyStopping
-from eirnn.training.errors import TrainingDivergedError
+from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
+from eirnn.training.interrupts import StopRequest
 from eirnn.training.progress import ProgressDisplay
 from eirnn.training.validation import (
     ValidationScorer,
@@ -229,27 +230,37 @@ def fit(
     """Train `model` on `train`, early-stopping on `val`'s `config.selection_metric`.
 
     With `checkpoint_dir`, writes model_best.pt and model_final.pt (state dicts, loadable with
-    `model.load_state_dict(torch.load(path, weights_only=True))`) and, every
-    `config.checkpoint_every` epochs, a resumable `last.ckpt` (model, optimiser, epoch, random
-    generator, early-stopping state and history) plus a numbered copy. `resume_from` continues
-    from such a file exactly where it stopped.
+    `model.load_state_dict(torch.load(path, weights_only=True))`) and a resumable `last.ckpt`
+    (model, optimiser, epoch, random generator, early-stopping state and history) every
+    `config.checkpoint_every` epochs (plus a numbered copy) and every `config.checkpoint_seconds`.
+    `resume_from` continues from such a file exactly where it stopped.
+
+    SIGTERM or SIGINT end the current epoch, write `last.ckpt` and raise TrainingInterrupted.
     """
     training = _Training(model, train, val, config)
     training.start(train, resume_from)
-    checkpoints = CheckpointWriter(checkpoint_dir, config.checkpoint_every, callbacks)
+    checkpoints = CheckpointWriter(checkpoint_dir, config.checkpoint_every, callbacks, config.checkpoint_seconds)
     display = ProgressDisplay(config.max_epochs, training.start_epoch) if progress else None
     listeners: list[Any] = [*([display] if display else []), *callbacks]
     stop_reason, epoch, started = "max_epochs", training.start_epoch - 1, time.perf_counter()
-    for epoch in range(training.start_epoch, config.max_epochs):
-        metrics = training.run_epoch(epoch)
-        if training.improved(epoch, metrics):
-            checkpoints.save_best(training.best_state)
-        stop_requested = any([bool(listener.on_epoch_end(epoch, metrics)) for listener in listeners])
-        if checkpoints.due(epoch):
-            checkpoints.save_resumable(training, epoch)
-        if stop_requested or training.stopping.exhausted(epoch):
-            stop_reason = "callback" if stop_requested else "patience"
-            break
+    with StopRequest().installed() as stop_signal:
+        for epoch in range(training.start_epoch, config.max_epochs):
+            try:
+                metrics = training.run_epoch(epoch)
+            except TrainingDivergedError as error:
+                raise TrainingDivergedError(error.epoch, error.loss, checkpoints.last_saved_epoch) from None
+            if training.improved(epoch, metrics):
+                checkpoints.save_best(training.best_state)
+            stop_requested = any([bool(listener.on_epoch_end(epoch, metrics)) for listener in listeners])
+            if checkpoints.due(epoch) or stop_signal.signum is not None:
+                checkpoints.save_resumable(training, epoch)
+            if stop_signal.signum is not None:
+                if display:
+                    display.close()
+                raise TrainingInterrupted(stop_signal.signum, checkpoints.last_saved_epoch)
+            if stop_requested or training.stopping.exhausted(epoch):
+                stop_reason = "callback" if stop_requested else "patience"
+                break
     if display:
         display.close()
     checkpoints.save_final(training, epoch)

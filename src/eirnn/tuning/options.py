@@ -32,6 +32,12 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="epochs before a trial can be pruned (default: max_epochs / 10)",
     )
+    tuning.add_argument(
+        "--heartbeat-seconds",
+        type=int,
+        default=60,
+        help="database storage: a trial silent for twice this long is taken as dead, failed and re-run",
+    )
     tuning.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")
     for action in tuning._group_actions:
         if "(default" not in action.help:

@@ -28,6 +28,8 @@ RUN_ATTR = "mlflow_run_id"
 MODEL_URI_ATTR = "model_uri"
 
 ARTIFACT_DIR = "tuning"
+#: study user attribute: the settings every worker of the study must share
+FIXED_SETTINGS_ATTR = "eirnn.fixed_settings"
 
 
 @dataclass
@@ -65,6 +67,7 @@ class StudySettings:
     search_space: SearchSpace | None = None
     pruner: PrunerSettings = field(default_factory=PrunerSettings)
     parent_run_id: str = ""
+    heartbeat_s: int = 60
 
 
 @dataclass

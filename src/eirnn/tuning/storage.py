@@ -25,11 +25,16 @@ def resolve_storage(spec: str) -> str:
     return str(folder / DEFAULT_JOURNAL_FILE)
 
 
-def open_storage(spec: str) -> optuna.storages.BaseStorage:
+def open_storage(spec: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.BaseStorage:
     spec = resolve_storage(spec)
     if "://" in spec:
-        # heartbeats let the next trial fail the RUNNING trials of a machine that died
-        return optuna.storages.RDBStorage(spec, heartbeat_interval=HEARTBEAT_S)
+        from eirnn.tuning.dead_trials import RetryDeadTrial
+
+        # heartbeats let any process of the study fail, end and re-queue the trials of a worker
+        # that died, once they are silent for twice the interval
+        return optuna.storages.RDBStorage(
+            spec, heartbeat_interval=heartbeat_s, failed_trial_callback=RetryDeadTrial(2 * heartbeat_s)
+        )
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(spec))
 
 

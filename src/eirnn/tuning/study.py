@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import optuna
 from mlflow.tracking import MlflowClient
-from optuna.trial import TrialState
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
@@ -45,6 +44,7 @@ from eirnn.tuning.search_space import (
 )
 from eirnn.tuning.settings import (
     ARTIFACT_DIR,
+    FIXED_SETTINGS_ATTR,
     MODEL_URI_ATTR,
     NOTE_TAG,
     OBJECTIVE_METRIC,
@@ -68,6 +68,7 @@ from eirnn.tuning.workers import (
     _run_local_workers,
     _trial_environment,
     _worker_jobs,
+    count_finished_trials,
     run_trials,
     split_trials,
 )
@@ -139,19 +140,37 @@ def _check_parent_is_running(client: MlflowClient, parent_run_id: str) -> None:
         )
 
 
-def _count_finished_trials(study: optuna.Study, parent_run_id: str) -> int:
-    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(
-        trial.user_attrs.get(PARENT_RUN_ATTR) == parent_run_id
-        for trial in study.get_trials(deepcopy=False, states=finished)
-    )
+#: settings each machine may choose for itself; every other fixed setting must match the study's
+MACHINE_SETTINGS = ("data", "threads", "device", "resume", "run_name", "log_figures", "experiment_name")
+
+
+def fixed_settings(config: TrainConfig, space: SearchSpace, dataset: Any) -> dict[str, Any]:
+    """The settings every trial of the study shares: those not searched, and the data's hash
+    (its path may differ between machines)."""
+    values = {name: value for name, value in config.to_dict().items() if name not in space}
+    for name in MACHINE_SETTINGS:
+        values.pop(name, None)
+    return {**values, "data.sha256": str(dataset.meta.get("sha256", ""))}
+
+
+def check_fixed_settings(study: optuna.Study, mine: dict[str, Any]) -> None:
+    """Refuse a worker whose fixed settings differ from those the lead stored with the study."""
+    stored = study.user_attrs.get(FIXED_SETTINGS_ATTR)
+    if stored is None:
+        return
+    for name in sorted(set(stored) | set(mine)):
+        if stored.get(name) != mine.get(name):
+            raise ConfigError(
+                f"{name}: study {study.study_name!r} runs with {stored.get(name)!r}, this worker has "
+                f"{mine.get(name)!r}; start workers with the lead's settings"
+            )
 
 
 def _wait_for_trials(study: optuna.Study, parent_run_id: str, n_trials: int) -> None:
     """Wait until `n_trials` trials of this parent have finished, whichever workers run them."""
     shown = -1
     try:
-        while (finished := _count_finished_trials(study, parent_run_id)) < n_trials:
+        while (finished := count_finished_trials(study, parent_run_id)) < n_trials:
             if finished != shown:
                 print(f"waiting: {finished} of {n_trials} trials of this parent have finished", flush=True)
                 shown = finished
@@ -182,7 +201,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
     dataset = dataset if dataset is not None else load_configured_data(config)
     space = validate_search_space(settings.search_space or default_search_space(dataset), config, dataset)
     storage_spec = resolve_storage(settings.storage)
-    storage = open_storage(storage_spec)
+    storage = open_storage(storage_spec, settings.heartbeat_s)
     client = MlflowClient()
     if leading:
         study = optuna.create_study(
@@ -192,6 +211,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             load_if_exists=True,
         )
         study.set_metric_names([OBJECTIVE_NAME])
+        study.set_user_attr(FIXED_SETTINGS_ATTR, fixed_settings(config, space, dataset))
         parent_run_id = _open_parent_run(client, config, settings, space)
         # distinct per worker and per invocation, so that a resumed study does not replay its random start
         sequence = np.random.SeedSequence([config.seed, len(study.trials)])
@@ -201,6 +221,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             raise ConfigError(f"study-name: no study {settings.study_name!r} in the storage; start the lead first")
         _check_parent_is_running(client, settings.parent_run_id)
         study = optuna.load_study(study_name=settings.study_name, storage=storage)
+        check_fixed_settings(study, fixed_settings(config, space, dataset))
         parent_run_id, seeds = settings.parent_run_id, [None] * settings.n_workers
     jobs = _worker_jobs(config, settings, storage_spec, space, parent_run_id, seeds, dataset)
     experiment_name = client.get_experiment(client.get_run(parent_run_id).info.experiment_id).name
@@ -248,6 +269,7 @@ def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
             kind=args.pruner, startup_trials=args.pruner_startup_trials, warmup_epochs=args.pruner_warmup_epochs
         ),
         parent_run_id=args.parent_run_id,
+        heartbeat_s=args.heartbeat_seconds,
     )
     outcome = run_study(config_from_args(args), settings, dataset=dataset)
     if outcome is None:

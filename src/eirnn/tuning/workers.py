@@ -19,6 +19,9 @@ from optuna.trial import TrialState
 from eirnn.config import TrainConfig
 from eirnn.runtime import configure_for_training
 from eirnn.tracking.run import ERROR_TAG, train_and_log
+from eirnn.training import EarlyStopping
+from eirnn.training.validation import higher_is_better
+from eirnn.tuning.dead_trials import retried_trial_numbers, trial_run_id
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
     MODEL_URI_ATTR,
@@ -41,18 +44,24 @@ def split_trials(n_trials: int, n_workers: int) -> list[int]:
 
 
 class PruningReporter:
-    """Training callback: reports the epoch's validation correlation to the trial and asks
-    training to stop when the pruner says so."""
+    """Training callback: reports the trial's best validation selection score so far (chosen as
+    training chooses its best epoch) and asks training to stop when the pruner says so. A pruned
+    trial's value in Optuna (its last report) is then its run's best_selection_score."""
 
-    def __init__(self, trial: optuna.Trial) -> None:
+    def __init__(self, trial: optuna.Trial, config: TrainConfig) -> None:
         self.trial = trial
         self.pruned_at_epoch: int | None = None
+        higher = higher_is_better(config.selection_metric)
+        self.stopping = EarlyStopping(config.patience, config.smoothing, higher, config.min_delta)
+        self.worst = -1.0 if higher else math.inf
+        self.best = self.worst
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
         value = metrics[OBJECTIVE_METRIC]
-        # an undefined score counts as the worst one, as in early stopping
-        worst = -1.0 if self.trial.study.direction == optuna.study.StudyDirection.MAXIMIZE else 1e30
-        self.trial.report(value if math.isfinite(value) else worst, epoch)
+        if self.stopping.update(epoch, value):
+            # an undefined score counts as the worst one, as in early stopping
+            self.best = value if math.isfinite(value) else self.worst
+        self.trial.report(self.best, epoch)
         if self.trial.should_prune():
             self.pruned_at_epoch = epoch
             return True
@@ -75,7 +84,7 @@ class TrialObjective:
         settings = self.base.replace(**suggest_settings(trial, self.space, self.base))
         # short names fit the runs table; the searched settings are the run's params
         config = settings.replace(run_name=f"trial-{trial.number}")
-        reporter = PruningReporter(trial)
+        reporter = PruningReporter(trial, config)
         client = MlflowClient()
         try:
             outcome = train_and_log(
@@ -88,7 +97,7 @@ class TrialObjective:
                 status_when_stopped_by_callback="KILLED",
             )
         except Exception:
-            run_id = self._child_run_id(client, trial.number)
+            run_id = trial_run_id(client, self.parent_run_id, trial.number)
             if run_id:
                 trial.set_user_attr(RUN_ATTR, run_id)
                 client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
@@ -109,18 +118,6 @@ class TrialObjective:
             raise ValueError(message)
         return value
 
-    def _child_run_id(self, client: MlflowClient, trial_number: int) -> str | None:
-        """The run a failed trial started, if it got that far (train_and_log raises without it)."""
-        parent = client.get_run(self.parent_run_id)
-        runs = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=(
-                f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.`{TRIAL_TAG}` = '{trial_number}'"
-            ),
-            max_results=1,
-        )
-        return runs[0].info.run_id if runs else None
-
 
 @dataclass
 class WorkerJob:
@@ -136,6 +133,7 @@ class WorkerJob:
     sampler_seed: int | None
     dataset: Any
     tracking_uri: str
+    heartbeat_s: int = 60
 
 
 def run_trials(job: WorkerJob) -> None:
@@ -143,13 +141,33 @@ def run_trials(job: WorkerJob) -> None:
     mlflow.set_tracking_uri(job.tracking_uri)
     study = optuna.load_study(
         study_name=job.study_name,
-        storage=open_storage(job.storage),
+        storage=open_storage(job.storage, job.heartbeat_s),
         # constant_liar keeps concurrent workers from sampling the same point
         sampler=optuna.samplers.TPESampler(seed=job.sampler_seed, constant_liar=True),
         pruner=job.pruner.build(job.config.max_epochs),
     )
     objective = TrialObjective(job.config, job.space, job.dataset, job.parent_run_id, job.study_name)
-    study.optimize(objective, n_trials=job.n_trials, catch=(Exception,))
+    target = int(float(MlflowClient().get_run(job.parent_run_id).data.params.get("n_trials", job.n_trials)))
+
+    def stop_at_target(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        # the parent's trials may be run by several workers, a restarted one among them
+        if count_finished_trials(study, job.parent_run_id) >= target:
+            study.stop()
+
+    study.optimize(objective, n_trials=job.n_trials, catch=(Exception,), callbacks=[stop_at_target])
+
+
+def count_finished_trials(study: optuna.Study, parent_run_id: str) -> int:
+    """Finished trials of this parent; a failed trial that is re-run counts through its re-run."""
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_trial_numbers(trials)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(
+        trial.state in finished
+        and trial.number not in retried
+        and trial.user_attrs.get(PARENT_RUN_ATTR) == parent_run_id
+        for trial in trials
+    )
 
 
 def _worker_process(job: WorkerJob) -> None:
@@ -213,6 +231,7 @@ def _worker_jobs(
             sampler_seed=seed,
             dataset=dataset,
             tracking_uri=mlflow.get_tracking_uri(),
+            heartbeat_s=settings.heartbeat_s,
         )
         for share, seed in zip(shares, seeds)
     ]

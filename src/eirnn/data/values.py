@@ -1,0 +1,60 @@
+"""Value-level checks and conversions shared by the dataset's validation: object arrays (pandas
+columns, MATLAB cellstr) read as text or numbers, and magnitudes no recording can have."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: above these, values are wrong units or a corrupt file (a neuron fires at most ~1 kHz)
+MAX_RATE_HZ = 5000.0
+MAX_ABS_INPUT = 1e6
+
+
+def first_index_text(mask: np.ndarray, axes: Sequence[str]) -> str:
+    first = np.unravel_index(int(np.flatnonzero(mask.ravel())[0]), mask.shape)
+    return "(" + ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, first)) + ")"
+
+
+def as_text(item: Any) -> Any:
+    """bytes (HDF5, MATLAB char exported by h5py) as str; anything else unchanged."""
+    return item.decode(errors="replace") if isinstance(item, bytes) else item
+
+
+def plain_object_array(values: np.ndarray) -> np.ndarray:
+    """An object array as a text or number array when every entry is text or every entry is a
+    number; unchanged otherwise (and refused by the caller)."""
+    if values.dtype != object:
+        return values
+    items = [as_text(item) for item in values.ravel().tolist()]
+    if all(isinstance(item, str) for item in items):
+        return np.array(items, dtype=str).reshape(values.shape)
+    if all(isinstance(item, (int, float, np.integer, np.floating)) and not isinstance(item, bool) for item in items):
+        return np.array(items, dtype=np.float64).reshape(values.shape)
+    return values
+
+
+def magnitude_problem(name: str, array: np.ndarray, axes: Sequence[str], bin_ms: float) -> tuple[str, str] | None:
+    """(expected, found) when `array` holds values no recording has: rates above MAX_RATE_HZ for
+    counts and rates, |values| above MAX_ABS_INPUT for inputs and behaviour; None when fine."""
+    if name in ("counts", "rates"):
+        in_hz = array / (bin_ms / 1000.0) if name == "counts" else array
+        bad = in_hz > MAX_RATE_HZ
+        if not bad.any():
+            return None
+        unit = f" ({MAX_RATE_HZ * bin_ms / 1000.0:g} spikes per {bin_ms:g} ms bin)" if name == "counts" else ""
+        return (
+            f"rates <= {MAX_RATE_HZ:g} Hz{unit}: larger means wrong units, a wrong bin size or a corrupt file",
+            f"{int(bad.sum())} values beyond, largest {float(in_hz.max()):.3g} Hz, first at "
+            f"{first_index_text(bad, axes)}",
+        )
+    bad = np.abs(array) > MAX_ABS_INPUT
+    if not bad.any():
+        return None
+    return (
+        f"|values| <= {MAX_ABS_INPUT:g} (larger means wrong units or a corrupt file)",
+        f"{int(bad.sum())} values beyond, largest {float(np.abs(array).max()):.3g}, first at "
+        f"{first_index_text(bad, axes)}",
+    )

@@ -1,0 +1,59 @@
+"""Trials whose worker died (SIGKILL, a lost machine): with an RDB storage every running trial
+sends heartbeats, and whichever process of the study next finds one silent for longer than the
+grace period fails it (Optuna), ends its MLflow child run FAILED with the reason, and queues the
+same settings again as a new trial (Optuna's RetryFailedTrialCallback)."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.storages import RetryFailedTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from eirnn.tracking.run import ERROR_TAG
+from eirnn.tuning.settings import PARENT_RUN_ATTR, TRIAL_STATE_TAG, TRIAL_TAG
+
+MAX_RETRIES = 3
+
+
+def trial_run_id(client: MlflowClient, parent_run_id: str, trial_number: int) -> str | None:
+    """The child run a trial started, if it got that far."""
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`{TRIAL_TAG}` = '{trial_number}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def retried_trial_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the failed trials that a later trial re-runs."""
+    with warnings.catch_warnings():  # retry_history is marked experimental since Optuna 3.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return {number for trial in trials for number in RetryFailedTrialCallback.retry_history(trial)}
+
+
+class RetryDeadTrial(RetryFailedTrialCallback):
+    """Optuna's failed-trial callback of the study's storage, run by whoever notices the dead trial."""
+
+    def __init__(self, grace_period_s: int) -> None:
+        super().__init__(max_retry=MAX_RETRIES)
+        self.grace_period_s = grace_period_s
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        parent_run_id = trial.user_attrs.get(PARENT_RUN_ATTR)
+        if parent_run_id:
+            client = MlflowClient()
+            run_id = trial_run_id(client, parent_run_id, trial.number)
+            if run_id and client.get_run(run_id).info.status == "RUNNING":
+                reason = (
+                    f"worker lost: trial {trial.number} sent no heartbeat for over {self.grace_period_s} s; "
+                    "its settings are queued again as a new trial"
+                )
+                client.set_tag(run_id, ERROR_TAG, reason)
+                client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
+                client.set_terminated(run_id, "FAILED")
+        super().__call__(study, trial)

@@ -1,0 +1,114 @@
+"""A tracking server that goes away mid-training: a real `mlflow server` on loopback is stopped
+for 30 s and started again while `eirnn train` runs against it. Training goes on, the logger
+keeps what it could not send and retries, and the run ends with every epoch's metrics."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from eirnn.tracking.metric_names import EPOCH_METRICS
+
+OUTAGE_S = 30
+STARTUP_TIMEOUT_S = 120
+MAX_EPOCHS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_server(tmp_path, port: int) -> subprocess.Popen:
+    log = open(tmp_path / "server.log", "a")  # noqa: SIM115 (kept open for the server's lifetime)
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "mlflow", "server"),
+            *("--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"),
+            *("--artifacts-destination", str(tmp_path / "server-artifacts")),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail("mlflow server did not start")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.mark.slow
+def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start_server(tmp_path, port)
+    # MLflow's own HTTP retries kept short, so that eirnn's retry loop is what bridges the outage
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    env.pop("MLFLOW_RUN_ID", None)
+    training = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "eirnn.cli", "train", "--data", str(tiny_recording_file)),
+            *("--max-epochs", str(MAX_EPOCHS), "--patience", str(MAX_EPOCHS), "--checkpoint-every", "20"),
+            *("--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1", "--log-figures", "false"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        run_id = None
+        while time.monotonic() < deadline and run_id is None:
+            experiment = client.get_experiment_by_name("eirnn")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            if runs and client.get_metric_history(runs[0].info.run_id, EPOCH_METRICS["val_psth_corr"]):
+                run_id = runs[0].info.run_id
+            time.sleep(0.2)
+        assert run_id is not None, "no epoch logged"
+        _stop(server)
+        time.sleep(OUTAGE_S)
+        assert training.poll() is None, training.stderr.read()[-3000:]  # still training (or draining)
+        server = _start_server(tmp_path, port)
+        _, err = training.communicate(timeout=600)
+        assert training.returncode == 0, err[-3000:]
+        assert "tracking server did not answer" in err and "answers again" in err
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        for key in EPOCH_METRICS.values():
+            assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(MAX_EPOCHS)), key
+    finally:
+        _stop(training)
+        _stop(server)
