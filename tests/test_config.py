@@ -70,11 +70,19 @@ def test_string_params_round_trip_through_from_dict():
         ({"tau": 0}, "tau"),
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"input_embed_dim": 10, "attention_heads": 4}, "input_embed_dim"),
+        ({"selection_metric": "r2"}, "selection_metric"),
+        ({"test_fraction": 0.8}, "test_fraction"),
+        ({"test_fraction": -0.1}, "test_fraction"),
     ],
 )
 def test_invalid_settings_name_the_field(changes, field):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**changes)
+
+
+def test_split_seed_defaults_to_the_seed():
+    assert TrainConfig(seed=3).data_split_seed == 3
+    assert TrainConfig(seed=3, split_seed=0).data_split_seed == 0
 
 
 @pytest.mark.parametrize(

@@ -64,3 +64,36 @@ def test_impossible_validation_names_conditions():
         train_val_split(cheap_dataset([0, 0, 1, 1]), val_fraction=0.1)
     with pytest.raises(DatasetError, match=r"variable 'val_fraction'.*\(0, 1\)"):
         train_val_split(cheap_dataset([0, 0, 1, 1]), val_fraction=1.0)
+
+
+def test_test_split_is_stratified_disjoint_and_fixed_by_the_seed(default_structure):
+    from eirnn.config import TrainConfig
+    from eirnn.data import hold_out_test
+    from eirnn.pipeline import split_with_test
+
+    rest, test = hold_out_test(default_structure, 0.15, seed=0)
+    assert test.n_trials == 156 and rest.n_trials == 1043 - 156
+    np.testing.assert_allclose(test.trials_per_condition, 0.15 * default_structure.trials_per_condition, atol=1)
+    assert not set(test.trial_ids) & set(rest.trial_ids)
+    assert np.array_equal(hold_out_test(default_structure, 0.15, seed=0)[1].trial_ids, test.trial_ids)
+    assert not np.array_equal(hold_out_test(default_structure, 0.15, seed=1)[1].trial_ids, test.trial_ids)
+
+    train, val, held = split_with_test(default_structure, TrainConfig(test_fraction=0.15))
+    assert np.array_equal(held.trial_ids, test.trial_ids)
+    assert val.n_trials == 208  # validation keeps its share of all trials
+    parts = [set(part.trial_ids) for part in (train, val, held)]
+    assert sum(map(len, parts)) == 1043 and len(set.union(*parts)) == 1043
+    # the model seed alone does not move the split when split_seed is set
+    other = split_with_test(default_structure, TrainConfig(test_fraction=0.15, seed=5, split_seed=0))
+    assert all(np.array_equal(a.trial_ids, b.trial_ids) for a, b in zip(other, (train, val, held)))
+
+
+def test_without_a_test_split_the_seed_split_is_unchanged(default_structure):
+    from eirnn.config import TrainConfig
+    from eirnn.pipeline import split_with_test
+
+    train, val, test = split_with_test(default_structure, TrainConfig())
+    expected_train, expected_val = train_val_split(default_structure)
+    assert test is None
+    assert np.array_equal(train.trial_ids, expected_train.trial_ids)
+    assert np.array_equal(val.trial_ids, expected_val.trial_ids)

@@ -18,6 +18,7 @@ from eirnn.data.synthetic import make_recording
 from eirnn.evaluation import evaluate
 from eirnn.figures import FIGURES, FigureSet, write_figures
 from eirnn.pipeline import prepare
+from eirnn.recovery import recover
 from eirnn.report import format_metric, parse_report_metrics, write_report
 from eirnn.tracking.metric_names import FIT_TAGS, final_metric
 from eirnn.tracking.run import fit_summary
@@ -29,13 +30,19 @@ RUN_ID = "0123456789abcdef"
 MODEL_NAME = "eirnn-test"
 # what the M1 example cannot show: its run uses a linear embedding, and condition-averaged rates
 # have neither spike counts nor a second trial per condition
-M1_SKIPPED = {"attention_patterns.png", "fano_factor_comparison.png", "correlation_vs_noise_ceiling.png"}
+M1_SKIPPED = {
+    "attention_patterns.png",
+    "fano_factor_comparison.png",
+    "correlation_vs_noise_ceiling.png",
+    "recovery.png",  # real data: no ground-truth circuit to compare with
+}
 
 
-def _train_into(folder: Path, dataset, config: TrainConfig) -> Path:
+def _train_into(folder: Path, dataset, config: TrainConfig, truth=None) -> Path:
     prepared = prepare(config, dataset=dataset)
     result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
     prepared.model.load_state_dict(result.best_state)
+    recovery = recover(prepared.model, truth, prepared.val) if truth is not None else None
     return write_run_folder(
         folder,
         model=prepared.model,
@@ -45,6 +52,8 @@ def _train_into(folder: Path, dataset, config: TrainConfig) -> Path:
         fit_summary=fit_summary(result),
         config=config.to_dict(),
         data_facts=dataset.facts(),
+        extra_metrics=recovery.metrics if recovery is not None else None,
+        recovery=recovery,
     )
 
 
@@ -57,8 +66,8 @@ def _draw(folder: Path) -> tuple[FigureSet, str]:
 
 @pytest.fixture(scope="session")
 def synthetic_run(tmp_path_factory) -> tuple[Path, FigureSet, str]:
-    dataset, _ = make_recording(seed=0, n_trials=120, n_bins=60)
-    folder = _train_into(tmp_path_factory.mktemp("synthetic"), dataset, TrainConfig(**SMALL_RUN))
+    dataset, truth = make_recording(seed=0, n_trials=120, n_bins=60)
+    folder = _train_into(tmp_path_factory.mktemp("synthetic"), dataset, TrainConfig(**SMALL_RUN), truth)
     return (folder, *_draw(folder))
 
 
@@ -164,3 +173,12 @@ def test_m1_example_draws_what_applies_and_says_why_not_the_rest(m1_run):
 )
 def test_format_metric(value, text):
     assert format_metric(value) == text
+
+
+def test_report_says_what_the_fit_recovers_of_a_known_circuit(synthetic_run, m1_run):
+    _, _, text = synthetic_run
+    section = text.split("## What the fit recovers", 1)[1].split("\n## ", 1)[0]
+    for metric in ("gt_weight_corr", "gt_weight_corr_EI", "gt_perturbation_corr", "gt_null_perturbation_corr"):
+        assert f"`final/{metric}`" in section
+    assert "![What the fit recovers of the true circuit](figures/recovery.png)" in section
+    assert "## What the fit recovers" not in m1_run[2]

@@ -88,8 +88,7 @@ def test_served_champion_answers_invocations_like_load_model(tracking_store, tin
     from eirnn.tracking.run import train_and_log
 
     outcome = train_and_log(TrainConfig(data=str(tiny_recording_file), max_epochs=3, **SMALL_MODEL))
-    # str(): update_champion returns the version as MLflow's search gives it (int), register_model as str
-    assert outcome.model_version is not None and str(outcome.champion_version) == str(outcome.model_version)
+    assert outcome.model_version is not None and outcome.champion_version == outcome.model_version
 
     model = eirnn.load_model("eirnn")
     n_inputs = int(model.n_inputs)

@@ -45,6 +45,9 @@ RUN_ARTIFACTS = [
 ]
 
 FINAL_METRICS = [
+    "best_selection_score",
+    "noise_ceiling_sem",
+    "cond_noise_ceiling",
     "best_val_psth_corr",
     "final_val_psth_corr",
     "psth_corr",
@@ -99,6 +102,9 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
         assert fit_tag(key) in run.data.tags, key
     assert run.data.tags[fit_tag("total_epochs")] == "5"
     assert run.data.tags["eirnn.data"] == "tiny.npz"
+    assert run.data.params["selection_metric"] == "cond_psth_corr"
+    assert run.data.tags["eirnn.fit.stop_reason"] == "max_epochs"
+    assert "max_epochs=5" in run.data.tags["eirnn.fit.stop_detail"]
     paths = set(_artifact_paths(client, run.info.run_id))
     missing = [p for p in RUN_ARTIFACTS if p not in paths]
     assert not missing
@@ -139,7 +145,7 @@ def test_champion_is_the_better_run_in_either_order(tracking_store, tiny_recordi
     worse = dict(max_epochs=1, learning_rate=1e-5)
     first, second = (better, worse) if better_first else (worse, better)
     outcomes = [_train(first, tiny_recording_file), _train(second, tiny_recording_file)]
-    scores = [o.fit.best_val_psth_corr for o in outcomes]
+    scores = [o.fit.best_selection_score for o in outcomes]
     best_run = outcomes[int(np.argmax(scores))].run_id
     assert scores[0] != scores[1]
     champion = MlflowClient().get_model_version_by_alias("eirnn", CHAMPION)

@@ -99,9 +99,17 @@ def test_a_callback_can_stop_training(small_recording):
 
 
 def test_patience_stops_training(small_recording):
-    _, result = _fit(small_recording, learning_rate=1e-7, patience=3, max_epochs=50)
+    # min_delta 0: any new best restarts patience (the pooled correlation wobbles at this rate;
+    # the condition-resolved one rises by ~1e-6 per epoch, which is what min_delta is for)
+    _, result = _fit(
+        small_recording, learning_rate=1e-7, patience=3, max_epochs=50, min_delta=0.0, selection_metric="psth_corr"
+    )
     assert result.early_stopped and result.stop_reason == "patience"
     assert result.total_epochs == result.best_epoch + 4
+    # with a minimum rise, the imperceptible gains of a learning rate of 1e-7 do not count
+    _, result = _fit(small_recording, learning_rate=1e-7, patience=3, max_epochs=50, min_delta=0.001)
+    assert result.stop_reason == "patience" and result.total_epochs == 4
+    assert "rose by less than 0.001 in 3 epochs" in result.stop_detail
 
 
 def test_recovers_a_known_circuit_up_to_the_noise_ceiling():

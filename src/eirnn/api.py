@@ -114,7 +114,8 @@ def train(
     settings: `TrainConfig` fields by name (`eirnn train --help` lists them), e.g.
         ``max_epochs=300, tau=50.0, loss="poisson", experiment_name="m1"``.
     register: register the logged model under `registered_model_name` and apply the champion
-        rule (the alias moves only to a version with a better best validation correlation).
+        rule (the alias moves only to a version with a better validation selection score, among
+        versions selected on the same metric and fitted to the same data).
     callbacks: objects with ``on_epoch_end(epoch, metrics) -> bool | None`` (True stops training).
 
     A run that fails ends FAILED in MLflow with the error in its `eirnn.error` tag, and the
@@ -132,7 +133,8 @@ def train(
 
 def split(dataset: NeuralDataset, config: TrainConfig | None = None) -> tuple[NeuralDataset, NeuralDataset]:
     """(train, validation) trials as a run with `config` split them (e.g. a loaded model's
-    ``train_config``): stratified by condition with `config.seed` and `config.val_fraction`.
+    ``train_config``): stratified by condition with the split seed (`split_seed`, default `seed`)
+    and `config.val_fraction`, without the test trials when `config.test_fraction` > 0.
     Condition-averaged data (one pseudo-trial per condition) is returned as (dataset, dataset)."""
     from eirnn.pipeline import split as split_trials
 

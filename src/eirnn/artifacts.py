@@ -118,12 +118,17 @@ def write_run_folder(
     fit_summary: dict[str, Any],
     config: dict[str, Any],
     data_facts: dict[str, Any],
+    extra_metrics: dict[str, float] | None = None,
+    recovery: Any = None,
     input_names: list[str] | None = None,
     behavior_names: list[str] | None = None,
 ) -> Path:
     """Write weights/, outputs/, metrics/, population/, training_log.json, config.json,
-    data.json and metrics.json under `out`."""
+    data.json and metrics.json under `out`; `extra_metrics` (test-split scores, gt_* recovery
+    numbers) join the final metrics, and a `eirnn.recovery.Recovery` its arrays in recovery/."""
     out = Path(out)
+    if recovery is not None:
+        _write_recovery(out / "recovery", recovery)
     for folder in RUN_FOLDERS:
         (out / folder).mkdir(parents=True, exist_ok=True)
     for name, array in model_weights(model).items():
@@ -168,20 +173,53 @@ def write_run_folder(
     for name, array in population.items():
         np.save(out / "population" / f"{name}.npy", array)
 
+    names = {"input_names": input_names, "behavior_names": behavior_names}
+    _write_json_files(out, evaluation, history, fit_summary, config, data_facts, extra_metrics, names)
+    return out
+
+
+def _write_json_files(
+    out: Path,
+    evaluation: Evaluation,
+    history: list[dict[str, float]],
+    fit_summary: dict[str, Any],
+    config: dict[str, Any],
+    data_facts: dict[str, Any],
+    extra_metrics: dict[str, float] | None,
+    names: dict[str, list[str] | None],
+) -> None:
+    """training_log.json, config.json, data.json and metrics.json (final metrics with the
+    extra ones, reasons for missing ones, fit summary, input and behaviour names)."""
     summary = {
-        "final": {k: _finite_or_none(v) for k, v in evaluation.scalar_metrics().items()},
+        "final": {k: _finite_or_none(v) for k, v in {**evaluation.scalar_metrics(), **(extra_metrics or {})}.items()},
         "not_available": evaluation.not_available(),
         "fit": fit_summary,
         "condition_labels": [str(label) for label in evaluation.condition_labels],
         "bin_ms": evaluation.bin_ms,
-        "input_names": [str(name) for name in input_names or []],
-        "behavior_names": [str(name) for name in behavior_names or []],
+        **{key: [str(name) for name in value or []] for key, value in names.items()},
     }
     (out / "training_log.json").write_text(json.dumps(history, indent=1, default=_json_default))
     (out / "config.json").write_text(json.dumps(config, indent=2, default=_json_default))
     (out / "data.json").write_text(json.dumps(data_facts, indent=2, default=_json_default))
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    return out
+
+
+def _write_recovery(folder: Path, recovery: Any) -> None:
+    """What the "What the fit recovers" figure draws: effective weights among the recorded
+    neurons (fitted, true), the true labels, the perturbed groups and each perturbation's
+    predicted and true condition-PSTH changes (Hz) of the other neurons."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "fitted_weights": recovery.fitted_weights,
+        "true_weights": recovery.true_weights,
+        "true_is_inhibitory": recovery.true_is_inhibitory,
+        **{f"group_{name}": neurons for name, neurons in recovery.groups.items()},
+    }
+    for name, (predicted, true) in recovery.effects.items():
+        arrays[f"effect_predicted_{name}"] = predicted
+        arrays[f"effect_true_{name}"] = true
+    for name, array in arrays.items():
+        np.save(folder / f"{name}.npy", np.asarray(array))
 
 
 @dataclass
@@ -197,6 +235,7 @@ class RunArtifacts:
     config: dict[str, Any]
     data_facts: dict[str, Any]
     summary: dict[str, Any]
+    recovery: dict[str, np.ndarray]  # empty unless the data carried its true circuit
 
     @classmethod
     def load(cls, root: str | Path) -> RunArtifacts:
@@ -218,6 +257,7 @@ class RunArtifacts:
             config=read("config.json"),
             data_facts=read("data.json"),
             summary=read("metrics.json"),
+            recovery=arrays("recovery"),
         )
 
     @property

@@ -18,6 +18,9 @@ from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
 DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
+# validation scores that select models; val_loss is the only one where lower is better
+SELECTION_METRICS = ("cond_psth_corr", "psth_corr", "bits_per_spike", "val_loss")
+LOWER_IS_BETTER = ("val_loss",)
 
 
 class ConfigError(ValueError):
@@ -120,8 +123,16 @@ class TrainConfig:
     drop_silent_neurons: bool = _setting(
         False, "drop neurons that never fire (their count is logged as data.n_silent_dropped); false = refuse them"
     )
+    test_fraction: float = _setting(
+        0.0,
+        "share of trials held out as a test split that training and selection never see (0 = none)",
+        allowed=HALF_OPEN_UNIT,
+    )
     seed: int = _setting(
         0, "seed of every random step: split, initialisation, noise, batches", model_arg=True, allowed=NON_NEGATIVE
+    )
+    split_seed: int = _setting(
+        -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
     )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
@@ -143,11 +154,19 @@ class TrainConfig:
     )
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs", allowed=AT_LEAST_ONE)
+    selection_metric: str = _setting(
+        "cond_psth_corr",
+        "validation score that early stopping, the best checkpoint, tuning and the champion use",
+        SELECTION_METRICS,
+    )
     patience: int = _setting(
-        300, "stop after this many epochs without a better validation correlation", allowed=AT_LEAST_ONE
+        200, "stop when the selection score rose by less than min_delta in this many epochs", allowed=AT_LEAST_ONE
     )
     smoothing: float = _setting(
         0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)", allowed=HALF_OPEN_UNIT
+    )
+    min_delta: float = _setting(
+        0.001, "smallest rise of the (smoothed) selection score that restarts the patience count", allowed=NON_NEGATIVE
     )
     learning_rate: float = _setting(0.001, "Adam learning rate", allowed=POSITIVE)
     weight_decay: float = _setting(0.0, "Adam weight decay", allowed=NON_NEGATIVE)
@@ -180,12 +199,22 @@ class TrainConfig:
                 raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
             if spec.type in ("int", "float") and not _within(value, spec.metadata["allowed"]):
                 raise ConfigError(f"{spec.name}: expected {range_text(spec.metadata['allowed'])}, found {value!r}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(
+                f"test_fraction: expected val_fraction + test_fraction < 1 (training needs trials), found "
+                f"{self.val_fraction} + {self.test_fraction}"
+            )
         if self.input_embed_type == "attention" and self.input_embed_dim % self.attention_heads:
             # multi-head attention splits the embedding evenly across heads
             raise ConfigError(
                 f"input_embed_dim: expected a multiple of attention_heads={self.attention_heads}, "
                 f"found {self.input_embed_dim}"
             )
+
+    @property
+    def data_split_seed(self) -> int:
+        """The seed of the data split and of everything that depends on the data only."""
+        return self.seed if self.split_seed < 0 else self.split_seed
 
     def data_options(self) -> dict[str, Any]:
         """The keyword arguments of `eirnn.data.load_dataset` for `self.data`."""

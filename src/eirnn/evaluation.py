@@ -13,6 +13,10 @@ from eirnn import metrics
 from eirnn.metrics import Metric, NotAvailable, to_float
 
 PCA_COMPONENTS = 10
+# enough random splits that the ceiling's standard error over splits is ~0.001 on the built-in recording
+CEILING_SPLITS = 100
+# the noise ceilings draw from streams of their own seed: a metric of the data, not of the model
+POOLED_CEILING_STREAM, CONDITION_CEILING_STREAM = 1, 2
 
 
 @dataclass(eq=False)
@@ -63,10 +67,8 @@ class Evaluation:
         flat = metrics.pca_project(psths.reshape(-1, psths.shape[-1]), self.pca)
         return flat.reshape(psths.shape[0], psths.shape[1], -1)
 
-    def normalized(self, correlation: Metric, ceiling: Any) -> Metric:
-        if isinstance(ceiling, NotAvailable):
-            return ceiling
-        return metrics.normalized_correlation(correlation, ceiling)
+    def normalized(self, correlation: metrics.PsthCorrelation, ceiling: Any) -> Metric:
+        return metrics.normalized_mean_correlation(correlation, ceiling)
 
     def metric_values(self) -> dict[str, Any]:
         """The final metrics by name: a float, or NotAvailable with the reason."""
@@ -80,9 +82,13 @@ class Evaluation:
             "fano_model": _mean_of(self.fano_model),
             "fano_data": _mean_of(self.fano_data),
             "noise_ceiling": _mean_of(self.noise_ceiling),
-            "normalized_psth_corr": self.normalized(self.psth.mean, self.noise_ceiling),
+            "noise_ceiling_sem": _ceiling_fact(self.noise_ceiling, "sem"),
+            "noise_ceiling_n_excluded": _ceiling_fact(self.noise_ceiling, "n_excluded"),
+            "normalized_psth_corr": self.normalized(self.psth, self.noise_ceiling),
             "cond_noise_ceiling": _mean_of(self.condition_noise_ceiling),
-            "normalized_cond_psth_corr": self.normalized(self.condition_psth.mean, self.condition_noise_ceiling),
+            "cond_noise_ceiling_sem": _ceiling_fact(self.condition_noise_ceiling, "sem"),
+            "cond_noise_ceiling_n_excluded": _ceiling_fact(self.condition_noise_ceiling, "n_excluded"),
+            "normalized_cond_psth_corr": self.normalized(self.condition_psth, self.condition_noise_ceiling),
         }
 
     def scalar_metrics(self) -> dict[str, float]:
@@ -98,6 +104,14 @@ def _mean_of(result: Any) -> Metric:
     return result if isinstance(result, NotAvailable) else result.mean
 
 
+def _ceiling_fact(ceiling: Any, fact: str) -> Metric:
+    """The ceiling's standard error, or how many neurons it leaves out of normalised means
+    (undefined or near-zero ceiling)."""
+    if isinstance(ceiling, NotAvailable):
+        return ceiling
+    return ceiling.sem if fact == "sem" else float(ceiling.n_undefined + ceiling.n_near_zero)
+
+
 def predict_rates(model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = False, seed: int = 0):
     """Model output for `inputs` [trials, time, n_inputs]; noise uses a generator seeded by `seed`."""
     device = next(model.parameters()).device
@@ -108,9 +122,19 @@ def predict_rates(model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = F
         return model(prepared, noise=noise, generator=generator)
 
 
-def evaluate(model: torch.nn.Module, dataset: Any, *, seed: int = 0, ceiling_splits: int = 20) -> Evaluation:
-    """Score `model` on `dataset`. Deterministic for a given seed (model noise and noise-ceiling
-    splits draw from it)."""
+def evaluate(
+    model: torch.nn.Module,
+    dataset: Any,
+    *,
+    seed: int = 0,
+    ceiling_seed: int | None = None,
+    ceiling_splits: int = CEILING_SPLITS,
+) -> Evaluation:
+    """Score `model` on `dataset`. Deterministic for given seeds: the model's noisy draws (for its
+    Fano factor) come from `seed`; the noise ceilings, a property of the data alone, from
+    generators of their own seeded by `ceiling_seed` (default `seed`), so that the same data
+    give the same ceiling whatever model is scored."""
+    ceiling_seed = seed if ceiling_seed is None else ceiling_seed
     output = predict_rates(model, dataset.inputs, noise=False)
     model_rates = output.rates.cpu().numpy().astype(np.float64)
     target_rates = np.asarray(dataset.rates_hz, dtype=np.float64)
@@ -142,10 +166,18 @@ def evaluate(model: torch.nn.Module, dataset: Any, *, seed: int = 0, ceiling_spl
         fano_model=fano_model,
         fano_data=fano_data,
         noise_ceiling=metrics.noise_ceiling(
-            target_rates, conditions, by_condition=False, n_splits=ceiling_splits, rng=rng
+            target_rates,
+            conditions,
+            by_condition=False,
+            n_splits=ceiling_splits,
+            rng=np.random.default_rng([ceiling_seed, POOLED_CEILING_STREAM]),
         ),
         condition_noise_ceiling=metrics.noise_ceiling(
-            target_rates, conditions, by_condition=True, n_splits=ceiling_splits, rng=rng
+            target_rates,
+            conditions,
+            by_condition=True,
+            n_splits=ceiling_splits,
+            rng=np.random.default_rng([ceiling_seed, CONDITION_CEILING_STREAM]),
         ),
         summary_model=metrics.per_neuron_summary(model_rates),
         summary_target=metrics.per_neuron_summary(target_rates),

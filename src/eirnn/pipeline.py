@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from eirnn.config import TrainConfig
-from eirnn.data import NeuralDataset, load_dataset, train_val_split
+from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
 from eirnn.data.loaders import arrays_sha256
 from eirnn.data.validation import check_trainable, validates_on_train
 
@@ -22,14 +22,20 @@ BUILTIN_DATA_NAME = "builtin-synthetic"
 
 def load_configured_data(config: TrainConfig) -> NeuralDataset:
     """The file named by `config.data`, or the built-in synthetic recording when it is empty."""
+    return load_configured_data_and_truth(config)[0]
+
+
+def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, Any]:
+    """The data and, for the built-in synthetic recording, the network that generated it
+    (`eirnn.data.synthetic.GroundTruth`; None for a file)."""
     if not config.data:
         from eirnn.data.synthetic import make_recording
 
-        dataset, _ = make_recording(seed=0)
+        dataset, truth = make_recording(seed=0)
         # no file: the recording is named as such and hashed from its arrays
         dataset.meta.update(source_file=BUILTIN_DATA_NAME, sha256=arrays_sha256(dataset))
-        return dataset
-    return load_dataset(config.data, **config.data_options())
+        return dataset, truth
+    return load_dataset(config.data, **config.data_options()), None
 
 
 def set_threads(config: TrainConfig) -> None:
@@ -45,12 +51,29 @@ def build_model(dataset: NeuralDataset, config: TrainConfig) -> Any:
 
 
 def split(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset]:
-    """Stratified train/validation split. Condition-averaged data (one pseudo-trial per
-    condition) has nothing to hold out: with `validate_on_train` it is fitted and scored on the
-    same trials, and `Prepared.held_out` says so; without it, it is refused."""
+    """Stratified train/validation split (without the test trials, see `split_with_test`)."""
+    train, val, _ = split_with_test(dataset, config)
+    return train, val
+
+
+def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset, Any]:
+    """(train, validation, test or None), stratified by condition, drawn with the split seed.
+
+    The test trials (`config.test_fraction` of all trials) are set aside first and never reach
+    training, early stopping, pruning or the champion; validation then takes `val_fraction` of
+    all trials from the rest (with test_fraction 0 the split is exactly the seed's 835/208).
+    Condition-averaged data (one pseudo-trial per condition) has nothing to hold out: with
+    `validate_on_train` it is fitted and scored on the same trials, and `Prepared.held_out` says
+    so; without it, it is refused."""
     if validates_on_train(dataset, config.validate_on_train):
-        return dataset, dataset
-    return train_val_split(dataset, val_fraction=config.val_fraction, seed=config.seed)
+        return dataset, dataset, None
+    seed = config.data_split_seed
+    rest, test = dataset, None
+    if config.test_fraction > 0:
+        rest, test = hold_out_test(dataset, config.test_fraction, seed)
+    val_fraction = min(config.val_fraction * dataset.n_trials / rest.n_trials, 0.99)
+    train, val = train_val_split(rest, val_fraction=val_fraction, seed=seed)
+    return train, val, test
 
 
 @dataclass
@@ -59,15 +82,23 @@ class Prepared:
     train: NeuralDataset
     val: NeuralDataset
     model: Any
+    test: NeuralDataset | None = None
+    truth: Any = None  # GroundTruth of a synthetic recording, else None
 
     @property
     def held_out(self) -> bool:
         return self.train is not self.val
 
+    def trial_ids(self) -> dict[str, list]:
+        """The trial ids of each part of the split: what a user (or a test) checks for leaks."""
+        parts = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: part.trial_ids.tolist() for name, part in parts.items() if part is not None}
 
-def prepare(config: TrainConfig, dataset: NeuralDataset | None = None) -> Prepared:
+
+def prepare(config: TrainConfig, dataset: NeuralDataset | None = None, truth: Any = None) -> Prepared:
     set_threads(config)
-    dataset = dataset if dataset is not None else load_configured_data(config)
+    if dataset is None:
+        dataset, truth = load_configured_data_and_truth(config)
     dataset = check_trainable(dataset, drop_silent_neurons=config.drop_silent_neurons)
-    train, val = split(dataset, config)
-    return Prepared(dataset, train, val, build_model(dataset, config))
+    train, val, test = split_with_test(dataset, config)
+    return Prepared(dataset, train, val, build_model(dataset, config), test, truth)

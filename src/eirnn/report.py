@@ -25,6 +25,8 @@ METRIC_COLUMN = "MLflow metric"
 NOT_AVAILABLE = "n/a"
 
 FIT_ROWS = {
+    "best_selection_score": "Best validation selection score (the run's selection_metric, kept checkpoint)",
+    "final_selection_score": "Final validation selection score",
     "total_epochs": "Epochs trained",
     "best_epoch": "Best epoch (counted from 0, as logged)",
     "best_val_psth_corr": "Best validation PSTH correlation",
@@ -53,7 +55,28 @@ FINAL_METRIC_DEFINITIONS = {
     "normalized_psth_corr": "psth_corr / noise_ceiling (1 = as good as the data's noise allows)",
     "cond_noise_ceiling": "Noise ceiling of cond_psth_corr (PSTHs stacked conditions x time)",
     "normalized_cond_psth_corr": "cond_psth_corr / cond_noise_ceiling",
+    "noise_ceiling_sem": "Standard error of noise_ceiling over its random split-halves (seeded by the split seed)",
+    "noise_ceiling_n_excluded": "Neurons whose ceiling is undefined or below 0.1, left out of the ceiling and of "
+    "normalised means",
+    "cond_noise_ceiling_sem": "Standard error of cond_noise_ceiling over its random split-halves",
+    "cond_noise_ceiling_n_excluded": "Neurons left out of cond_noise_ceiling and normalized_cond_psth_corr",
 }
+# what the prefixed metrics are: the same score on the held-out test trials, or a ground-truth comparison
+TEST_PREFIX, TRUTH_PREFIX = "test_", "gt_"
+RECOVERY_FIGURE = "recovery.png"
+RECOVERY_DEFINITIONS = {
+    "gt_weight_corr": "Pearson r of fitted vs true effective weights (W[post, pre] / presynaptic gain, drive "
+    "per Hz) over ordered pairs of recorded neurons; Dale's signs alone make it positive, compare with the null",
+    "gt_sign_agreement": "share of pairs whose fitted weight has the true sign (1 by construction with true labels)",
+    "gt_perturbation_corr": "mean over the four perturbations of the r between predicted and true changes of "
+    "the other neurons' condition PSTHs (Hz)",
+    "gt_perturbation_sign_agreement": "share of the other neurons whose mean change has the true sign, mean "
+    "over the four perturbations",
+}
+CEILING_PAIRS = (
+    ("normalized_psth_corr", "psth_corr", "noise_ceiling"),
+    ("normalized_cond_psth_corr", "cond_psth_corr", "cond_noise_ceiling"),
+)
 
 
 def format_metric(value: Any) -> str:
@@ -119,16 +142,89 @@ def training_summary(artifacts: RunArtifacts) -> str:
     return _table(["Quantity", "Value", METRIC_COLUMN], rows)
 
 
-def final_metrics(artifacts: RunArtifacts) -> str:
+def _metric_rows(artifacts: RunArtifacts, keep, definitions: dict[str, str]) -> str:
     missing = artifacts.summary.get("not_available", {})
     rows = []
     for key, value in artifacts.summary.get("final", {}).items():
-        definition = FINAL_METRIC_DEFINITIONS.get(key, "")
+        if not keep(key):
+            continue
+        definition = definitions.get(key, "")
         if value is None:
             reason = missing.get(key, "the value is not finite")
             definition = f"{NOT_AVAILABLE}: {reason}. {definition}".strip()
         rows.append([key, format_metric(value), f"`{final_metric(key)}`", definition])
     return _table(["Metric", "Value", METRIC_COLUMN, "Definition and unit"], rows)
+
+
+def final_metrics(artifacts: RunArtifacts) -> str:
+    table = _metric_rows(
+        artifacts, lambda key: not key.startswith((TEST_PREFIX, TRUTH_PREFIX)), FINAL_METRIC_DEFINITIONS
+    )
+    notes = ceiling_notes(artifacts.final_metrics)
+    return "\n\n".join([table, *notes])
+
+
+def ceiling_notes(final: dict[str, float]) -> list[str]:
+    """Why a normalised correlation above 1 is (or is not) within the ceiling's uncertainty."""
+    notes = []
+    for normalized, correlation, ceiling in CEILING_PAIRS:
+        value, sem = final.get(normalized, math.nan), final.get(f"{ceiling}_sem", math.nan)
+        excluded = final.get(f"{ceiling}_n_excluded", math.nan)
+        if math.isfinite(excluded) and excluded > 0:
+            notes.append(
+                f"`{ceiling}` and `{normalized}` leave out {int(excluded)} neuron(s) whose ceiling is undefined "
+                "or below 0.1 (no reproducible PSTH to normalise by)."
+            )
+        if not (math.isfinite(value) and value > 1):
+            continue
+        gap = final[correlation] - final[ceiling]
+        within = math.isfinite(sem) and gap <= 2 * sem
+        notes.append(
+            f"`{normalized}` = {format_metric(value)} > 1: the model's mean r exceeds the ceiling by "
+            f"{format_metric(gap)}, "
+            + (
+                f"within twice the ceiling's standard error ({format_metric(sem)}); a model at the ceiling "
+                "scores 1 on average, and estimation noise puts it above 1 about half the time."
+                if within
+                else f"more than twice its standard error over splits ({format_metric(sem)}). That error only "
+                "covers the random halving; with few trials per condition the split-half ceiling itself is "
+                "biased low (each half has half the trials, and sqrt of a noisy reliability is low on "
+                "average), so values somewhat above 1 mean 'at the ceiling', not better than the data allow."
+            )
+        )
+    return notes
+
+
+def held_out_test_metrics(artifacts: RunArtifacts) -> str | None:
+    if not any(key.startswith(TEST_PREFIX) for key in artifacts.summary.get("final", {})):
+        return None
+    definitions = {f"{TEST_PREFIX}{k}": f"as {k}, on the test trials" for k in FINAL_METRIC_DEFINITIONS}
+    return (
+        f"On the {artifacts.data_facts.get('n_test_trials', '?')} test trials, held out before training: no "
+        "training step, early stopping, pruning or champion choice saw them, so these are the honest "
+        "estimates when many runs were compared on validation.\n\n"
+        + _metric_rows(artifacts, lambda key: key.startswith(TEST_PREFIX), definitions)
+    )
+
+
+def recovery_section(artifacts: RunArtifacts, figures: FigureSet, report_dir: Path) -> str | None:
+    if not any(key.startswith(TRUTH_PREFIX) for key in artifacts.summary.get("final", {})):
+        return None
+    return (
+        "The data came from a known E/I network (`eirnn.data.synthetic`), so the fit can be compared with "
+        "the truth among the recorded neurons (`eirnn.recovery`, docs/metrics.md): effective weights, and "
+        "the effect on the other neurons of silencing (x0) or boosting (x2) a group of truly I, then truly E "
+        "neurons, simulated in both networks on the validation inputs. `gt_null_*`: the same for the fitted "
+        "weights shuffled within E/I blocks. A good PSTH fit does not imply recovered connectivity; read "
+        "these numbers against the null.\n\n"
+        + _metric_rows(artifacts, lambda key: key.startswith(TRUTH_PREFIX), RECOVERY_DEFINITIONS)
+        + (
+            f"\n\n![{FIGURE_TITLES[RECOVERY_FIGURE]}]"
+            f"({Path(os.path.relpath(figures.written[RECOVERY_FIGURE], report_dir)).as_posix()})"
+            if RECOVERY_FIGURE in figures.written
+            else ""
+        )
+    )
 
 
 def settings_table(settings: dict[str, Any], what: str) -> str:
@@ -193,6 +289,10 @@ def figure_section(figures: FigureSet, report_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
+def _optional_section(heading: str, body: str | None) -> list[str]:
+    return [] if body is None else [heading, body]
+
+
 def write_report(
     artifacts: RunArtifacts,
     figures: FigureSet,
@@ -214,6 +314,8 @@ def write_report(
         "On the validation trials, model noise off. "
         f"{NOT_AVAILABLE} marks a number the data cannot support, with the reason.",
         final_metrics(artifacts),
+        *_optional_section("## Held-out Test Trials", held_out_test_metrics(artifacts)),
+        *_optional_section("## What the fit recovers", recovery_section(artifacts, figures, out_path.parent)),
         "## Model Configuration",
         settings_table(artifacts.config, "Setting"),
         "## Data Configuration",

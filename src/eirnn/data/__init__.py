@@ -8,11 +8,12 @@ The built-in synthetic recording lives in `eirnn.data.synthetic` and the real M1
 from .dataset import DatasetError, NeuralDataset
 from .load import load_dataset
 from .loaders import parse_keys, parse_layout, write_dataset
-from .split import train_val_split
+from .split import hold_out_test, train_val_split
 
 __all__ = [
     "DatasetError",
     "NeuralDataset",
+    "hold_out_test",
     "load_dataset",
     "parse_keys",
     "parse_layout",

@@ -1,4 +1,4 @@
-"""Train/validation split stratified by condition."""
+"""Train/validation (and optional test) split stratified by condition."""
 
 from __future__ import annotations
 
@@ -53,10 +53,38 @@ def train_val_split(
             f"{val_fraction} x {dataset.n_trials} trials < 1"
         )
     n_val = min(n_val, available)
-    val_counts = _validation_counts(per_condition, n_val)
-    rng = np.random.default_rng(seed)
-    is_val = np.zeros(dataset.n_trials, dtype=bool)
-    for code, count in enumerate(val_counts):
-        trials = np.flatnonzero(dataset.conditions == code)
-        is_val[rng.permutation(trials)[:count]] = True
+    is_val = _draw(dataset, _validation_counts(per_condition, n_val), np.random.default_rng(seed))
     return dataset.subset(~is_val), dataset.subset(is_val)
+
+
+def _draw(dataset: NeuralDataset, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mask of `counts[code]` trials drawn at random from each condition."""
+    chosen = np.zeros(dataset.n_trials, dtype=bool)
+    for code, count in enumerate(counts):
+        trials = np.flatnonzero(dataset.conditions == code)
+        chosen[rng.permutation(trials)[:count]] = True
+    return chosen
+
+
+# the test split draws from its own stream of the split seed, so that adding it leaves the
+# validation draw's generator as it was
+TEST_STREAM = 7
+
+
+def hold_out_test(dataset: NeuralDataset, test_fraction: float, seed: int = 0) -> tuple[NeuralDataset, NeuralDataset]:
+    """(rest, test): ``floor(test_fraction * n_trials)`` trials held out, stratified by condition
+    like the validation split, from a generator of its own (seeded by [seed, TEST_STREAM]).
+    Every condition keeps at least one trial in the rest."""
+    if not 0.0 < test_fraction < 1.0:
+        raise DatasetError(
+            f"{dataset.source}: variable 'test_fraction': expected a value in (0, 1); found {test_fraction}"
+        )
+    per_condition = dataset.trials_per_condition
+    n_test = min(int(np.floor(test_fraction * dataset.n_trials + 1e-9)), int(np.maximum(per_condition - 1, 0).sum()))
+    if n_test == 0:
+        raise DatasetError(
+            f"{dataset.source}: variable 'test_fraction': expected at least one test trial; found "
+            f"{test_fraction} x {dataset.n_trials} trials in {dataset.n_conditions} conditions"
+        )
+    is_test = _draw(dataset, _validation_counts(per_condition, n_test), np.random.default_rng([seed, TEST_STREAM]))
+    return dataset.subset(~is_test), dataset.subset(is_test)

@@ -27,6 +27,7 @@ from eirnn.figures.fit_quality import (
     psth_variance_comparison,
     training_curves,
 )
+from eirnn.figures.recovery import recovery_figure
 from eirnn.metrics import NotAvailable
 
 
@@ -55,6 +56,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     ),
     FigureSpec("recurrent_spectrum.png", "Eigenvalues of W_rec against the stability line", recurrent_spectrum),
     FigureSpec("behavior_readout.png", "Behaviour readout against its target", behavior_readout),
+    FigureSpec("recovery.png", "What the fit recovers of the true circuit", recovery_figure),
 )
 FIGURE_TITLES = {spec.name: spec.title for spec in FIGURES}
 

@@ -37,10 +37,17 @@ from eirnn.metrics.correlation import (
 from eirnn.metrics.likelihood import NLB_MIN_RATE, bits_per_spike
 from eirnn.metrics.population import NeuronSummary, PCAResult, pca_fit, pca_project, per_neuron_summary
 from eirnn.metrics.psth import condition_psths
-from eirnn.metrics.reliability import NoiseCeiling, noise_ceiling, normalized_correlation
+from eirnn.metrics.reliability import (
+    NEAR_ZERO_CEILING,
+    NoiseCeiling,
+    noise_ceiling,
+    normalized_correlation,
+    normalized_mean_correlation,
+)
 from eirnn.metrics.variability import FanoResult, fano_factor, model_fano_factor
 
 __all__ = [
+    "NEAR_ZERO_CEILING",
     "NLB_MIN_RATE",
     "FanoResult",
     "Metric",
@@ -58,6 +65,7 @@ __all__ = [
     "model_fano_factor",
     "noise_ceiling",
     "normalized_correlation",
+    "normalized_mean_correlation",
     "pca_fit",
     "pca_project",
     "per_neuron_summary",

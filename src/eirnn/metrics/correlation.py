@@ -115,9 +115,10 @@ def psth_r2(model_psth_by_condition: Any, target_psth_by_condition: Any) -> floa
     a constant target column gives 1 if predicted exactly, else 0 (sklearn's
     ``force_finite``). Result: mean of R2_j over neurons.
 
-    Inputs: same shape ``[..., neurons]``, e.g. ``[conditions, time, neurons]`` condition
-    PSTHs. NLB itself passes per-trial model rates ``[trials, time, neurons]`` against each
-    trial's condition PSTH (``target_psth[condition_index]``); both work here.
+    Inputs: same shape ``[..., neurons]``, normally ``[conditions, time, neurons]`` condition
+    PSTHs. NLB's ``eval_psth`` averages the model's per-trial rates within each condition first
+    and scores those predicted condition PSTHs against the data's, which is what
+    `eirnn.evaluation` passes here.
     A model that predicts each neuron's overall mean gives 0; units must match (Hz vs Hz).
     """
     yhat = np.asarray(model_psth_by_condition, dtype=float)

@@ -11,6 +11,9 @@ from eirnn.metrics.availability import Metric, NotAvailable, _as_trials, _check_
 from eirnn.metrics.correlation import PsthCorrelation
 from eirnn.metrics.psth import _nanmean_axis0, _pearson_columns
 
+# below this ceiling a neuron's PSTH has no reproducible signal to normalise by (r / ~0)
+NEAR_ZERO_CEILING = 0.1
+
 
 @dataclass(frozen=True, eq=False)
 class NoiseCeiling:
@@ -21,8 +24,13 @@ class NoiseCeiling:
     ceiling: [neurons] sqrt(max(reliability, 0)): the expected correlation of the true PSTH (a
         perfect model) with the all-trials target PSTH; 0 for a neuron without reproducible
         signal (reliability <= 0), NaN where undefined (a constant half-PSTH in every split).
-    mean: mean ceiling over neurons with a defined ceiling; mean_reliability likewise.
-    n_undefined: neurons without a defined ceiling (excluded from ``mean``).
+    mean: mean ceiling over neurons with a usable ceiling (defined and >= NEAR_ZERO_CEILING);
+        mean_reliability likewise.
+    sem: standard error of ``mean`` over the random splits (std of the per-split means /
+        sqrt(n_splits)): how much the number would move with other splits of the same trials.
+    n_undefined: neurons without a defined ceiling; n_near_zero: neurons whose ceiling is
+        below NEAR_ZERO_CEILING (no reproducible signal). Both are excluded from ``mean`` and
+        from normalised means (``usable``).
     by_condition: whether PSTHs were stacked conditions x time.
     """
 
@@ -33,6 +41,14 @@ class NoiseCeiling:
     n_undefined: int
     by_condition: bool
     n_splits: int
+    sem: float = float("nan")
+    n_near_zero: int = 0
+
+    @property
+    def usable(self) -> np.ndarray:
+        """[neurons] bool: a defined ceiling of at least NEAR_ZERO_CEILING."""
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(self.ceiling) & (self.ceiling >= NEAR_ZERO_CEILING)
 
     @property
     def per_neuron(self) -> np.ndarray:
@@ -92,30 +108,37 @@ def noise_ceiling(
         )
     if n_splits < 1:
         raise ValueError("n_splits must be >= 1")
-    idx_by_code = [np.flatnonzero(cond == c) for c in codes]
-    reliability = _split_half_reliability(x, idx_by_code, bool(by_condition), n_splits, _rng(rng))
+    rel_sum, rel_n, split_ceilings = _split_half_reliability(x, cond, codes, bool(by_condition), n_splits, _rng(rng))
     with np.errstate(invalid="ignore", divide="ignore"):
+        reliability = np.where(rel_n > 0, rel_sum / np.maximum(rel_n, 1), np.nan)
         ceiling = np.sqrt(np.clip(reliability, 0.0, None))  # NaN stays NaN
+        usable = np.isfinite(ceiling) & (ceiling >= NEAR_ZERO_CEILING)
+    per_split = np.nanmean(np.where(usable, split_ceilings, np.nan), axis=1) if usable.any() else np.full(1, np.nan)
+    sem = float(np.std(per_split, ddof=1) / np.sqrt(n_splits)) if n_splits > 1 and usable.any() else float("nan")
     return NoiseCeiling(
         reliability=reliability,
         ceiling=ceiling,
-        mean=_mean_or_na(ceiling, "noise ceiling"),
-        mean_reliability=_mean_or_na(reliability, "reliability"),
+        mean=_mean_or_na(np.where(usable, ceiling, np.nan), "noise ceiling"),
+        mean_reliability=_mean_or_na(np.where(usable, reliability, np.nan), "reliability"),
         n_undefined=int(np.sum(~np.isfinite(ceiling))),
         by_condition=bool(by_condition),
         n_splits=int(n_splits),
+        sem=sem,
+        n_near_zero=int(np.sum(np.isfinite(ceiling) & (ceiling < NEAR_ZERO_CEILING))),
     )
 
 
 def _split_half_reliability(
-    x: np.ndarray, idx_by_code: list[np.ndarray], by_condition: bool, n_splits: int, gen: np.random.Generator
-) -> np.ndarray:
-    """[neurons] Spearman-Brown-corrected split-half r, averaged over the splits where it is
-    defined (NaN where it never is); see :func:`noise_ceiling`."""
-    n_neurons = x.shape[2]
+    x: np.ndarray, cond: np.ndarray, codes: np.ndarray, by_condition: bool, n_splits: int, gen: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per neuron: the sum and count of the finite Spearman-Brown reliabilities over the splits,
+    and each split's ceiling [n_splits, neurons] (NaN where undefined)."""
+    n_neurons = x.shape[-1]
+    idx_by_code = [np.flatnonzero(cond == c) for c in codes]
     rel_sum = np.zeros(n_neurons)
     rel_n = np.zeros(n_neurons, dtype=int)
-    for _ in range(n_splits):
+    split_ceilings = np.full((n_splits, n_neurons), np.nan)
+    for split in range(n_splits):
         halves_a, halves_b = [], []
         for idx in idx_by_code:
             p = gen.permutation(idx)
@@ -133,8 +156,8 @@ def _split_half_reliability(
         ok = np.isfinite(rel)
         rel_sum[ok] += rel[ok]
         rel_n += ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(rel_n > 0, rel_sum / np.maximum(rel_n, 1), np.nan)
+        split_ceilings[split, ok] = np.sqrt(np.clip(rel[ok], 0.0, None))
+    return rel_sum, rel_n, split_ceilings
 
 
 def normalized_correlation(corr: Any, ceiling: Any) -> Any:
@@ -145,8 +168,10 @@ def normalized_correlation(corr: Any, ceiling: Any) -> Any:
     ``ceiling``: a float, a per-neuron array, or a :class:`NoiseCeiling`. Arrays divide per
     neuron and return an array (average it with ``np.nanmean`` yourself); a float ``corr``
     with a ``NoiseCeiling`` is divided by its mean ceiling. NotAvailable in either argument
-    propagates; a ceiling <= 0 or NaN gives NaN. Use the ceiling computed with the same
-    stacking (``by_condition``) as the correlation.
+    propagates; a ceiling <= 0 or NaN gives NaN, and so does, with a ``NoiseCeiling``, a
+    neuron whose ceiling is not ``usable``. Use the ceiling computed with the same stacking
+    (``by_condition``) as the correlation. For a mean over neurons see
+    :func:`normalized_mean_correlation`.
     """
     if isinstance(corr, NotAvailable):
         return corr
@@ -160,9 +185,21 @@ def normalized_correlation(corr: Any, ceiling: Any) -> Any:
                 return ceiling.mean
             ceiling = ceiling.mean
         else:
-            ceiling = ceiling.ceiling
+            ceiling = np.where(ceiling.usable, ceiling.ceiling, np.nan)
     c = np.asarray(corr, dtype=float)
     d = np.asarray(ceiling, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(d > 0, c / np.where(d > 0, d, 1.0), np.nan)
     return float(out) if out.ndim == 0 else out
+
+
+def normalized_mean_correlation(corr: PsthCorrelation, ceiling: Any) -> Metric:
+    """Mean r over the neurons with a usable ceiling divided by their mean ceiling (neurons
+    with an undefined or near-zero ceiling are left out of both means; ``NoiseCeiling`` counts
+    them). NotAvailable propagates."""
+    if isinstance(ceiling, NotAvailable):
+        return ceiling
+    keep = ceiling.usable & np.isfinite(corr.per_neuron)
+    if not keep.any():
+        return NotAvailable("no neuron has both a correlation and a usable noise ceiling")
+    return float(np.mean(corr.per_neuron[keep]) / np.mean(ceiling.ceiling[keep]))

@@ -23,6 +23,8 @@ EPOCH_METRICS = {
     "val_psth_corr_E": "val/psth_corr_E",
     "val_psth_corr_I": "val/psth_corr_I",
     "val_cond_psth_corr": "val/cond_psth_corr",
+    "val_bits_per_spike": "val/bits_per_spike",
+    "selection_score": "val/selection_score",
 }
 
 
@@ -43,7 +45,7 @@ def study_metric(key: str) -> str:
 
 # fit facts that are counts, flags or durations: run tags `eirnn.fit.<key>`, not metrics, so that
 # they read as numbers on the run page instead of drawing a one-bar chart each
-FIT_TAGS = ("best_epoch", "total_epochs", "early_stopped", "training_seconds", "stop_reason")
+FIT_TAGS = ("best_epoch", "total_epochs", "early_stopped", "training_seconds", "stop_reason", "stop_detail")
 FIT_TAG_PREFIX = "eirnn.fit."
 
 
@@ -51,6 +53,6 @@ def fit_tag(key: str) -> str:
     return FIT_TAG_PREFIX + key
 
 
-# the champion rule and the headline: the best epoch's validation PSTH correlation
-SELECTION_METRIC = final_metric("best_val_psth_corr")
+# the champion rule: the best epoch's validation score of the run's `selection_metric`
+SELECTION_METRIC = final_metric("best_selection_score")
 CEILING_METRIC = final_metric("noise_ceiling")

@@ -1,10 +1,12 @@
-"""Model registry: register a run's model, keep the alias `champion` on the best version, load a
-registered model by name."""
+"""Model registry: tag a run's registered model, keep the alias `champion` on the best comparable
+version (same selection metric, same data), load a registered model by name."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,49 +14,148 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.metric_names import SELECTION_METRIC
+from eirnn.config import LOWER_IS_BETTER
+from eirnn.tracking.metric_names import SELECTION_METRIC, final_metric, fit_tag
 
 CHAMPION = "champion"
+SCORE_METRIC = SELECTION_METRIC
+# versions registered before selection_metric existed were chosen on the pooled correlation,
+# logged under this name (or, before the metric-name table, without the prefix)
+LEGACY_SCORE_METRICS = (final_metric("best_val_psth_corr"), "best_val_psth_corr")
+LEGACY_SELECTION_METRIC = "psth_corr"
+SELECTION_METRIC_TAG = "selection_metric"
+DATA_TAG = "data_sha256"
+SCORE_TAG = "selection_score"
+# a broken run never holds the alias: the run failed or was killed, or training diverged
+BROKEN_RUN_STATUSES = ("FAILED", "KILLED")
+BROKEN_STOP_REASONS = ("diverged",)
+ERROR_TAG = "eirnn.error"
+STOP_REASON_TAG = fit_tag("stop_reason")
 MAX_ALIAS_ROUNDS = 20
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A registered version as the champion rule sees it: its comparison group (selection metric,
+    data sha256) and its score, oriented so that higher is better (-inf: may not be champion)."""
+
+    version: str
+    group: tuple[str, str]
+    score: float
+
+    @property
+    def eligible(self) -> bool:
+        return self.score > -math.inf
+
+
+def version_group(version: Any) -> tuple[str, str]:
+    tags = version.tags or {}
+    return tags.get(SELECTION_METRIC_TAG, LEGACY_SELECTION_METRIC), tags.get(DATA_TAG, "")
+
+
 def version_score(client: MlflowClient, version: Any) -> float:
-    """A version's best validation PSTH correlation, read from its source run."""
+    """A version's best validation selection score, read from its source run, higher = better;
+    -inf when the run is gone, failed, was killed, diverged or has no finite score."""
     if not version.run_id:
         return -math.inf
     try:
-        value = client.get_run(version.run_id).data.metrics.get(SELECTION_METRIC)
+        run = client.get_run(version.run_id)
     except MlflowException:
         return -math.inf  # source run deleted
-    return value if value is not None and math.isfinite(value) else -math.inf
+    tags = run.data.tags
+    if run.info.status in BROKEN_RUN_STATUSES or ERROR_TAG in tags or tags.get(STOP_REASON_TAG) in BROKEN_STOP_REASONS:
+        return -math.inf
+    metric, _ = version_group(version)
+    tagged = SELECTION_METRIC_TAG in (version.tags or {})
+    names = (SCORE_METRIC,) if tagged else LEGACY_SCORE_METRICS
+    value = next((run.data.metrics[name] for name in names if name in run.data.metrics), None)
+    # the SQL stores keep an infinite metric as the largest float
+    if value is None or not math.isfinite(value) or abs(value) >= sys.float_info.max:
+        return -math.inf
+    return -value if metric in LOWER_IS_BETTER else value
 
 
-def _current_champion(client: MlflowClient, name: str) -> str | None:
+def group_alias(group: tuple[str, str]) -> str | None:
+    """The alias of the best version in one group, e.g. `champion-cond-psth-corr-3fa2b1c9d0e1`."""
+    metric, sha = group
+    return f"{CHAMPION}-{metric.replace('_', '-')}-{sha[:12]}" if sha else None
+
+
+def _alias_target(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
-        return client.get_model_version_by_alias(name, CHAMPION).version
+        return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
 
-def update_champion(name: str, client: MlflowClient | None = None) -> str:
-    """Point `champion` at the version whose source run has the highest selection metric
-    (`metric_names.SELECTION_METRIC`).
+def _best(candidates: list[Candidate], group: tuple[str, str]) -> Candidate | None:
+    contenders = [c for c in candidates if c.group == group and c.eligible]
+    # ties keep the older version: a newcomer must beat the champion, not match it
+    return max(contenders, key=lambda c: (c.score, -int(c.version)), default=None)
+
+
+def update_champion(name: str, client: MlflowClient | None = None, version: str | None = None) -> str | None:
+    """Keep `champion` on the best version among those comparable with the current champion.
+
+    Versions are comparable when they were selected on the same metric and fitted to the same
+    data (sha256): a model of another recording, or one chosen on another score, never displaces
+    the champion. With no valid champion, `version`'s group (the newest version's by default)
+    takes the alias. Each group's best version also carries `group_alias(group)`. Versions from
+    failed, killed or diverged runs, or without a finite score, are never champion.
 
     Every finishing run calls this after its own version is registered and tagged. Two runs
     finishing together can each read the registry before the other's write; each therefore
-    re-reads after writing and repeats until the alias stands on the best version it can see.
-    The last writer's final read includes every registered version, so the alias cannot stay
-    on the worse model. Returns the champion's version.
+    re-reads after writing and repeats until the aliases stand on the best versions it can see.
+    Returns the champion's version, or None when no version may be champion.
     """
     client = client or MlflowClient()
+    champion: str | None = None
     for _ in range(MAX_ALIAS_ROUNDS):
         versions = client.search_model_versions(f"name = '{name}'")
-        # ties keep the older version: a newcomer must beat the champion, not match it
-        best = max(versions, key=lambda v: (version_score(client, v), -int(v.version)))
-        if _current_champion(client, name) == best.version:
+        if not versions:
+            return None
+        candidates = [Candidate(str(v.version), version_group(v), version_score(client, v)) for v in versions]
+        by_version = {c.version: c for c in candidates}
+        newest = str(version) if version is not None else max(by_version, key=int)
+        current = by_version.get(_alias_target(client, name, CHAMPION) or "")
+        group = current.group if current is not None and current.eligible else by_version[newest].group
+        best = _best(candidates, group)
+        changed = False
+        if best is not None and (current is None or current.version != best.version):
+            client.set_registered_model_alias(name, CHAMPION, best.version)
+            changed = True
+        own_group = by_version[newest].group
+        own_best, alias = _best(candidates, own_group), group_alias(own_group)
+        if own_best is not None and alias and _alias_target(client, name, alias) != own_best.version:
+            client.set_registered_model_alias(name, alias, own_best.version)
+            changed = True
+        champion = best.version if best is not None else (current.version if current is not None else None)
+        if not changed:
             break
-        client.set_registered_model_alias(name, CHAMPION, best.version)
-    return str(best.version)
+    return champion
+
+
+def tag_version(client: MlflowClient, name: str, version: str, run_id: str, selection_metric: str) -> None:
+    """Tag a new version with what the champion rule compares (selection metric, data sha256,
+    score) and the run's held-out test scores, so that the registry UI shows them."""
+    run = client.get_run(run_id)
+    metrics = run.data.metrics
+    tags = {
+        SELECTION_METRIC_TAG: selection_metric,
+        DATA_TAG: run.data.params.get("data.sha256", ""),
+        SCORE_TAG: str(metrics.get(SCORE_METRIC)),
+        "best_val_psth_corr": str(metrics.get(final_metric("best_val_psth_corr"))),
+    }
+    test_prefix = final_metric("test_")
+    tags.update(
+        {
+            key.removeprefix(final_metric("")): str(value)
+            for key, value in metrics.items()
+            if key.startswith(test_prefix)
+        }
+    )
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | str | None = None) -> Any:

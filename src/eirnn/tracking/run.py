@@ -31,8 +31,8 @@ from eirnn.evaluation import Evaluation, evaluate
 from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, load_configured_data, prepare
 from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
-from eirnn.tracking.metric_names import FIT_TAGS, SELECTION_METRIC, final_metric, fit_tag
-from eirnn.tracking.registry import update_champion
+from eirnn.tracking.metric_names import FIT_TAGS, final_metric, fit_tag
+from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
 from eirnn.tracking.resume import (
     RESUME_TAG,
     check_same_data,
@@ -45,8 +45,8 @@ from eirnn.tracking.summary import NOTE_TAG, RunSummary
 from eirnn.training import FitResult, TrainingInterrupted, fit
 from eirnn.training.interrupts import raising_on_signals
 
-ERROR_TAG = "eirnn.error"
 MODEL_ARTIFACT = "model"
+SPLIT_ARTIFACT = "split.json"  # trial ids of train, val and test: what no selection step may touch
 MAX_TAG_LENGTH = 5000
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch request
 LOGGER_DRAIN_ON_ERROR_S = 60.0
@@ -118,6 +118,8 @@ def experiment_id_for(config: TrainConfig, parent_run_id: str | None = None) -> 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
     return {
+        "best_selection_score": result.best_selection_score,
+        "final_selection_score": result.final_selection_score,
         "best_val_psth_corr": result.best_val_psth_corr,
         "best_epoch": result.best_epoch,
         "final_val_psth_corr": result.final_val_psth_corr,
@@ -125,6 +127,7 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
         "training_seconds": result.training_seconds,
         "early_stopped": result.early_stopped,
         "stop_reason": result.stop_reason,
+        "stop_detail": result.stop_detail,
     }
 
 
@@ -154,15 +157,16 @@ def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
     return info.model_uri
 
 
-def register_model(model_uri: str, run_id: str, name: str, client: MlflowClient | None = None) -> tuple[str, str]:
-    """Register a logged model as a new version of `name`, tag it with its source run's score
-    and data hash, and apply the champion rule. Returns (version, champion version)."""
+def register_model(
+    model_uri: str, run_id: str, name: str, selection_metric: str, client: MlflowClient | None = None
+) -> tuple[str, str | None]:
+    """Register a logged model as a new version of `name`, tag it with what the champion rule
+    compares (selection metric, data hash, score) and its test scores, and apply the rule.
+    Returns (version, champion version)."""
     client = client or MlflowClient()
     version = str(mlflow.register_model(model_uri, name).version)
-    run = client.get_run(run_id)
-    client.set_model_version_tag(name, version, SELECTION_METRIC, str(run.data.metrics.get(SELECTION_METRIC)))
-    client.set_model_version_tag(name, version, "data_sha256", run.data.params.get("data.sha256", ""))
-    return version, update_champion(name, client)
+    tag_version(client, name, version, run_id, selection_metric)
+    return version, update_champion(name, client, version)
 
 
 def _torch_version() -> str:
@@ -175,6 +179,7 @@ def train_and_log(
     config: TrainConfig,
     *,
     dataset: Any = None,
+    truth: Any = None,
     parent_run_id: str | None = None,
     callbacks: Sequence[Any] = (),
     register: bool = True,
@@ -189,7 +194,8 @@ def train_and_log(
     CLI prints its data summary).
 
     With `config.resume`, the run's status, settings and data hash are checked before it is
-    reopened."""
+    reopened. `truth`: the circuit that generated `dataset`, when known (the built-in recording
+    brings its own), for the gt_* metrics."""
     client = MlflowClient()
     if config.resume:
         run = resumable_run(client, config.resume)
@@ -201,7 +207,15 @@ def train_and_log(
         try:
             with tempfile.TemporaryDirectory(prefix="eirnn-run-") as scratch:
                 outcome = _train_in_run(
-                    config, client, run_id, Path(scratch), dataset, callbacks, register, tags or {}, on_prepared
+                    config,
+                    client,
+                    run_id,
+                    Path(scratch),
+                    (dataset, truth),
+                    callbacks,
+                    register,
+                    tags or {},
+                    on_prepared,
                 )
             stopped = outcome.fit.stop_reason == "callback"
             mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
@@ -217,10 +231,10 @@ def train_and_log(
             raise
 
 
-def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str, dataset: Any) -> Prepared:
+def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str, data: tuple[Any, Any]) -> Prepared:
     """Load, split and build; log the data facts as `data.*` params and the two splits as MLflow
     dataset inputs. A bin size read from the file replaces bin_ms=0 in the params."""
-    prepared = prepare(config, dataset)
+    prepared = prepare(config, *data)
     if not prepared.held_out:
         logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
     facts = data_facts(prepared)
@@ -240,6 +254,7 @@ def data_facts(prepared: Prepared) -> dict[str, Any]:
         "data_sha256": dataset_sha256(prepared.dataset),
         "n_train_trials": prepared.train.n_trials,
         "n_val_trials": prepared.val.n_trials,
+        "n_test_trials": prepared.test.n_trials if prepared.test is not None else 0,
         "validation": "held-out trials" if prepared.held_out else f"training trials: {NO_VALIDATION_TEXT}",
     }
 
@@ -249,7 +264,7 @@ def _train_in_run(
     client: MlflowClient,
     run_id: str,
     workdir: Path,
-    dataset: Any,
+    data: tuple[Any, Any],
     callbacks: Sequence[Any],
     register: bool,
     tags: dict[str, str],
@@ -264,7 +279,7 @@ def _train_in_run(
     for key, value in {**tags, **code_tags()}.items():
         client.set_tag(run_id, key, value)
 
-    prepared = _prepare_and_log_data(config, client, run_id, dataset)
+    prepared = _prepare_and_log_data(config, client, run_id, data)
     if on_prepared is not None:
         on_prepared(prepared)
     result = _fit_logged(
@@ -278,7 +293,8 @@ def _train_in_run(
 
     model = prepared.model
     model.load_state_dict(result.best_state)
-    evaluation = evaluate(model, prepared.val, seed=config.seed)
+    evaluation = evaluate(model, prepared.val, seed=config.seed, ceiling_seed=config.data_split_seed)
+    extra_metrics, recovery = held_out_and_recovery_scores(model, prepared, config)
     run_folder = write_run_folder(
         workdir / "run",
         model=model,
@@ -290,22 +306,24 @@ def _train_in_run(
         data_facts=data_facts(prepared),
         input_names=prepared.dataset.input_names,
         behavior_names=prepared.dataset.behavior_names,
+        extra_metrics=extra_metrics,
+        recovery=recovery,
     )
+    client.log_dict(run_id, prepared.trial_ids(), SPLIT_ARTIFACT)
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
-    final = {
-        key: float(value)
-        for key, value in {**evaluation.scalar_metrics(), **fit_summary(result)}.items()
-        if key != "stop_reason"
-    }
+    values = {**evaluation.scalar_metrics(), **extra_metrics, **fit_summary(result)}
+    final = {key: float(value) for key, value in values.items() if key not in ("stop_reason", "stop_detail")}
     # the fit facts as they are (integers stay integers in their tags)
-    _log_final_metrics(client, run_id, {**evaluation.scalar_metrics(), **fit_summary(result)})
+    _log_final_metrics(client, run_id, values)
 
     model_uri = _log_model(model, prepared.val.inputs, workdir / "model")
     version = champion = None
     if register:
-        version, champion = register_model(model_uri, run_id, config.registered_model_name, client)
+        version, champion = register_model(
+            model_uri, run_id, config.registered_model_name, config.selection_metric, client
+        )
     summary = _summarize(client, run_id, config, prepared, result, evaluation, version, champion)
     client.set_tag(run_id, NOTE_TAG, summary.note_markdown())
     return TrainingOutcome(run_id, result, evaluation, model_uri, version, champion, config, prepared, final, summary)
@@ -376,6 +394,22 @@ def _summarize(
 
 def parent_of(run: Any) -> str | None:
     return run.data.tags.get("mlflow.parentRunId")
+
+
+def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig) -> tuple[dict[str, float], Any]:
+    """The test split's scores (`test_*`, when the run holds one out) and, for data with a known
+    circuit, what the fit recovers of it (`gt_*`, `eirnn.recovery`), with the Recovery itself."""
+    scores: dict[str, float] = {}
+    if prepared.test is not None:
+        test = evaluate(model, prepared.test, seed=config.seed, ceiling_seed=config.data_split_seed)
+        scores.update({f"test_{name}": value for name, value in test.scalar_metrics().items()})
+    recovery = None
+    if prepared.truth is not None:
+        from eirnn.recovery import recover
+
+        recovery = recover(model, prepared.truth, prepared.val, seed=config.data_split_seed)
+        scores.update(recovery.metrics)
+    return scores, recovery
 
 
 def _fit_logged(

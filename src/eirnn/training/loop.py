@@ -1,4 +1,4 @@
-"""Fit a model to a training set with Adam and early stopping on validation PSTH correlation.
+"""Fit a model to a training set with Adam and early stopping on a validation selection score.
 
 Everything outside (MLflow logging, Optuna pruning, the progress display) listens through
 callbacks: `on_epoch_end(epoch, metrics)` returning True asks training to stop.
@@ -24,7 +24,13 @@ from eirnn.training.early_stopping import EarlyStopping
 from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
 from eirnn.training.interrupts import StopRequest
 from eirnn.training.progress import ProgressDisplay
-from eirnn.training.validation import ValidationScorer, validation_metrics
+from eirnn.training.validation import (
+    ValidationScorer,
+    check_selection_metric,
+    higher_is_better,
+    selection_score,
+    validation_metrics,
+)
 
 
 class Callback(Protocol):
@@ -36,12 +42,16 @@ class Callback(Protocol):
 class FitResult:
     history: list[dict[str, float]]
     best_epoch: int
-    best_val_psth_corr: float
+    best_val_psth_corr: float  # val_psth_corr at the best epoch (the seed's score, kept for reference)
     final_val_psth_corr: float
     early_stopped: bool
     stop_reason: str  # "patience", "max_epochs" or "callback"
     training_seconds: float
     best_state: dict[str, torch.Tensor] = field(repr=False)
+    selection_metric: str = "cond_psth_corr"
+    best_selection_score: float = float("nan")  # the selection score at the best epoch (the kept weights)
+    final_selection_score: float = float("nan")
+    stop_detail: str = ""  # why training stopped, in words
 
     @property
     def total_epochs(self) -> int:
@@ -119,6 +129,7 @@ class _Training:
         self.val_inputs = model.prepare_inputs(torch.as_tensor(val.inputs, device=device))
         self.train_targets, self.val_targets = make_targets(train, device), make_targets(val, device)
         self.loss_fn = make_loss(config, train, self.train_targets)
+        check_selection_metric(config.selection_metric, val)
         self.scorer = ValidationScorer(val, device)
         use_behavior = self.train_targets.behavior is not None and getattr(model, "n_outputs", 0) > 0
         self.behavior_weight = config.behavior_weight if use_behavior else 0.0
@@ -126,7 +137,9 @@ class _Training:
         self.batch_size = config.batch_size if 0 < config.batch_size < n_train else n_train
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.stopping = EarlyStopping(config.patience, config.smoothing)
+        self.stopping = EarlyStopping(
+            config.patience, config.smoothing, higher_is_better(config.selection_metric), config.min_delta
+        )
         self.history: list[dict[str, float]] = []
         self.best_state = state_on_cpu(model)
         self.start_epoch = 0
@@ -155,6 +168,7 @@ class _Training:
         )
         metrics = {"train_loss": train_loss}
         metrics.update(validation_metrics(self.model, self.val_inputs, self.val_targets, self.loss_fn, self.scorer))
+        metrics["selection_score"] = selection_score(metrics, self.config.selection_metric)
         metrics["learning_rate"] = self.optimizer.param_groups[0]["lr"]
         metrics["epoch_seconds"] = time.perf_counter() - epoch_started
         self.history.append(dict(metrics, epoch=epoch))
@@ -162,7 +176,7 @@ class _Training:
 
     def improved(self, epoch: int, metrics: dict[str, float]) -> bool:
         """Feed early stopping; on a new best, keep the weights. True on a new best."""
-        if not self.stopping.update(epoch, metrics["val_psth_corr"]):
+        if not self.stopping.update(epoch, metrics["selection_score"]):
             return False
         self.best_state = state_on_cpu(self.model)
         return True
@@ -170,17 +184,36 @@ class _Training:
     def result(self, stop_reason: str, seconds: float) -> FitResult:
         previous_seconds = sum(h["epoch_seconds"] for h in self.history[: self.start_epoch])
         history = self.history
-        best = history[self.stopping.best_epoch] if history else {"val_psth_corr": float("nan")}
+        nothing = {"val_psth_corr": float("nan"), "selection_score": float("nan")}
+        best = history[self.stopping.best_epoch] if history else nothing
+        final = history[-1] if history else nothing
         return FitResult(
             history=history,
             best_epoch=self.stopping.best_epoch,
             best_val_psth_corr=best["val_psth_corr"],
-            final_val_psth_corr=history[-1]["val_psth_corr"] if history else float("nan"),
+            final_val_psth_corr=final["val_psth_corr"],
             early_stopped=stop_reason == "patience",
             stop_reason=stop_reason,
             training_seconds=previous_seconds + seconds,
             best_state=copy.deepcopy(self.best_state),
+            selection_metric=self.config.selection_metric,
+            best_selection_score=best["selection_score"],
+            final_selection_score=final["selection_score"],
+            stop_detail=self.stop_detail(stop_reason, len(history)),
         )
+
+    def stop_detail(self, stop_reason: str, epochs: int) -> str:
+        config = self.config
+        smoothed = f"smoothed ({config.smoothing:g}) " if config.smoothing > 0 else ""
+        return {
+            "patience": (
+                f"the {smoothed}validation {config.selection_metric} rose by less than {config.min_delta:g} in "
+                f"{config.patience} epochs after epoch {self.stopping.reference_epoch + 1}; stopped after epoch "
+                f"{epochs}, best epoch {self.stopping.best_epoch + 1}"
+            ),
+            "max_epochs": f"reached max_epochs={config.max_epochs} (the score was still improving within patience)",
+            "callback": f"stopped by a callback (e.g. the Optuna pruner) after epoch {epochs}",
+        }[stop_reason]
 
 
 def fit(
@@ -194,7 +227,7 @@ def fit(
     resume_from: str | Path | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train `model` on `train`, early-stopping on `val`'s PSTH correlation.
+    """Train `model` on `train`, early-stopping on `val`'s `config.selection_metric`.
 
     With `checkpoint_dir`, writes model_best.pt and model_final.pt (state dicts, loadable with
     `model.load_state_dict(torch.load(path, weights_only=True))`) and a resumable `last.ckpt`

@@ -1,4 +1,5 @@
-"""Validation every epoch: noise-free predictions scored as the final report scores them."""
+"""Validation every epoch: noise-free predictions scored as the final report scores them, and
+the score that selects models (`TrainConfig.selection_metric`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,34 @@ from typing import Any
 import numpy as np
 import torch
 
+from eirnn.config import LOWER_IS_BETTER, ConfigError
 from eirnn.losses import Targets
-from eirnn.metrics import condition_psths, correlation_of_psths, to_float
+from eirnn.metrics import NLB_MIN_RATE, condition_psths, correlation_of_psths, to_float
+
+# the per-epoch validation metric behind each `selection_metric`
+SELECTION_SCORES = {
+    "cond_psth_corr": "val_cond_psth_corr",
+    "psth_corr": "val_psth_corr",
+    "bits_per_spike": "val_bits_per_spike",
+    "val_loss": "val_loss",
+}
+
+
+def selection_score(metrics: dict[str, float], selection_metric: str) -> float:
+    """The epoch's validation value of `selection_metric`, in its own direction."""
+    return metrics[SELECTION_SCORES[selection_metric]]
+
+
+def higher_is_better(selection_metric: str) -> bool:
+    return selection_metric not in LOWER_IS_BETTER
+
+
+def check_selection_metric(selection_metric: str, val: Any) -> None:
+    if selection_metric == "bits_per_spike" and val.counts is None:
+        raise ConfigError(
+            "selection_metric: 'bits_per_spike' needs spike counts, but the data has rates only; "
+            "use cond_psth_corr, psth_corr or val_loss"
+        )
 
 
 class ValidationScorer:
@@ -27,6 +54,30 @@ class ValidationScorer:
         averaging[code_of_trial, np.arange(len(code_of_trial))] = 1.0
         averaging /= averaging.sum(axis=1, keepdims=True)
         self.condition_averaging = torch.as_tensor(averaging, dtype=torch.float32, device=device)
+        self.counts = None
+        if val.counts is not None:
+            self._prepare_bits_per_spike(np.asarray(val.counts, dtype=np.float64), val.bin_s, device)
+
+    def _prepare_bits_per_spike(self, counts: np.ndarray, bin_s: float, device: torch.device) -> None:
+        """The counts and the null model's log-likelihood, fixed for the whole fit
+        (`eirnn.metrics.bits_per_spike`, nlb_tools' definition; NaN counts are skipped)."""
+        valid = np.isfinite(counts)
+        null = np.nanmean(counts.reshape(-1, counts.shape[-1]), axis=0)
+        null = np.broadcast_to(np.where(null == 0, NLB_MIN_RATE, null), counts.shape)
+        known = np.where(valid, counts, 0.0)
+        self.null_log_likelihood = float((known * np.log(null) - null * valid).sum())
+        self.n_spikes = float(known.sum())
+        self.bin_s = bin_s
+        self.counts = torch.as_tensor(known, dtype=torch.float32, device=device)
+        self.count_mask = torch.as_tensor(valid, device=device)
+
+    def bits_per_spike(self, model_rates: torch.Tensor) -> float:
+        expected = (model_rates * self.bin_s).clamp_min(NLB_MIN_RATE)
+        terms = (self.counts * expected.log() - expected) * self.count_mask
+        log_likelihood = float(terms.sum(dtype=torch.float64))
+        if self.n_spikes <= 0:
+            return float("nan")
+        return (log_likelihood - self.null_log_likelihood) / self.n_spikes / float(np.log(2))
 
     def __call__(self, model_rates: torch.Tensor) -> dict[str, float]:
         # averaging in float32 on the device; correlations in float64 like the final metrics
@@ -36,12 +87,15 @@ class ValidationScorer:
         by_condition = correlation_of_psths(
             condition_psth.reshape(-1, psth.shape[-1]), self.target_condition_psth, self.labels
         )
-        return {
+        scores = {
             "val_psth_corr": to_float(overall.mean),
             "val_psth_corr_E": to_float(overall.mean_e),
             "val_psth_corr_I": to_float(overall.mean_i),
             "val_cond_psth_corr": to_float(by_condition.mean),
         }
+        if self.counts is not None:
+            scores["val_bits_per_spike"] = self.bits_per_spike(model_rates)
+        return scores
 
 
 def validation_metrics(

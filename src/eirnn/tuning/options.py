@@ -7,8 +7,9 @@ import argparse
 from eirnn.config import add_config_arguments
 
 PRUNERS = ("halving", "median", "hyperband", "none")
-# settings whose tune default differs from training's: trials skip figures to keep studies light
-TUNE_DEFAULTS = {"log_figures": False}
+# settings whose tune default differs from training's: trials skip figures to keep studies light, and
+# a study holds out a test split, since picking the best of many trials inflates its validation score
+TUNE_DEFAULTS = {"log_figures": False, "test_fraction": 0.15}
 
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:

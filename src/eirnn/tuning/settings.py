@@ -12,7 +12,8 @@ from eirnn.config import ConfigError
 from eirnn.tracking.metric_names import SELECTION_METRIC
 from eirnn.tuning.search_space import SearchSpace
 
-OBJECTIVE_METRIC = "val_psth_corr"  # reported each epoch to the pruner (a history key)
+# per epoch, the validation score of TrainConfig.selection_metric; a trial's value is its best
+OBJECTIVE_METRIC = "selection_score"
 # the study's objective, named as the MLflow metric it equals (shown in optuna-dashboard)
 OBJECTIVE_NAME = SELECTION_METRIC
 
@@ -94,3 +95,5 @@ class StudyOutcome:
     best_params: dict[str, Any] = field(default_factory=dict)
     model_version: str | None = None
     champion_version: str | None = None
+    best_validation_scores: dict[str, float] = field(default_factory=dict)
+    best_test_scores: dict[str, float] = field(default_factory=dict)  # the honest estimate: unseen by selection

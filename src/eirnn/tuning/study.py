@@ -34,6 +34,7 @@ from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
 from eirnn.tracking.summary import run_url
+from eirnn.training.validation import higher_is_better
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
@@ -204,7 +205,10 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
     client = MlflowClient()
     if leading:
         study = optuna.create_study(
-            study_name=settings.study_name, storage=storage, direction="maximize", load_if_exists=True
+            study_name=settings.study_name,
+            storage=storage,
+            direction=study_direction(config.selection_metric),
+            load_if_exists=True,
         )
         study.set_metric_names([OBJECTIVE_NAME])
         study.set_user_attr(FIXED_SETTINGS_ATTR, fixed_settings(config, space, dataset))
@@ -238,7 +242,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         if not leading:
             return None
         _wait_for_trials(study, parent_run_id, settings.n_trials)
-        outcome = summarize_study(client, study, parent_run_id, config.registered_model_name)
+        outcome = summarize_study(client, study, parent_run_id, config)
         client.set_terminated(parent_run_id, "FINISHED")
         return outcome
     except BaseException as error:
@@ -246,6 +250,10 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             client.set_tag(parent_run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
             client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
+
+
+def study_direction(selection_metric: str) -> str:
+    return "maximize" if higher_is_better(selection_metric) else "minimize"
 
 
 def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
@@ -272,6 +280,8 @@ def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
         print(
             f"study {outcome.study_name!r}: best trial {outcome.best_trial}, {OBJECTIVE_NAME} {outcome.best_value:.4f}"
         )
+        for name, value in outcome.best_test_scores.items():
+            print(f"  {name} = {value:.4f} (held-out test trials, never seen by selection)")
         for name, value in outcome.best_params.items():
             print(f"  {name} = {value}")
         print(f"registered version {outcome.model_version}; champion is version {outcome.champion_version}")

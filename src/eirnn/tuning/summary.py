@@ -14,13 +14,16 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from eirnn.config import mlproject_default
-from eirnn.tracking.metric_names import study_metric
+from eirnn.config import TrainConfig, mlproject_default
+from eirnn.tracking.metric_names import final_metric, study_metric
 from eirnn.tracking.registry import update_champion
 from eirnn.tracking.run import register_model
 from eirnn.tracking.summary import NOTE_TAG as DESCRIPTION_TAG
 from eirnn.tracking.summary import run_url
 from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, NOTE_TAG, OBJECTIVE_NAME, RUN_ATTR, StudyOutcome
+
+# the scores of the best trial shown on the parent run, on validation and on the test trials
+BEST_TRIAL_SCORES = ("cond_psth_corr", "psth_corr", "bits_per_spike", "noise_ceiling", "cond_noise_ceiling")
 
 
 def _plot_skip_reason(plot: str, completed: list[FrozenTrial]) -> str | None:
@@ -71,20 +74,47 @@ def _spread_axis_names(axes: Any, n_params: int) -> None:
     axes.set_title(f"Parallel coordinates: {OBJECTIVE_NAME} by searched setting")
 
 
-def _register_best(client: MlflowClient, best: FrozenTrial, model_name: str) -> tuple[str | None, str | None]:
+def _register_best(client: MlflowClient, best: FrozenTrial, config: TrainConfig) -> tuple[str | None, str | None]:
     """Register the best trial's model once: a resumed study may find the same best trial again."""
     run_id, model_uri = best.user_attrs.get(RUN_ATTR), best.user_attrs.get(MODEL_URI_ATTR)
+    model_name = config.registered_model_name
     if not run_id or not model_uri:
         return None, None
     existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
     if existing:
-        return existing[0].version, update_champion(model_name, client)
-    return register_model(model_uri, run_id, model_name, client)
+        return existing[0].version, update_champion(model_name, client, str(existing[0].version))
+    return register_model(model_uri, run_id, model_name, config.selection_metric, client)
 
 
-def summarize_study(
-    client: MlflowClient, study: optuna.Study, parent_run_id: str, registered_model_name: str
-) -> StudyOutcome:
+def best_trial_scores(client: MlflowClient, best: FrozenTrial) -> tuple[dict[str, float], dict[str, float]]:
+    """(validation, test) scores of the best trial's run, by metric name without prefix. The
+    validation scores are inflated by selecting the best of many trials on them; the test trials
+    were seen by no trial's training, early stopping or pruning."""
+    run_id = best.user_attrs.get(RUN_ATTR)
+    metrics = client.get_run(run_id).data.metrics if run_id else {}
+    validation = {name: metrics[final_metric(name)] for name in BEST_TRIAL_SCORES if final_metric(name) in metrics}
+    test = {
+        name: metrics[final_metric(f"test_{name}")]
+        for name in BEST_TRIAL_SCORES
+        if final_metric(f"test_{name}") in metrics
+    }
+    return validation, test
+
+
+def _scores_note(config: TrainConfig, validation: dict[str, float], test: dict[str, float]) -> str:
+    lines = [
+        f"# Best trial: validation vs held-out test (selected on validation {config.selection_metric})",
+        "",
+        "| score | validation (used for selection) | test (never seen by selection) |",
+        "| --- | --- | --- |",
+    ]
+    for name, value in validation.items():
+        tested = f"{test[name]:.4f}" if name in test else "no test split (test_fraction=0)"
+        lines.append(f"| {name} | {value:.4f} | {tested} |")
+    return "\n".join(lines) + "\n"
+
+
+def summarize_study(client: MlflowClient, study: optuna.Study, parent_run_id: str, config: TrainConfig) -> StudyOutcome:
     """Write the whole study's results on the parent run and register its best model."""
     trials = study.get_trials(deepcopy=False)
     completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
@@ -108,6 +138,10 @@ def summarize_study(
         return outcome
     best = study.best_trial
     metrics[study_metric("best_value")] = best.value
+    validation, test = best_trial_scores(client, best)
+    metrics.update({study_metric(f"best_trial_val_{name}"): value for name, value in validation.items()})
+    metrics.update({study_metric(f"best_trial_test_{name}"): value for name, value in test.items()})
+    client.log_text(parent_run_id, _scores_note(config, validation, test), f"{ARTIFACT_DIR}/best_trial_scores.md")
     client.log_batch(
         parent_run_id,
         metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
@@ -117,9 +151,11 @@ def summarize_study(
             RunTag("eirnn.tuning.best_run_id", best.user_attrs.get(RUN_ATTR, "")),
         ],
     )
-    version, champion = _register_best(client, best, registered_model_name)
+    version, champion = _register_best(client, best, config)
     client.set_tag(parent_run_id, DESCRIPTION_TAG, _study_note(client, study, best, parent_run_id, version, champion))
-    return StudyOutcome(study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion)
+    return StudyOutcome(
+        study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion, validation, test
+    )
 
 
 def _study_note(

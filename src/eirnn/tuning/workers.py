@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from eirnn.config import TrainConfig
 from eirnn.tracking.run import ERROR_TAG, train_and_log
 from eirnn.training import EarlyStopping
+from eirnn.training.validation import higher_is_better
 from eirnn.tuning.dead_trials import retried_trial_numbers, trial_run_id
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
@@ -42,21 +43,23 @@ def split_trials(n_trials: int, n_workers: int) -> list[int]:
 
 
 class PruningReporter:
-    """Training callback: reports the trial's best validation correlation so far (chosen as
+    """Training callback: reports the trial's best validation selection score so far (chosen as
     training chooses its best epoch) and asks training to stop when the pruner says so. A pruned
-    trial's value in Optuna (its last report) is then its run's best_val_psth_corr."""
+    trial's value in Optuna (its last report) is then its run's best_selection_score."""
 
     def __init__(self, trial: optuna.Trial, config: TrainConfig) -> None:
         self.trial = trial
         self.pruned_at_epoch: int | None = None
-        self.stopping = EarlyStopping(config.patience, config.smoothing)
-        self.best = -1.0
+        higher = higher_is_better(config.selection_metric)
+        self.stopping = EarlyStopping(config.patience, config.smoothing, higher, config.min_delta)
+        self.worst = -1.0 if higher else math.inf
+        self.best = self.worst
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
         value = metrics[OBJECTIVE_METRIC]
         if self.stopping.update(epoch, value):
-            # an undefined correlation counts as the worst one, as in early stopping
-            self.best = value if math.isfinite(value) else -1.0
+            # an undefined score counts as the worst one, as in early stopping
+            self.best = value if math.isfinite(value) else self.worst
         self.trial.report(self.best, epoch)
         if self.trial.should_prune():
             self.pruned_at_epoch = epoch
@@ -100,7 +103,7 @@ class TrialObjective:
             raise
         trial.set_user_attr(RUN_ATTR, outcome.run_id)
         trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
-        value = outcome.fit.best_val_psth_corr
+        value = outcome.fit.best_selection_score
         state = TrialState.PRUNED if reporter.pruned_at_epoch is not None else TrialState.COMPLETE
         if state == TrialState.COMPLETE and not math.isfinite(value):
             state = TrialState.FAIL
