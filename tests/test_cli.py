@@ -157,16 +157,16 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_when_piped():
         def isatty(self) -> bool:
             return True
 
-    metrics = {"train_loss": 0.5, "val_psth_corr": 0.25}
     piped, terminal = io.StringIO(), Terminal()
     for stream in (piped, terminal):
         display = ProgressDisplay(100, stream=stream)
         for epoch in range(100):
-            display.on_epoch_end(epoch, {**metrics, "val_psth_corr": epoch / 200})
+            # the score rises, then falls: the best shown stays at its peak
+            display.on_epoch_end(epoch, {"train_loss": 0.5, "selection_score": min(epoch, 150 - epoch) / 200})
         display.close()
     lines = piped.getvalue().splitlines()
     assert [line.split()[1] for line in lines] == ["1/100", *(f"{n}/100" for n in range(5, 101, 5))]
-    assert "loss 0.5000  val r 0.495  best 0.495" in lines[-1] and "ETA 0:00" in lines[-1]
+    assert "loss 0.5000  val cond_psth_corr 0.255  best 0.375" in lines[-1] and "ETA 0:00" in lines[-1]
     drawn = terminal.getvalue()
     assert drawn.count("\r") == 100 and drawn.endswith("\n")
     assert "[" + "#" * 24 + "] epoch 100/100" in drawn

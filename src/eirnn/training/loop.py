@@ -240,7 +240,11 @@ def fit(
     training = _Training(model, train, val, config)
     training.start(train, resume_from)
     checkpoints = CheckpointWriter(checkpoint_dir, config.checkpoint_every, callbacks, config.checkpoint_seconds)
-    display = ProgressDisplay(config.max_epochs, training.start_epoch) if progress else None
+    display = (
+        ProgressDisplay(config.max_epochs, training.start_epoch, selection_metric=config.selection_metric)
+        if progress
+        else None
+    )
     listeners: list[Any] = [*([display] if display else []), *callbacks]
     stop_reason, epoch, started = "max_epochs", training.start_epoch - 1, time.perf_counter()
     with StopRequest().installed() as stop_signal:

@@ -6,6 +6,8 @@ import math
 import sys
 import time
 
+from eirnn.training.validation import higher_is_better
+
 BAR_WIDTH = 24
 LINES_WHEN_PIPED = 20  # about this many plain lines over a full run when the output is not a terminal
 
@@ -19,13 +21,20 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressDisplay:
-    """On a terminal, one bar redrawn in place: epoch, loss, validation r, best r, ETA. Piped
-    (CI logs, `| tee`), the same facts as a plain line every `every_epochs` epochs (default: a
-    twentieth of max_epochs), on the first and on the last epoch."""
+    """On a terminal, one bar redrawn in place: epoch, loss, the validation selection score and
+    its best so far, ETA. Piped (CI logs, `| tee`), the same facts as a plain line every
+    `every_epochs` epochs (default: a twentieth of max_epochs), on the first and on the last epoch."""
 
     def __init__(
-        self, max_epochs: int, start_epoch: int = 0, stream=sys.stderr, every_epochs: int | None = None
+        self,
+        max_epochs: int,
+        start_epoch: int = 0,
+        stream=sys.stderr,
+        every_epochs: int | None = None,
+        selection_metric: str = "cond_psth_corr",
     ) -> None:
+        self.selection_metric = selection_metric
+        self.sign = 1.0 if higher_is_better(selection_metric) else -1.0
         self.max_epochs = max_epochs
         self.start_epoch = start_epoch
         self.stream = stream
@@ -41,12 +50,12 @@ class ProgressDisplay:
         eta = elapsed / max(done - self.start_epoch, 1) * (self.max_epochs - done)
         return (
             f"epoch {done}/{self.max_epochs}  loss {metrics['train_loss']:.4f}  "
-            f"val r {metrics['val_psth_corr']:.3f}  best {self.best:.3f}  "
+            f"val {self.selection_metric} {metrics['selection_score']:.3f}  best {self.sign * self.best:.3f}  "
             f"elapsed {_duration(elapsed)}  ETA {_duration(eta)} (at most)"
         )
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        value = metrics["val_psth_corr"]
+        value = self.sign * metrics["selection_score"]
         self.best = max(self.best, value) if math.isfinite(value) else self.best
         done = epoch + 1
         if self.interactive:
