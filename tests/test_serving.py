@@ -7,8 +7,6 @@ is started on a free loopback port as a subprocess and asked for rates; its answ
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +18,13 @@ import numpy as np
 import pytest
 
 from eirnn.config import TrainConfig
+from eirnn.tracking.ui import free_port, stop_server
 
 SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 N_TRIALS, N_BINS = 3, 17  # neither the training trials nor bins: the signature takes any
-
-
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _mlflow_executable() -> str:
@@ -52,20 +45,6 @@ def _post_json(url: str, payload: dict, timeout: float) -> dict:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         assert response.status == 200
         return json.loads(response.read())
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """Terminate the server's process group (uvicorn runs workers as children), bounded."""
-    if server.poll() is not None:
-        return
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=STOP_TIMEOUT_S)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=STOP_TIMEOUT_S)
 
 
 def _wait_until_up(server: subprocess.Popen, base_url: str, log_file: Path) -> None:
@@ -100,7 +79,7 @@ def test_served_champion_answers_invocations_like_load_model(tracking_store, tin
     expected = predict_rates(model, inputs).rates.numpy()
     assert expected.shape == (N_TRIALS, N_BINS, n_neurons)
 
-    port = _free_loopback_port()
+    port = free_port("127.0.0.1", 0)
     base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
     log_file = tracking_store / "serve.log"
@@ -138,7 +117,7 @@ def test_served_champion_answers_invocations_like_load_model(tracking_store, tin
             _post_json(f"{base_url}/invocations", {"inputs": wrong.tolist()}, REQUEST_TIMEOUT_S)
         refusal = refused.value.read().decode()
     finally:
-        _stop(server)
+        stop_server(server, STOP_TIMEOUT_S)
 
     assert set(answer) == {"predictions"}
     predictions = np.asarray(answer["predictions"], dtype=np.float64)

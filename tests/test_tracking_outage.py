@@ -3,8 +3,6 @@ for 30 s and started again while `eirnn train` runs against it. Training goes on
 keeps what it could not send and retries, and the run ends with every epoch's metrics."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +12,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from eirnn.tracking.metric_names import EPOCH_METRICS
+from eirnn.tracking.ui import free_port, stop_server
 
 OUTAGE_S = 30
 STARTUP_TIMEOUT_S = 120
 MAX_EPOCHS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _start_server(tmp_path, port: int) -> subprocess.Popen:
@@ -51,19 +44,9 @@ def _start_server(tmp_path, port: int) -> subprocess.Popen:
     pytest.fail("mlflow server did not start")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.mark.slow
 def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
-    port = _free_port()
+    port = free_port("127.0.0.1", 0)
     url = f"http://127.0.0.1:{port}"
     server = _start_server(tmp_path, port)
     # MLflow's own HTTP retries kept short, so that eirnn's retry loop is what bridges the outage
@@ -98,7 +81,7 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
                 run_id = runs[0].info.run_id
             time.sleep(0.2)
         assert run_id is not None, "no epoch logged"
-        _stop(server)
+        stop_server(server)
         time.sleep(OUTAGE_S)
         assert training.poll() is None, training.stderr.read()[-3000:]  # still training (or draining)
         server = _start_server(tmp_path, port)
@@ -110,5 +93,5 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
         for key in EPOCH_METRICS.values():
             assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(MAX_EPOCHS)), key
     finally:
-        _stop(training)
-        _stop(server)
+        stop_server(training)
+        stop_server(server)

@@ -9,7 +9,6 @@ EIRNN_TEST_POSTGRES_URL; `.ci/run` starts one on loopback and sets it.
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from optuna.storages import RetryFailedTrialCallback
 
 from eirnn.tracking.metric_names import EPOCH_METRICS, study_metric
 from eirnn.tracking.registry import CHAMPION
+from eirnn.tracking.ui import free_port, stop_server
 from eirnn.tuning.study import TRIAL_STATE_TAG, TRIAL_TAG
 
 POSTGRES_URL = os.environ.get("EIRNN_TEST_POSTGRES_URL", "")
@@ -56,26 +56,9 @@ def databases():
     admin.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a process started in its own session, with the children it forked."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture
 def mlflow_server(databases, tmp_path):
-    port = _free_port()
+    port = free_port("127.0.0.1", 0)
     log = tmp_path / "mlflow-server.log"
     command = [
         sys.executable,
@@ -107,11 +90,11 @@ def mlflow_server(databases, tmp_path):
         except OSError:
             pass
         if time.monotonic() > deadline:
-            _stop(server)
+            stop_server(server)
             pytest.fail(f"mlflow server not healthy after {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
         time.sleep(1)
     yield url
-    _stop(server)
+    stop_server(server)
 
 
 def _launch(arguments: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
@@ -191,7 +174,7 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
             assert code == 0, f"{name} exited with {code}:\n{(tmp_path / f'{name}.log').read_text()[-3000:]}"
     finally:
         for process in processes:
-            _stop(process)
+            stop_server(process)
 
     trials = optuna.load_study(study_name="machines", storage=databases["optuna"]).trials
     assert sorted(trial.number for trial in trials) == list(range(8))
@@ -268,7 +251,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_a_mismatched_worker_refused(
             assert code == 0, f"{name} exited with {code}:\n{(tmp_path / f'{name}.log').read_text()[-3000:]}"
     finally:
         for process in processes:
-            _stop(process)
+            stop_server(process)
 
     dead_number = int(dead_run.data.tags[TRIAL_TAG])
     trials = optuna.load_study(study_name="lost", storage=databases["optuna"]).trials

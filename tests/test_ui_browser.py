@@ -30,7 +30,7 @@ PAGE_WAIT_S = 90
 @pytest.fixture(scope="module")
 def ui_store(tmp_path_factory, tiny_recording_file):
     """A store with one `eirnn train` run (figures on) and a 2-trial study, and `mlflow ui` on it."""
-    from eirnn.tracking.ui import free_port, start_ui, stop_ui, wait_until_ready
+    from eirnn.tracking.ui import free_port, start_ui, stop_server, wait_until_ready
 
     folder = tmp_path_factory.mktemp("ui-store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -63,7 +63,7 @@ def ui_store(tmp_path_factory, tiny_recording_file):
         wait_until_ready(base, server)
         yield {"base": base, "uri": uri, "train_stdout": trained.stdout}
     finally:
-        stop_ui(server)
+        stop_server(server)
 
 
 @pytest.fixture(scope="module")

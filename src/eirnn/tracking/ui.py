@@ -39,18 +39,23 @@ def ui_command(host: str, port: int, backend_uri: str | None = None) -> list[str
 
 
 def start_ui(host: str, port: int, backend_uri: str | None = None, **popen_args) -> subprocess.Popen:
-    """`mlflow ui` in its own process group: it starts server workers, and stop_ui ends them all."""
+    """`mlflow ui` in its own process group: it starts server workers, and stop_server ends them all."""
     return subprocess.Popen(ui_command(host, port, backend_uri), start_new_session=True, **popen_args)
 
 
-def stop_ui(process: subprocess.Popen, timeout_s: float = 30) -> None:
-    if process.poll() is None:
+def stop_server(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """End a server started in its own session (`mlflow ui`, `mlflow server`, `mlflow models
+    serve`) with every worker it forked: SIGTERM to the group, SIGKILL after `timeout_s`."""
+    if process.poll() is not None:
+        return
+    try:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait(timeout=timeout_s)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def wait_until_ready(address: str, process: subprocess.Popen | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -92,4 +97,4 @@ def serve_ui(experiment_name: str, *, host: str = "127.0.0.1", port: int = 5000,
     except KeyboardInterrupt:
         return 0
     finally:
-        stop_ui(process)
+        stop_server(process)
