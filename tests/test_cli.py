@@ -100,8 +100,8 @@ def test_train_prints_the_data_then_a_closing_block(cli_run):
     closing = out[closing_at:]
     assert f"{run.info.run_name}  (id {run_id})" in closing
     assert f"eirnn  (id {run.info.experiment_id})" in closing
-    ceiling = run.data.metrics["final/noise_ceiling"]
-    assert f"validation PSTH r {run.data.metrics[SELECTION_METRIC]:.3f} vs noise ceiling {ceiling:.3f}" in closing
+    score, ceiling = run.data.metrics[SELECTION_METRIC], run.data.metrics["final/cond_noise_ceiling"]
+    assert f"validation cond_psth_corr {score:.3f} vs noise ceiling {ceiling:.3f}" in closing
     assert "4 of 4 epochs" in closing and "reached max_epochs" in closing
     assert f"report.html in the run's artifacts; locally: eirnn report {run_id}" in closing
     assert "mlflow ui --backend-store-uri sqlite:///" in closing

@@ -121,9 +121,9 @@ def test_printed_address_opens_the_run_in_model_training_view(ui_store, browser,
     browser.get(address)
     body = wait_for_text(browser, run.info.run_name)
     # the run description: score vs ceiling, epochs, data, registry
-    score = run.data.metrics["final/best_val_psth_corr"]
-    ceiling = run.data.metrics["final/noise_ceiling"]
-    body = wait_for_text(browser, f"validation PSTH r {score:.3f} vs noise ceiling {ceiling:.3f}")
+    score = run.data.metrics["final/best_selection_score"]
+    ceiling = run.data.metrics["final/cond_noise_ceiling"]
+    body = wait_for_text(browser, f"validation cond_psth_corr {score:.3f} vs noise ceiling {ceiling:.3f}")
     assert "5 of 5 epochs" in body and "tiny.npz" in body and "now the champion" in body
     screenshot("run_overview")
     for item in GENAI_NAVIGATION:

@@ -374,9 +374,12 @@ def _summarize(
         run_name=run.info.run_name,
         experiment_id=run.info.experiment_id,
         experiment_name=experiment_name,
-        score=result.best_val_psth_corr,
-        ceiling=scalars.get("noise_ceiling"),
-        cond_score=scalars.get("cond_psth_corr"),
+        score_name=config.selection_metric,
+        score=result.best_selection_score,
+        ceiling=scalars.get(SELECTION_CEILINGS[config.selection_metric])
+        if config.selection_metric in SELECTION_CEILINGS
+        else None,
+        pooled_score=result.best_val_psth_corr,
         best_epoch=result.best_epoch,
         total_epochs=result.total_epochs,
         max_epochs=config.max_epochs,
@@ -390,6 +393,10 @@ def _summarize(
         champion_version=champion,
         experiment_hint=hint,
     )
+
+
+# the noise ceiling of each selection metric that has one (likelihoods and losses have none)
+SELECTION_CEILINGS = {"cond_psth_corr": "cond_noise_ceiling", "psth_corr": "noise_ceiling"}
 
 
 def parent_of(run: Any) -> str | None:

@@ -43,9 +43,10 @@ class RunSummary:
     run_name: str
     experiment_id: str
     experiment_name: str
-    score: float  # best validation PSTH correlation
-    ceiling: float | None  # its noise ceiling on the same trials
-    cond_score: float | None
+    score_name: str  # the selection metric
+    score: float  # its best validation value (the kept weights)
+    ceiling: float | None  # its noise ceiling on the same trials (None: the score has none)
+    pooled_score: float | None  # the condition-blind validation PSTH r at the kept weights
     best_epoch: int
     total_epochs: int
     max_epochs: int
@@ -67,12 +68,14 @@ class RunSummary:
             if self.ceiling and math.isfinite(self.ceiling) and math.isfinite(self.score)
             else ""
         )
-        return f"validation PSTH r {_number(self.score)} vs noise ceiling {_number(self.ceiling)}{ratio}"
+        if self.ceiling is None:
+            return f"validation {self.score_name} {_number(self.score)} (a score without a noise ceiling)"
+        return f"validation {self.score_name} {_number(self.score)} vs noise ceiling {_number(self.ceiling)}{ratio}"
 
     @property
     def stop_line(self) -> str:
         why = {
-            "patience": "early stopping: no better validation r for `patience` epochs",
+            "patience": f"early stopping: validation {self.score_name} stopped rising for `patience` epochs",
             "max_epochs": "reached max_epochs",
             "callback": "stopped by a callback (pruned or interrupted)",
         }.get(self.stop_reason, self.stop_reason)
@@ -97,7 +100,7 @@ class RunSummary:
 
     def note_markdown(self) -> str:
         """The run's description in the MLflow UI."""
-        cond = f"; condition-resolved r {_number(self.cond_score)}" if self.cond_score is not None else ""
+        cond = f"; pooled PSTH r {_number(self.pooled_score)}" if self.pooled_score is not None else ""
         return "\n".join(
             [
                 f"**{self.score_line}**{cond}",
