@@ -51,7 +51,10 @@ def training_curves(view: RunView) -> Drawing:
     )
     loss_ax.set(xlabel="epoch", ylabel=f"loss: {loss_name}", title="Loss")
 
-    curves = [("val_psth_corr", "all neurons", "black")]
+    curves = [
+        ("val_cond_psth_corr", "all neurons, per condition", "darkviolet"),
+        ("val_psth_corr", "all neurons", "black"),
+    ]
     if view.artifacts.ei_labels is not None:
         curves += [("val_psth_corr_E", "E neurons", E_COLOR), ("val_psth_corr_I", "I neurons", I_COLOR)]
     for key, label, color in curves:
@@ -60,7 +63,10 @@ def training_curves(view: RunView) -> Drawing:
             corr_ax.plot(epochs, values, color=color, marker=marker, markersize=3, label=label)
     corr_ax.set(xlabel="epoch", ylabel="validation PSTH correlation r (dimensionless)", title="Validation correlation")
     if best_epoch in epochs:
-        best_r = history[int(np.flatnonzero(epochs == best_epoch)[0])]["val_psth_corr"]
+        # the star marks the score that chose the epoch, where it is a correlation drawn here
+        selection = view.artifacts.config.get("selection_metric", "psth_corr")
+        star_key = {"cond_psth_corr": "val_cond_psth_corr"}.get(selection, "val_psth_corr")
+        best_r = history[int(np.flatnonzero(epochs == best_epoch)[0])].get(star_key, np.nan)
         for ax in (loss_ax, corr_ax):
             ax.axvline(best_epoch, color="0.3", linestyle=":", linewidth=1.2, label=f"best epoch ({best_epoch})")
         corr_ax.plot(
@@ -71,7 +77,7 @@ def training_curves(view: RunView) -> Drawing:
             color="gold",
             markeredgecolor="black",
             linestyle="none",
-            label=f"best r = {best_r:.4f}",
+            label=f"best epoch's {star_key.removeprefix('val_')} = {best_r:.4f}",
         )
     for ax in (loss_ax, corr_ax):
         ax.xaxis.set_major_locator(MaxNLocator(MAX_TICKS, integer=True))
