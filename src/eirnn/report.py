@@ -18,6 +18,7 @@ from typing import Any
 
 from eirnn.artifacts import RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
+from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.report_html import write_html_report
 from eirnn.tracking.metric_names import FIT_TAGS, final_metric
 
@@ -73,10 +74,7 @@ RECOVERY_DEFINITIONS = {
     "gt_perturbation_sign_agreement": "share of the other neurons whose mean change has the true sign, mean "
     "over the four perturbations",
 }
-CEILING_PAIRS = (
-    ("normalized_psth_corr", "psth_corr", "noise_ceiling"),
-    ("normalized_cond_psth_corr", "cond_psth_corr", "cond_noise_ceiling"),
-)
+CEILING_PAIRS = tuple((f"normalized_{score}", score, ceiling) for score, ceiling in NOISE_CEILING_OF.items())
 
 
 def format_metric(value: Any) -> str:

@@ -39,6 +39,7 @@ from eirnn.metrics.population import NeuronSummary, PCAResult, pca_fit, pca_proj
 from eirnn.metrics.psth import condition_psths
 from eirnn.metrics.reliability import (
     NEAR_ZERO_CEILING,
+    NOISE_CEILING_OF,
     NoiseCeiling,
     noise_ceiling,
     normalized_correlation,
@@ -49,6 +50,7 @@ from eirnn.metrics.variability import FanoResult, fano_factor, model_fano_factor
 __all__ = [
     "NEAR_ZERO_CEILING",
     "NLB_MIN_RATE",
+    "NOISE_CEILING_OF",
     "FanoResult",
     "Metric",
     "NeuronSummary",

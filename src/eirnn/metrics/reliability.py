@@ -13,6 +13,9 @@ from eirnn.metrics.psth import _nanmean_axis0, _pearson_columns
 
 # below this ceiling a neuron's PSTH has no reproducible signal to normalise by (r / ~0)
 NEAR_ZERO_CEILING = 0.1
+# the noise ceiling of each score that has one, as `eirnn.evaluation` names them (likelihoods
+# and losses have none)
+NOISE_CEILING_OF = {"psth_corr": "noise_ceiling", "cond_psth_corr": "cond_noise_ceiling"}
 
 
 @dataclass(frozen=True, eq=False)

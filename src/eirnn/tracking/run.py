@@ -28,6 +28,7 @@ from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
+from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, load_configured_data, prepare
 from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
@@ -376,8 +377,8 @@ def _summarize(
         experiment_name=experiment_name,
         score_name=config.selection_metric,
         score=result.best_selection_score,
-        ceiling=scalars.get(SELECTION_CEILINGS[config.selection_metric])
-        if config.selection_metric in SELECTION_CEILINGS
+        ceiling=scalars.get(NOISE_CEILING_OF[config.selection_metric])
+        if config.selection_metric in NOISE_CEILING_OF
         else None,
         pooled_score=result.best_val_psth_corr,
         best_epoch=result.best_epoch,
@@ -393,10 +394,6 @@ def _summarize(
         champion_version=champion,
         experiment_hint=hint,
     )
-
-
-# the noise ceiling of each selection metric that has one (likelihoods and losses have none)
-SELECTION_CEILINGS = {"cond_psth_corr": "cond_noise_ceiling", "psth_corr": "noise_ceiling"}
 
 
 def parent_of(run: Any) -> str | None:
