@@ -35,6 +35,8 @@ import torch
 import eirnn.tracking.run as tracking_run
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
+from eirnn.tracking.metric_names import epoch_metric
+from eirnn.tuning.options import TUNE_DEFAULTS
 from eirnn.tuning.settings import OBJECTIVE_METRIC
 from eirnn.tuning.study import PrunerSettings, StudySettings, open_storage, run_study
 
@@ -64,22 +66,25 @@ def measure_study(
         folder = keep_in or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tuning-"))
         Path(folder).mkdir(parents=True, exist_ok=True)
         temporary_store(folder)
-        config = TrainConfig(threads=1, log_figures=False, seed=seed, experiment_name="bench", max_epochs=max_epochs)
+        config = TrainConfig(**TUNE_DEFAULTS, threads=1, seed=seed, experiment_name="bench", max_epochs=max_epochs)
         settings = StudySettings(
             study_name=f"bench-{pruner}", n_trials=n_trials, n_workers=n_workers, pruner=PrunerSettings(pruner)
         )
         load_before = load_average()
+        started_at = datetime.now()
         started, cpu_started = time.perf_counter(), cpu_seconds_so_far()
         outcome = run_study(config, settings, dataset=dataset)
         wall_s, cpu_s = time.perf_counter() - started, cpu_seconds_so_far() - cpu_started
         trials = optuna.load_study(study_name=settings.study_name, storage=open_storage("")).trials
         client = mlflow.tracking.MlflowClient()
         run_ids = [trial.user_attrs["mlflow_run_id"] for trial in trials if "mlflow_run_id" in trial.user_attrs]
+        epoch_seconds_name = epoch_metric("epoch_seconds")
         epoch_seconds = [
-            metric.value for run_id in run_ids for metric in client.get_metric_history(run_id, "epoch_seconds")
+            metric.value for run_id in run_ids for metric in client.get_metric_history(run_id, epoch_seconds_name)
         ]
     states = [trial.state.name for trial in trials]
     return {
+        "trial_table": [_trial_row(trial, started_at) for trial in trials],
         "pruner": pruner,
         "workers": n_workers,
         "threads_per_worker": 1,
@@ -94,8 +99,25 @@ def measure_study(
         "cpu_s": cpu_s,
         "best_value": outcome.best_value,
         "best_params": outcome.best_params,
+        "best_validation_scores": outcome.best_validation_scores,
+        "best_test_scores": outcome.best_test_scores,
         "load_average_before": load_before,
         "load_average_after": load_average(),
+    }
+
+
+def _trial_row(trial, study_started: datetime) -> dict:
+    """One trial as the study left it: state, epochs trained, best score, when it ran (seconds
+    after the study started) and its sampled settings."""
+    ended = trial.datetime_complete or datetime.now()
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "epochs": (trial.last_step + 1) if trial.last_step is not None else 0,
+        "value": trial.value if trial.value is not None else trial.intermediate_values.get(trial.last_step),
+        "start_s": (trial.datetime_start - study_started).total_seconds() if trial.datetime_start else None,
+        "end_s": (ended - study_started).total_seconds(),
+        "params": trial.params,
     }
 
 

@@ -147,3 +147,23 @@ def test_data_without_a_file_is_identified_by_its_content(tiny):
     sha = dataset_sha256(dataset)
     assert len(sha) == 64 and dataset_sha256(same) == sha
     assert dataset_sha256(other) != sha and dataset_sha256(relabeled) != sha
+
+
+def test_a_noise_ceiling_is_computed_once_per_data_and_follows_any_change_of_it(tiny):
+    from eirnn.evaluation import CONDITION_CEILING_STREAM, data_noise_ceiling
+    from eirnn.metrics import noise_ceiling
+
+    dataset, _ = tiny
+    target, conditions = np.asarray(dataset.rates_hz, dtype=np.float64), np.asarray(dataset.conditions)
+    first = data_noise_ceiling(target, conditions, True, 0, 20)
+    assert data_noise_ceiling(target.copy(), conditions.copy(), True, 0, 20) is first  # same content, no recompute
+    afresh = noise_ceiling(
+        target, conditions, by_condition=True, n_splits=20, rng=np.random.default_rng([0, CONDITION_CEILING_STREAM])
+    )
+    assert afresh.mean == first.mean
+    np.testing.assert_array_equal(afresh.ceiling, first.ceiling)
+    changed = target.copy()
+    changed[0] += 1.0
+    assert data_noise_ceiling(changed, conditions, True, 0, 20).mean != first.mean
+    assert data_noise_ceiling(target, conditions, True, 1, 20).mean != first.mean
+    assert data_noise_ceiling(target, conditions, False, 0, 20).mean != first.mean

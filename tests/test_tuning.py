@@ -283,3 +283,39 @@ def test_halving_pruner_keeps_the_top_third_at_each_rung_of_the_default_budget()
     assert pruned_at(0.3) == 50
     assert pruned_at(0.6) is None  # the best so far, at 50, 150 and 450 epochs
     assert PrunerSettings("median").first_rung(2000) == 200
+
+
+def test_a_new_study_starts_from_the_given_settings_and_a_resumed_one_does_not(tracking_store, tiny_dataset):
+    space = {**WIDE_SPACE, "weight_decay": {"type": "float", "low": 1.0e-8, "high": 1.0e-3, "log": True}}
+    config = TrainConfig(max_epochs=2, seed=0, learning_rate=0.003, tau=60.0, **SMALL)
+    given = {"learning_rate": 0.003, "tau": 60.0, "weight_decay": 1.0e-8}  # 0 lies below the log range
+    settings = StudySettings(study_name="given", n_trials=2, search_space=space, pruner=PrunerSettings("none"))
+    run_study(config, settings, dataset=tiny_dataset)
+    run_study(config, dataclasses.replace(settings, n_trials=1), dataset=tiny_dataset)  # resumes the study
+    trials = load_trials("given")
+    assert trials[0].params == given and trials[0].user_attrs["eirnn.first_trial"] == "given"
+    assert all(
+        trial.params["learning_rate"] != 0.003 and not trial.user_attrs.get("eirnn.first_trial") for trial in trials[1:]
+    )
+
+    sampled = dataclasses.replace(settings, study_name="sampled", n_trials=1, first_trial="sampled")
+    run_study(config, sampled, dataset=tiny_dataset)
+    assert load_trials("sampled")[0].params["learning_rate"] != 0.003
+    with pytest.raises(ConfigError, match="first-trial"):
+        run_study(config, dataclasses.replace(settings, first_trial="best"), dataset=tiny_dataset)
+
+
+def test_given_settings_move_onto_the_search_space_and_say_so(tiny_dataset):
+    from eirnn.tuning.first_trial import given_point
+
+    space = {
+        "attention_heads": {"type": "categorical", "choices": [2, 4]},
+        "input_embed_dim": {"type": "int", "low": 16, "high": 40, "step": 8},
+        "noise_scale": {"type": "float", "low": 0.0, "high": 0.3, "step": 0.05},
+        "input_embed_type": {"type": "categorical", "choices": ["linear", "mlp"]},
+    }
+    base = TrainConfig(attention_heads=4, input_embed_dim=44, noise_scale=0.12)
+    point, notes = given_point(validate_search_space(space, base, tiny_dataset), base)
+    assert point == {"attention_heads": 4, "input_embed_dim": 40, "noise_scale": pytest.approx(0.1)}
+    assert any(note.startswith("input_embed_dim 44 -> 40") for note in notes)
+    assert any("input_embed_type 'attention' is not among the choices" in note for note in notes)

@@ -7,6 +7,7 @@ import argparse
 from eirnn.config import add_config_arguments
 
 PRUNERS = ("halving", "median", "hyperband", "none")
+FIRST_TRIAL_CHOICES = ("given", "sampled")
 # settings whose tune default differs from training's: trials skip figures to keep studies light, and
 # a study holds out a test split, since picking the best of many trials inflates its validation score
 TUNE_DEFAULTS = {"log_figures": False, "test_fraction": 0.15}
@@ -30,6 +31,13 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PRUNERS,
         help="trial pruner: successive halving (keeps the top third at epochs 50, 150, 450, ...), "
         "median, hyperband or none",
+    )
+    tuning.add_argument(
+        "--first-trial",
+        default="given",
+        choices=FIRST_TRIAL_CHOICES,
+        help="trial 0 of a new study: given = the settings of these flags (TrainConfig defaults where not "
+        "given), moved into the search space where they lie outside it; sampled = drawn like the rest",
     )
     tuning.add_argument("--pruner-startup-trials", type=int, default=5, help="trials before the median pruner prunes")
     tuning.add_argument(

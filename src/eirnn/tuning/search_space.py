@@ -48,7 +48,7 @@ _KEYS = {
 }
 # TrainConfig field type -> the distributions that can produce it
 _DISTRIBUTIONS_FOR = {"float": ("float", "int", "categorical"), "int": ("int", "categorical")}
-_FIELD_TYPES = {spec.name: spec.type for spec in fields(TrainConfig)}
+FIELD_TYPES = {spec.name: spec.type for spec in fields(TrainConfig)}
 _SAMPLED_FIRST = ("attention_heads",)
 
 
@@ -94,7 +94,7 @@ def _check_heads_divide_embedding(space: SearchSpace, base: TrainConfig) -> None
     dim_spec = space.get("input_embed_dim")
     for heads in map(int, _possible_values(space.get("attention_heads"), base.attention_heads)):
         if dim_spec is not None and dim_spec["type"] == "int":
-            _embed_dim_range(dim_spec, heads)  # drawn as multiples of the heads: only needs one in range
+            embed_dim_range(dim_spec, heads)  # drawn as multiples of the heads: only needs one in range
             continue
         dims = [int(dim) for dim in _possible_values(dim_spec, base.input_embed_dim)]
         if any(dim % heads for dim in dims):
@@ -102,9 +102,9 @@ def _check_heads_divide_embedding(space: SearchSpace, base: TrainConfig) -> None
 
 
 def _checked_distribution(name: str, spec: Any) -> dict[str, Any]:
-    if name not in _FIELD_TYPES:
+    if name not in FIELD_TYPES:
         raise ConfigError(f"search space: {name!r} is not a TrainConfig setting")
-    field_type = _FIELD_TYPES[name]
+    field_type = FIELD_TYPES[name]
     allowed = _DISTRIBUTIONS_FOR.get(field_type, ("categorical",))
     if not isinstance(spec, dict) or spec.get("type") not in allowed:
         raise ConfigError(
@@ -147,7 +147,7 @@ def _possible_values(spec: dict[str, Any] | None, fixed: Any) -> list[Any]:
     return list(range(spec["low"], spec["high"] + 1, spec.get("step", 1)))
 
 
-def _embed_dim_range(spec: dict[str, Any], heads: int) -> tuple[int, int, int]:
+def embed_dim_range(spec: dict[str, Any], heads: int) -> tuple[int, int, int]:
     """(low, high, step) of the embedding sizes in the spec's range that are multiples of both
     its step and `heads`."""
     step = math.lcm(spec.get("step", 1), heads)
@@ -169,7 +169,7 @@ def suggest_settings(trial: Any, space: SearchSpace, base: TrainConfig) -> dict[
         if spec["type"] == "categorical":
             values[name] = trial.suggest_categorical(name, spec["choices"])
         elif name == "input_embed_dim":  # an int range: drawn from the multiples of the heads
-            low, high, step = _embed_dim_range(spec, int(values.get("attention_heads", base.attention_heads)))
+            low, high, step = embed_dim_range(spec, int(values.get("attention_heads", base.attention_heads)))
             values[name] = trial.suggest_int(name, low, high, step=step)
         elif spec["type"] == "int":
             values[name] = trial.suggest_int(
@@ -179,4 +179,4 @@ def suggest_settings(trial: Any, space: SearchSpace, base: TrainConfig) -> dict[
             values[name] = trial.suggest_float(
                 name, spec["low"], spec["high"], step=spec.get("step"), log=spec.get("log", False)
             )
-    return {name: parse_value(_FIELD_TYPES[name], value) for name, value in values.items()}
+    return {name: parse_value(FIELD_TYPES[name], value) for name, value in values.items()}

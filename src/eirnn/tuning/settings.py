@@ -82,6 +82,7 @@ class StudySettings:
     storage: str = ""
     search_space: SearchSpace | None = None
     pruner: PrunerSettings = field(default_factory=PrunerSettings)
+    first_trial: str = "given"  # trial 0 of a new study: the given settings, or sampled (eirnn.tuning.first_trial)
     parent_run_id: str = ""
     heartbeat_s: int = 60
 

@@ -35,6 +35,8 @@ from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
 from eirnn.tracking.summary import run_url
 from eirnn.training.validation import higher_is_better
+from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
+from eirnn.tuning.options import FIRST_TRIAL_CHOICES
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
@@ -132,6 +134,13 @@ def _open_parent_run(client: MlflowClient, config: TrainConfig, settings: StudyS
     return run_id
 
 
+def _enqueue_given_settings(study: optuna.Study, space: SearchSpace, config: TrainConfig) -> None:
+    point, notes = given_point(space, config)
+    study.enqueue_trial(point, user_attrs={FIRST_TRIAL_ATTR: "given"})
+    shown = ", ".join(f"{name}={value}" for name, value in point.items())
+    print(f"trial 0 trains the given settings: {shown}" + "".join(f"\n  {note}" for note in notes), flush=True)
+
+
 def _check_parent_is_running(client: MlflowClient, parent_run_id: str) -> None:
     status = client.get_run(parent_run_id).info.status
     if status != "RUNNING":
@@ -196,6 +205,8 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             f"n_trials must be >= 0 and n_workers >= {0 if leading else 1} "
             f"(0: a lead that waits for workers elsewhere), found {settings.n_trials} and {settings.n_workers}"
         )
+    if settings.first_trial not in FIRST_TRIAL_CHOICES:
+        raise ConfigError(f"first-trial: expected one of {FIRST_TRIAL_CHOICES}, found {settings.first_trial!r}")
     if config.resume:
         raise ConfigError("resume: trials cannot resume a run; re-run the study name to resume a study")
     dataset = dataset if dataset is not None else load_configured_data(config)
@@ -212,6 +223,8 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         )
         study.set_metric_names([OBJECTIVE_NAME])
         study.set_user_attr(FIXED_SETTINGS_ATTR, fixed_settings(config, space, dataset))
+        if settings.first_trial == "given" and not study.trials:
+            _enqueue_given_settings(study, space, config)
         parent_run_id = _open_parent_run(client, config, settings, space)
         # distinct per worker and per invocation, so that a resumed study does not replay its random start
         sequence = np.random.SeedSequence([config.seed, len(study.trials)])
@@ -268,6 +281,7 @@ def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
         pruner=PrunerSettings(
             kind=args.pruner, startup_trials=args.pruner_startup_trials, warmup_epochs=args.pruner_warmup_epochs
         ),
+        first_trial=args.first_trial,
         parent_run_id=args.parent_run_id,
         heartbeat_s=args.heartbeat_seconds,
     )

@@ -135,8 +135,13 @@ class WorkerJob:
     heartbeat_s: int = 60
 
 
-def run_trials(job: WorkerJob) -> None:
-    """Run `job.n_trials` trials of an existing study; a trial that raises fails alone."""
+def run_trials(job: WorkerJob, slots: Any = None) -> None:
+    """Run `job.n_trials` trials of an existing study; a trial that raises fails alone.
+
+    `slots`, a shared counter of the trials this invocation has left, replaces the fixed share
+    when several local processes run one invocation: each process claims one trial at a time,
+    so one that drew short (pruned) trials takes over from one stuck in a long trial instead of
+    idling, and together they run exactly the invocation's trials."""
     mlflow.set_tracking_uri(job.tracking_uri)
     study = optuna.load_study(
         study_name=job.study_name,
@@ -148,12 +153,25 @@ def run_trials(job: WorkerJob) -> None:
     objective = TrialObjective(job.config, job.space, job.dataset, job.parent_run_id, job.study_name)
     target = int(float(MlflowClient().get_run(job.parent_run_id).data.params.get("n_trials", job.n_trials)))
 
-    def stop_at_target(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+    def after_each_trial(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         # the parent's trials may be run by several workers, a restarted one among them
-        if count_finished_trials(study, job.parent_run_id) >= target:
+        if count_finished_trials(study, job.parent_run_id) >= target or not _claim(slots):
             study.stop()
 
-    study.optimize(objective, n_trials=job.n_trials, catch=(Exception,), callbacks=[stop_at_target])
+    if _claim(slots):
+        n_trials = job.n_trials if slots is None else None
+        study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[after_each_trial])
+
+
+def _claim(slots: Any) -> bool:
+    """Take one trial from the shared count (always granted without one)."""
+    if slots is None:
+        return True
+    with slots.get_lock():
+        if slots.value <= 0:
+            return False
+        slots.value -= 1
+        return True
 
 
 def count_finished_trials(study: optuna.Study, parent_run_id: str) -> int:
@@ -177,9 +195,10 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
         return
     # spawn, not fork: torch and the database connections do not survive a fork
     context = multiprocessing.get_context("spawn")
+    slots = context.Value("i", sum(job.n_trials for job in jobs))
     workers = [
         # a spawned worker imports eirnn to unpickle its job, which applies eirnn.runtime's settings
-        context.Process(target=run_trials, args=(job,), name=f"eirnn-tune-{n}")
+        context.Process(target=run_trials, args=(job, slots), name=f"eirnn-tune-{n}")
         for n, job in enumerate(jobs)
     ]
     for worker in workers:
