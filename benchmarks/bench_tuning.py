@@ -1,16 +1,19 @@
 """Wall time and best score of Optuna studies on the built-in recording, and each trial's overhead.
 
-`study` runs seeded studies with the default search space and the package's training defaults
-(max_epochs 2000, early stopping on), one per `--pruners` entry, on `--workers` local worker
-processes of one torch thread each, into a temporary tracking store, and prints for each: trials
+`study` runs seeded studies with the default search space and `eirnn tune`'s defaults
+(max_epochs 2000, early stopping on, a 15% test split, trial 0 = the given settings unless
+`--first-trial sampled`), one per `--pruners` entry, on `--workers` local worker processes of one
+torch thread each, into a temporary tracking store, and prints every trial and, per study: trials
 complete / pruned / failed, epochs trained, wall time, the CPU seconds of the lead and its
-workers, and the best trial's selection score (`eirnn.tuning.settings.OBJECTIVE_METRIC`), against
-`--reference-best` (the best score of a long study, when one is known) if given. `overhead`
-times the parts of one trial that are not epochs (evaluation, run folder, figures and report,
-model logging, the rest of the run's bookkeeping), wall and CPU seconds, in this process with
-one epoch.
+workers, the data's noise ceiling and the best trial's selection score
+(`eirnn.tuning.settings.OBJECTIVE_METRIC`), against the best of a `--reference` study (an
+earlier run's JSON, e.g. a long one without pruning). `overhead` times the parts of one trial
+that are not epochs (evaluation, run folder, figures and report, model logging, the rest of the
+run's bookkeeping), wall and CPU seconds, in this process with one epoch.
 
     python benchmarks/bench_tuning.py study --trials 20 --workers 2 --pruners halving
+    python benchmarks/bench_tuning.py study --pruners none --out bench_tuning_reference.json
+    python benchmarks/bench_tuning.py study --reference benchmarks/results/bench_tuning_reference.json
     python benchmarks/bench_tuning.py overhead
 """
 
@@ -59,16 +62,19 @@ def cpu_seconds_so_far() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure_study(
-    dataset, pruner: str, n_trials: int, n_workers: int, seed: int, max_epochs: int, keep_in: str
-) -> dict:
+def measure_study(dataset, pruner: str, args: argparse.Namespace) -> dict:
+    n_workers, max_epochs = args.workers, args.max_epochs
     with contextlib.ExitStack() as stack:
-        folder = keep_in or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tuning-"))
+        folder = args.keep_in or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tuning-"))
         Path(folder).mkdir(parents=True, exist_ok=True)
         temporary_store(folder)
-        config = TrainConfig(**TUNE_DEFAULTS, threads=1, seed=seed, experiment_name="bench", max_epochs=max_epochs)
+        config = TrainConfig(**TUNE_DEFAULTS, threads=1, seed=args.seed, experiment_name="bench", max_epochs=max_epochs)
         settings = StudySettings(
-            study_name=f"bench-{pruner}", n_trials=n_trials, n_workers=n_workers, pruner=PrunerSettings(pruner)
+            study_name=f"bench-{pruner}",
+            n_trials=args.trials,
+            n_workers=n_workers,
+            pruner=PrunerSettings(pruner),
+            first_trial=args.first_trial,
         )
         load_before = load_average()
         started_at = datetime.now()
@@ -86,6 +92,7 @@ def measure_study(
     return {
         "trial_table": [_trial_row(trial, started_at) for trial in trials],
         "pruner": pruner,
+        "first_trial": args.first_trial,
         "workers": n_workers,
         "threads_per_worker": 1,
         "max_epochs": max_epochs,
@@ -175,6 +182,28 @@ def measure_overhead(dataset, repeats: int) -> dict:
     return {label: {"wall_s": wall, "cpu_s": cpu} for label, (wall, cpu) in parts.items()}
 
 
+def _reference_best(path: str) -> float | None:
+    if not path:
+        return None
+    rows = json.loads(Path(path).read_text())["results"]
+    values = [row["best_value"] for row in rows if row["best_value"] is not None]
+    return max(values) if values else None
+
+
+def _print_trials(row: dict) -> None:
+    print(f"\n{row['pruner']}: trial, state, epochs, best score, start and end (s after the study began)")
+    for trial in row["trial_table"]:
+        value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
+        settings = ", ".join(
+            f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+            for name, value in trial["params"].items()
+        )
+        print(
+            f"  {trial['number']:>3} {trial['state']:<8} {trial['epochs']:>5} {value:>7} "
+            f"{trial['start_s']:>6.0f} {trial['end_s']:>6.0f}  {settings}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["study", "overhead"])
@@ -182,7 +211,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="local worker processes (one torch thread each)")
     parser.add_argument("--pruners", nargs="+", default=["halving"], help="one study per pruner")
     parser.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
-    parser.add_argument("--reference-best", type=float, default=None, help="best score of a long study, if known")
+    parser.add_argument("--first-trial", default="given", choices=["given", "sampled"], help="as eirnn tune's")
+    parser.add_argument(
+        "--reference", default="", help="JSON written by an earlier `study` run (a long one): its best is the reference"
+    )
+    parser.add_argument("--out", default="", help="name of the JSON in results/ (default: bench_tuning_PART.json)")
     parser.add_argument("--repeats", type=int, default=3, help="trials timed by `overhead`")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-in", default="", help="folder for the studies' stores (default: temporary)")
@@ -200,30 +233,33 @@ def main() -> None:
             print(f"  {label:<46} {seconds['wall_s']:>8.2f} {seconds['cpu_s']:>8.2f}")
         report = {"machine": machine, "repeats": args.repeats, "parts": parts}
     else:
+        reference = _reference_best(args.reference)
         rows = []
         for pruner in args.pruners:
-            row = measure_study(dataset, pruner, args.trials, args.workers, args.seed, args.max_epochs, args.keep_in)
-            if args.reference_best is not None and row["best_value"] is not None:
-                row["below_reference"] = args.reference_best - row["best_value"]
+            row = measure_study(dataset, pruner, args)
+            if reference is not None and row["best_value"] is not None:
+                row["below_reference"] = reference - row["best_value"]
             rows.append(row)
-        print(f"\n{args.trials} trials, {args.workers} workers x 1 thread, default search space, objective")
-        print(f"{OBJECTIVE_METRIC}; max_epochs {args.max_epochs}")
+            _print_trials(row)
+        print(f"\n{args.trials} trials, {args.workers} workers x 1 thread, default search space, first trial")
+        print(f"{args.first_trial}, objective {OBJECTIVE_METRIC} (cond_psth_corr); max_epochs {args.max_epochs}")
         print(
             f"{'pruner':<9} {'done':>5} {'pruned':>6} {'failed':>6} {'epochs':>6} {'s/epoch':>8} {'wall s':>7} "
-            f"{'CPU s':>7} best"
+            f"{'CPU s':>7} {'ceiling':>7} best"
         )
         for row in rows:
             best = "none" if row["best_value"] is None else f"{row['best_value']:.4f}"
             if "below_reference" in row:
-                best += f" ({row['below_reference']:+.4f} below the reference {args.reference_best:.4f})"
+                best += f" ({row['below_reference']:+.4f} below the reference {reference:.4f})"
+            ceiling = row["best_validation_scores"].get("cond_noise_ceiling", float("nan"))
             print(
                 f"{row['pruner']:<9} {row['complete']:>5} {row['pruned']:>6} {row['failed']:>6} "
                 f"{row['epochs_trained']:>6} {row['median_epoch_s']:>8.3f} {row['wall_s']:>7.0f} {row['cpu_s']:>7.0f} "
-                f"{best}"
+                f"{ceiling:>7.4f} {best}"
             )
         report = {"machine": machine, "settings": vars(args), "objective": OBJECTIVE_METRIC, "results": rows}
     report["date"] = datetime.now().isoformat(timespec="minutes")
-    out = RESULTS / f"bench_tuning_{args.part}.json"
+    out = RESULTS / (args.out or f"bench_tuning_{args.part}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")

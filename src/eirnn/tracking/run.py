@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from eirnn.training.interrupts import raising_on_signals
 MODEL_ARTIFACT = "model"
 SPLIT_ARTIFACT = "split.json"  # trial ids of train, val and test: what no selection step may touch
 MAX_TAG_LENGTH = 5000
+PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch request
 LOGGER_DRAIN_ON_ERROR_S = 60.0
 
@@ -146,16 +147,39 @@ def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_inputs))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_neurons))]),
     )
-    info = mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT,
-        python_model=str(MODEL_CODE),
-        artifacts=save_network_files(model.cpu(), folder),
-        signature=signature,
-        input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
-        # listing requirements skips MLflow's inference, which imports the model in a subprocess
-        pip_requirements=[f"eirnn=={package_version()}", f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"],
-    )
+    with _without_mlflow_chatter():
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(MODEL_CODE),
+            artifacts=save_network_files(model.cpu(), folder),
+            signature=signature,
+            input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
+            # listing requirements skips MLflow's inference, which imports the model in a subprocess
+            pip_requirements=[
+                f"eirnn=={package_version()}",
+                f"torch=={_torch_version()}",
+                f"mlflow=={mlflow.__version__}",
+            ],
+        )
     return info.model_uri
+
+
+@contextlib.contextmanager
+def _without_mlflow_chatter() -> Iterator[None]:
+    """MLflow checks the input example by loading the logged model back, and says so with an INFO
+    line and two download progress bars: noise on every run's console, twenty times in a study."""
+    logger = logging.getLogger("mlflow.pyfunc")
+    level, bar = logger.level, os.environ.get(PROGRESS_BAR_VARIABLE)
+    logger.setLevel(logging.WARNING)
+    os.environ[PROGRESS_BAR_VARIABLE] = "false"
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop(PROGRESS_BAR_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_BAR_VARIABLE] = bar
 
 
 def register_model(

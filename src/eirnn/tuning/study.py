@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,9 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             direction=study_direction(config.selection_metric),
             load_if_exists=True,
         )
-        study.set_metric_names([OBJECTIVE_NAME])
+        with warnings.catch_warnings():  # set_metric_names is marked experimental since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
         study.set_user_attr(FIXED_SETTINGS_ATTR, fixed_settings(config, space, dataset))
         if settings.first_trial == "given" and not study.trials:
             _enqueue_given_settings(study, space, config)
