@@ -60,7 +60,11 @@ def test_train_on_a_dataset_without_registering(tracking_store):
 
     assert result.dataset is dataset
     assert (result.model_version, result.is_champion) == (None, False)
-    assert MlflowClient().get_run(result.run_id).data.params["seed"] == "3"
+    run = MlflowClient().get_run(result.run_id)
+    assert run.data.params["seed"] == "3"
+    # named as the dataset it is, not as the built-in recording
+    assert run.data.tags["eirnn.data"] == "synthetic-seed1"
+    assert {dataset_input.dataset.name for dataset_input in run.inputs.dataset_inputs} == {"synthetic-seed1"}
     assert MlflowClient().search_registered_models() == []
 
 

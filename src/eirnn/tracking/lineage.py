@@ -15,7 +15,6 @@ from mlflow.entities import DatasetInput, InputTag
 from mlflow.tracking import MlflowClient
 
 from eirnn.data.loaders import arrays_sha256
-from eirnn.pipeline import BUILTIN_DATA_NAME
 
 # MLflow's dataset digest column holds 36 characters; the full sha256 goes in an input tag
 DIGEST_LENGTH = 16
@@ -63,6 +62,13 @@ def dataset_sha256(dataset: Any) -> str:
     return str(dataset.meta.get("sha256") or arrays_sha256(dataset))
 
 
+def data_name(data_path: str, dataset: Any) -> str:
+    """What a run calls its data: the file's name; for data handed over in memory, the name of
+    the file it was read from, else the built-in recording's or the dataset's own name."""
+    source_file = data_path or dataset.meta.get("source_file")
+    return Path(str(source_file)).name if source_file else dataset.name
+
+
 def log_datasets(client: MlflowClient, run_id: str, data_path: str, full: Any, splits: dict[str, Any]) -> None:
     """One MLflow dataset input per split (context `training` / `validation`), named after the
     file (or the built-in recording), with the split's own digest, the file as source, the
@@ -70,12 +76,14 @@ def log_datasets(client: MlflowClient, run_id: str, data_path: str, full: Any, s
     import mlflow.data
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
-    name = Path(data_path).name if data_path else BUILTIN_DATA_NAME
-    source = (
-        str(Path(data_path).resolve())  # MLflow resolves a path to a local file source
-        if data_path
-        else CodeDatasetSource({"eirnn.generator": "eirnn.data.synthetic.make_recording(seed=0)"})
-    )
+    name = data_name(data_path, full)
+    file_path = data_path or str(full.meta.get("source_file") or "")
+    if Path(file_path).is_file():
+        source = str(Path(file_path).resolve())  # MLflow resolves a path to a local file source
+    elif "generator" in full.meta:
+        source = CodeDatasetSource({"eirnn.generator": f"{full.meta['generator']}(seed={full.meta.get('seed')})"})
+    else:
+        source = CodeDatasetSource({"eirnn.source": "a NeuralDataset built in memory"})
     file_hash = dataset_sha256(full)
     inputs = []
     for context, split in splits.items():

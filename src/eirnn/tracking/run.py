@@ -29,8 +29,8 @@ from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.metrics import NOISE_CEILING_OF
-from eirnn.pipeline import BUILTIN_DATA_NAME, Prepared, load_configured_data, prepare
-from eirnn.tracking.lineage import code_tags, dataset_sha256, log_datasets, package_version
+from eirnn.pipeline import Prepared, load_configured_data, prepare
+from eirnn.tracking.lineage import code_tags, data_name, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
 from eirnn.tracking.metric_names import FIT_TAGS, final_metric, fit_tag
 from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
@@ -263,7 +263,7 @@ def _prepare_and_log_data(config: TrainConfig, client: MlflowClient, run_id: str
     if not prepared.held_out:
         logging.getLogger("eirnn").warning("validation: %s", NO_VALIDATION_TEXT)
     facts = data_facts(prepared)
-    client.set_tag(run_id, "eirnn.data", Path(config.data).name if config.data else BUILTIN_DATA_NAME)
+    client.set_tag(run_id, "eirnn.data", data_name(config.data, prepared.dataset))
     log_new_params(client, run_id, {"bin_ms": prepared.dataset.bin_ms})
     log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
     splits = (
@@ -409,7 +409,7 @@ def _summarize(
         total_epochs=result.total_epochs,
         max_epochs=config.max_epochs,
         stop_reason=result.stop_reason,
-        data_name=Path(config.data).name if config.data else BUILTIN_DATA_NAME,
+        data_name=data_name(config.data, dataset),
         data_sha256=dataset_sha256(dataset),
         data_shape=f"{dataset.n_neurons} neurons, {dataset.n_trials} trials, {dataset.n_bins} bins of "
         f"{dataset.bin_ms:g} ms",
