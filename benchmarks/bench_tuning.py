@@ -9,12 +9,15 @@ workers, the data's noise ceiling and the best trial's selection score
 (`eirnn.tuning.settings.OBJECTIVE_METRIC`), against the best of a `--reference` study (an
 earlier run's JSON, e.g. a long one without pruning). `overhead` times the parts of one trial
 that are not epochs (evaluation, run folder, figures and report, model logging, the rest of the
-run's bookkeeping), wall and CPU seconds, in this process with one epoch.
+run's bookkeeping), wall and CPU seconds, in this process with one epoch. `layout` measures the
+machine's epochs per second of a trial's training loop with one worker on every core against
+one single-threaded worker per core, started together.
 
     python benchmarks/bench_tuning.py study --trials 20 --workers 2 --pruners halving
     python benchmarks/bench_tuning.py study --pruners none --out bench_tuning_reference.json
     python benchmarks/bench_tuning.py study --reference benchmarks/results/bench_tuning_reference.json
     python benchmarks/bench_tuning.py overhead
+    python benchmarks/bench_tuning.py layout      # 1 worker x 2 threads against 2 workers x 1 thread
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import functools
 import json
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -182,6 +186,44 @@ def measure_overhead(dataset, repeats: int) -> dict:
     return {label: {"wall_s": wall, "cpu_s": cpu} for label, (wall, cpu) in parts.items()}
 
 
+def _fit_epochs(threads: int, epochs: int) -> float:
+    """Seconds for `epochs` epochs of a trial's training loop (epoch, validation, early-stopping
+    bookkeeping; no tracking) on the built-in recording with `threads` torch threads."""
+    from eirnn.pipeline import prepare
+    from eirnn.training import fit
+
+    config = TrainConfig(**TUNE_DEFAULTS, threads=threads, max_epochs=epochs, patience=epochs)
+    prepared = prepare(config)
+    started = time.perf_counter()
+    fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    return time.perf_counter() - started
+
+
+def measure_layout(epochs: int, rounds: int, cores: int) -> list[dict]:
+    """Epochs per second of the whole machine: one process on `cores` threads against `cores`
+    processes on one thread each, started together; the two layouts alternate `rounds` times."""
+    rows = []
+    for round_number in range(rounds):
+        for workers in (1, cores):
+            threads = cores // workers
+            command = [sys.executable, __file__, "fit-epochs", "--threads", str(threads), "--epochs", str(epochs)]
+            started = time.perf_counter()
+            processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+            seconds = [float(process.communicate()[0].split()[-1]) for process in processes]
+            wall = time.perf_counter() - started
+            rows.append(
+                {
+                    "round": round_number,
+                    "workers": workers,
+                    "threads_per_worker": threads,
+                    "fit_seconds": seconds,
+                    "epochs_per_second": workers * epochs / max(seconds),
+                    "wall_s_with_start": wall,
+                }
+            )
+    return rows
+
+
 def _reference_best(path: str) -> float | None:
     if not path:
         return None
@@ -206,7 +248,10 @@ def _print_trials(row: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["study", "overhead"])
+    parser.add_argument("part", choices=["study", "overhead", "layout", "fit-epochs"])
+    parser.add_argument("--epochs", type=int, default=60, help="epochs per process for `layout`")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two layouts")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of `fit-epochs` (internal)")
     parser.add_argument("--trials", type=int, default=20, help="trials per study")
     parser.add_argument("--workers", type=int, default=2, help="local worker processes (one torch thread each)")
     parser.add_argument("--pruners", nargs="+", default=["halving"], help="one study per pruner")
@@ -220,13 +265,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-in", default="", help="folder for the studies' stores (default: temporary)")
     args = parser.parse_args()
+    if args.part == "fit-epochs":  # one process of `layout`
+        print(_fit_epochs(args.threads, args.epochs))
+        return
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     machine = describe_machine()
     dataset, _ = make_recording(seed=0)
     print(f"CPU {machine['cpu']}, {machine['cpu_count']} cores, load {load_average()}; built-in recording")
 
-    if args.part == "overhead":
+    if args.part == "layout":
+        cores = machine["cpu_count"]
+        rows = measure_layout(args.epochs, args.rounds, cores)
+        print(f"\n{args.epochs} epochs per process (epoch + validation, no tracking), {args.rounds} rounds")
+        print(f"{'layout':<22} {'epochs/s of the machine (each round)':<40} median")
+        for workers in (1, cores):
+            rates = [row["epochs_per_second"] for row in rows if row["workers"] == workers]
+            layout = f"{workers} x {cores // workers} thread(s)"
+            shown = ", ".join(f"{rate:.2f}" for rate in rates)
+            print(f"{layout:<22} {shown:<40} {statistics.median(rates):.2f}")
+        report = {"machine": machine, "epochs": args.epochs, "rows": rows}
+    elif args.part == "overhead":
         parts = measure_overhead(dataset, args.repeats)
         print(f"\none trial of 1 epoch, mean of {args.repeats}: {'wall s':>8} {'CPU s':>8}")
         for label, seconds in parts.items():
