@@ -162,3 +162,19 @@ def test_sigterm_ends_the_run_killed_and_resume_completes_it(tracking_store, tin
     assert main(["train", "--resume", run_id]) == 2
     assert f"found run {run_id} FINISHED" in capsys.readouterr().err
     assert len(client.search_model_versions("name = 'eirnn'")) == len(versions) == 1
+
+
+@pytest.mark.slow
+def test_a_resumed_run_on_the_built_in_recording_still_scores_what_it_recovers(tracking_store):
+    client = MlflowClient()
+    short = [*TRAIN[TRAIN.index("--patience") :], "--max-epochs", "8"]
+    process = eirnn("train", *short)
+    run_id = wait_for_steps(client, 2, process)
+    process.send_signal(signal.SIGTERM)
+    code, err = finish(process)
+    assert code == 128 + signal.SIGTERM, err[-2000:]
+    code, err = finish(eirnn("train", "--resume", run_id))
+    assert code == 0, err[-2000:]
+    metrics = client.get_run(run_id).data.metrics
+    for name in ("final/gt_weight_corr", "final/gt_perturbation_corr", "final/gt_null_perturbation_corr"):
+        assert np.isfinite(metrics[name]), name

@@ -29,7 +29,7 @@ from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
 from eirnn.metrics import NOISE_CEILING_OF
-from eirnn.pipeline import Prepared, load_configured_data, prepare
+from eirnn.pipeline import Prepared, load_configured_data_and_truth, prepare
 from eirnn.tracking.lineage import code_tags, data_name, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
 from eirnn.tracking.metric_names import FIT_TAGS, final_metric, fit_tag
@@ -225,7 +225,8 @@ def train_and_log(
     if config.resume:
         run = resumable_run(client, config.resume)
         config = resumed_config(config, run)
-        dataset = dataset if dataset is not None else load_configured_data(config)
+        if dataset is None:  # the built-in recording brings its circuit back too, for the gt_* metrics
+            dataset, truth = load_configured_data_and_truth(config)
         check_same_data(run, dataset, dataset_sha256(dataset))
     with raising_on_signals():
         run_id = _start_run(config, parent_run_id, dict(tags or {}))
