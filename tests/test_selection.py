@@ -167,3 +167,20 @@ def test_a_noise_ceiling_is_computed_once_per_data_and_follows_any_change_of_it(
     assert data_noise_ceiling(changed, conditions, True, 0, 20).mean != first.mean
     assert data_noise_ceiling(target, conditions, True, 1, 20).mean != first.mean
     assert data_noise_ceiling(target, conditions, False, 0, 20).mean != first.mean
+
+
+def test_a_test_score_the_test_trials_cannot_support_says_why(tracking_store, tiny):
+    from eirnn.tracking.run import train_and_log
+
+    dataset, _ = tiny
+    # 10% of 96 trials over 8 conditions: most conditions get a single test trial
+    config = TrainConfig(max_epochs=2, test_fraction=0.1, **{**SMALL, "log_figures": True})
+    outcome = train_and_log(config, dataset=dataset, register=False)
+    summary = json.loads(
+        Path(mlflow.artifacts.download_artifacts(run_id=outcome.run_id, artifact_path="metrics.json")).read_text()
+    )
+    assert summary["final"]["test_cond_noise_ceiling"] is None
+    reason = summary["not_available"]["test_cond_noise_ceiling"]
+    assert reason.startswith("needs >= 2 trials in every condition")
+    report = Path(mlflow.artifacts.download_artifacts(run_id=outcome.run_id, artifact_path="report.md")).read_text()
+    assert reason in report and "the value is not finite" not in report

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from eirnn.evaluation import Evaluation
-from eirnn.metrics import NotAvailable
+from eirnn.metrics import Metric, NotAvailable, to_float
 
 RUN_FOLDERS = ("weights", "outputs", "metrics", "population")
 RUN_FILES = ("training_log.json", "config.json", "data.json", "metrics.json")
@@ -118,7 +118,7 @@ def write_run_folder(
     fit_summary: dict[str, Any],
     config: dict[str, Any],
     data_facts: dict[str, Any],
-    extra_metrics: dict[str, float] | None = None,
+    extra_metrics: dict[str, Metric] | None = None,
     recovery: Any = None,
     input_names: list[str] | None = None,
     behavior_names: list[str] | None = None,
@@ -185,14 +185,18 @@ def _write_json_files(
     fit_summary: dict[str, Any],
     config: dict[str, Any],
     data_facts: dict[str, Any],
-    extra_metrics: dict[str, float] | None,
+    extra_metrics: dict[str, Metric] | None,
     names: dict[str, list[str] | None],
 ) -> None:
     """training_log.json, config.json, data.json and metrics.json (final metrics with the
     extra ones, reasons for missing ones, fit summary, input and behaviour names)."""
+    extras = extra_metrics or {}
     summary = {
-        "final": {k: _finite_or_none(v) for k, v in {**evaluation.scalar_metrics(), **(extra_metrics or {})}.items()},
-        "not_available": evaluation.not_available(),
+        "final": {k: _finite_or_none(to_float(v)) for k, v in {**evaluation.scalar_metrics(), **extras}.items()},
+        "not_available": {
+            **evaluation.not_available(),
+            **{name: value.reason for name, value in extras.items() if isinstance(value, NotAvailable)},
+        },
         "fit": fit_summary,
         "condition_labels": [str(label) for label in evaluation.condition_labels],
         "bin_ms": evaluation.bin_ms,

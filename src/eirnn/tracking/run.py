@@ -28,7 +28,7 @@ from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
-from eirnn.metrics import NOISE_CEILING_OF
+from eirnn.metrics import NOISE_CEILING_OF, Metric, to_float
 from eirnn.pipeline import Prepared, load_configured_data_and_truth, prepare
 from eirnn.tracking.lineage import code_tags, data_name, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
@@ -339,7 +339,11 @@ def _train_in_run(
     _write_figures_and_report(run_folder, config, run_id)
     client.log_artifacts(run_id, str(run_folder))
     client.log_artifacts(run_id, str(workdir / "checkpoints"), "checkpoints")
-    values = {**evaluation.scalar_metrics(), **extra_metrics, **fit_summary(result)}
+    values = {
+        **evaluation.scalar_metrics(),
+        **{name: to_float(value) for name, value in extra_metrics.items()},
+        **fit_summary(result),
+    }
     final = {key: float(value) for key, value in values.items() if key not in ("stop_reason", "stop_detail")}
     # the fit facts as they are (integers stay integers in their tags)
     _log_final_metrics(client, run_id, values)
@@ -425,13 +429,14 @@ def parent_of(run: Any) -> str | None:
     return run.data.tags.get("mlflow.parentRunId")
 
 
-def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig) -> tuple[dict[str, float], Any]:
-    """The test split's scores (`test_*`, when the run holds one out) and, for data with a known
-    circuit, what the fit recovers of it (`gt_*`, `eirnn.recovery`), with the Recovery itself."""
-    scores: dict[str, float] = {}
+def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig) -> tuple[dict[str, Metric], Any]:
+    """The test split's scores (`test_*`, when the run holds one out; NotAvailable with its reason
+    where the test trials cannot support one) and, for data with a known circuit, what the fit
+    recovers of it (`gt_*`, `eirnn.recovery`), with the Recovery itself."""
+    scores: dict[str, Metric] = {}
     if prepared.test is not None:
         test = evaluate(model, prepared.test, seed=config.seed, ceiling_seed=config.data_split_seed)
-        scores.update({f"test_{name}": value for name, value in test.scalar_metrics().items()})
+        scores.update({f"test_{name}": value for name, value in test.metric_values().items()})
     recovery = None
     if prepared.truth is not None:
         from eirnn.recovery import recover
