@@ -3,6 +3,7 @@ the default journal storage in the test's working folder."""
 
 import csv
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -319,3 +320,13 @@ def test_given_settings_move_onto_the_search_space_and_say_so(tiny_dataset):
     assert point == {"attention_heads": 4, "input_embed_dim": 40, "noise_scale": pytest.approx(0.1)}
     assert any(note.startswith("input_embed_dim 44 -> 40") for note in notes)
     assert any("input_embed_type 'attention' is not among the choices" in note for note in notes)
+
+
+def test_one_worker_on_every_core_is_told_about_one_worker_per_core(tracking_store, tiny_dataset, capsys):
+    config = TrainConfig(max_epochs=1, **{**SMALL, "threads": 0})
+    settings = StudySettings(study_name="hint", n_trials=2, search_space=WIDE_SPACE, pruner=PrunerSettings("none"))
+    run_study(config, settings, dataset=tiny_dataset)
+    cores = os.cpu_count() or 1
+    assert (f"--n-workers {cores} runs {cores} trials at a time" in capsys.readouterr().out) == (cores > 1)
+    run_study(config.replace(threads=1), dataclasses.replace(settings, study_name="no-hint"), dataset=tiny_dataset)
+    assert "hint:" not in capsys.readouterr().out

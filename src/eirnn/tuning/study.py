@@ -240,18 +240,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         check_fixed_settings(study, fixed_settings(config, space, dataset))
         parent_run_id, seeds = settings.parent_run_id, [None] * settings.n_workers
     jobs = _worker_jobs(config, settings, storage_spec, space, parent_run_id, seeds, dataset)
-    experiment_name = client.get_experiment(client.get_run(parent_run_id).info.experiment_id).name
-    print(
-        f"study {settings.study_name!r} ({storage_kind(storage_spec)} storage), parent run {parent_run_id} "
-        f"in experiment {experiment_name!r}: {settings.n_trials} trials on {len(jobs)} local worker(s)",
-        flush=True,
-    )
-    if leading and not jobs:
-        print(
-            f"start workers with: eirnn tune --parent-run-id {parent_run_id} --study-name {settings.study_name} "
-            f"--storage URL --n-trials N (the same settings; their N add up to {settings.n_trials})",
-            flush=True,
-        )
+    _announce(client, config, settings, storage_spec, parent_run_id, len(jobs), leading)
     try:
         with _trial_environment():
             _run_local_workers(jobs)
@@ -270,6 +259,38 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
 
 def study_direction(selection_metric: str) -> str:
     return "maximize" if higher_is_better(selection_metric) else "minimize"
+
+
+def _announce(
+    client: MlflowClient,
+    config: TrainConfig,
+    settings: StudySettings,
+    storage_spec: str,
+    parent_run_id: str,
+    n_local_workers: int,
+    leading: bool,
+) -> None:
+    """Where the study lives and who runs its trials; how to start workers elsewhere; a hint when
+    one worker is given every core."""
+    experiment_name = client.get_experiment(client.get_run(parent_run_id).info.experiment_id).name
+    print(
+        f"study {settings.study_name!r} ({storage_kind(storage_spec)} storage), parent run {parent_run_id} "
+        f"in experiment {experiment_name!r}: {settings.n_trials} trials on {n_local_workers} local worker(s)",
+        flush=True,
+    )
+    cores = os.cpu_count() or 1
+    if n_local_workers == 1 and not config.threads and cores > 1 and settings.n_trials > 1:
+        print(
+            f"hint: this machine has {cores} cores; --n-workers {cores} runs {cores} trials at a time on one "
+            "thread each, more epochs per second than one trial on every core (benchmarks/README.md)",
+            flush=True,
+        )
+    if leading and not n_local_workers:
+        print(
+            f"start workers with: eirnn tune --parent-run-id {parent_run_id} --study-name {settings.study_name} "
+            f"--storage URL --n-trials N (the same settings; their N add up to {settings.n_trials})",
+            flush=True,
+        )
 
 
 def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
