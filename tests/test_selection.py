@@ -150,13 +150,13 @@ def test_data_without_a_file_is_identified_by_its_content(tiny):
 
 
 def test_a_noise_ceiling_is_computed_once_per_data_and_follows_any_change_of_it(tiny):
-    from eirnn.evaluation import CONDITION_CEILING_STREAM, data_noise_ceiling
+    from eirnn.evaluation import CONDITION_CEILING_STREAM, data_noise_ceilings
     from eirnn.metrics import noise_ceiling
 
     dataset, _ = tiny
     target, conditions = np.asarray(dataset.rates_hz, dtype=np.float64), np.asarray(dataset.conditions)
-    first = data_noise_ceiling(target, conditions, True, 0, 20)
-    assert data_noise_ceiling(target.copy(), conditions.copy(), True, 0, 20) is first  # same content, no recompute
+    pooled, first = data_noise_ceilings(target, conditions, 0, 20)
+    assert data_noise_ceilings(target.copy(), conditions.copy(), 0, 20)[1] is first  # same content, no recompute
     afresh = noise_ceiling(
         target, conditions, by_condition=True, n_splits=20, rng=np.random.default_rng([0, CONDITION_CEILING_STREAM])
     )
@@ -164,9 +164,9 @@ def test_a_noise_ceiling_is_computed_once_per_data_and_follows_any_change_of_it(
     np.testing.assert_array_equal(afresh.ceiling, first.ceiling)
     changed = target.copy()
     changed[0] += 1.0
-    assert data_noise_ceiling(changed, conditions, True, 0, 20).mean != first.mean
-    assert data_noise_ceiling(target, conditions, True, 1, 20).mean != first.mean
-    assert data_noise_ceiling(target, conditions, False, 0, 20).mean != first.mean
+    assert data_noise_ceilings(changed, conditions, 0, 20)[1].mean != first.mean
+    assert data_noise_ceilings(target, conditions, 1, 20)[1].mean != first.mean
+    assert pooled.mean != first.mean
 
 
 def test_a_test_score_the_test_trials_cannot_support_says_why(tracking_store, tiny):

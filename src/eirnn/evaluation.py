@@ -156,6 +156,7 @@ def evaluate(
     flat_target = target_psths.reshape(-1, target_psths.shape[-1])
     n_components = min(PCA_COMPONENTS, *flat_target.shape)
     behavior = output.behavior.cpu().numpy() if output.behavior is not None else None
+    pooled_ceiling, condition_ceiling = data_noise_ceilings(target_rates, conditions, ceiling_seed, ceiling_splits)
     return Evaluation(
         psth=metrics.psth_correlation(model_rates, target_rates, labels),
         # what metrics.condition_psth_correlation computes, from the condition PSTHs already at hand
@@ -166,8 +167,8 @@ def evaluate(
         bits_per_spike=bits,
         fano_model=fano_model,
         fano_data=fano_data,
-        noise_ceiling=data_noise_ceiling(target_rates, conditions, False, ceiling_seed, ceiling_splits),
-        condition_noise_ceiling=data_noise_ceiling(target_rates, conditions, True, ceiling_seed, ceiling_splits),
+        noise_ceiling=pooled_ceiling,
+        condition_noise_ceiling=condition_ceiling,
         summary_model=metrics.per_neuron_summary(model_rates),
         summary_target=metrics.per_neuron_summary(target_rates),
         pca=metrics.pca_fit(flat_target, n_components=n_components),
@@ -184,25 +185,33 @@ def evaluate(
 
 
 _CEILING_CACHE_SIZE = 8
-_noise_ceilings: dict[tuple, Any] = {}
+_noise_ceilings: dict[tuple, tuple[Any, Any]] = {}
 
 
-def data_noise_ceiling(target: np.ndarray, conditions: np.ndarray, by_condition: bool, seed: int, splits: int) -> Any:
-    """The noise ceiling of these target rates (pooled or by condition), from its own seeded
-    stream. It depends on the data alone, so a process that scores many models on the same
-    trials (the trials of a study, a notebook's sweep) computes it once: the cache key is the
-    data's content, not the arrays' identity."""
-    stream = CONDITION_CEILING_STREAM if by_condition else POOLED_CEILING_STREAM
+def data_noise_ceilings(target: np.ndarray, conditions: np.ndarray, seed: int, splits: int) -> tuple[Any, Any]:
+    """The noise ceilings of these target rates, pooled over conditions and by condition, each
+    from its own seeded stream. They depend on the data alone, so a process that scores many
+    models on the same trials (the trials of a study, a notebook's sweep) computes them once:
+    the cache key is the data's content, hashed once for both, not the arrays' identity."""
 
-    def compute() -> Any:
-        rng = np.random.default_rng([seed, stream])
-        return metrics.noise_ceiling(target, conditions, by_condition=by_condition, n_splits=splits, rng=rng)
+    def compute() -> tuple[Any, Any]:
+        streams = ((False, POOLED_CEILING_STREAM), (True, CONDITION_CEILING_STREAM))
+        return tuple(
+            metrics.noise_ceiling(
+                target,
+                conditions,
+                by_condition=by_condition,
+                n_splits=splits,
+                rng=np.random.default_rng([seed, stream]),
+            )
+            for by_condition, stream in streams
+        )
 
     if target.dtype.hasobject or conditions.dtype.hasobject:
         return compute()
     digest = hashlib.blake2b(np.ascontiguousarray(target).view(np.uint8), digest_size=16)
     digest.update(np.ascontiguousarray(conditions).view(np.uint8))
-    key = (digest.hexdigest(), target.shape, conditions.shape, conditions.dtype.str, stream, seed, splits)
+    key = (digest.hexdigest(), target.shape, conditions.shape, conditions.dtype.str, seed, splits)
     if key not in _noise_ceilings:
         if len(_noise_ceilings) >= _CEILING_CACHE_SIZE:
             _noise_ceilings.pop(next(iter(_noise_ceilings)))

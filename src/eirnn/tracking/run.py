@@ -49,7 +49,6 @@ from eirnn.training.interrupts import raising_on_signals
 MODEL_ARTIFACT = "model"
 SPLIT_ARTIFACT = "split.json"  # trial ids of train, val and test: what no selection step may touch
 MAX_TAG_LENGTH = 5000
-PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch request
 LOGGER_DRAIN_ON_ERROR_S = 60.0
 
@@ -168,18 +167,21 @@ def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
 def _without_mlflow_chatter() -> Iterator[None]:
     """MLflow checks the input example by loading the logged model back, and says so with an INFO
     line and two download progress bars: noise on every run's console, twenty times in a study."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    progress_bar = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
     logger = logging.getLogger("mlflow.pyfunc")
-    level, bar = logger.level, os.environ.get(PROGRESS_BAR_VARIABLE)
+    level, bar = logger.level, os.environ.get(progress_bar)
     logger.setLevel(logging.WARNING)
-    os.environ[PROGRESS_BAR_VARIABLE] = "false"
+    os.environ[progress_bar] = "false"
     try:
         yield
     finally:
         logger.setLevel(level)
         if bar is None:
-            os.environ.pop(PROGRESS_BAR_VARIABLE, None)
+            os.environ.pop(progress_bar, None)
         else:
-            os.environ[PROGRESS_BAR_VARIABLE] = bar
+            os.environ[progress_bar] = bar
 
 
 def register_model(
