@@ -12,14 +12,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, INITIAL_STATES, LOSSES
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
 # validation scores that select models; val_loss is the only one where lower is better
-SELECTION_METRICS = ("cond_psth_corr", "psth_corr", "bits_per_spike", "val_loss")
+SELECTION_METRICS = ("cond_psth_corr", "psth_corr", "bits_per_spike", "val_loss", "co_bps")
 LOWER_IS_BETTER = ("val_loss",)
 
 
@@ -134,6 +134,11 @@ class TrainConfig:
     split_seed: int = _setting(
         -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
     )
+    heldout_neurons: str = _setting(
+        "",
+        "neurons held out for co-smoothing (co_bps): a fraction drawn with the split seed, e.g. 0.2, or neuron ids, "
+        "e.g. 3,17; their spikes never reach the initial-state encoder (empty = none)",
+    )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
     noise_scale: float = _setting(
@@ -151,6 +156,24 @@ class TrainConfig:
     activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
     spectral_radius: float = _setting(
         1.0, "spectral radius of the initial recurrent matrix", model_arg=True, allowed=POSITIVE
+    )
+    initial_state: str = _setting(
+        "shared",
+        "initial state x[0]: one shared h0, or inferred per trial from its held-in spikes by an encoder",
+        INITIAL_STATES,
+        model_arg=True,
+    )
+    encoder_hidden: int = _setting(
+        32,
+        "hidden units per direction of the initial-state encoder (inferred only)",
+        model_arg=True,
+        allowed=AT_LEAST_ONE,
+    )
+    forward_bins: int = _setting(
+        0,
+        "last bins of each trial scored by forward prediction (fp_bps) and never read by the encoder (0 = none)",
+        model_arg=True,
+        allowed=NON_NEGATIVE,
     )
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs", allowed=AT_LEAST_ONE)
@@ -184,6 +207,11 @@ class TrainConfig:
     )
     device: str = _setting("cpu", "where to train; auto = CUDA when present", DEVICES, model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
+    initial_state_penalty: float = _setting(
+        0.01,
+        "inferred initial states: weight of the mean squared offset of each trial's x[0] from the shared h0",
+        allowed=NON_NEGATIVE,
+    )
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
     registered_model_name: str = _setting("eirnn", "registry name of the trained model")

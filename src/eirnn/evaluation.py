@@ -12,6 +12,7 @@ import torch
 
 from eirnn import metrics
 from eirnn.metrics import Metric, NotAvailable, to_float
+from eirnn.model.encoder import encoder_spikes
 
 PCA_COMPONENTS = 10
 # enough random splits that the ceiling's standard error over splits is ~0.001 on the built-in recording
@@ -42,6 +43,7 @@ class Evaluation:
     model_behavior: np.ndarray | None  # [trials, time, n_out]
     target_behavior: np.ndarray | None
     time_ms: np.ndarray | None  # [time], the data's own time stamps
+    single_trial: SingleTrialScores | None = None  # NLB scores (co_bps, fp_bps, vel_r2)
 
     @property
     def val_model_psth(self) -> np.ndarray:
@@ -90,6 +92,7 @@ class Evaluation:
             "cond_noise_ceiling_sem": _ceiling_fact(self.condition_noise_ceiling, "sem"),
             "cond_noise_ceiling_n_excluded": _ceiling_fact(self.condition_noise_ceiling, "n_excluded"),
             "normalized_cond_psth_corr": self.normalized(self.condition_psth, self.condition_noise_ceiling),
+            **(self.single_trial.metric_values() if self.single_trial is not None else {}),
         }
 
     def scalar_metrics(self) -> dict[str, float]:
@@ -113,14 +116,26 @@ def _ceiling_fact(ceiling: Any, fact: str) -> Metric:
     return ceiling.sem if fact == "sem" else float(ceiling.n_undefined + ceiling.n_near_zero)
 
 
-def predict_rates(model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = False, seed: int = 0):
-    """Model output for `inputs` [trials, time, n_inputs]; noise uses a generator seeded by `seed`."""
+def predict_rates(
+    model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = False, seed: int = 0, spikes: Any = None
+):
+    """Model output for `inputs` [trials, time, n_inputs]; noise uses a generator seeded by `seed`.
+    `spikes` [trials, time, neurons]: the trials' counts, from which an inferred-state model infers
+    each trial's initial state (without them it starts every trial from the shared h0)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     model.eval()
     with torch.no_grad():
-        prepared = model.prepare_inputs(torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device))
+        as_tensor = lambda array: torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)  # noqa: E731
+        prepared = model.prepare_inputs(as_tensor(inputs), None if spikes is None else as_tensor(spikes))
         return model(prepared, noise=noise, generator=generator)
+
+
+def trial_spikes(model: torch.nn.Module, dataset: Any) -> Any:
+    """What `predict_rates` passes an inferred-state model for `dataset`'s trials, else None."""
+    if not getattr(model, "infers_initial_state", False):
+        return None
+    return encoder_spikes(dataset, "cpu").numpy()
 
 
 def evaluate(
@@ -130,13 +145,17 @@ def evaluate(
     seed: int = 0,
     ceiling_seed: int | None = None,
     ceiling_splits: int = CEILING_SPLITS,
+    train: Any = None,
 ) -> Evaluation:
     """Score `model` on `dataset`. Deterministic for given seeds: the model's noisy draws (for its
     Fano factor) come from `seed`; the noise ceilings, a property of the data alone, from
     generators of their own seeded by `ceiling_seed` (default `seed`), so that the same data
-    give the same ceiling whatever model is scored."""
+    give the same ceiling whatever model is scored. An inferred-state model reads each trial's
+    spikes (held-in neurons, observed bins). `train` (the training trials) adds vel_r2, whose
+    decoder NLB fits on the training trials' predicted rates."""
     ceiling_seed = seed if ceiling_seed is None else ceiling_seed
-    output = predict_rates(model, dataset.inputs, noise=False)
+    spikes = trial_spikes(model, dataset)
+    output = predict_rates(model, dataset.inputs, noise=False, spikes=spikes)
     model_rates = output.rates.cpu().numpy().astype(np.float64)
     target_rates = np.asarray(dataset.rates_hz, dtype=np.float64)
     conditions = np.asarray(dataset.conditions)
@@ -151,7 +170,7 @@ def evaluate(
     else:
         bits = NotAvailable("the data has rates only, no spike counts")
         fano_data = NotAvailable("the data has rates only, no spike counts")
-    stochastic = predict_rates(model, dataset.inputs, noise=True, seed=seed).rates.cpu().numpy()
+    stochastic = predict_rates(model, dataset.inputs, noise=True, seed=seed, spikes=spikes).rates.cpu().numpy()
     fano_model = metrics.model_fano_factor(stochastic, dataset.bin_s, conditions, rng=rng)
     flat_target = target_psths.reshape(-1, target_psths.shape[-1])
     n_components = min(PCA_COMPONENTS, *flat_target.shape)
@@ -181,6 +200,7 @@ def evaluate(
         model_behavior=behavior,
         target_behavior=dataset.behavior,
         time_ms=dataset.time_ms,
+        single_trial=single_trial_scores(model, model_rates, dataset, train),
     )
 
 
@@ -217,3 +237,39 @@ def data_noise_ceilings(target: np.ndarray, conditions: np.ndarray, seed: int, s
             _noise_ceilings.pop(next(iter(_noise_ceilings)))
         _noise_ceilings[key] = compute()
     return _noise_ceilings[key]
+
+
+@dataclass(frozen=True)
+class SingleTrialScores:
+    """The Neural Latents Benchmark scores of single-trial predictions (docs/metrics.md)."""
+
+    co_bps: Metric
+    fp_bps: Metric
+    vel_r2: Metric
+    heldout_neurons: tuple[int, ...]
+    forward_bins: int
+
+    def metric_values(self) -> dict[str, Metric]:
+        return {"co_bps": self.co_bps, "fp_bps": self.fp_bps, "vel_r2": self.vel_r2}
+
+
+def single_trial_scores(model: torch.nn.Module, model_rates: np.ndarray, dataset: Any, train: Any) -> SingleTrialScores:
+    """co_bps on the model's held-out neurons over the observed bins, fp_bps over the last
+    `forward_bins` bins, vel_r2 from a decoder fitted on `train`'s predicted rates (NLB's layout)."""
+    hparams = getattr(model, "hparams", {})
+    heldout = tuple(hparams.get("heldout_neurons") or ())
+    forward_bins = int(hparams.get("forward_bins") or 0)
+    observed = model_rates.shape[1] - forward_bins
+    per_bin = model_rates * dataset.bin_s
+    counts = dataset.counts
+    co_bps = metrics.co_bps(per_bin[:, :observed], None if counts is None else counts[:, :observed], heldout)
+    vel_r2: Metric = NotAvailable("the data has no behaviour")
+    if train is not None and dataset.behavior is not None:
+        train_rates = predict_rates(model, train.inputs, spikes=trial_spikes(model, train)).rates.cpu().numpy()
+        vel_r2 = metrics.vel_r2(
+            train_rates[:, :observed] * train.bin_s,
+            train.behavior[:, :observed],
+            per_bin[:, :observed],
+            dataset.behavior[:, :observed],
+        )
+    return SingleTrialScores(co_bps, metrics.fp_bps(per_bin, counts, forward_bins), vel_r2, heldout, forward_bins)

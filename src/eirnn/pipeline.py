@@ -15,6 +15,7 @@ import torch
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
 from eirnn.data.loaders import arrays_sha256
+from eirnn.data.split import heldout_neuron_index
 from eirnn.data.validation import check_trainable, validates_on_train
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
@@ -45,9 +46,12 @@ def set_threads(config: TrainConfig) -> None:
 
 
 def build_model(dataset: NeuralDataset, config: TrainConfig) -> Any:
+    """The model for `dataset`; it records its held-out neurons (`config.heldout_neurons`, drawn
+    with the split seed), which its encoder never reads and the evaluation scores by co-smoothing."""
     from eirnn.model import create_model_for_dataset
 
-    return create_model_for_dataset(dataset, **config.model_kwargs())
+    heldout = heldout_neuron_index(dataset, config.heldout_neurons, config.data_split_seed)
+    return create_model_for_dataset(dataset, **config.model_kwargs(), heldout_neurons=heldout or None)
 
 
 def split(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset]:

@@ -88,3 +88,42 @@ def hold_out_test(dataset: NeuralDataset, test_fraction: float, seed: int = 0) -
         )
     is_test = _draw(dataset, _validation_counts(per_condition, n_test), np.random.default_rng([seed, TEST_STREAM]))
     return dataset.subset(~is_test), dataset.subset(is_test)
+
+
+# the held-out neurons draw from their own stream of the split seed
+HELDOUT_NEURON_STREAM = 11
+
+
+def heldout_neuron_index(dataset: NeuralDataset, heldout: str, seed: int = 0) -> list[int]:
+    """The neurons (dataset column indices, sorted) held out for co-smoothing.
+
+    `heldout`: "" (none); a fraction in (0, 1), e.g. "0.2": round(fraction * n_neurons) neurons
+    (at least one, leaving at least one) drawn from a generator of their own, seeded by
+    [seed, HELDOUT_NEURON_STREAM]; or a comma-separated list of the data's neuron ids, e.g. "3,17".
+    """
+    text = heldout.strip()
+    if not text:
+        return []
+    n_neurons = dataset.n_neurons
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = None
+    if fraction is not None and "," not in text and "." in text:
+        if not 0.0 < fraction < 1.0 or n_neurons < 2:
+            raise DatasetError(
+                f"{dataset.source}: variable 'heldout_neurons': expected a fraction in (0, 1) of "
+                f"{n_neurons} neurons that leaves some held in; found {text}"
+            )
+        count = min(max(round(fraction * n_neurons), 1), n_neurons - 1)
+        chosen = np.random.default_rng([seed, HELDOUT_NEURON_STREAM]).choice(n_neurons, count, replace=False)
+        return sorted(int(index) for index in chosen)
+    ids = [str(neuron_id) for neuron_id in dataset.neuron_ids]
+    wanted = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in wanted if name not in ids]
+    if unknown:
+        raise DatasetError(
+            f"{dataset.source}: variable 'heldout_neurons': expected neuron ids of the data (e.g. {ids[0]}); "
+            f"found unknown {', '.join(unknown[:5])}"
+        )
+    return sorted({ids.index(name) for name in wanted})

@@ -21,6 +21,7 @@ Modules, one per family (this package re-exports all their public names):
 * ``correlation``: :func:`psth_correlation`, :func:`condition_psth_correlation`,
   :func:`correlation_of_psths`, :func:`psth_r2`.
 * ``likelihood``: :func:`bits_per_spike`.
+* ``single_trial``: :func:`co_bps`, :func:`fp_bps`, :func:`vel_r2` (Neural Latents Benchmark).
 * ``variability``: :func:`fano_factor`, :func:`model_fano_factor`.
 * ``reliability``: :func:`noise_ceiling`, :func:`normalized_correlation`.
 * ``population``: :func:`per_neuron_summary`, :func:`pca_fit`, :func:`pca_project`.
@@ -45,6 +46,7 @@ from eirnn.metrics.reliability import (
     normalized_correlation,
     normalized_mean_correlation,
 )
+from eirnn.metrics.single_trial import co_bps, fp_bps, vel_r2
 from eirnn.metrics.variability import FanoResult, fano_factor, model_fano_factor
 
 __all__ = [
@@ -59,10 +61,12 @@ __all__ = [
     "PCAResult",
     "PsthCorrelation",
     "bits_per_spike",
+    "co_bps",
     "condition_psth_correlation",
     "condition_psths",
     "correlation_of_psths",
     "fano_factor",
+    "fp_bps",
     "is_available",
     "model_fano_factor",
     "noise_ceiling",
@@ -74,4 +78,5 @@ __all__ = [
     "psth_correlation",
     "psth_r2",
     "to_float",
+    "vel_r2",
 ]

@@ -135,6 +135,12 @@ def psth_r2(model_psth_by_condition: Any, target_psth_by_condition: Any) -> floa
         raise ValueError("NaN/inf in PSTHs within the rows the target defines")
     if y.shape[0] < 2:
         raise ValueError("psth_r2 needs at least 2 rows (bins)")
+    return r2_uniform_average(y, yhat)
+
+
+def r2_uniform_average(y: np.ndarray, yhat: np.ndarray) -> float:
+    """sklearn's ``r2_score(y, yhat)`` (``multioutput='uniform_average'``, ``force_finite``) for
+    [samples, columns] arrays: the mean over columns of 1 - SS_res / SS_tot."""
     ss_res = ((y - yhat) ** 2).sum(axis=0)
     ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
     r2 = np.ones_like(ss_tot)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eirnn.choices import ACTIVATIONS
+from eirnn.choices import ACTIVATIONS, INITIAL_STATES
 from eirnn.model.cpu_threads import run_in_threads
 from eirnn.model.embeddings import create_embedding
+from eirnn.model.encoder import InitialStateEncoder, held_in_neurons
 from eirnn.model.noise import fill_standard_normal
 from eirnn.model.recurrence import activate, drive_row_sums, run_recurrence
 
@@ -35,7 +36,8 @@ class ModelOutput:
     """What the network produced for a batch.
 
     rates [B, T, n_recorded]: Hz, in dataset neuron order; behavior [B, T, n_outputs] or None
-    without a readout; units [B, T, n_units]: unit rates r in unit order. `rates` and
+    without a readout; units [B, T, n_units]: unit rates r in unit order; initial_state_offset
+    [B, n_units] (unit order) or None: each trial's inferred x[0] - h0. `rates` and
     `behavior` are views of time-major memory (what the recurrence writes step by step);
     `.contiguous()` gives batch-major copies. `units` may be given
     as a function, called on first access: putting every unit rate in unit order is a pass over
@@ -47,9 +49,11 @@ class ModelOutput:
         rates: torch.Tensor,
         units: torch.Tensor | Callable[[], torch.Tensor],
         behavior: torch.Tensor | None,
+        initial_state_offset: torch.Tensor | None = None,
     ) -> None:
         self.rates = rates
         self.behavior = behavior
+        self.initial_state_offset = initial_state_offset
         self._units = units
 
     @property
@@ -65,10 +69,12 @@ class PreparedInputs:
 
     Task inputs are mostly piecewise constant, so a whole data set holds few distinct input
     vectors: the embedding and input projection then run once per distinct vector, not per step.
+    `spikes` are the trials' spike counts for an inferred-state model's encoder, or None.
     """
 
     unique_inputs: torch.Tensor  # [U, n_inputs]
     step_rows: torch.Tensor  # [B, T] long: row of unique_inputs for each trial and step
+    spikes: torch.Tensor | None = None  # [B, T, n_recorded] float counts, dataset neuron order
 
     @cached_property
     def time_major_rows(self) -> torch.Tensor:
@@ -91,18 +97,21 @@ class PreparedInputs:
         return self.step_rows.shape[1]
 
     def select(self, trial_index: torch.Tensor) -> PreparedInputs:
-        return PreparedInputs(self.unique_inputs, self.step_rows[trial_index])
+        spikes = None if self.spikes is None else self.spikes[trial_index]
+        return PreparedInputs(self.unique_inputs, self.step_rows[trial_index], spikes)
 
     def to(self, device: torch.device | str) -> PreparedInputs:
-        return PreparedInputs(self.unique_inputs.to(device), self.step_rows.to(device))
+        spikes = None if self.spikes is None else self.spikes.to(device)
+        return PreparedInputs(self.unique_inputs.to(device), self.step_rows.to(device), spikes)
 
     def dense(self) -> torch.Tensor:
         """The original inputs [B, T, n_inputs]."""
         return self.unique_inputs[self.step_rows]
 
 
-def prepare_inputs(inputs: torch.Tensor) -> PreparedInputs:
-    """The distinct input rows of inputs [B, T, n_inputs], sorted as `torch.unique` sorts them.
+def prepare_inputs(inputs: torch.Tensor, spikes: torch.Tensor | None = None) -> PreparedInputs:
+    """The distinct input rows of inputs [B, T, n_inputs], sorted as `torch.unique` sorts them,
+    with the trials' spike counts [B, T, n_recorded] for an inferred-state model (or None).
 
     A row equal to the one before it in its trial needs no lookup: only the rows where a trial's
     input changes (its first step and every step after a change) go through `torch.unique`, so
@@ -113,7 +122,10 @@ def prepare_inputs(inputs: torch.Tensor) -> PreparedInputs:
     """
     if inputs.dim() != 3:
         raise ValueError(f"inputs must be [trials, time, n_inputs], got shape {tuple(inputs.shape)}")
-    return run_in_threads(lambda _: _distinct_rows(inputs.detach()), 1)[0]
+    if spikes is not None and tuple(spikes.shape[:2]) != tuple(inputs.shape[:2]):
+        raise ValueError(f"spikes {tuple(spikes.shape)} and inputs {tuple(inputs.shape)} differ in trials or bins")
+    prepared = run_in_threads(lambda _: _distinct_rows(inputs.detach()), 1)[0]
+    return prepared if spikes is None else replace(prepared, spikes=spikes.detach())
 
 
 def _distinct_rows(inputs: torch.Tensor) -> PreparedInputs:
@@ -219,6 +231,10 @@ class EIRNN(nn.Module):
         seed: int | None = None,
         self_connections: bool = False,
         attention_token_dim: int = 16,
+        initial_state: str = "shared",
+        encoder_hidden: int = 32,
+        heldout_neurons: Sequence[int] | None = None,
+        forward_bins: int = 0,
     ) -> None:
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -226,6 +242,9 @@ class EIRNN(nn.Module):
         }
         self.hparams["neuron_labels"] = None if neuron_labels is None else [int(label) for label in neuron_labels]
         self.hparams["device"] = str(device)
+        self.hparams["heldout_neurons"] = None if heldout_neurons is None else [int(i) for i in heldout_neurons]
+        if initial_state not in INITIAL_STATES:
+            raise ValueError(f"initial_state must be one of {INITIAL_STATES}, got {initial_state!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if not 0 < dt <= tau:
@@ -256,6 +275,14 @@ class EIRNN(nn.Module):
                 balanced_dale_magnitudes(self.n_e, self.n_i, spectral_radius, self_connections)
             )
             self.readout = nn.Linear(self.n_e, n_outputs) if n_outputs else None
+            # built last, so that a shared-state model draws exactly the weights it always drew
+            self.encoder = (
+                InitialStateEncoder(
+                    held_in_neurons(len(units), heldout_neurons), self.n_units, encoder_hidden, forward_bins
+                )
+                if initial_state == "inferred"
+                else None
+            )
         h0 = torch.full((self.n_units,), float(h0_init))
         if learnable_h0:
             self.h0 = nn.Parameter(h0)
@@ -319,10 +346,16 @@ class EIRNN(nn.Module):
             initial_rate = activate(self.h0[self.recorded_units], self.activation).clamp_min(1e-6)
             self.log_rate_gain.copy_((mean.clamp_min(MIN_MEAN_RATE_HZ) / initial_rate).log())
 
-    def prepare_inputs(self, inputs: torch.Tensor) -> PreparedInputs:
+    @property
+    def infers_initial_state(self) -> bool:
+        return self.encoder is not None
+
+    def prepare_inputs(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None) -> PreparedInputs:
         """Compute once per data set and pass to forward instead of the raw inputs (forward
-        accepts raw inputs too, at the cost of one `prepare_inputs` per call)."""
-        return prepare_inputs(inputs)
+        accepts raw inputs too, at the cost of one `prepare_inputs` per call). `spikes`
+        [B, T, n_recorded] (counts per bin) are what an inferred-state model infers each trial's
+        x[0] from; a shared-state model ignores them."""
+        return prepare_inputs(inputs, spikes if self.infers_initial_state else None)
 
     def draw_noise(self, batch_size: int, n_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """xi [B, T, N] ~ N(0, 1) in unit order: the noise forward(noise=True) draws from the same
@@ -343,7 +376,8 @@ class EIRNN(nn.Module):
     ) -> ModelOutput:
         """Run T steps for inputs [B, T, n_inputs] (or their PreparedInputs); outputs are taken
         after each step, r[1..T]. noise=None: on in training mode, off in eval mode; `generator`
-        draws the noise (see draw_noise)."""
+        draws the noise (see draw_noise). An inferred-state model starts each trial from
+        h0 + the encoder's offset when the PreparedInputs carry spikes, else from the shared h0."""
         prepared = inputs if isinstance(inputs, PreparedInputs) else prepare_inputs(inputs)
         if prepared.unique_inputs.shape[-1] != self.n_inputs:
             raise ValueError(
@@ -355,8 +389,13 @@ class EIRNN(nn.Module):
         readout_weights: tuple[torch.Tensor, ...] = ()
         if self.readout is not None:
             readout_weights = (F.pad(self.readout.weight.t(), (0, 0, 0, self.n_i))[order],)
+        x0 = self.h0[order].expand(prepared.batch_size, self.n_units)
+        offset = None
+        if self.encoder is not None and prepared.spikes is not None:
+            offset = self.encoder(prepared.spikes.to(self.h0.dtype))
+            x0 = x0 + offset[:, order]
         internal_units, rates, *behavior = run_recurrence(
-            self.h0[order].expand(prepared.batch_size, self.n_units),
+            x0,
             weight,
             drive_table,
             prepared.time_major_rows,
@@ -373,6 +412,7 @@ class EIRNN(nn.Module):
             rates=rates,
             units=lambda: internal_units.transpose(0, 1).index_select(-1, unit_order),
             behavior=behavior[0] + self.readout.bias if self.readout is not None else None,
+            initial_state_offset=offset,
         )
 
 

@@ -24,6 +24,7 @@ EPOCH_METRICS = {
     "val_psth_corr_I": "val/psth_corr_I",
     "val_cond_psth_corr": "val/cond_psth_corr",
     "val_bits_per_spike": "val/bits_per_spike",
+    "val_co_bps": "val/co_bps",
     "selection_score": "val/selection_score",
 }
 

@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from eirnn.artifacts import write_run_folder
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.data.dataset import NO_VALIDATION_TEXT
-from eirnn.evaluation import Evaluation, evaluate
+from eirnn.evaluation import Evaluation, evaluate, trial_spikes
 from eirnn.metrics import NOISE_CEILING_OF, Metric, to_float
 from eirnn.pipeline import Prepared, load_configured_data_and_truth, prepare
 from eirnn.tracking.lineage import code_tags, data_name, dataset_sha256, log_datasets, package_version
@@ -42,6 +42,7 @@ from eirnn.tracking.resume import (
     resume_point,
     resumed_config,
 )
+from eirnn.tracking.serving import predict_input
 from eirnn.tracking.summary import NOTE_TAG, RunSummary
 from eirnn.training import FitResult, TrainingInterrupted, fit
 from eirnn.training.interrupts import raising_on_signals
@@ -321,7 +322,9 @@ def _train_in_run(
 
     model = prepared.model
     model.load_state_dict(result.best_state)
-    evaluation = evaluate(model, prepared.val, seed=config.seed, ceiling_seed=config.data_split_seed)
+    evaluation = evaluate(
+        model, prepared.val, seed=config.seed, ceiling_seed=config.data_split_seed, train=prepared.train
+    )
     extra_metrics, recovery = held_out_and_recovery_scores(model, prepared, config)
     run_folder = write_run_folder(
         workdir / "run",
@@ -350,7 +353,8 @@ def _train_in_run(
     # the fit facts as they are (integers stay integers in their tags)
     _log_final_metrics(client, run_id, values)
 
-    model_uri = _log_model(model, prepared.val.inputs, workdir / "model")
+    serving_input = predict_input(model, prepared.val.inputs, trial_spikes(model, prepared.val))
+    model_uri = _log_model(model, serving_input, workdir / "model")
     version = champion = None
     if register:
         version, champion = register_model(
@@ -437,7 +441,9 @@ def held_out_and_recovery_scores(model: Any, prepared: Any, config: TrainConfig)
     recovers of it (`gt_*`, `eirnn.recovery`), with the Recovery itself."""
     scores: dict[str, Metric] = {}
     if prepared.test is not None:
-        test = evaluate(model, prepared.test, seed=config.seed, ceiling_seed=config.data_split_seed)
+        test = evaluate(
+            model, prepared.test, seed=config.seed, ceiling_seed=config.data_split_seed, train=prepared.train
+        )
         scores.update({f"test_{name}": value for name, value in test.metric_values().items()})
     recovery = None
     if prepared.truth is not None:

@@ -58,15 +58,34 @@ def find_network_files(model_dir: str | Path) -> tuple[Path, Path]:
     return found[WEIGHTS_FILE], found[HPARAMS_FILE]
 
 
+def predict_input(network: Any, inputs: np.ndarray, spikes: np.ndarray | None = None) -> np.ndarray:
+    """The pyfunc's input for these trials: the task inputs [trials, time, n_inputs], followed,
+    for an inferred-state model, by the trials' spike counts of every recorded neuron
+    [trials, time, n_neurons] in the data's neuron order (held-out neurons' and forward bins'
+    columns are never read: any value, NaN included, will do there)."""
+    inputs = np.asarray(inputs, dtype=np.float32)
+    if not network.infers_initial_state:
+        return inputs
+    if spikes is None:
+        raise ValueError("an inferred-state model predicts single trials from their spikes: pass spikes")
+    return np.concatenate([inputs, np.asarray(spikes, dtype=np.float32)], axis=-1)
+
+
 class RatePredictor(mlflow.pyfunc.PythonModel):
     """Rates in, rates out: float inputs [trials, time, n_inputs] -> firing rates in Hz
-    [trials, time, neurons], deterministic (process noise off), any number of trials and bins."""
+    [trials, time, neurons], deterministic (process noise off), any number of trials and bins.
+    An inferred-state model (`initial_state="inferred"`) takes [trials, time, n_inputs + n_neurons]:
+    each trial's inputs and then its spike counts (`predict_input`), and predicts each trial
+    from its own inferred initial state."""
 
     def load_context(self, context: Any) -> None:
         self.network = load_network(context.artifacts[WEIGHTS_ARTIFACT], context.artifacts[HPARAMS_ARTIFACT])
 
     # no type hints: MLflow would read them as the input schema, which the logged signature gives
     def predict(self, context, model_input, params=None):
-        inputs = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+        values = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+        n_inputs = self.network.n_inputs
+        spikes = values[..., n_inputs:] if self.network.infers_initial_state else None
         with torch.no_grad():
-            return self.network(inputs, noise=False).rates.numpy()
+            prepared = self.network.prepare_inputs(values[..., :n_inputs], spikes)
+            return self.network(prepared, noise=False).rates.numpy()

@@ -19,6 +19,7 @@ import torch
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
+from eirnn.model.encoder import encoder_spikes
 from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state, state_on_cpu
 from eirnn.training.early_stopping import EarlyStopping
 from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
@@ -69,6 +70,14 @@ def make_targets(dataset: Any, device: torch.device) -> Targets:
     return Targets(tensor(dataset.rates_hz), tensor(dataset.counts), tensor(dataset.behavior))
 
 
+def prepared_trials(model: torch.nn.Module, dataset: Any, device: torch.device) -> Any:
+    """The data set's inputs as the model takes them, with its spikes for an inferred-state model."""
+    inputs = torch.as_tensor(dataset.inputs, device=device)
+    if getattr(model, "infers_initial_state", False):
+        return model.prepare_inputs(inputs, encoder_spikes(dataset, device))
+    return model.prepare_inputs(inputs)
+
+
 def make_loss(config: TrainConfig, train: Any, targets: Targets):
     if config.loss == "poisson":
         if targets.counts is None:
@@ -89,10 +98,12 @@ def train_epoch(
     grad_clip: float = 0.0,
     behavior_weight: float = 0.0,
     epoch: int = 0,
+    initial_state_penalty: float = 0.0,
 ) -> float:
     """One pass over the training trials (`inputs` as prepared by the model): minibatches in a
-    fresh random order, or the full batch as it is; returns the mean loss. Raises
-    TrainingDivergedError, before any update, when a loss is NaN or Inf."""
+    fresh random order, or the full batch as it is; returns the mean loss. An inferred-state
+    model's loss adds `initial_state_penalty` x the mean squared offset of the trials' x[0] from
+    the shared h0. Raises TrainingDivergedError, before any update, when a loss is NaN or Inf."""
     model.train()
     n_trials = targets.rates_hz.shape[0]
     device = targets.rates_hz.device
@@ -106,6 +117,8 @@ def train_epoch(
         loss = loss_fn(output.rates, batch_targets)
         if behavior_weight > 0:
             loss = loss + behavior_weight * behavior_mse(output.behavior, batch_targets)
+        if output.initial_state_offset is not None and initial_state_penalty > 0:
+            loss = loss + initial_state_penalty * output.initial_state_offset.pow(2).mean()
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingDivergedError(epoch, loss_value)
@@ -125,12 +138,12 @@ class _Training:
     def __init__(self, model: torch.nn.Module, train: Any, val: Any, config: TrainConfig) -> None:
         self.model, self.config = model, config
         self.device = device = next(model.parameters()).device
-        self.train_inputs = model.prepare_inputs(torch.as_tensor(train.inputs, device=device))
-        self.val_inputs = model.prepare_inputs(torch.as_tensor(val.inputs, device=device))
+        self.train_inputs, self.val_inputs = (prepared_trials(model, part, device) for part in (train, val))
         self.train_targets, self.val_targets = make_targets(train, device), make_targets(val, device)
         self.loss_fn = make_loss(config, train, self.train_targets)
-        check_selection_metric(config.selection_metric, val)
-        self.scorer = ValidationScorer(val, device)
+        hparams = getattr(model, "hparams", {})
+        check_selection_metric(config.selection_metric, val, hparams.get("heldout_neurons"))
+        self.scorer = ValidationScorer(val, device, hparams.get("heldout_neurons"), hparams.get("forward_bins", 0))
         use_behavior = self.train_targets.behavior is not None and getattr(model, "n_outputs", 0) > 0
         self.behavior_weight = config.behavior_weight if use_behavior else 0.0
         n_train = self.train_targets.rates_hz.shape[0]
@@ -165,6 +178,7 @@ class _Training:
             grad_clip=self.config.grad_clip,
             behavior_weight=self.behavior_weight,
             epoch=epoch,
+            initial_state_penalty=self.config.initial_state_penalty,
         )
         metrics = {"train_loss": train_loss}
         metrics.update(validation_metrics(self.model, self.val_inputs, self.val_targets, self.loss_fn, self.scorer))

@@ -18,6 +18,7 @@ SELECTION_SCORES = {
     "psth_corr": "val_psth_corr",
     "bits_per_spike": "val_bits_per_spike",
     "val_loss": "val_loss",
+    "co_bps": "val_co_bps",
 }
 
 
@@ -30,7 +31,12 @@ def higher_is_better(selection_metric: str) -> bool:
     return selection_metric not in LOWER_IS_BETTER
 
 
-def check_selection_metric(selection_metric: str, val: Any) -> None:
+def check_selection_metric(selection_metric: str, val: Any, heldout: Any = None) -> None:
+    if selection_metric == "co_bps" and (val.counts is None or not heldout):
+        raise ConfigError(
+            "selection_metric: 'co_bps' needs spike counts and held-out neurons (heldout_neurons); "
+            "use cond_psth_corr, psth_corr or val_loss"
+        )
     if selection_metric == "bits_per_spike" and val.counts is None:
         raise ConfigError(
             "selection_metric: 'bits_per_spike' needs spike counts, but the data has rates only; "
@@ -38,29 +44,12 @@ def check_selection_metric(selection_metric: str, val: Any) -> None:
         )
 
 
-class ValidationScorer:
-    """Scores noise-free predictions on the validation trials, every epoch, as the report
-    scores them (`eirnn.metrics.correlation_of_psths`). The target PSTHs are fixed, so they are
-    averaged once; the model's are averaged on the model's device, and only those small
-    arrays reach numpy."""
+class PoissonScore:
+    """Bits per spike of rates against fixed counts (`eirnn.metrics.bits_per_spike`, nlb_tools'
+    definition; NaN counts are skipped), on the model's device: the counts and the null model's
+    log-likelihood are prepared once for the whole fit."""
 
-    def __init__(self, val: Any, device: torch.device) -> None:
-        codes, code_of_trial = np.unique(val.conditions, return_inverse=True)
-        rates = np.asarray(val.rates_hz, dtype=np.float64)
-        self.labels = val.ei_labels
-        self.target_psth = rates.mean(axis=0)
-        self.target_condition_psth = condition_psths(rates, val.conditions, codes).reshape(-1, rates.shape[-1])
-        averaging = np.zeros((len(codes), len(code_of_trial)))
-        averaging[code_of_trial, np.arange(len(code_of_trial))] = 1.0
-        averaging /= averaging.sum(axis=1, keepdims=True)
-        self.condition_averaging = torch.as_tensor(averaging, dtype=torch.float32, device=device)
-        self.counts = None
-        if val.counts is not None:
-            self._prepare_bits_per_spike(np.asarray(val.counts, dtype=np.float64), val.bin_s, device)
-
-    def _prepare_bits_per_spike(self, counts: np.ndarray, bin_s: float, device: torch.device) -> None:
-        """The counts and the null model's log-likelihood, fixed for the whole fit
-        (`eirnn.metrics.bits_per_spike`, nlb_tools' definition; NaN counts are skipped)."""
+    def __init__(self, counts: np.ndarray, bin_s: float, device: torch.device) -> None:
         valid = np.isfinite(counts)
         null = np.nanmean(counts.reshape(-1, counts.shape[-1]), axis=0)
         null = np.broadcast_to(np.where(null == 0, NLB_MIN_RATE, null), counts.shape)
@@ -71,13 +60,40 @@ class ValidationScorer:
         self.counts = torch.as_tensor(known, dtype=torch.float32, device=device)
         self.count_mask = torch.as_tensor(valid, device=device)
 
-    def bits_per_spike(self, model_rates: torch.Tensor) -> float:
+    def __call__(self, model_rates: torch.Tensor) -> float:
         expected = (model_rates * self.bin_s).clamp_min(NLB_MIN_RATE)
         terms = (self.counts * expected.log() - expected) * self.count_mask
         log_likelihood = float(terms.sum(dtype=torch.float64))
         if self.n_spikes <= 0:
             return float("nan")
         return (log_likelihood - self.null_log_likelihood) / self.n_spikes / float(np.log(2))
+
+
+class ValidationScorer:
+    """Scores noise-free predictions on the validation trials, every epoch, as the report
+    scores them (`eirnn.metrics.correlation_of_psths`). The target PSTHs are fixed, so they are
+    averaged once; the model's are averaged on the model's device, and only those small
+    arrays reach numpy. With `heldout` neurons it also scores co-smoothing (`val_co_bps`: their
+    columns over every bin but the last `forward_bins`)."""
+
+    def __init__(self, val: Any, device: torch.device, heldout: Any = None, forward_bins: int = 0) -> None:
+        codes, code_of_trial = np.unique(val.conditions, return_inverse=True)
+        rates = np.asarray(val.rates_hz, dtype=np.float64)
+        self.labels = val.ei_labels
+        self.target_psth = rates.mean(axis=0)
+        self.target_condition_psth = condition_psths(rates, val.conditions, codes).reshape(-1, rates.shape[-1])
+        averaging = np.zeros((len(codes), len(code_of_trial)))
+        averaging[code_of_trial, np.arange(len(code_of_trial))] = 1.0
+        averaging /= averaging.sum(axis=1, keepdims=True)
+        self.condition_averaging = torch.as_tensor(averaging, dtype=torch.float32, device=device)
+        self.bits_per_spike = self.co_bps = None
+        if val.counts is not None:
+            counts = np.asarray(val.counts, dtype=np.float64)
+            self.bits_per_spike = PoissonScore(counts, val.bin_s, device)
+            if heldout:
+                self.observed_bins = counts.shape[1] - forward_bins
+                self.heldout = torch.as_tensor(list(heldout), dtype=torch.long, device=device)
+                self.co_bps = PoissonScore(counts[:, : self.observed_bins][..., list(heldout)], val.bin_s, device)
 
     def __call__(self, model_rates: torch.Tensor) -> dict[str, float]:
         # averaging in float32 on the device; correlations in float64 like the final metrics
@@ -93,8 +109,10 @@ class ValidationScorer:
             "val_psth_corr_I": to_float(overall.mean_i),
             "val_cond_psth_corr": to_float(by_condition.mean),
         }
-        if self.counts is not None:
+        if self.bits_per_spike is not None:
             scores["val_bits_per_spike"] = self.bits_per_spike(model_rates)
+        if self.co_bps is not None:
+            scores["val_co_bps"] = self.co_bps(model_rates[:, : self.observed_bins].index_select(-1, self.heldout))
         return scores
 
 
