@@ -59,9 +59,7 @@ reference = {
             np.full((len(evaluation), 1), True),
         )
     ),
-    "psth_r2": float(
-        eval_psth(psth, model_rates, [np.flatnonzero(conditions == c) for c in range(4)])
-    ),
+    "psth_r2": float(eval_psth(psth, model_rates, [np.flatnonzero(conditions == c) for c in range(4)])),
     "versions": {name: version(name) for name in ("nlb_tools", "scikit-learn", "numpy", "scipy")},
 }
 np.savez(
