@@ -155,3 +155,23 @@ def test_default_recording_exports_to_matlab_layout(full_size, tmp_path):
     ):
         assert row in summary
     assert loaded == dataset
+
+
+def test_trial_varying_initial_states_spread_trials_early_and_leave_the_task_alone():
+    sizes = dict(n_e=8, n_i=3, n_trials=96, n_bins=60)
+    usual, usual_truth = make_recording(seed=2, **sizes)
+    varied, truth = make_recording(seed=2, trial_state_spread=2.0, **sizes)
+    assert usual_truth.initial_offsets is None and truth.initial_offsets.shape == (96, truth.n_units)
+    np.testing.assert_array_equal(varied.inputs, usual.inputs)
+    np.testing.assert_array_equal(varied.conditions, usual.conditions)
+
+    def within_condition_variance(rates, conditions, bins):
+        return np.mean([rates[conditions == c][:, bins].var(axis=0).mean() for c in np.unique(conditions)])
+
+    early, late = slice(0, 5), slice(-5, None)
+    assert within_condition_variance(truth.rates_hz, varied.conditions, early) > 3 * within_condition_variance(
+        usual_truth.rates_hz, usual.conditions, early
+    )
+    assert within_condition_variance(truth.rates_hz, varied.conditions, late) == pytest.approx(
+        within_condition_variance(usual_truth.rates_hz, usual.conditions, late), rel=0.5
+    )

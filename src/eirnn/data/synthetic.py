@@ -34,6 +34,10 @@ REACTION_FRACTION = 0.05
 MOVEMENT_FRACTION = 0.12
 JITTER_FRACTION = 0.02
 BURN_IN_TAUS = 5
+# trial-varying initial states: offsets along this many of the network's slowest modes, drawn
+# from their own stream of the seed so that the default recording is unchanged
+TRIAL_STATE_DIMS = 3
+TRIAL_STATE_STREAM = 24
 
 
 @dataclass(eq=False)
@@ -50,6 +54,7 @@ class GroundTruth:
     tau_ms: float
     noise_sigma: float
     rate_gain_hz: float
+    initial_offsets: np.ndarray | None = None  # [trials, units]: x[0] offsets (trial_state_spread > 0)
 
     @property
     def n_units(self) -> int:
@@ -127,9 +132,10 @@ def _simulate_unit_rates(
     w_in: np.ndarray,
     bias: np.ndarray,
     bin_ms: float,
+    initial_offsets: np.ndarray | None = None,
 ) -> np.ndarray:
     """Unit rates [trials, bins, units] of the noisy ground-truth network, after a burn-in of
-    BURN_IN_TAUS time constants on the first bin's inputs."""
+    BURN_IN_TAUS time constants on the first bin's inputs (plus `initial_offsets` after it)."""
     leak = bin_ms / TAU_MS
     noise_scale = np.sqrt(2 * leak) * NOISE_SIGMA
 
@@ -140,6 +146,8 @@ def _simulate_unit_rates(
     x = inputs[:, 0] @ w_in.T + bias
     for _ in range(round(BURN_IN_TAUS / leak)):
         x = step(x, _softplus(x), 0)
+    if initial_offsets is not None:
+        x = x + initial_offsets
     n_trials, n_bins, _ = inputs.shape
     unit_rates = np.empty((n_trials, n_bins, len(bias)), dtype=np.float32)
     for t in range(n_bins):
@@ -159,11 +167,16 @@ def make_recording(
     n_trials: int = 1043,
     n_conditions: int = 8,
     bin_ms: float = 25.0,
+    trial_state_spread: float = 0.0,
 ) -> tuple[NeuralDataset, GroundTruth]:
     """Simulate a recording of ``n_e`` + ``n_i`` neurons (labels interleaved in file order).
 
     The network has twice as many units as recorded neurons. Inputs: fixation, ``n_conditions``
     cue channels, go, then ``n_inputs - n_conditions - 2`` context channels. Deterministic per seed.
+    ``trial_state_spread`` > 0 starts each trial from its own state: the burnt-in state plus an
+    offset of this standard deviation (state units) along each of the TRIAL_STATE_DIMS slowest
+    modes of W (its eigenvectors of largest real eigenvalue), so that trials of one condition
+    differ for long after the start (`GroundTruth.initial_offsets`); 0 is the usual recording.
     """
     if n_inputs < n_conditions + 2:
         raise ValueError(f"n_inputs: expected >= n_conditions + 2 = {n_conditions + 2}; found {n_inputs}")
@@ -181,7 +194,8 @@ def make_recording(
     recorded_i = n_e_units + rng.choice(n_i_units, n_i, replace=False)
     recorded = rng.permutation(np.concatenate([recorded_e, recorded_i]))
     conditions, go, inputs = _task(rng, n_trials, n_bins, n_conditions, n_inputs)
-    unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms)
+    offsets = _trial_state_offsets(seed, w_rec, n_trials, trial_state_spread) if trial_state_spread > 0 else None
+    unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms, offsets)
 
     rates_hz = RATE_GAIN_HZ * unit_rates[:, :, recorded].astype(np.float64)
     counts = rng.poisson(rates_hz * (bin_ms / 1000.0))
@@ -215,5 +229,17 @@ def make_recording(
         tau_ms=TAU_MS,
         noise_sigma=NOISE_SIGMA,
         rate_gain_hz=RATE_GAIN_HZ,
+        initial_offsets=offsets,
     )
     return dataset, truth
+
+
+def _trial_state_offsets(seed: int, w_rec: np.ndarray, n_trials: int, spread: float) -> np.ndarray:
+    """[trials, units]: N(0, spread^2) along each of the slowest modes of W (unit-norm real parts
+    of its eigenvectors of largest real eigenvalue), scaled to spread per unit on average."""
+    values, vectors = np.linalg.eig(w_rec)
+    slowest = np.argsort(-values.real)[:TRIAL_STATE_DIMS]
+    directions = vectors[:, slowest].real
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    loadings = np.random.default_rng([seed, TRIAL_STATE_STREAM]).standard_normal((n_trials, len(slowest)))
+    return spread * np.sqrt(len(w_rec)) * loadings @ directions.T
