@@ -144,6 +144,9 @@ def test_every_model_setting_reaches_the_model():
         spectral_radius=0.8,
         device="cpu",
         seed=4,
+        initial_state="inferred",
+        encoder_hidden=5,
+        forward_bins=2,
     )
     config = TrainConfig(**changed)
     assert set(config.model_kwargs()) == set(changed)

@@ -243,10 +243,12 @@ class EIRNN(nn.Module):
         self.hparams["neuron_labels"] = None if neuron_labels is None else [int(label) for label in neuron_labels]
         self.hparams["device"] = str(device)
         self.hparams["heldout_neurons"] = None if heldout_neurons is None else [int(i) for i in heldout_neurons]
-        if initial_state not in INITIAL_STATES:
-            raise ValueError(f"initial_state must be one of {INITIAL_STATES}, got {initial_state!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        for name, value, choices in (
+            ("initial_state", initial_state, INITIAL_STATES),
+            ("activation", activation, ACTIVATIONS),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         if not 0 < dt <= tau:
             raise ValueError(f"need 0 < dt <= tau for stable leaky integration, got dt={dt}, tau={tau}")
         if n_outputs < 0 or n_inputs < 1:
@@ -276,20 +278,21 @@ class EIRNN(nn.Module):
             )
             self.readout = nn.Linear(self.n_e, n_outputs) if n_outputs else None
             # built last, so that a shared-state model draws exactly the weights it always drew
-            self.encoder = (
-                InitialStateEncoder(
-                    held_in_neurons(len(units), heldout_neurons), self.n_units, encoder_hidden, forward_bins
-                )
-                if initial_state == "inferred"
-                else None
-            )
-        h0 = torch.full((self.n_units,), float(h0_init))
-        if learnable_h0:
+            held_in = held_in_neurons(len(units), heldout_neurons)
+            self.encoder = None
+            if initial_state == "inferred":
+                self.encoder = InitialStateEncoder(held_in, self.n_units, encoder_hidden, forward_bins)
+        self._register_shared_state(float(h0_init), learnable_h0)
+        self.log_rate_gain = nn.Parameter(torch.zeros(len(units)))
+        self.to(resolve_device(device))
+
+    def _register_shared_state(self, h0_init: float, learnable: bool) -> None:
+        """The shared initial state h0 [N]: a parameter, or a fixed buffer."""
+        h0 = torch.full((self.n_units,), h0_init)
+        if learnable:
             self.h0 = nn.Parameter(h0)
         else:
             self.register_buffer("h0", h0)
-        self.log_rate_gain = nn.Parameter(torch.zeros(len(units)))
-        self.to(resolve_device(device))
 
     def _register_unit_maps(self, units: list[int], self_connections: bool) -> None:
         """Dale signs, E/I masks, the recorded neurons' units and the recurrence's unit order.
