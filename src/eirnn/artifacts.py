@@ -154,6 +154,10 @@ def write_run_folder(
         outputs["val_model_behavior"] = evaluation.model_behavior
     if evaluation.target_behavior is not None:
         outputs["val_target_behavior"] = evaluation.target_behavior
+    if evaluation.single_trial is not None and evaluation.single_trial.heldout_neurons:
+        outputs["heldout_neurons"] = np.asarray(evaluation.single_trial.heldout_neurons, dtype=np.int64)
+    if evaluation.initial_state_offsets is not None:
+        outputs["val_initial_state_offsets"] = evaluation.initial_state_offsets
     for name, array in outputs.items():
         np.save(out / "outputs" / f"{name}.npy", array)
 

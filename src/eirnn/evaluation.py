@@ -44,6 +44,7 @@ class Evaluation:
     target_behavior: np.ndarray | None
     time_ms: np.ndarray | None  # [time], the data's own time stamps
     single_trial: SingleTrialScores | None = None  # NLB scores (co_bps, fp_bps, vel_r2)
+    initial_state_offsets: np.ndarray | None = None  # [trials, n_units]: inferred x[0] - h0 (unit order)
 
     @property
     def val_model_psth(self) -> np.ndarray:
@@ -201,6 +202,9 @@ def evaluate(
         target_behavior=dataset.behavior,
         time_ms=dataset.time_ms,
         single_trial=single_trial_scores(model, model_rates, dataset, train),
+        initial_state_offsets=None
+        if output.initial_state_offset is None
+        else output.initial_state_offset.cpu().numpy(),
     )
 
 

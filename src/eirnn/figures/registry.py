@@ -28,6 +28,7 @@ from eirnn.figures.fit_quality import (
     training_curves,
 )
 from eirnn.figures.recovery import recovery_figure
+from eirnn.figures.single_trial import heldout_single_trials, inferred_states
 from eirnn.metrics import NotAvailable
 
 
@@ -57,6 +58,10 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("recurrent_spectrum.png", "Eigenvalues of W_rec against the stability line", recurrent_spectrum),
     FigureSpec("behavior_readout.png", "Behaviour readout against its target", behavior_readout),
     FigureSpec("recovery.png", "What the fit recovers of the true circuit", recovery_figure),
+    FigureSpec(
+        "heldout_single_trials.png", "Held-out neurons on single trials: spikes and model", heldout_single_trials
+    ),
+    FigureSpec("inferred_states.png", "Inferred initial states and single-trial trajectories", inferred_states),
 )
 FIGURE_TITLES = {spec.name: spec.title for spec in FIGURES}
 
