@@ -154,8 +154,9 @@ def gpfa_rates(train_in: np.ndarray, val_in: np.ndarray, bin_ms: float) -> tuple
     return rectified(train_factors, train_in), rectified(val_factors, val_in)
 
 
-def eirnn_fit(dataset, initial_state: str, seed: int, max_epochs: int, forward_bins: int) -> dict:
+def eirnn_fit(dataset, initial_state: str, seed: int, max_epochs: int, forward_bins: int, **settings) -> dict:
     config = TrainConfig(
+        **settings,
         **EIRNN_SETTINGS,
         initial_state=initial_state,
         seed=seed,
