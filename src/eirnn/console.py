@@ -40,6 +40,7 @@ def data_summary(prepared: Any, config: TrainConfig) -> str:
             f"{model.n_units} units ({model.n_e} E, {model.n_i} I), {config.input_embed_type} embedding "
             f"{config.input_embed_dim}, {config.activation}, tau {config.tau:g} ms; {n_parameters:,} parameters",
         ),
+        *_single_trial_rows(model, config),
         *_training_rows(config),
     ]
     return "\n".join([RULE, _rows(rows), RULE])
@@ -69,6 +70,21 @@ def _data_rows(data: Any, train: Any, val: Any, config: TrainConfig) -> list[tup
         ("time", f"{data.n_bins} bins x {data.bin_ms:g} ms = {data.n_bins * data.bin_ms:g} ms per trial"),
         ("signal", ("spike counts" if data.has_counts else "firing rates (Hz)") + f"; {data.n_inputs} inputs"),
         ("behaviour", f"{data.n_outputs} ({', '.join(data.behavior_names)})" if data.n_outputs else "none"),
+    ]
+
+
+def _single_trial_rows(model: Any, config: TrainConfig) -> list[tuple[str, str]]:
+    """What single-trial settings change: the initial state, held-out neurons, forward bins."""
+    heldout = model.hparams.get("heldout_neurons") or []
+    if config.initial_state == "shared" and not heldout and not config.forward_bins:
+        return []
+    state = "inferred per trial from held-in spikes" if config.initial_state == "inferred" else "shared h0"
+    return [
+        (
+            "states",
+            f"initial state {state}; {len(heldout)} held-out neurons (co_bps); "
+            f"last {config.forward_bins} bins forward-predicted (fp_bps)",
+        )
     ]
 
 
