@@ -55,6 +55,8 @@ def datasets(which: str) -> dict:
     if which in ("builtin", "all"):
         builtin = make_recording(seed=0)[0]
         found["builtin[:320]"] = builtin.subset(np.arange(320))
+    if which == "builtin-full":
+        found["builtin"] = make_recording(seed=0)[0]
     return found
 
 
@@ -177,18 +179,43 @@ def eirnn_fit(dataset, initial_state: str, seed: int, max_epochs: int, forward_b
     }
 
 
+def epoch_times(dataset, epochs: int = 7) -> dict:
+    """Median seconds per training epoch (validation included) of shared and inferred models on
+    `dataset`, epochs alternating between the two in one process so that both see the same load."""
+    from eirnn.training.loop import _Training
+
+    runs = {}
+    for initial_state in ("shared", "inferred"):
+        config = TrainConfig(**EIRNN_SETTINGS, initial_state=initial_state, split_seed=0)
+        prepared = prepare(config, dataset=dataset)
+        runs[initial_state] = _Training(prepared.model, prepared.train, prepared.val, config)
+        runs[initial_state].start(prepared.train, None)
+    seconds = {name: [] for name in runs}
+    for epoch in range(epochs):
+        for name, training in runs.items():
+            seconds[name].append(training.run_epoch(epoch)["epoch_seconds"])
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="all", choices=("teacher", "builtin", "all"))
+    parser.add_argument("--data", default="all", choices=("teacher", "builtin", "builtin-full", "all"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--max-epochs", type=int, default=150)
     parser.add_argument("--skip", nargs="*", default=[], help="methods to skip: smoothing gpfa shared inferred")
+    parser.add_argument("--epoch-time", action="store_true", help="only time epochs, shared against inferred")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/single_trial.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = describe_machine()
     for name, dataset in datasets(args.data).items():
+        if args.epoch_time:
+            results.setdefault("epoch_seconds", {})[name] = epoch_times(dataset)
+            results["epoch_seconds"]["machine_after"] = describe_machine()
+            print(name, results["epoch_seconds"][name], flush=True)
+            args.out.write_text(json.dumps(results, indent=2))
+            continue
         forward_bins = max(1, round(FORWARD_FRACTION * dataset.n_bins))
         config = TrainConfig(**EIRNN_SETTINGS, split_seed=0, forward_bins=forward_bins)
         split = prepare(config, dataset=dataset)
