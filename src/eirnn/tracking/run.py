@@ -153,7 +153,7 @@ def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
             python_model=str(MODEL_CODE),
             artifacts=save_network_files(model.cpu(), folder),
             signature=signature,
-            input_example=np.asarray(val_inputs[:1, :10], dtype=np.float32),
+            input_example=np.asarray(val_inputs[:1, : 10 + model.hparams.get("forward_bins", 0)], dtype=np.float32),
             # listing requirements skips MLflow's inference, which imports the model in a subprocess
             pip_requirements=[
                 f"eirnn=={package_version()}",
