@@ -208,8 +208,9 @@ class TrainConfig:
     device: str = _setting("cpu", "where to train; auto = CUDA when present", DEVICES, model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
     initial_state_penalty: float = _setting(
-        0.01,
-        "inferred initial states: weight of the mean squared offset of each trial's x[0] from the shared h0",
+        0.0,
+        "inferred initial states: weight of the mean squared offset of each trial's x[0] from the shared h0 "
+        "(0 = none, measured best: benchmarks/README.md)",
         allowed=NON_NEGATIVE,
     )
     # tracking

@@ -4,9 +4,10 @@ A bidirectional GRU reads log(1 + counts) of the held-in neurons over the trial'
 (every bin but the last `forward_bins`, which forward prediction scores); its two final hidden
 states give an offset from the shared h0, so that trial k starts from x[0] = h0 + offset_k. The
 output layer starts at zero: an inferred-state model starts training exactly where the shared
-one does, and a penalty on the offsets (`TrainConfig.initial_state_penalty`, the mean squared
-offset) keeps the trials' states around the shared one, which is what a model run without spikes
-starts from.
+one does. A penalty on the offsets (`TrainConfig.initial_state_penalty` x the mean squared
+offset) can keep the trials' states around the shared one, which is what a model run without
+spikes starts from; it is off by default, since every penalty tried lowered validation co-bps on
+a trial-varying teacher (benchmarks/README.md, "Single-trial prediction").
 """
 
 from __future__ import annotations
