@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--max-epochs", type=int, default=150)
     parser.add_argument("--skip", nargs="*", default=[], help="methods to skip: smoothing gpfa shared inferred")
+    parser.add_argument("--penalty", type=float, default=None, help="initial_state_penalty (default: the config's)")
     parser.add_argument("--epoch-time", action="store_true", help="only time epochs, shared against inferred")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/single_trial.json"))
     args = parser.parse_args()
@@ -232,8 +233,12 @@ def main() -> None:
                 continue
             for seed in args.seeds:
                 started = time.perf_counter()
-                row = eirnn_fit(dataset, initial_state, seed, args.max_epochs, forward_bins)
-                rows[f"eirnn-{initial_state}-seed{seed}"] = {**row, "seconds": time.perf_counter() - started}
+                penalty = {} if args.penalty is None else {"initial_state_penalty": args.penalty}
+                row = eirnn_fit(dataset, initial_state, seed, args.max_epochs, forward_bins, **penalty)
+                method = f"eirnn-{initial_state}"
+                if initial_state == "inferred":
+                    method += f"-penalty{TrainConfig(**penalty).initial_state_penalty:g}"
+                rows[f"{method}-seed{seed}"] = {**row, "seconds": time.perf_counter() - started}
                 print(name, initial_state, seed, row, flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(results, indent=2))
