@@ -37,7 +37,7 @@ from eirnn import metrics
 from eirnn.config import TrainConfig
 from eirnn.data.split import heldout_neuron_index
 from eirnn.data.synthetic import make_recording
-from eirnn.evaluation import evaluate
+from eirnn.evaluation import evaluate, predict_rates
 from eirnn.pipeline import prepare
 from eirnn.training import fit
 
@@ -179,6 +179,36 @@ def eirnn_fit(dataset, initial_state: str, seed: int, max_epochs: int, forward_b
     }
 
 
+def shuffle_control(dataset, seed: int, max_epochs: int, forward_bins: int) -> dict:
+    """co_bps of one inferred-state fit (penalty 0) scored with each validation trial's own spikes
+    and with the spikes of another trial of the same condition (a seeded permutation within
+    conditions): what the trial's own spikes add beyond its condition."""
+    config = TrainConfig(
+        **EIRNN_SETTINGS,
+        initial_state="inferred",
+        initial_state_penalty=0.0,
+        seed=seed,
+        split_seed=0,
+        max_epochs=max_epochs,
+        forward_bins=forward_bins,
+    )
+    prepared = prepare(config, dataset=dataset)
+    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    prepared.model.load_state_dict(result.best_state)
+    val, rng = prepared.val, np.random.default_rng(seed)
+    other = np.arange(val.n_trials)
+    for code in np.unique(val.conditions):
+        trials = np.flatnonzero(val.conditions == code)
+        other[trials] = rng.permutation(trials)
+    heldout, observed = prepared.model.hparams["heldout_neurons"], dataset.n_bins - forward_bins
+    scores = {}
+    for name, order in (("own_spikes", np.arange(val.n_trials)), ("other_trial_spikes", other)):
+        spikes = val.counts[order].astype(np.float32)
+        rates = predict_rates(prepared.model, val.inputs, spikes=spikes).rates.numpy() * val.bin_s
+        scores[name] = float(metrics.co_bps(rates[:, :observed], val.counts[:, :observed], heldout))
+    return scores
+
+
 def epoch_times(dataset, epochs: int = 7) -> dict:
     """Median seconds per training epoch (validation included) of shared and inferred models on
     `dataset`, epochs alternating between the two in one process so that both see the same load."""
@@ -204,6 +234,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=150)
     parser.add_argument("--skip", nargs="*", default=[], help="methods to skip: smoothing gpfa shared inferred")
     parser.add_argument("--penalty", type=float, default=None, help="initial_state_penalty (default: the config's)")
+    parser.add_argument("--shuffle-control", action="store_true", help="only the within-condition spike shuffle")
     parser.add_argument("--epoch-time", action="store_true", help="only time epochs, shared against inferred")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/single_trial.json"))
     args = parser.parse_args()
@@ -211,6 +242,13 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = describe_machine()
     for name, dataset in datasets(args.data).items():
+        if args.shuffle_control:
+            forward_bins = max(1, round(FORWARD_FRACTION * dataset.n_bins))
+            control = {seed: shuffle_control(dataset, seed, args.max_epochs, forward_bins) for seed in args.seeds}
+            results.setdefault("shuffle_control", {})[name] = control
+            print(name, control, flush=True)
+            args.out.write_text(json.dumps(results, indent=2))
+            continue
         if args.epoch_time:
             results.setdefault("epoch_seconds", {})[name] = epoch_times(dataset)
             results["epoch_seconds"]["machine_after"] = describe_machine()
