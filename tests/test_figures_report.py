@@ -21,8 +21,8 @@ from eirnn.pipeline import prepare
 from eirnn.recovery import recover
 from eirnn.report import format_metric, parse_report_metrics, write_report
 from eirnn.tracking.metric_names import FIT_TAGS, final_metric
-from eirnn.tracking.run import fit_summary
 from eirnn.training import fit
+from eirnn.training_run import fit_summary
 
 SMALL_RUN = dict(max_epochs=5, patience=5, input_embed_dim=16, attention_heads=2, threads=1, checkpoint_every=0)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -142,7 +142,7 @@ def test_data_without_a_file_is_identified_by_its_content(tiny):
     same, _ = make_recording(seed=0, **TINY_SIZES)
     other, _ = make_recording(seed=1, **TINY_SIZES)
     relabeled = dataclasses.replace(dataset, ei_labels=dataset.ei_labels[::-1].copy())
-    from eirnn.tracking.lineage import dataset_sha256
+    from eirnn.pipeline import dataset_sha256
 
     sha = dataset_sha256(dataset)
     assert len(sha) == 64 and dataset_sha256(same) == sha

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from eirnn.artifacts import RUN_FOLDERS, RunArtifacts
+from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
 from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.report_html import write_html_report
@@ -330,3 +331,25 @@ def write_report(
     out_path.write_text(text, encoding="utf-8")
     write_html_report(out_path)
     return text
+
+
+def rebuild_report(
+    source: str | Path, out: str | Path, *, run_id: str | None = None, model_name: str | None = None
+) -> Path:
+    """Copy a run folder's arrays and JSON files (`RUN_FOLDERS`, `RUN_FILES`) from `source` into
+    `out` (nothing to copy when they are the same folder) and write figures/, report.md and
+    report.html there, as the run wrote them; returns the path of report.md."""
+    from eirnn.figures import write_figures
+
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != out.resolve():
+        for name in RUN_FOLDERS:
+            shutil.copytree(source / name, out / name, dirs_exist_ok=True)
+        for name in RUN_FILES:
+            shutil.copy2(source / name, out / name)
+    artifacts = RunArtifacts.load(out)
+    write_report(
+        artifacts, write_figures(artifacts, out / "figures"), out / "report.md", run_id=run_id, model_name=model_name
+    )
+    return out / "report.md"

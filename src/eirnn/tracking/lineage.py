@@ -15,6 +15,7 @@ from mlflow.entities import DatasetInput, InputTag
 from mlflow.tracking import MlflowClient
 
 from eirnn.data.loaders import arrays_sha256
+from eirnn.pipeline import dataset_sha256
 
 # MLflow's dataset digest column holds 36 characters; the full sha256 goes in an input tag
 DIGEST_LENGTH = 16
@@ -55,11 +56,6 @@ def code_tags() -> dict[str, str]:
         # mlflow.source.git.commit is what the UI's Source column shows
         tags.update({"eirnn.git_commit": commit, "mlflow.source.git.commit": commit})
     return tags
-
-
-def dataset_sha256(dataset: Any) -> str:
-    """The file's sha256 when the data came from a file, else the hash of its arrays."""
-    return str(dataset.meta.get("sha256") or arrays_sha256(dataset))
 
 
 def data_name(data_path: str, dataset: Any) -> str:

@@ -170,7 +170,7 @@ def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | 
     if alias is not None and version is not None:
         raise ValueError("give alias or version, not both")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or CHAMPION}"
-    from eirnn.tracking.serving import find_network_files, load_network
+    from eirnn.model.network_files import find_network_files, load_network
 
     # tensors (weights_only) and JSON only: nothing from the store is unpickled or executed
     network = load_network(*find_network_files(mlflow.artifacts.download_artifacts(artifact_uri=reference)))
