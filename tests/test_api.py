@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 import eirnn
 from eirnn.config import ConfigError
-from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
+from eirnn.logged_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
 
 SMALL = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
 

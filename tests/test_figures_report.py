@@ -17,10 +17,10 @@ from eirnn.data.examples import load_m1_reach
 from eirnn.data.synthetic import make_recording
 from eirnn.evaluation import evaluate
 from eirnn.figures import FIGURES, FigureSet, write_figures
+from eirnn.logged_names import FIT_TAGS, final_metric
 from eirnn.pipeline import prepare
 from eirnn.recovery import recover
 from eirnn.report import format_metric, parse_report_metrics, write_report
-from eirnn.tracking.metric_names import FIT_TAGS, final_metric
 from eirnn.training import fit
 from eirnn.training_run import fit_summary
 

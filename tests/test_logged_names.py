@@ -1,11 +1,11 @@
 """A default (tiny) run logs the same params, metrics, tags and artifact paths as the code before
 the run moved into the science core (the expected lists and the command that recorded them:
-tests/logged_names.py)."""
+tests/default_run_names.py)."""
 
 import json
 
 from conftest import REPO
-from logged_names import TINY_RUN, logged_names
+from default_run_names import TINY_RUN, logged_names
 
 import eirnn
 

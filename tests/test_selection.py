@@ -104,7 +104,8 @@ def test_noise_ceilings_do_not_depend_on_the_model_seed(tracking_store, tiny):
 
 
 def test_no_trial_of_a_study_trains_or_selects_on_the_test_trials(tracking_store, tiny):
-    from eirnn.tuning.study import PrunerSettings, StudySettings, run_study
+    from eirnn.tuning.settings import PrunerSettings, StudySettings
+    from eirnn.tuning.study import run_study
 
     dataset, _ = tiny
     config = TrainConfig(max_epochs=3, test_fraction=0.2, experiment_name="tuning", **SMALL)

@@ -10,7 +10,7 @@ from conftest import REPO
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import TrainConfig
-from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
+from eirnn.logged_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
 from eirnn.tracking.registry import CHAMPION
 
 SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)

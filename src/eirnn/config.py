@@ -328,10 +328,6 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def mlproject_type(kind: str) -> str:
-    return {"bool": "string", "int": "float", "float": "float", "str": "string"}[kind]
-
-
 def mlproject_default(value: Any) -> str:
     """The MLproject spelling of a default: booleans as true/false, everything else as str()."""
     if isinstance(value, bool):

@@ -1,7 +1,7 @@
 """report.md: a training run described from its run folder alone (`RunArtifacts`).
 
 Every number the report prints that is also an MLflow metric stands in a table row whose
-"MLflow metric" column holds the logged metric name (`eirnn.tracking.metric_names.final_metric`
+"MLflow metric" column holds the logged metric name (`eirnn.logged_names.final_metric`
 of the metrics.json key), formatted by `format_metric`: the tracking layer logs metrics.json
 "final" and "fit" values under those names, so `parse_report_metrics(text)[name] ==
 format_metric(logged value)` holds for each of them. report.html beside it is the same page with
@@ -19,9 +19,9 @@ from typing import Any
 
 from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
+from eirnn.logged_names import FIT_TAGS, final_metric
 from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.report_html import write_html_report
-from eirnn.tracking.metric_names import FIT_TAGS, final_metric
 
 METRIC_COLUMN = "MLflow metric"
 NOT_AVAILABLE = "n/a"

@@ -15,7 +15,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import LOWER_IS_BETTER
-from eirnn.tracking.metric_names import SELECTION_METRIC, final_metric, fit_tag
+from eirnn.logged_names import (
+    DATA_SHA256_TAG,
+    ERROR_TAG,
+    SCORE_TAG,
+    SELECTION_METRIC,
+    SELECTION_METRIC_TAG,
+    STOP_REASON_TAG,
+    final_metric,
+)
 
 CHAMPION = "champion"
 SCORE_METRIC = SELECTION_METRIC
@@ -23,14 +31,9 @@ SCORE_METRIC = SELECTION_METRIC
 # logged under this name (or, before the metric-name table, without the prefix)
 LEGACY_SCORE_METRICS = (final_metric("best_val_psth_corr"), "best_val_psth_corr")
 LEGACY_SELECTION_METRIC = "psth_corr"
-SELECTION_METRIC_TAG = "selection_metric"
-DATA_TAG = "data_sha256"
-SCORE_TAG = "selection_score"
 # a broken run never holds the alias: the run failed or was killed, or training diverged
 BROKEN_RUN_STATUSES = ("FAILED", "KILLED")
 BROKEN_STOP_REASONS = ("diverged",)
-ERROR_TAG = "eirnn.error"
-STOP_REASON_TAG = fit_tag("stop_reason")
 MAX_ALIAS_ROUNDS = 20
 
 
@@ -50,7 +53,7 @@ class Candidate:
 
 def version_group(version: Any) -> tuple[str, str]:
     tags = version.tags or {}
-    return tags.get(SELECTION_METRIC_TAG, LEGACY_SELECTION_METRIC), tags.get(DATA_TAG, "")
+    return tags.get(SELECTION_METRIC_TAG, LEGACY_SELECTION_METRIC), tags.get(DATA_SHA256_TAG, "")
 
 
 def version_score(client: MlflowClient, version: Any) -> float:
@@ -142,7 +145,7 @@ def tag_version(client: MlflowClient, name: str, version: str, run_id: str, sele
     metrics = run.data.metrics
     tags = {
         SELECTION_METRIC_TAG: selection_metric,
-        DATA_TAG: run.data.params.get("data.sha256", ""),
+        DATA_SHA256_TAG: run.data.params.get("data.sha256", ""),
         SCORE_TAG: str(metrics.get(SCORE_METRIC)),
         "best_val_psth_corr": str(metrics.get(final_metric("best_val_psth_corr"))),
     }
@@ -156,6 +159,18 @@ def tag_version(client: MlflowClient, name: str, version: str, run_id: str, sele
     )
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+
+
+def register_model(
+    model_uri: str, run_id: str, name: str, selection_metric: str, client: MlflowClient | None = None
+) -> tuple[str, str | None]:
+    """Register a logged model as a new version of `name`, tag it with what the champion rule
+    compares (selection metric, data hash, score) and its test scores, and apply the rule.
+    Returns (version, champion version)."""
+    client = client or MlflowClient()
+    version = str(mlflow.register_model(model_uri, name).version)
+    tag_version(client, name, version, run_id, selection_metric)
+    return version, update_champion(name, client, version)
 
 
 def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | str | None = None) -> Any:

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import tempfile
-import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,33 +20,39 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
-from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
-from eirnn.config import TrainConfig, mlproject_default
+from eirnn.config import TrainConfig
 from eirnn.evaluation import Evaluation
+from eirnn.logged_names import (
+    CONTINUED_IN_TAG,
+    DATA_TAG,
+    FIT_TAGS,
+    NOTE_TAG,
+    RESUME_TAG,
+    RUN_NAME_TAG,
+    final_metric,
+    fit_tag,
+)
 from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.pipeline import Prepared, dataset_sha256, load_configured_data_and_truth
 from eirnn.tracking.lineage import code_tags, data_name, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
-from eirnn.tracking.metric_names import FIT_TAGS, final_metric, fit_tag
-from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
+from eirnn.tracking.registry import register_model
 from eirnn.tracking.resume import (
-    RESUME_TAG,
     check_same_data,
     resumable_run,
     resume_command,
     resume_point,
     resumed_config,
 )
-from eirnn.tracking.summary import NOTE_TAG, RunSummary
+from eirnn.tracking.run_records import experiment_id_for, log_new_params, record_error
+from eirnn.tracking.summary import RunSummary
 from eirnn.training import FitResult, TrainingInterrupted
 from eirnn.training.interrupts import raising_on_signals
 from eirnn.training_run import CHECKPOINT_FOLDER, RunResult, TrainingRun, readable_run_name
 
 MODEL_ARTIFACT = "model"
-MAX_TAG_LENGTH = 5000
-MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch request
 LOGGER_DRAIN_ON_ERROR_S = 60.0
 
 
@@ -68,22 +73,12 @@ class TrainingOutcome:
     result: RunResult | None = None  # the core's result (run folder, extra scores, recovery)
 
 
-def log_new_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
-    """Log params the run does not have yet. `mlflow run` logs its parameters itself, in the
-    user's spelling ("50" for tau=50.0), and MLflow refuses a changed value for a logged key."""
-    existing = client.get_run(run_id).data.params
-    # batched: one store transaction per param was a sizeable part of a tuning trial's overhead
-    new = [Param(key, mlproject_default(value)) for key, value in params.items() if key not in existing]
-    for first in range(0, len(new), MAX_PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=new[first : first + MAX_PARAMS_PER_BATCH])
-
-
 def _start_run(config: TrainConfig, parent_run_id: str | None, tags: dict[str, str]) -> str:
     launcher_run = os.environ.get("MLFLOW_RUN_ID")
     if config.resume:
         if launcher_run and launcher_run != config.resume:
             # `mlflow run -P resume=ID` without `--run-id ID` created a fresh run: say where the work went
-            MlflowClient().set_tag(launcher_run, "eirnn.continued_in", config.resume)
+            MlflowClient().set_tag(launcher_run, CONTINUED_IN_TAG, config.resume)
         return mlflow.start_run(run_id=config.resume).info.run_id
     if launcher_run and parent_run_id is None:
         return mlflow.start_run(run_id=launcher_run).info.run_id
@@ -92,20 +87,6 @@ def _start_run(config: TrainConfig, parent_run_id: str | None, tags: dict[str, s
     return mlflow.start_run(
         experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, tags=tags
     ).info.run_id
-
-
-def experiment_id_for(config: TrainConfig, parent_run_id: str | None = None) -> str:
-    """A child run lives in its parent's experiment (MLflow refuses anything else); otherwise
-    MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME or `config.experiment_name`, created if new.
-    Passed explicitly rather than through mlflow.set_experiment, which is process-wide state."""
-    client = MlflowClient()
-    if parent_run_id:
-        return client.get_run(parent_run_id).info.experiment_id
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return os.environ["MLFLOW_EXPERIMENT_ID"]
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or config.experiment_name
-    experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
 
 
 def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
@@ -160,18 +141,6 @@ def _without_mlflow_chatter() -> Iterator[None]:
             os.environ[progress_bar] = bar
 
 
-def register_model(
-    model_uri: str, run_id: str, name: str, selection_metric: str, client: MlflowClient | None = None
-) -> tuple[str, str | None]:
-    """Register a logged model as a new version of `name`, tag it with what the champion rule
-    compares (selection metric, data hash, score) and its test scores, and apply the rule.
-    Returns (version, champion version)."""
-    client = client or MlflowClient()
-    version = str(mlflow.register_model(model_uri, name).version)
-    tag_version(client, name, version, run_id, selection_metric)
-    return version, update_champion(name, client, version)
-
-
 def _torch_version() -> str:
     import torch
 
@@ -204,7 +173,7 @@ class MlflowSink:
         client, run_id, self.data_path = self.client, self.run_id, config.data
         # bin_ms=0 means "from the file": logged once the data says what the bin is
         log_new_params(client, run_id, {k: v for k, v in config.to_dict().items() if k != "bin_ms" or v})
-        client.set_tag(run_id, "mlflow.runName", config.run_name or readable_run_name(config))
+        client.set_tag(run_id, RUN_NAME_TAG, config.run_name or readable_run_name(config))
         for key, value in {**self.tags, **code_tags()}.items():
             client.set_tag(run_id, key, value)
 
@@ -212,7 +181,7 @@ class MlflowSink:
         """The data facts as `data.*` params (a bin size read from the file replaces bin_ms=0)
         and the two splits as MLflow dataset inputs."""
         client, run_id, data = self.client, self.run_id, self.data_path
-        client.set_tag(run_id, "eirnn.data", data_name(data, prepared.dataset))
+        client.set_tag(run_id, DATA_TAG, data_name(data, prepared.dataset))
         log_new_params(client, run_id, {"bin_ms": prepared.dataset.bin_ms})
         log_new_params(client, run_id, {f"data.{key.removeprefix('data_')}": value for key, value in facts.items()})
         splits = {"training": prepared.train, **({"validation": prepared.val} if prepared.held_out else {})}
@@ -315,9 +284,7 @@ def train_and_log(
             mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
             return outcome
         except BaseException as error:
-            message = f"{type(error).__name__}: {error}"
-            client.set_tag(run_id, ERROR_TAG, message[:MAX_TAG_LENGTH])
-            client.set_tag(run_id, "eirnn.traceback", traceback.format_exc()[-MAX_TAG_LENGTH:])
+            record_error(client, run_id, error)
             interrupted = isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
             if interrupted and getattr(error, "checkpoint_epoch", None) is not None:
                 client.set_tag(run_id, RESUME_TAG, resume_command(run_id))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import mlflow
 
-NOTE_TAG = "mlflow.note.content"
 DEFAULT_UI_ADDRESS = "http://127.0.0.1:5000"
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 

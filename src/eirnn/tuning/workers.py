@@ -17,7 +17,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from eirnn.config import TrainConfig
-from eirnn.tracking.run import ERROR_TAG, train_and_log
+from eirnn.logged_names import ERROR_TAG, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG
+from eirnn.tracking.run import train_and_log
 from eirnn.training import EarlyStopping
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.dead_trials import retried_trial_numbers, trial_run_id
@@ -27,9 +28,6 @@ from eirnn.tuning.settings import (
     OBJECTIVE_METRIC,
     PARENT_RUN_ATTR,
     RUN_ATTR,
-    STUDY_TAG,
-    TRIAL_STATE_TAG,
-    TRIAL_TAG,
     PrunerSettings,
     StudySettings,
 )

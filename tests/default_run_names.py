@@ -4,7 +4,7 @@
 `tests/expected/default_run_logged_names.json`, which this module recorded on the code before the
 run moved into the science core:
 
-    PYTHONPATH=src python tests/logged_names.py tests/expected/default_run_logged_names.json
+    PYTHONPATH=src python tests/default_run_names.py tests/expected/default_run_logged_names.json
 """
 
 from __future__ import annotations
