@@ -23,6 +23,8 @@ import eirnn
 
 result = eirnn.train(sys.argv[1], tracking=False, out=sys.argv[2], **json.loads(sys.argv[3]))
 assert "mlflow" not in {name.split(".")[0] for name, module in sys.modules.items() if module is not None}
+import os
+assert os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"  # the run applied its memory settings when it started
 print(json.dumps({"run_id": result.run_id, "folder": str(result.folder), "metrics": result.metrics}))
 """
 

@@ -195,7 +195,7 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
     context = multiprocessing.get_context("spawn")
     slots = context.Value("i", sum(job.n_trials for job in jobs))
     workers = [
-        # a spawned worker imports eirnn to unpickle its job, which applies eirnn.runtime's settings
+        # each trial's run applies eirnn.runtime's settings in its worker before its first tensor
         context.Process(target=run_trials, args=(job, slots), name=f"eirnn-tune-{n}")
         for n, job in enumerate(jobs)
     ]
