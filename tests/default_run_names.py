@@ -15,9 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from conftest import SMALL_MODEL, tiny_recording
+
 # a default run on the tiny recording: every setting at its default except what keeps it short
-TINY_RUN = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1)
-TINY_RECORDING = dict(n_e=8, n_i=3, n_trials=96, n_bins=40)
+TINY_RUN = {**SMALL_MODEL, "max_epochs": 3}
 # tags whose names depend on the machine or on git (a checkout from an archive has no commit)
 MACHINE_TAGS = ("mlflow.source.git.commit", "eirnn.git_commit")
 
@@ -52,9 +53,8 @@ def record_default_run(folder: Path) -> dict[str, list[str]]:
 
     import eirnn
     from eirnn.data.loaders import write_dataset
-    from eirnn.data.synthetic import make_recording
 
-    dataset, _ = make_recording(seed=0, **TINY_RECORDING)
+    dataset, _ = tiny_recording()
     data = folder / "tiny.npz"
     write_dataset(dataset, data)
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")

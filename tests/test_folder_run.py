@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import REPO
+from conftest import REPO, SMALL_MODEL
 
 from eirnn.figures import FIGURES
 from eirnn.report import parse_report_metrics
 
-SETTINGS = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1)
+SETTINGS = {**SMALL_MODEL, "max_epochs": 3}
 # what a run folder holds once a run has finished, whichever sink keeps it
 RUN_FOLDER_FILES = ("metrics.json", "config.json", "data.json", "training_log.json", "report.md", "report.html")
 

@@ -8,22 +8,21 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY_SIZES
+from conftest import small_settings, tiny_recording
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data import NeuralDataset
-from eirnn.data.synthetic import make_recording
 from eirnn.metrics import bits_per_spike
 from eirnn.pipeline import prepare
 from eirnn.training import EarlyStopping, fit
 
-SMALL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False, learning_rate=0.01)
+SMALL = small_settings(learning_rate=0.01)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return make_recording(seed=0, **TINY_SIZES)
+    return tiny_recording(0)
 
 
 def test_early_stopping_waits_for_an_improvement_of_min_delta():
@@ -140,8 +139,8 @@ def test_data_without_a_file_is_identified_by_its_content(tiny):
     import dataclasses
 
     dataset, _ = tiny
-    same, _ = make_recording(seed=0, **TINY_SIZES)
-    other, _ = make_recording(seed=1, **TINY_SIZES)
+    same, _ = tiny_recording(0)
+    other, _ = tiny_recording(1)
     relabeled = dataclasses.replace(dataset, ei_labels=dataset.ei_labels[::-1].copy())
     from eirnn.pipeline import dataset_sha256
 

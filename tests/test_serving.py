@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_settings
 
 from eirnn.config import TrainConfig
 from eirnn.tracking.ui import free_port, stop_server
 
-SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
+SMALL_MODEL = small_settings()
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
