@@ -91,3 +91,24 @@ def bin_trial_spike_trains(spike_times_s: np.ndarray, window_start_s: float, n_b
     for (trial, unit), times in np.ndenumerate(spike_times_s):
         counts[trial, :, unit] = count_spikes(times, edges)
     return counts
+
+
+def cleaned_trains(trains: Sequence[np.ndarray]) -> tuple[list[np.ndarray], str]:
+    """Each train sorted, without non-finite times (MATLAB cells pad with NaN) and without exact
+    repeats (a unit cannot fire twice at one instant: a repeat is a train written twice), and
+    what was removed, e.g. '3 non-finite (units 0, 2); 40 repeated (unit 1)', or 'none'."""
+    cleaned, removed = [], {"non-finite": {}, "repeated": {}}
+    for unit, train in enumerate(trains):
+        train = np.asarray(train, dtype=np.float64).ravel()
+        finite = train[np.isfinite(train)]
+        unique = np.unique(finite)  # sorted
+        for kind, n in (("non-finite", len(train) - len(finite)), ("repeated", len(finite) - len(unique))):
+            if n:
+                removed[kind][unit] = n
+        cleaned.append(unique)
+    parts = []
+    for kind, by_unit in removed.items():
+        if by_unit:
+            units = ", ".join(str(unit) for unit in list(by_unit)[:10]) + (", ..." if len(by_unit) > 10 else "")
+            parts.append(f"{sum(by_unit.values())} {kind} spike times removed (unit index {units})")
+    return cleaned, "; ".join(parts) or "none"

@@ -33,6 +33,8 @@ CONDITIONS_SHOWN = 12
 #: how the data was read from its file, logged with the data facts when known
 SOURCE_FACTS = (
     "format",
+    "trials_table",
+    "trial_filters",
     "align",
     "window_ms",
     "n_trials_dropped",
@@ -42,6 +44,7 @@ SOURCE_FACTS = (
     "behavior_series",
     "inputs",
     "silent_units",
+    "spike_time_problems",
 )
 MAX_FACT_LENGTH = 500
 NO_VALIDATION_TEXT = (
@@ -442,8 +445,15 @@ class NeuralDataset:
                 rows.append((title, str(meta[key])))
         if meta.get("inputs"):
             rows.append(("Inputs from", f"{meta['inputs']} ({', '.join(self.input_names)})"))
-        if meta.get("silent_units"):
-            rows.append(("Units without spikes", str(meta["silent_units"])))
+        for key, title in (
+            ("silent_units", "Units without spikes"),
+            ("spike_time_problems", "Spike times removed"),
+            ("trials_table", "Trials table"),
+            ("trial_filters", "Trial filters"),
+            ("interval_tables", "Interval tables in the file"),
+        ):
+            if meta.get(key):
+                rows.append((title, str(meta[key])))
         if counts.max() < 2:
             rows.append(("Validation", NO_VALIDATION_TEXT))
         return rows

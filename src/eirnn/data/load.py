@@ -43,6 +43,8 @@ def load_dataset(
     inputs: str = "",
     cue_event: str = "",
     go_event: str = "",
+    trials_table: str = "",
+    keep_trials: str = "",
 ) -> NeuralDataset:
     """Load a recording into a validated `NeuralDataset` (docs/data-format.md).
 
@@ -59,28 +61,33 @@ def load_dataset(
     inputs : "condition-onehot", "cue-go" or a .npy/.npz array path: inputs built from the
         task (NWB default: condition-onehot); `cue_event`/`go_event` are trials columns (NWB)
         or times in ms on the time axis.
+    trials_table : NWB intervals table holding the trials (name or path; empty = ``trials``).
+    keep_trials : NWB trial filters, "COLUMN=V1,V2;COLUMN!=V3" (`eirnn.data.nwb_trials`).
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: expected a data file; found no such file")
     events = dict(cue_event=cue_event, go_event=go_event)
     options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
+    trial_options = dict(trials_table=trials_table, keep_trials=keep_trials)
     if is_nwb_file(path):
         if layout or keys:
             raise DatasetError(
                 f"{path}: setting --data-layout/--data-keys: expected only for .npz/.mat files; "
                 "found an NWB file (use --align, --condition, --ei, --behavior)"
             )
-        return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events)
+        return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events, **trial_options)
     contents = read_variables(path)
     if has_spike_times(contents):
         _refuse(
-            path, "spike times (name variables with --data-keys)", dict(condition=condition, ei=ei, behavior=behavior)
+            path,
+            "spike times (name variables with --data-keys)",
+            dict(condition=condition, ei=ei, behavior=behavior, **trial_options),
         )
         dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
         build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")
     else:
-        _refuse(path, "binned arrays", options)
+        _refuse(path, "binned arrays", {**options, **trial_options})
         dataset = load_binned(contents, layout=layout, keys=keys, bin_ms=bin_ms, build_inputs=bool(inputs))
         build = inputs
     return with_task_inputs(dataset, build, **events)
