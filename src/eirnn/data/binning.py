@@ -18,6 +18,11 @@ from .dataset import DatasetError
 DEFAULT_SPIKE_BIN_MS = 10.0
 #: far below any sampling period (30 kHz: 33 us), far above float rounding of session times
 EDGE_TOLERANCE_S = 1e-9
+#: a train whose median spike time lies this many times beyond the last trial is in another unit
+#: than the trials (ms read as s: ~1000x)
+UNIT_MISMATCH_FACTOR = 100.0
+#: spike times relative to each trial's time zero with a median |t| above this are not seconds
+MAX_RELATIVE_SPIKE_TIME_S = 20.0
 
 
 def parse_window_ms(text: str | Sequence[float] | None, source: str) -> tuple[float, float] | None:
@@ -112,3 +117,19 @@ def cleaned_trains(trains: Sequence[np.ndarray]) -> tuple[list[np.ndarray], str]
             units = ", ".join(str(unit) for unit in list(by_unit)[:10]) + (", ..." if len(by_unit) > 10 else "")
             parts.append(f"{sum(by_unit.values())} {kind} spike times removed (unit index {units})")
     return cleaned, "; ".join(parts) or "none"
+
+
+def train_in_other_unit(trains: Sequence[np.ndarray], last_time_s: float) -> int | None:
+    """Index of the first train (session clock) whose median lies `UNIT_MISMATCH_FACTOR` times
+    beyond the last trial time, or None: spike times in ms beside trial times in s."""
+    limit = UNIT_MISMATCH_FACTOR * max(last_time_s, 1.0)
+    return next((unit for unit, train in enumerate(trains) if len(train) and np.median(train) > limit), None)
+
+
+def trials_in_other_unit(trains: Sequence[np.ndarray], first_time_s: float) -> float | None:
+    """The last spike time when every trial starts `UNIT_MISMATCH_FACTOR` times beyond it (trial
+    times in ms beside spike times in s), else None."""
+    last_spike = max((float(train.max()) for train in trains if len(train)), default=None)
+    if last_spike is not None and first_time_s > UNIT_MISMATCH_FACTOR * max(last_spike, 1.0):
+        return last_spike
+    return None

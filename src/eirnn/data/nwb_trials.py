@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .binning import train_in_other_unit, trials_in_other_unit
 from .dataset import DatasetError
 from .values import as_text
 
@@ -24,9 +25,6 @@ MISSING_TEXT = frozenset({"", "nan", "none", "null", "n/a", "na"})
 #: an event column is read as session-clock seconds when at least this share of its finite
 #: values lies within its own trial; fewer means times relative to each trial's start, or in ms
 EVENTS_INSIDE_TRIALS = 0.5
-#: spike times whose median lies this many times beyond the last trial's stop_time are in
-#: another unit than the trials (ms written as s gives ~1000)
-UNIT_MISMATCH_FACTOR = 100.0
 VALUES_SHOWN = 8
 
 
@@ -129,22 +127,19 @@ def check_event_times(
 def check_time_units(
     reader: Any, trials: Any, units: Any, trains: list[np.ndarray], starts: np.ndarray, stops: np.ndarray
 ) -> None:
-    """Refuse spike times and trial times in different units: a unit whose median spike time lies
-    `UNIT_MISMATCH_FACTOR` times beyond the last trial's stop_time (spike times in ms), or trials
-    that all start that far beyond the last spike (trial times in ms)."""
+    """Refuse spike times and trial times in different units (`train_in_other_unit`,
+    `trials_in_other_unit`): ms read as s cut windows where no spike is, or silence most units."""
     last_stop, first_start = float(np.nanmax(stops)), float(np.nanmin(starts))
-    limit = UNIT_MISMATCH_FACTOR * max(last_stop, 1.0)
-    ids = np.asarray(units.id.data[:])
-    for unit, train in enumerate(trains):
-        if len(train) and np.median(train) > limit:
-            reader.fail(
-                "table 'units', column 'spike_times'",
-                f"spike times in seconds on the session clock of table '{trials.name}'",
-                f"unit id {ids[unit]}: median spike time {np.median(train):g} s, while the last trial ends at "
-                f"{last_stop:g} s (spike times in ms?)",
-            )
-    last_spike = max(float(train.max()) for train in trains if len(train))
-    if first_start > UNIT_MISMATCH_FACTOR * max(last_spike, 1.0):
+    unit = train_in_other_unit(trains, last_stop)
+    if unit is not None:
+        reader.fail(
+            "table 'units', column 'spike_times'",
+            f"spike times in seconds on the session clock of table '{trials.name}'",
+            f"unit id {np.asarray(units.id.data[:])[unit]}: median spike time {np.median(trains[unit]):g} s, while "
+            f"the last trial ends at {last_stop:g} s (spike times in ms?)",
+        )
+    last_spike = trials_in_other_unit(trains, first_start)
+    if last_spike is not None:
         reader.fail(
             f"table '{trials.name}', column 'start_time'",
             "trial times in seconds on the session clock of the spike times",
