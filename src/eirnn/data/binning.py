@@ -126,10 +126,10 @@ def train_in_other_unit(trains: Sequence[np.ndarray], last_time_s: float) -> int
     return next((unit for unit, train in enumerate(trains) if len(train) and np.median(train) > limit), None)
 
 
-def trials_in_other_unit(trains: Sequence[np.ndarray], first_time_s: float) -> float | None:
-    """The last spike time when every trial starts `UNIT_MISMATCH_FACTOR` times beyond it (trial
-    times in ms beside spike times in s), else None."""
+def trials_in_other_unit(trains: Sequence[np.ndarray], trial_times_s: np.ndarray) -> float | None:
+    """The last spike time when the median trial time lies `UNIT_MISMATCH_FACTOR` times beyond it
+    (trial times in ms beside spike times in s), else None."""
     last_spike = max((float(train.max()) for train in trains if len(train)), default=None)
-    if last_spike is not None and first_time_s > UNIT_MISMATCH_FACTOR * max(last_spike, 1.0):
+    if last_spike is not None and np.nanmedian(trial_times_s) > UNIT_MISMATCH_FACTOR * max(last_spike, 1.0):
         return last_spike
     return None

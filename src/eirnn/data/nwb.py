@@ -309,14 +309,14 @@ def _cut_trials(
 def _spike_trains(reader: _Reader, units: Any) -> tuple[list[np.ndarray], str]:
     """One sorted train per unit (s) and what was removed from them: non-finite times and exact
     repeats (a unit cannot fire twice at one instant; repeats are a train written twice)."""
+    if len(units) == 0:
+        reader.fail("table 'units'", "at least one unit", "an empty table")
     if "spike_times" not in units.colnames:
         reader.fail(
             "table 'units', column 'spike_times'",
             "spike times (s) per unit",
             f"no such column; columns: {', '.join(units.colnames) or 'none'}",
         )
-    if len(units) == 0:
-        reader.fail("table 'units'", "at least one unit", "an empty table")
     index = units["spike_times"]
     flat = np.asarray(index.target.data[:])
     if flat.dtype.kind not in "biuf":

@@ -129,7 +129,7 @@ def check_time_units(
 ) -> None:
     """Refuse spike times and trial times in different units (`train_in_other_unit`,
     `trials_in_other_unit`): ms read as s cut windows where no spike is, or silence most units."""
-    last_stop, first_start = float(np.nanmax(stops)), float(np.nanmin(starts))
+    last_stop = float(np.nanmax(stops))
     unit = train_in_other_unit(trains, last_stop)
     if unit is not None:
         reader.fail(
@@ -138,12 +138,13 @@ def check_time_units(
             f"unit id {np.asarray(units.id.data[:])[unit]}: median spike time {np.median(trains[unit]):g} s, while "
             f"the last trial ends at {last_stop:g} s (spike times in ms?)",
         )
-    last_spike = trials_in_other_unit(trains, first_start)
+    last_spike = trials_in_other_unit(trains, starts)
     if last_spike is not None:
         reader.fail(
             f"table '{trials.name}', column 'start_time'",
             "trial times in seconds on the session clock of the spike times",
-            f"the first trial starts at {first_start:g} s, the last spike is at {last_spike:g} s (trial times in ms?)",
+            f"a median start of {np.nanmedian(starts):g} s, while the last spike is at {last_spike:g} s "
+            "(trial times in ms?)",
         )
 
 
@@ -206,7 +207,7 @@ def filter_mask(reader: Any, table: Any, trial_filter: TrialFilter) -> np.ndarra
     wanted = {value_key(value) for value in trial_filter.values}
     holds = np.array([key in wanted for key in keys], dtype=bool)
     if trial_filter.keep and not holds.any():
-        present = sorted({str(key) for key in keys})
+        present = sorted({str(plain_label(item)) for item in column.tolist()})
         more = ", ..." if len(present) > VALUES_SHOWN else ""
         reader.fail(
             where,

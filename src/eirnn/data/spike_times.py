@@ -220,12 +220,12 @@ def _check_session_clock(
             f"neuron {unit}: median spike time {np.median(trains[unit]):g} s, while the last trial's time zero is "
             f"{zero.max():g} s (spike times in ms?)",
         )
-    last_spike = trials_in_other_unit(trains, float(zero.min()) + window[0] / 1000.0)
+    last_spike = trials_in_other_unit(trains, zero)
     if last_spike is not None:
         contents.fail(
             zero_name,
             "trial times in seconds on the clock of the spike times",
-            f"the first is {zero.min():g} s, the last spike is at {last_spike:g} s (trial times in ms?)",
+            f"a median of {np.median(zero):g} s, while the last spike is at {last_spike:g} s (trial times in ms?)",
         )
 
 
