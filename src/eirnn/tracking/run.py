@@ -33,7 +33,7 @@ from eirnn.pipeline import Prepared, load_configured_data_and_truth, prepare
 from eirnn.tracking.lineage import code_tags, data_name, dataset_sha256, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
 from eirnn.tracking.metric_names import FIT_TAGS, final_metric, fit_tag
-from eirnn.tracking.registry import ERROR_TAG, tag_version, update_champion
+from eirnn.tracking.registry import ERROR_TAG, standing, tag_version, update_champion
 from eirnn.tracking.resume import (
     RESUME_TAG,
     check_same_data,
@@ -424,6 +424,7 @@ def _summarize(
         model_version=version,
         champion_version=champion,
         experiment_hint=hint,
+        standing=standing(client, config.registered_model_name, version) if version else None,
     )
 
 
