@@ -127,14 +127,9 @@ def load_nwb(
         trials, trials_path = find_trials_table(reader, trials_table)
         units = reader.table("units", "spike_times per unit")
         trains, spike_problems = _spike_trains(reader, units)
-        cut = _Cut(len(trials))
-        for trial_filter in filters:
-            cut.drop(~filter_mask(reader, trials, trial_filter), f"not {trial_filter}")
-        _cut_trials(reader, cut, trials, units, align, parse_window_ms(window_ms, str(path)), bin_ms)
-        check_time_units(reader, trials, units, trains, cut.trial_starts_s, cut.trial_stops_s)
-        for event in (cue_event, go_event) if inputs == "cue-go" else ():
-            if event in trials.colnames:
-                cut.drop(~np.isfinite(numbers(reader, trials, event, "event times (s)")), f"NaN {event}")
+        window = parse_window_ms(window_ms, str(path))
+        events = (cue_event, go_event) if inputs == "cue-go" else ()
+        cut = _kept_trials(reader, (trials, units, trains), filters, align, window, bin_ms, events)
         series = _behavior(reader, behavior, cut) if behavior else None
         codes, labels, condition_source = _conditions(reader, trials, condition, cut)
         ei_labels, ei_source = _ei_labels(reader, units, ei)
@@ -244,6 +239,30 @@ class _Cut:
             reader.fail(
                 f"table '{table.name}'", "at least one trial left to fit", f"all {len(self.keep)} dropped ({reasons})"
             )
+
+
+def _kept_trials(
+    reader: _Reader,
+    tables: tuple[Any, Any, list[np.ndarray]],
+    filters: list,
+    align: str,
+    window_ms: tuple[float, float] | None,
+    bin_ms: float,
+    events: tuple[str, ...],
+) -> _Cut:
+    """The trials the filters keep, each cut around `align`, with trial and spike times checked to
+    be in one unit, and without a NaN in the `events` columns the inputs are built from."""
+    trials, units, trains = tables
+    cut = _Cut(len(trials))
+    for trial_filter in filters:
+        cut.drop(~filter_mask(reader, trials, trial_filter), f"not {trial_filter}")
+    _cut_trials(reader, cut, trials, units, align, window_ms, bin_ms)
+    check_time_units(reader, trials, units, trains, cut.trial_starts_s, cut.trial_stops_s)
+    for event in events:
+        if event in trials.colnames:
+            cut.drop(~np.isfinite(numbers(reader, trials, event, "event times (s)")), f"NaN {event}")
+    cut.require_some(reader, trials)
+    return cut
 
 
 def _trial_bounds(reader: _Reader, cut: _Cut, trials: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -148,21 +148,12 @@ def load_spike_times(
     bin_ms = bin_ms or in_file or DEFAULT_SPIKE_BIN_MS
     n_bins = bins_in_window(window, bin_ms, source)
     n_neurons = len(_vector(contents, names["neuron_ids"])) if "neuron_ids" in names else None
-    cell = _cell(contents, n_trials, n_neurons)
-    trains, spike_problems = cleaned_trains(list(cell.ravel()))
-    cell = np.empty(cell.shape, dtype=object)
-    for index, train in zip(np.ndindex(cell.shape), trains):
-        cell[index] = train
+    cell, spike_problems = _cleaned_cell(_cell(contents, n_trials, n_neurons))
     zero_name = align or TRIAL_TIMES
     if zero_name in contents.variables:
-        zero = _numbers(contents, zero_name, "each trial's time zero (s)")
-        if len(zero) != n_trials:
-            contents.fail(zero_name, f"{n_trials} trial times (one per condition entry)", f"{len(zero)}")
-        if not np.isfinite(zero).all():
-            contents.fail(zero_name, "finite trial times (s)", f"{int((~np.isfinite(zero)).sum())} NaN or inf")
+        zero = _trial_times(contents, zero_name, n_trials)
         _check_session_clock(contents, list(cell.ravel()), zero, zero_name, window)
-        starts = zero + window[0] / 1000.0
-        counts = bin_spike_trains(list(cell.ravel()), starts, n_bins, bin_ms / 1000.0)
+        counts = bin_spike_trains(list(cell.ravel()), zero + window[0] / 1000.0, n_bins, bin_ms / 1000.0)
         layout = f"per neuron, session clock, time zero from '{zero_name}'"
     else:
         if align:
@@ -206,6 +197,25 @@ def load_spike_times(
             "source_variables": {"inputs": names["inputs"]} if file_inputs is not None else {},
         },
     )
+
+
+def _cleaned_cell(cell: np.ndarray) -> tuple[np.ndarray, str]:
+    """The cell of spike-time vectors through `cleaned_trains`, and what was removed."""
+    trains, problems = cleaned_trains(list(cell.ravel()))
+    cleaned = np.empty(cell.shape, dtype=object)
+    for index, train in zip(np.ndindex(cell.shape), trains):
+        cleaned[index] = train
+    return cleaned, problems
+
+
+def _trial_times(contents: FileContents, name: str, n_trials: int) -> np.ndarray:
+    """Each trial's time zero on the session clock (s): one finite number per trial."""
+    zero = _numbers(contents, name, "each trial's time zero (s)")
+    if len(zero) != n_trials:
+        contents.fail(name, f"{n_trials} trial times (one per condition entry)", f"{len(zero)}")
+    if not np.isfinite(zero).all():
+        contents.fail(name, "finite trial times (s)", f"{int((~np.isfinite(zero)).sum())} NaN or inf")
+    return zero
 
 
 def _check_session_clock(
