@@ -119,17 +119,20 @@ def cleaned_trains(trains: Sequence[np.ndarray]) -> tuple[list[np.ndarray], str]
     return cleaned, "; ".join(parts) or "none"
 
 
-def train_in_other_unit(trains: Sequence[np.ndarray], last_time_s: float) -> int | None:
-    """Index of the first train (session clock) whose median lies `UNIT_MISMATCH_FACTOR` times
-    beyond the last trial time, or None: spike times in ms beside trial times in s."""
-    limit = UNIT_MISMATCH_FACTOR * max(last_time_s, 1.0)
-    return next((unit for unit, train in enumerate(trains) if len(train) and np.median(train) > limit), None)
-
-
-def trials_in_other_unit(trains: Sequence[np.ndarray], trial_times_s: np.ndarray) -> float | None:
-    """The last spike time when the median trial time lies `UNIT_MISMATCH_FACTOR` times beyond it
-    (trial times in ms beside spike times in s), else None."""
+def time_unit_problem(
+    trains: Sequence[np.ndarray], trial_times_s: np.ndarray, last_trial_s: float
+) -> tuple[str, int, str] | None:
+    """Spike times and trial times in different units: ("spikes", unit, found) when a train's median
+    lies `UNIT_MISMATCH_FACTOR` times beyond the last trial (spike times in ms beside trial times in
+    s), ("trials", -1, found) when the median trial time lies that far beyond the last spike (trial
+    times in ms); None when they agree."""
+    limit = UNIT_MISMATCH_FACTOR * max(last_trial_s, 1.0)
+    for unit, train in enumerate(trains):
+        if len(train) and np.median(train) > limit:
+            found = f"median spike time {np.median(train):g} s, while the last trial ends at {last_trial_s:g} s"
+            return "spikes", unit, found + " (spike times in ms?)"
     last_spike = max((float(train.max()) for train in trains if len(train)), default=None)
     if last_spike is not None and np.nanmedian(trial_times_s) > UNIT_MISMATCH_FACTOR * max(last_spike, 1.0):
-        return last_spike
+        found = f"a median trial time of {np.nanmedian(trial_times_s):g} s, while the last spike is at {last_spike:g} s"
+        return "trials", -1, found + " (trial times in ms?)"
     return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .binning import train_in_other_unit, trials_in_other_unit
+from .binning import time_unit_problem
 from .dataset import DatasetError
 from .values import as_text
 
@@ -127,24 +127,20 @@ def check_event_times(
 def check_time_units(
     reader: Any, trials: Any, units: Any, trains: list[np.ndarray], starts: np.ndarray, stops: np.ndarray
 ) -> None:
-    """Refuse spike times and trial times in different units (`train_in_other_unit`,
-    `trials_in_other_unit`): ms read as s cut windows where no spike is, or silence most units."""
-    last_stop = float(np.nanmax(stops))
-    unit = train_in_other_unit(trains, last_stop)
-    if unit is not None:
+    """Refuse spike times and trial times in different units (`time_unit_problem`): ms read as s
+    cut windows where no spike is, or silence most units."""
+    problem = time_unit_problem(trains, starts, float(np.nanmax(stops)))
+    if problem and problem[0] == "spikes":
         reader.fail(
             "table 'units', column 'spike_times'",
             f"spike times in seconds on the session clock of table '{trials.name}'",
-            f"unit id {np.asarray(units.id.data[:])[unit]}: median spike time {np.median(trains[unit]):g} s, while "
-            f"the last trial ends at {last_stop:g} s (spike times in ms?)",
+            f"unit id {np.asarray(units.id.data[:])[problem[1]]}: {problem[2]}",
         )
-    last_spike = trials_in_other_unit(trains, starts)
-    if last_spike is not None:
+    if problem:
         reader.fail(
             f"table '{trials.name}', column 'start_time'",
-            "trial times in seconds on the session clock of the spike times",
-            f"a median start of {np.nanmedian(starts):g} s, while the last spike is at {last_spike:g} s "
-            "(trial times in ms?)",
+            "trial times in seconds on the clock of the spikes",
+            problem[2],
         )
 
 

@@ -30,8 +30,7 @@ from .binning import (
     bins_in_window,
     cleaned_trains,
     parse_window_ms,
-    train_in_other_unit,
-    trials_in_other_unit,
+    time_unit_problem,
 )
 from .dataset import NeuralDataset
 from .loaders import FileContents, _file_names, _numbers, _positive_number, _vector, file_sha256
@@ -222,21 +221,13 @@ def _check_session_clock(
     contents: FileContents, trains: list[np.ndarray], zero: np.ndarray, zero_name: str, window: tuple[float, float]
 ) -> None:
     """Spike times and trial times in one unit (seconds): refuse ms beside s either way."""
-    unit = train_in_other_unit(trains, float(zero.max()) + window[1] / 1000.0)
-    if unit is not None:
+    problem = time_unit_problem(trains, zero, float(zero.max()) + window[1] / 1000.0)
+    if problem and problem[0] == "spikes":
         contents.fail(
-            SPIKE_TIMES,
-            f"spike times in seconds on the clock of '{zero_name}'",
-            f"neuron {unit}: median spike time {np.median(trains[unit]):g} s, while the last trial's time zero is "
-            f"{zero.max():g} s (spike times in ms?)",
+            SPIKE_TIMES, f"spike times in seconds on the clock of '{zero_name}'", f"neuron {problem[1]}: {problem[2]}"
         )
-    last_spike = trials_in_other_unit(trains, zero)
-    if last_spike is not None:
-        contents.fail(
-            zero_name,
-            "trial times in seconds on the clock of the spike times",
-            f"a median of {np.median(zero):g} s, while the last spike is at {last_spike:g} s (trial times in ms?)",
-        )
+    if problem:
+        contents.fail(zero_name, "trial times in seconds on the clock of the spike times", problem[2])
 
 
 def _check_relative_times(contents: FileContents, trains: list[np.ndarray]) -> None:
