@@ -50,6 +50,15 @@ def _npz(options=None, **variables):
     return build
 
 
+def _mat(**variables):
+    def build(tmp_path):
+        path = tmp_path / "recording.mat"
+        scipy.io.savemat(path, variables)
+        return path, {}
+
+    return build
+
+
 def _flat(**changes):
     """Flat per-trial spike times (.npz): 6 trials x 3 neurons, 5 spikes each."""
     rng = np.random.default_rng(0)
@@ -152,6 +161,10 @@ CASES = {
         ["variable 'spike_units'", "whole numbers >= 0", "1.5"],
     ),
     "text spike times": (_flat(spike_times=np.array(["0.1"] * 89 + ["x"])), ["variable 'spike_times'", "numbers"]),
+    "text in spike-time cells": (
+        _mat(spike_times=np.array([["0.1", "x"], ["0.2", "y"]], dtype=object), conditions=[0, 1], window_ms=[0.0, 100]),
+        ["variable 'spike_times'", "numbers"],
+    ),
     "relative spike times in ms": (
         _flat(spike_times=np.random.default_rng(0).uniform(-200, 300, 90)),
         ["variable 'spike_times'", "in ms?"],
@@ -176,6 +189,11 @@ CASES = {
         ),
         ["variable 'trial_times'", "NaN"],
     ),
+    "window as text in a spike-time file": (
+        _flat(window_ms=np.array(["-200ms", "300ms"])),
+        ["variable 'window_ms'", "start < stop", "-200ms"],
+    ),
+    "bin times as text in a binned file": (_binned(time_ms=np.array(["0 ms"] * 10)), ["variable 'time_ms'", "numbers"]),
     "bin size as text in a binned file": (_binned(bin_ms=np.array("25ms")), ["variable 'bin_ms'", "'25ms'"]),
     "a negative bin size": (_binned(bin_ms=-25.0), ["variable 'bin_ms'", "a number > 0"]),
 }

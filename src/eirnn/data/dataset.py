@@ -136,6 +136,8 @@ class NeuralDataset:
         self.ei_labels = None if self.ei_labels is None else self._checked_ei_labels(self.ei_labels)
         self.conditions, self.condition_labels = self._checked_conditions()
         self.time_ms = self._checked_vector("time_ms", self.time_ms, self.n_bins, "time bins")
+        if self.time_ms is not None and self.time_ms.dtype.kind not in "biuf":
+            self._fail("time_ms", "bin times in ms: numbers", f"dtype {self.time_ms.dtype}")
         if self.time_ms is not None:
             self.time_ms = self.time_ms.astype(np.float64)
         self.neuron_ids = self._checked_ids("neuron_ids", self.neuron_ids, self.n_neurons, "neurons")

@@ -8,8 +8,10 @@ then task inputs built from the task when asked (`eirnn.data.task_inputs`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .dataset import DatasetError, NeuralDataset
 from .loaders import load_binned, parse_keys, read_variables
@@ -29,6 +31,26 @@ def _refuse(path: Path, kind: str, options: dict[str, object]) -> None:
         )
 
 
+def _refusing_in_one_line(load: Callable[..., NeuralDataset]) -> Callable[..., NeuralDataset]:
+    """The readers name the variable for every problem they know of; anything else a lab's file
+    makes them meet still ends in one line that names the file, not in a traceback."""
+
+    @functools.wraps(load)
+    def refusing(path: str | Path, **options: Any) -> NeuralDataset:
+        try:
+            return load(path, **options)
+        except DatasetError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise DatasetError(
+                f"{path}: expected a recording as docs/data-format.md describes; found {type(exc).__name__}: {reason}"
+            ) from exc
+
+    return refusing
+
+
+@_refusing_in_one_line
 def load_dataset(
     path: str | Path,
     *,

@@ -73,7 +73,7 @@ def _cell(contents: FileContents, n_trials: int, n_neurons: int | None) -> np.nd
                 f"the flat form with '{FLAT_UNITS}' (and '{FLAT_TRIALS}') in .npz",
                 f"no '{FLAT_UNITS}'; variables present: {contents.listing()}",
             )
-        return np.vectorize(lambda v: np.array([v], dtype=float), otypes=[object])(values)  # one spike per cell
+        return np.vectorize(lambda v: _as_times(contents, v), otypes=[object])(values)  # one spike per cell
     times = _as_times(contents, values)
     units = _indices(contents, FLAT_UNITS, len(times), n_neurons, "neuron")
     trials = (
@@ -134,14 +134,7 @@ def load_spike_times(
         )
     conditions = _vector(contents, names["conditions"])
     n_trials = len(conditions)
-    window_text = window_ms or (contents.variables["window_ms"].ravel() if "window_ms" in contents.variables else None)
-    window = parse_window_ms(window_text, source)
-    if window is None:
-        contents.fail(
-            "window_ms",
-            "the window [start, stop] in ms around each trial's time zero (or --window-ms START,STOP)",
-            f"none; variables present: {contents.listing()}",
-        )
+    window = parse_window_ms(window_ms, source) or _file_window(contents)
     in_file = _file_bin_ms(contents, names)
     bin_source = "settings" if bin_ms else "file" if in_file else "default for spike times; --bin-ms to change"
     bin_ms = bin_ms or in_file or DEFAULT_SPIKE_BIN_MS
@@ -196,6 +189,24 @@ def load_spike_times(
             "source_variables": {"inputs": names["inputs"]} if file_inputs is not None else {},
         },
     )
+
+
+def _file_window(contents: FileContents) -> tuple[float, float]:
+    """The file's `window_ms` variable, checked; refused when there is none (and no --window-ms)."""
+    if "window_ms" not in contents.variables:
+        contents.fail(
+            "window_ms",
+            "the window [start, stop] in ms around each trial's time zero (or --window-ms START,STOP)",
+            f"none; variables present: {contents.listing()}",
+        )
+    values = contents.variables["window_ms"].ravel()
+    try:
+        start, stop = (float(value) for value in values)
+    except (TypeError, ValueError):
+        start, stop = np.nan, np.nan
+    if not (np.isfinite(start) and np.isfinite(stop) and stop > start):
+        contents.fail("window_ms", "[start, stop] in ms around each trial's time zero, start < stop", f"{values!r}")
+    return start, stop
 
 
 def _cleaned_cell(cell: np.ndarray) -> tuple[np.ndarray, str]:
