@@ -124,6 +124,13 @@ CASES = {
         _nwb(tables={"trials": _trials(stop_time=_trials()["start_time"] + np.linspace(1.0, 1.5, N_TRIALS))}),
         ["columns 'start_time'/'stop_time'", "trials of equal length"],
     ),
+    "spike and trial times both in ms": (
+        _nwb(
+            trains=_trains(scale=1000.0),
+            tables={"trials": {k: v * 1000.0 for k, v in _trials(stim=np.zeros(N_TRIALS)).items()}},
+        ),
+        ["columns 'start_time'/'stop_time'", "at most 600 s", "(times in ms?)"],
+    ),
     "trials only in a named table": (
         _nwb(tables={"encoding_table": _trials()}),
         ["table 'trials'", "intervals/encoding_table (12 rows: start_time, stop_time, go_time, stim)"],

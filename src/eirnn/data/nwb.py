@@ -51,6 +51,8 @@ CONDITION_COLUMNS = SCHEMA_NAMES["conditions"]
 AXIS_SUFFIXES = ("x", "y", "z")
 #: trials of equal length may differ by this much (clock jitter); the window is cut to the shortest
 EQUAL_LENGTH_TOLERANCE_S = 1e-3
+#: whole trials longer than this are epochs or times in ms, not trials to bin whole
+MAX_WHOLE_TRIAL_S = 600.0
 
 
 def is_nwb_file(path: str | Path) -> bool:
@@ -256,8 +258,9 @@ def _kept_trials(
     cut = _Cut(len(trials))
     for trial_filter in filters:
         cut.drop(~filter_mask(reader, trials, trial_filter), f"not {trial_filter}")
-    _cut_trials(reader, cut, trials, units, align, window_ms, bin_ms)
-    check_time_units(reader, trials, units, trains, cut.trial_starts_s, cut.trial_stops_s)
+    bounds = _trial_bounds(reader, cut, trials)
+    check_time_units(reader, trials, units, trains, *bounds)
+    _cut_trials(reader, cut, (trials, units), bounds, align, window_ms, bin_ms)
     for event in events:
         if event in trials.colnames:
             cut.drop(~np.isfinite(numbers(reader, trials, event, "event times (s)")), f"NaN {event}")
@@ -272,22 +275,21 @@ def _trial_bounds(reader: _Reader, cut: _Cut, trials: Any) -> tuple[np.ndarray, 
     cut.drop(~(np.isfinite(starts) & np.isfinite(stops)), "NaN start_time/stop_time")
     cut.drop(stops <= starts, "stop_time not after start_time")
     cut.require_some(reader, trials)
-    cut.trial_starts_s, cut.trial_stops_s = starts, stops
     return starts, stops
 
 
 def _cut_trials(
     reader: _Reader,
     cut: _Cut,
-    trials: Any,
-    units: Any,
+    tables: tuple[Any, Any],
+    bounds: tuple[np.ndarray, np.ndarray],
     align: str,
     window_ms: tuple[float, float] | None,
     bin_ms: float,
 ) -> None:
     """Each kept trial's window: `window_ms` around `align` (or from start_time), dropping the trials
     whose window ends after their own stop_time or lies outside the recording or obs_intervals."""
-    starts, stops = _trial_bounds(reader, cut, trials)
+    (trials, units), (starts, stops) = tables, bounds
     lengths_ms = (stops - starts)[cut.keep] * 1000.0
     if align:
         zero = numbers(reader, trials, align, "an alignment column of event times (s)")
@@ -299,11 +301,13 @@ def _cut_trials(
     else:
         zero = starts
         if window_ms is None:
-            if np.ptp(lengths_ms) > EQUAL_LENGTH_TOLERANCE_S * 1000.0:
+            if np.ptp(lengths_ms) > EQUAL_LENGTH_TOLERANCE_S * 1000.0 or lengths_ms.min() > MAX_WHOLE_TRIAL_S * 1000:
                 reader.fail(
                     f"table '{trials.name}', columns 'start_time'/'stop_time'",
-                    "trials of equal length (or pass --window-ms START,STOP, with --align COLUMN or from start_time)",
-                    f"lengths {lengths_ms.min():g}..{lengths_ms.max():g} ms",
+                    f"trials of equal length, at most {MAX_WHOLE_TRIAL_S:g} s, to cut whole (or pass --window-ms "
+                    "START,STOP, with --align COLUMN or from start_time)",
+                    f"lengths {lengths_ms.min():g}..{lengths_ms.max():g} ms"
+                    + (" (times in ms?)" if lengths_ms.min() > MAX_WHOLE_TRIAL_S * 1000 else ""),
                 )
             window_ms = (0.0, np.floor(lengths_ms.min() / bin_ms + 1e-9) * bin_ms)
     cut.set_window(align or "start_time", zero, window_ms, bins_in_window(window_ms, bin_ms, str(reader.path)))
