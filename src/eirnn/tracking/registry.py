@@ -138,6 +138,29 @@ def update_champion(name: str, client: MlflowClient | None = None, version: str 
     return champion
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a new version stands after the champion rule: the global `champion`, the best version
+    of its own group (selection metric, data sha256) under `group_alias`, and both groups."""
+
+    version: str
+    own_group: tuple[str, str]
+    group_alias: str | None
+    group_champion: str | None
+    champion: str | None
+    champion_group: tuple[str, str] | None
+
+
+def standing(client: MlflowClient, name: str, version: str) -> Standing:
+    """Read the aliases after `update_champion` for the closing block and the run's description."""
+    own_group = version_group(client.get_model_version(name, version))
+    alias = group_alias(own_group)
+    champion = _alias_target(client, name, CHAMPION)
+    champion_group = version_group(client.get_model_version(name, champion)) if champion else None
+    group_champion = _alias_target(client, name, alias) if alias else None
+    return Standing(str(version), own_group, alias, group_champion, champion, champion_group)
+
+
 def tag_version(client: MlflowClient, name: str, version: str, run_id: str, selection_metric: str) -> None:
     """Tag a new version with what the champion rule compares (selection metric, data sha256,
     score) and the run's held-out test scores, so that the registry UI shows them."""

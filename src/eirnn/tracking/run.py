@@ -38,7 +38,7 @@ from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.pipeline import Prepared, dataset_sha256, load_configured_data_and_truth
 from eirnn.tracking.lineage import code_tags, data_name, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
-from eirnn.tracking.registry import register_model
+from eirnn.tracking.registry import register_model, standing
 from eirnn.tracking.resume import (
     check_same_data,
     resumable_run,
@@ -355,6 +355,7 @@ def _summarize(
         model_version=version,
         champion_version=champion,
         experiment_hint=hint,
+        standing=standing(client, config.registered_model_name, version) if version else None,
     )
 
 

@@ -36,8 +36,9 @@ class RatePredictor(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.network = load_network(context.artifacts[WEIGHTS_ARTIFACT], context.artifacts[HPARAMS_ARTIFACT])
 
-    # no type hints: MLflow would read them as the input schema, which the logged signature gives
-    def predict(self, context, model_input, params=None):
+    # `np.ndarray` is the one input hint MLflow neither validates nor infers a schema from (the
+    # logged signature gives it); without a hint MLflow warns at every model logging
+    def predict(self, context, model_input: np.ndarray, params=None):
         inputs = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
         with torch.no_grad():
             return self.network(inputs, noise=False).rates.numpy()
