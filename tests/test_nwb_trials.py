@@ -143,7 +143,9 @@ def test_conditions_as_numbers_text_and_bytes_with_missing_values_dropped(tmp_pa
 @pytest.mark.slow
 def test_a_session_with_trials_in_a_named_table_trains_through_mlflow_run(tmp_path, tracking_store):
     columns = _columns(seed=3)
-    path = write_tables(tmp_path / "mtl.nwb", _trains(seed=3, n_units=6), {"encoding_table": columns})
+    trains = _trains(seed=3, n_units=6)
+    trains[2] = np.concatenate([trains[2], trains[2][:5], [np.nan]])  # a usable file with problems
+    path = write_tables(tmp_path / "mtl.nwb", trains, {"encoding_table": columns})
     submitted = mlflow.projects.run(
         str(REPO_ROOT),
         entry_point="main",
@@ -169,6 +171,9 @@ def test_a_session_with_trials_in_a_named_table_trains_through_mlflow_run(tmp_pa
     assert params["trials_table"] == "encoding_table" and params["data.trials_table"] == "intervals/encoding_table"
     assert params["data.n_trials"] == str(int(kept.sum()))
     assert params["data.trial_filters"] == "success=1; stimCategory=0,1"
+    assert params["data.spike_time_problems"] == (
+        "1 non-finite spike times removed (unit index 2); 5 repeated spike times removed (unit index 2)"
+    )
     dropped_by_success = int((~columns["success"]).sum())
     assert params["data.dropped_trials"] == (
         f"{dropped_by_success} not success=1; {int((~kept).sum()) - dropped_by_success} not stimCategory=0,1"
