@@ -144,6 +144,29 @@ def train(
 
     A tracked run that fails ends FAILED in MLflow with the error in its `eirnn.error` tag, and
     the error propagates.
+
+    Examples
+    --------
+    A short fit of a small built-in recording, kept in a folder (no tracking store):
+
+    >>> import tempfile
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> result = eirnn.train(
+    ...     dataset,
+    ...     tracking=False,
+    ...     out=tempfile.mkdtemp(),
+    ...     max_epochs=2,
+    ...     input_embed_dim=8,
+    ...     attention_heads=2,
+    ...     threads=1,
+    ...     log_figures=False,
+    ... )
+    >>> result.run_id, result.fit.total_epochs, (result.folder / "report.md").is_file()
+    (None, 2, True)
+    >>> -1 <= result.metrics["cond_psth_corr"] <= 1
+    True
     """
     dataset = None
     if data is not None and not isinstance(data, str | Path):

@@ -59,6 +59,18 @@ def load_dataset(
     inputs : "condition-onehot", "cue-go" or a .npy/.npz array path: inputs built from the
         task (NWB default: condition-onehot); `cue_event`/`go_event` are trials columns (NWB)
         or times in ms on the time axis.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from eirnn.data import load_dataset
+    >>> from eirnn.data.loaders import write_dataset
+    >>> from eirnn.data.synthetic import make_recording
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "recording.npz"
+    >>> path = write_dataset(make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)[0], path)
+    >>> dataset = load_dataset(path)
+    >>> dataset.n_trials, dataset.n_bins, dataset.n_e, dataset.n_i
+    (40, 20, 8, 3)
     """
     path = Path(path)
     if not path.is_file():

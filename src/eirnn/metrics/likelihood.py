@@ -41,6 +41,17 @@ def bits_per_spike(pred_rates_per_bin: Any, spike_counts: Any, null_rates: Any =
         default as nlb_tools: each neuron's mean count over all trials and bins.
     Zero lambdas are replaced by 1e-9, as nlb_tools does. 0 for the null model itself,
     > 0 when the model explains the spikes better than each neuron's mean rate.
+
+    Examples
+    --------
+    >>> from eirnn.metrics import bits_per_spike
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> lam = 1 + np.sin(np.linspace(0, 3, 40))[None, :, None] * np.ones((30, 40, 3))  # Hz*s per bin
+    >>> counts = rng.poisson(lam)  # 30 trials x 40 bins x 3 neurons
+    >>> conditions = np.repeat([0, 1], 15)
+    >>> round(float(bits_per_spike(lam, counts)), 3)  # the true rates beat each neuron's mean rate
+    0.022
     """
     k = _integer_counts(spike_counts)
     if isinstance(k, NotAvailable):

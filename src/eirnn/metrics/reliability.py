@@ -91,6 +91,17 @@ def noise_ceiling(
     trials, e.g. condition-averaged data. With odd trial counts the halves differ by one
     trial, which the factor-2 correction ignores (small effect). Per-neuron ceilings of noisy
     neurons are noisy and, through the sqrt, slightly low on average.
+
+    Examples
+    --------
+    >>> from eirnn.metrics import noise_ceiling
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> lam = 1 + np.sin(np.linspace(0, 3, 40))[None, :, None] * np.ones((30, 40, 3))  # Hz*s per bin
+    >>> counts = rng.poisson(lam)  # 30 trials x 40 bins x 3 neurons
+    >>> conditions = np.repeat([0, 1], 15)
+    >>> round(noise_ceiling(counts.astype(float), conditions, rng=0).mean, 3)
+    0.624
     """
     x = _as_trials(target_rates, "target_rates")
     n_trials = x.shape[0]
@@ -175,6 +186,12 @@ def normalized_correlation(corr: Any, ceiling: Any) -> Any:
     neuron whose ceiling is not ``usable``. Use the ceiling computed with the same stacking
     (``by_condition``) as the correlation. For a mean over neurons see
     :func:`normalized_mean_correlation`.
+
+    Examples
+    --------
+    >>> from eirnn.metrics import normalized_correlation
+    >>> normalized_correlation(0.5, 0.8)
+    0.625
     """
     if isinstance(corr, NotAvailable):
         return corr

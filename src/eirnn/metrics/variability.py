@@ -34,6 +34,17 @@ def fano_factor(counts: Any, conditions: Any = None, min_mean_count: float = 0.1
     count Fano of ~1.24 reads as 49.49 on rates. Non-integer input, or input whose values
     are all multiples of a common factor >= 5 (counts / bin_s), returns NotAvailable, as do
     no counts (None) and fewer than 2 trials in every condition.
+
+    Examples
+    --------
+    >>> from eirnn.metrics import fano_factor
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> lam = 1 + np.sin(np.linspace(0, 3, 40))[None, :, None] * np.ones((30, 40, 3))  # Hz*s per bin
+    >>> counts = rng.poisson(lam)  # 30 trials x 40 bins x 3 neurons
+    >>> conditions = np.repeat([0, 1], 15)
+    >>> round(fano_factor(counts, conditions).mean, 2)  # Poisson counts
+    0.99
     """
     k = _integer_counts(counts)
     if isinstance(k, NotAvailable):
