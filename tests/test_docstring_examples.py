@@ -10,7 +10,7 @@ PUBLIC_FUNCTIONS = [
     "eirnn.api.train",
     "eirnn.data.load.load_dataset",
     "eirnn.evaluation.evaluate",
-    "eirnn.tracking.registry.load_model",
+    "eirnn.tracking.model_registry.load_model",
     "eirnn.metrics.correlation.psth_correlation",
     "eirnn.metrics.correlation.condition_psth_correlation",
     "eirnn.metrics.correlation.psth_r2",

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.registry import CHAMPION, group_alias, tag_version, update_champion
+from eirnn.tracking.model_registry import CHAMPION, group_alias, tag_version, update_champion
 
 NAME = "eirnn"
 DATA_A, DATA_B = "a" * 64, "b" * 64
