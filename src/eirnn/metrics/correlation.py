@@ -99,14 +99,11 @@ def condition_psth_correlation(
 
     Examples
     --------
-    >>> from eirnn.metrics import condition_psth_correlation
     >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> lam = 1 + np.sin(np.linspace(0, 3, 40))[None, :, None] * np.ones((30, 40, 3))  # Hz*s per bin
-    >>> counts = rng.poisson(lam)  # 30 trials x 40 bins x 3 neurons
-    >>> conditions = np.repeat([0, 1], 15)
-    >>> round(condition_psth_correlation(lam, counts.astype(float), conditions).mean, 3)
-    0.655
+    >>> from eirnn.metrics import condition_psth_correlation
+    >>> rates = np.random.default_rng(0).gamma(2.0, 5.0, size=(20, 30, 4))  # trials x bins x neurons, Hz
+    >>> condition_psth_correlation(rates, rates, conditions=np.repeat([0, 1], 10)).mean
+    1.0
     """
     t = _as_trials(target_rates, "target_rates")
     m = _as_trials(model_rates, "model_rates")

@@ -94,14 +94,12 @@ def noise_ceiling(
 
     Examples
     --------
-    >>> from eirnn.metrics import noise_ceiling
     >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> lam = 1 + np.sin(np.linspace(0, 3, 40))[None, :, None] * np.ones((30, 40, 3))  # Hz*s per bin
-    >>> counts = rng.poisson(lam)  # 30 trials x 40 bins x 3 neurons
-    >>> conditions = np.repeat([0, 1], 15)
-    >>> round(noise_ceiling(counts.astype(float), conditions, rng=0).mean, 3)
-    0.624
+    >>> from eirnn.metrics import noise_ceiling
+    >>> signal = 10 + 5 * np.sin(np.linspace(0, 6, 40))[None, :, None]  # Hz, the same on every trial
+    >>> rates = signal + np.random.default_rng(0).normal(0, 1, size=(40, 40, 3))  # 40 noisy trials
+    >>> round(noise_ceiling(rates, rng=0).mean, 2)
+    1.0
     """
     x = _as_trials(target_rates, "target_rates")
     n_trials = x.shape[0]
