@@ -92,7 +92,7 @@ def test_a_broken_run_never_becomes_champion(client):
 
 def _registry_line(client, version, champion):
     from eirnn.tracking.model_registry import standing
-    from eirnn.tracking.summary import RunSummary
+    from eirnn.tracking.run_summary import RunSummary
 
     summary = RunSummary(
         *("run", "name", "0", "Default", "cond_psth_corr", 0.5, None, None, 0, 1, 1, "max_epochs"),
