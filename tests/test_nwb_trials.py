@@ -178,3 +178,21 @@ def test_a_session_with_trials_in_a_named_table_trains_through_mlflow_run(tmp_pa
     assert params["data.dropped_trials"] == (
         f"{dropped_by_success} not success=1; {int((~kept).sum()) - dropped_by_success} not stimCategory=0,1"
     )
+
+
+def test_events_stored_relative_to_the_trial_start_align_as_start_time_plus_the_column(tmp_path):
+    """As the Svoboda lab's sessions store them: refused as session-clock times, with the way out
+    named; 'start_time+COLUMN' gives what the same events on the session clock give."""
+    columns = _columns()
+    relative = {**columns, "stim_rel": columns["stim_onset"] - columns["start_time"]}
+    path = write_tables(tmp_path / "relative.nwb", _trains(), {"trials": relative})
+    window = dict(window_ms="-100,500", bin_ms=50, condition="stimCategory", inputs="cue-go")
+    with pytest.raises(DatasetError, match=r"column 'stim_rel': .*\(then align on start_time\+stim_rel\)"):
+        load_dataset(path, align="stim_rel", **window)
+    events = dict(cue_event="start_time", go_event="start_time + stim_rel")
+    summed = load_dataset(path, align="start_time+stim_rel", **window, **events)
+    absolute = load_dataset(path, align="stim_onset", **window, cue_event="start_time", go_event="stim_onset")
+    assert summed.n_trials == absolute.n_trials > 0
+    np.testing.assert_array_equal(summed.counts, absolute.counts)
+    np.testing.assert_array_equal(summed.inputs, absolute.inputs)
+    assert summed.meta["align"] == "start_time+stim_rel"
