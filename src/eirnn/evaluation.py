@@ -153,7 +153,21 @@ def evaluate(
     generators of their own seeded by `ceiling_seed` (default `seed`), so that the same data
     give the same ceiling whatever model is scored. An inferred-state model reads each trial's
     spikes (held-in neurons, observed bins). `train` (the training trials) adds vel_r2, whose
-    decoder NLB fits on the training trials' predicted rates."""
+    decoder NLB fits on the training trials' predicted rates.
+
+    Examples
+    --------
+    An untrained model of a small built-in recording, scored on all its trials:
+
+    >>> from eirnn import evaluate
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.model import create_model_for_dataset
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> model = create_model_for_dataset(dataset, input_embed_dim=8, attention_heads=2)
+    >>> scores = evaluate(model, dataset).scalar_metrics()
+    >>> -1 <= scores["psth_corr"] <= 1, scores["noise_ceiling"] > 0
+    (True, True)
+    """
     ceiling_seed = seed if ceiling_seed is None else ceiling_seed
     spikes = trial_spikes(model, dataset)
     output = predict_rates(model, dataset.inputs, noise=False, spikes=spikes)
