@@ -12,9 +12,9 @@ from eirnn.config import TrainConfig
 from eirnn.data.split import heldout_neuron_index
 from eirnn.data.synthetic import make_recording
 from eirnn.evaluation import predict_rates
+from eirnn.logged_names import epoch_metric, final_metric
 from eirnn.model import create_model_for_dataset
 from eirnn.pipeline import prepare
-from eirnn.logged_names import epoch_metric, final_metric
 from eirnn.training import RESUME_FILE, fit
 
 SMALL = dict(input_embed_dim=8, attention_heads=2, threads=1, encoder_hidden=8)
