@@ -189,7 +189,7 @@ def evaluate(
     fano_model = metrics.model_fano_factor(stochastic, dataset.bin_s, conditions, rng=rng)
     flat_target = target_psths.reshape(-1, target_psths.shape[-1])
     n_components = min(PCA_COMPONENTS, *flat_target.shape)
-    behavior = output.behavior.cpu().numpy() if output.behavior is not None else None
+    behavior = _numpy_or_none(output.behavior)
     pooled_ceiling, condition_ceiling = data_noise_ceilings(target_rates, conditions, ceiling_seed, ceiling_splits)
     return Evaluation(
         psth=metrics.psth_correlation(model_rates, target_rates, labels),
@@ -216,10 +216,12 @@ def evaluate(
         target_behavior=dataset.behavior,
         time_ms=dataset.time_ms,
         single_trial=single_trial_scores(model, model_rates, dataset, train),
-        initial_state_offsets=None
-        if output.initial_state_offset is None
-        else output.initial_state_offset.cpu().numpy(),
+        initial_state_offsets=_numpy_or_none(output.initial_state_offset),
     )
+
+
+def _numpy_or_none(tensor: torch.Tensor | None) -> np.ndarray | None:
+    return None if tensor is None else tensor.cpu().numpy()
 
 
 _CEILING_CACHE_SIZE = 8
