@@ -32,6 +32,7 @@ Map = Callable[[torch.Tensor], torch.Tensor]  # [S, N] -> [S, N], float64
 ADAM_STEPS = 1500
 ADAM_LEARNING_RATE = 0.05
 NEWTON_STEPS = 20
+CHECK_EVERY = 50
 NEWTON_FROM_Q = 1e-3  # starts with q below this after Adam are polished with Newton steps
 Q_TOLERANCE = 1e-12
 UNIQUE_DISTANCE = 1e-4
@@ -64,10 +65,13 @@ def map_jacobians(step: Map, states: torch.Tensor) -> torch.Tensor:
 def _minimise_q(step: Map, starts: torch.Tensor, n_steps: int, learning_rate: float) -> torch.Tensor:
     states = starts.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([states], lr=learning_rate)
-    for _ in range(n_steps):
+    for index in range(n_steps):
         optimiser.zero_grad()
         # the sum of independent q's: each start's gradient is its own q's gradient
-        (0.5 * (step(states) - states).pow(2).sum()).backward()
+        q = 0.5 * (step(states) - states).pow(2).sum(-1)
+        if index % CHECK_EVERY == 0 and bool((q < NEWTON_FROM_Q).all()):
+            break  # every start is close enough for Newton steps to finish
+        q.sum().backward()
         optimiser.step()
     return states.detach()
 
