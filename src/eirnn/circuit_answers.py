@@ -23,6 +23,7 @@ uses the slopes f'(x).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,4 +167,32 @@ def ask_circuit(
         rates = activate(torch.as_tensor(points.states), model.activation)[:, recorded].numpy() * gains
         answers.fixed_point_rates.append(rates)
     values["n_stable_fixed_points"] = np.asarray([points.n_stable for points in answers.fixed_points], dtype=float)
+    return answers
+
+
+def save_answers(answers: CircuitAnswers, path: str | Path) -> Path:
+    """Write `answers` as one .npz (arrays only, no pickle): `values/NAME` and, per condition
+    index c, `fixed_points/c/{states,q,eigenvalues,stable,rates}`."""
+    arrays = {f"values/{name}": value for name, value in answers.values.items()}
+    for index, (points, rates) in enumerate(zip(answers.fixed_points, answers.fixed_point_rates)):
+        for key in ("states", "q", "eigenvalues", "stable"):
+            arrays[f"fixed_points/{index}/{key}"] = getattr(points, key)
+        arrays[f"fixed_points/{index}/rates"] = rates
+    path = Path(path)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def load_answers(path: str | Path) -> CircuitAnswers:
+    """The answers `save_answers` wrote."""
+    with np.load(path, allow_pickle=False) as stored:
+        values = {key.split("/", 1)[1]: stored[key] for key in stored.files if key.startswith("values/")}
+        n_conditions = len({key.split("/")[1] for key in stored.files if key.startswith("fixed_points/")})
+        answers = CircuitAnswers(values)
+        for index in range(n_conditions):
+            part = {
+                key: stored[f"fixed_points/{index}/{key}"] for key in ("states", "q", "eigenvalues", "stable", "rates")
+            }
+            answers.fixed_points.append(FixedPoints(part["states"], part["q"], part["eigenvalues"], part["stable"]))
+            answers.fixed_point_rates.append(part["rates"])
     return answers

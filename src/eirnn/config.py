@@ -134,6 +134,12 @@ class TrainConfig:
     split_seed: int = _setting(
         -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
     )
+    bootstrap_seed: int = _setting(
+        -1,
+        "train on a resample (with replacement) of the training trials drawn with this seed; validation and "
+        "test trials stay as split (-1 = no resampling)",
+        allowed=ANY,
+    )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
     noise_scale: float = _setting(

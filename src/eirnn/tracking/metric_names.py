@@ -12,6 +12,7 @@ from __future__ import annotations
 
 FINAL_PREFIX = "final/"
 STUDY_PREFIX = "study/"
+ENSEMBLE_PREFIX = "ensemble/"
 
 # per-epoch history key -> logged name; the learning rate is the `learning_rate` param (no
 # schedule changes it), so it is not drawn as a flat curve
@@ -41,6 +42,12 @@ def final_metric(key: str) -> str:
 def study_metric(key: str) -> str:
     """The logged name of a study summary value on the study's parent run."""
     return STUDY_PREFIX + key
+
+
+def ensemble_metric(key: str) -> str:
+    """The logged name of an ensemble summary value on the ensemble's parent run (coverage,
+    calibration against a ground truth: docs/metrics.md, "Ensembles")."""
+    return ENSEMBLE_PREFIX + key
 
 
 # fit facts that are counts, flags or durations: run tags `eirnn.fit.<key>`, not metrics, so that

@@ -1,0 +1,96 @@
+"""The summary of a finished ensemble on its parent run: the fits' models and answers read back
+from their child runs, what they agree on (metrics `ensemble/...`, report.md and report.html
+with "What the fits agree on"), the calibration on data with a ground truth, and the ensemble
+registered as one model version."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial
+
+from eirnn.agreement import AnswerAgreement, aggregate
+from eirnn.circuit_answers import CircuitAnswers, load_answers
+from eirnn.config import TrainConfig
+from eirnn.ensemble_report import ensemble_scores, ground_truth_calibration, write_ensemble_report
+from eirnn.pipeline import split
+from eirnn.tracking.metric_names import ensemble_metric
+from eirnn.tracking.serving import find_network_files, load_network
+from eirnn.tuning.ensemble_fits import ANSWERS_DIR, ANSWERS_FILE
+from eirnn.tuning.settings import MODEL_URI_ATTR, RUN_ATTR
+
+CALIBRATION_PREFIX = "gt_"
+
+
+@dataclass(eq=False)
+class EnsembleResult:
+    """What `eirnn.ensemble` returns. `scores`: the parent's ensemble/* metrics by bare name;
+    `calibration`: against the true network (built-in recording only, else None)."""
+
+    parent_run_id: str
+    fit_run_ids: list[str]
+    fit_scores: list[float]
+    models: list[Any]
+    answers: list[CircuitAnswers]
+    agreement: dict[str, AnswerAgreement]
+    scores: dict[str, float]
+    calibration: dict[str, float] | None
+    model_uri: str | None = None
+    model_version: str | None = None
+
+
+def _fit_model(trial: FrozenTrial) -> Any:
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=trial.user_attrs[MODEL_URI_ATTR])
+    return load_network(*find_network_files(folder))
+
+
+def _fit_answers(trial: FrozenTrial) -> CircuitAnswers:
+    path = mlflow.artifacts.download_artifacts(
+        run_id=trial.user_attrs[RUN_ATTR], artifact_path=f"{ANSWERS_DIR}/{ANSWERS_FILE}"
+    )
+    return load_answers(path)
+
+
+def summarize_ensemble(
+    client: MlflowClient, trials: list[FrozenTrial], parent_run_id: str, config: TrainConfig, dataset: Any, truth: Any
+) -> EnsembleResult:
+    """Aggregate the completed fits (`trials`, one per fit index) and log the summary on the parent."""
+    if not trials:
+        raise RuntimeError(f"ensemble {parent_run_id}: no fit completed, nothing to aggregate")
+    models = [_fit_model(trial) for trial in trials]
+    answers = [_fit_answers(trial) for trial in trials]
+    fit_scores = [float(trial.value) for trial in trials]
+    agreement = aggregate(answers)
+    _, val = split(dataset, config)
+    scores = ensemble_scores(models, val, fit_scores, agreement)
+    calibration = (
+        ground_truth_calibration(models, agreement, val, truth, seed=config.seed) if truth is not None else None
+    )
+    logged = {ensemble_metric(name): value for name, value in scores.items()}
+    logged.update({ensemble_metric(CALIBRATION_PREFIX + name): value for name, value in (calibration or {}).items()})
+    client.log_batch(parent_run_id, metrics=[Metric(name, value, int(time.time() * 1000), 0) for name, value in logged.items()])
+    with tempfile.TemporaryDirectory(prefix="eirnn-ensemble-") as scratch:
+        write_ensemble_report(Path(scratch), scores, agreement, answers, calibration, parent_run_id)
+        client.log_artifacts(parent_run_id, scratch)
+    print(
+        f"ensemble: {int(scores['n_agreed'])} of {int(scores['n_answers'])} answers agreed by {len(trials)} fits "
+        f"(coverage {scores['coverage']:.2f}); ensemble-mean cond_psth_corr {scores['mean_cond_psth_corr']:.3f}",
+        flush=True,
+    )
+    return EnsembleResult(
+        parent_run_id,
+        [trial.user_attrs[RUN_ATTR] for trial in trials],
+        fit_scores,
+        models,
+        answers,
+        agreement,
+        scores,
+        calibration,
+    )
