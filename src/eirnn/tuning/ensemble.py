@@ -26,9 +26,10 @@ import optuna
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
-from eirnn.config import ConfigError, TrainConfig
+from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data_and_truth
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
+from eirnn.tracking.summary import run_url
 from eirnn.tuning.ensemble_fits import (
     ENSEMBLE_TAG,
     POLL_S,
@@ -39,6 +40,7 @@ from eirnn.tuning.ensemble_fits import (
     run_fits,
     unfinished_fits,
 )
+from eirnn.tuning.ensemble_options import parse_ratios
 from eirnn.tuning.ensemble_summary import EnsembleResult, summarize_ensemble
 from eirnn.tuning.storage import open_storage
 from eirnn.tuning.workers import _trial_environment
@@ -173,3 +175,26 @@ def run_ensemble(
             client.set_tag(parent_run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
             client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
+
+
+def run_ensemble_from_args(args: Any) -> EnsembleResult | None:
+    """`eirnn ensemble`: the ensemble flags (eirnn.tuning.ensemble_options) into EnsembleSettings,
+    the rest into a TrainConfig."""
+    config = config_from_args(args)
+    settings = EnsembleSettings(
+        n_fits=args.n_fits,
+        n_workers=args.n_workers,
+        bootstrap_trials=args.bootstrap_trials,
+        ei_ratios=parse_ratios(args.ei_ratios),
+        storage=args.storage,
+        parent_run_id=args.parent_run_id,
+        heartbeat_s=args.heartbeat_seconds,
+        run_name=config.run_name or "ensemble",
+    )
+    result = run_ensemble(config, settings)
+    if result is None:
+        print(f"fits done; the lead of parent run {settings.parent_run_id} writes the summary")
+        return None
+    experiment_id = MlflowClient().get_run(result.parent_run_id).info.experiment_id
+    print(f"in the MLflow UI (eirnn ui): {run_url(experiment_id, result.parent_run_id)}")
+    return result

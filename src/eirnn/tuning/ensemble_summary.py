@@ -75,7 +75,9 @@ def summarize_ensemble(
     )
     logged = {ensemble_metric(name): value for name, value in scores.items()}
     logged.update({ensemble_metric(CALIBRATION_PREFIX + name): value for name, value in (calibration or {}).items()})
-    client.log_batch(parent_run_id, metrics=[Metric(name, value, int(time.time() * 1000), 0) for name, value in logged.items()])
+    client.log_batch(
+        parent_run_id, metrics=[Metric(name, value, int(time.time() * 1000), 0) for name, value in logged.items()]
+    )
     with tempfile.TemporaryDirectory(prefix="eirnn-ensemble-") as scratch:
         write_ensemble_report(Path(scratch), scores, agreement, answers, calibration, parent_run_id)
         client.log_artifacts(parent_run_id, scratch)
