@@ -36,7 +36,8 @@ class VerdictRule:
     """An answer is agreed when sign_fraction >= min_sign_fraction and
     |mean| >= min_mean_over_spread * spread (counts: the fraction alone)."""
 
-    min_sign_fraction: float = 1.0
+    # chosen on held-out teachers only (benchmarks/bench_ensemble.py select; benchmarks/README.md)
+    min_sign_fraction: float = 0.75
     min_mean_over_spread: float = 1.0
 
     def agreed(self, name: str, mean: np.ndarray, spread: np.ndarray, fraction: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ registered as one model version."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -12,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 from mlflow.entities import Metric
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 from optuna.trial import FrozenTrial
 
 from eirnn.agreement import AnswerAgreement, aggregate
@@ -27,6 +31,7 @@ from eirnn.tuning.ensemble_fits import ANSWERS_DIR, ANSWERS_FILE
 from eirnn.tuning.settings import MODEL_URI_ATTR, RUN_ATTR
 
 CALIBRATION_PREFIX = "gt_"
+ENSEMBLE_VERSION_TAG = "eirnn.ensemble.n_fits"  # on a registered version that is an ensemble
 
 
 @dataclass(eq=False)
@@ -80,19 +85,45 @@ def summarize_ensemble(
     )
     with tempfile.TemporaryDirectory(prefix="eirnn-ensemble-") as scratch:
         write_ensemble_report(Path(scratch), scores, agreement, answers, calibration, parent_run_id)
+        write_run_description_files(Path(scratch), config, dataset)
         client.log_artifacts(parent_run_id, scratch)
+    model_uri, version = log_ensemble_model(client, models, parent_run_id, val, config)
     print(
         f"ensemble: {int(scores['n_agreed'])} of {int(scores['n_answers'])} answers agreed by {len(trials)} fits "
         f"(coverage {scores['coverage']:.2f}); ensemble-mean cond_psth_corr {scores['mean_cond_psth_corr']:.3f}",
         flush=True,
     )
+    print(f"ensemble registered as {config.registered_model_name} version {version}", flush=True)
+    run_ids = [trial.user_attrs[RUN_ATTR] for trial in trials]
     return EnsembleResult(
-        parent_run_id,
-        [trial.user_attrs[RUN_ATTR] for trial in trials],
-        fit_scores,
-        models,
-        answers,
-        agreement,
-        scores,
-        calibration,
+        parent_run_id, run_ids, fit_scores, models, answers, agreement, scores, calibration, model_uri, version
     )
+
+
+def write_run_description_files(folder: Path, config: TrainConfig, dataset: Any) -> None:
+    """config.json and data.json, which `eirnn.load_model` attaches to what it loads."""
+    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (folder / "data.json").write_text(json.dumps(dataset.facts(), indent=2, default=str))
+
+
+def log_ensemble_model(
+    client: MlflowClient, models: list[Any], parent_run_id: str, val: Any, config: TrainConfig
+) -> tuple[str, str]:
+    """Log the fits as one pyfunc model on the parent (predict: mean rates and their spread) and
+    register it as a version of `registered_model_name`, tagged as an ensemble; the champion
+    alias is left to single fits, whose scores the champion rule compares."""
+    from eirnn.tracking.serving import ENSEMBLE_MODEL_CODE, save_ensemble_files
+
+    n_inputs = val.inputs.shape[-1]
+    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_inputs))]))
+    with tempfile.TemporaryDirectory(prefix="eirnn-ensemble-model-") as scratch, mlflow.start_run(run_id=parent_run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(ENSEMBLE_MODEL_CODE),
+            artifacts=save_ensemble_files([model.cpu() for model in models], scratch),
+            signature=signature,
+            pip_requirements=[f"mlflow=={mlflow.__version__}", "torch", "eirnn"],
+        )
+    version = str(mlflow.register_model(info.model_uri, config.registered_model_name).version)
+    client.set_model_version_tag(config.registered_model_name, version, ENSEMBLE_VERSION_TAG, str(len(models)))
+    return info.model_uri, version
