@@ -1,7 +1,6 @@
 """`eirnn ensemble` end to end: fits as child runs of one parent, a worker killed mid-fit, the
 summary on the parent."""
 
-import os
 import signal
 import subprocess
 import sys
