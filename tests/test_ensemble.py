@@ -5,9 +5,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from eirnn.tracking.metric_names import EPOCH_METRICS, ensemble_metric
@@ -101,3 +103,62 @@ def test_a_worker_killed_mid_fit_gets_its_fit_retried_and_no_child_is_left_runni
     assert 0 <= parent.data.metrics[ensemble_metric("coverage")] <= 1
     assert "report.html" in [item.path for item in client.list_artifacts(parent_run_id)]
     assert "answers are agreed" in log.read_text() or "answers agreed" in log.read_text()
+
+
+def test_bootstrap_seed_resamples_the_training_trials_only(tiny_recording_file):
+    from eirnn.config import TrainConfig
+    from eirnn.data import load_dataset
+    from eirnn.pipeline import split_with_test
+
+    dataset = load_dataset(tiny_recording_file)
+    train, val, _ = split_with_test(dataset, TrainConfig())
+    resampled, same_val, _ = split_with_test(dataset, TrainConfig(bootstrap_seed=3))
+    assert (same_val.trial_ids == val.trial_ids).all()
+    assert resampled.n_trials == train.n_trials and set(resampled.trial_ids) < set(train.trial_ids)
+    again, _, _ = split_with_test(dataset, TrainConfig(bootstrap_seed=3))
+    assert (again.trial_ids == resampled.trial_ids).all()
+
+
+def test_ensemble_nests_fits_reports_agreement_and_registers_one_model(tracking_store, tiny_recording_file):
+    import mlflow.pyfunc
+    import numpy as np
+
+    import eirnn
+
+    result = eirnn.ensemble(
+        str(tiny_recording_file),
+        n_fits=2,
+        bootstrap_trials=True,
+        ei_ratios=(4, 3),
+        max_epochs=3,
+        input_embed_type="linear",
+        input_embed_dim=8,
+        threads=1,
+        experiment_name="ensemble-test",
+    )
+    client = MlflowClient()
+    children = _children(client, result.parent_run_id)
+    assert sorted((run.info.run_name, run.info.status) for run in children) == [
+        ("fit-0", "FINISHED"),
+        ("fit-1", "FINISHED"),
+    ]
+    params = {run.info.run_name: run.data.params for run in children}
+    assert (params["fit-0"]["seed"], params["fit-1"]["seed"]) == ("0", "1")
+    assert (params["fit-0"]["bootstrap_seed"], params["fit-1"]["bootstrap_seed"]) == ("0", "1")
+    assert [model.n_units for model in result.models] == [15, 12]  # 8 E, 3 I recorded; E:I 4 then 3
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.metrics[ensemble_metric("n_fits")] == 2
+    assert parent.data.metrics[ensemble_metric("n_agreed")] == result.scores["n_agreed"]
+    report = mlflow.artifacts.download_artifacts(run_id=result.parent_run_id, artifact_path="report.html")
+    page = Path(report).read_text()
+    assert "What the fits agree on" in page and "data:image/png;base64" in page and "fit-1" in page
+
+    inputs = eirnn.load_dataset(tiny_recording_file).inputs[:3]
+    ensemble = eirnn.load_model(version=result.model_version)
+    mean, spread = ensemble.predict(inputs)
+    singles = np.stack([model(torch.as_tensor(inputs), noise=False).rates.detach().numpy() for model in result.models])
+    np.testing.assert_allclose(mean, singles.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(spread, singles.std(0), rtol=1e-4, atol=1e-6)
+    served = mlflow.pyfunc.load_model(result.model_uri).predict(inputs.astype(np.float32))
+    np.testing.assert_allclose(served["mean_rates_hz"], mean, rtol=1e-6)
+    assert ensemble.train_config.max_epochs == 3

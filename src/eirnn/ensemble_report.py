@@ -116,8 +116,11 @@ def write_ensemble_report(
     answers: Sequence[CircuitAnswers],
     calibration: dict[str, float] | None,
     run_id: str = "",
+    fits: Sequence[tuple[str, float]] = (),
+    loading: str = "",
 ) -> Path:
-    """report.md and report.html (figure embedded) in `folder`; returns report.md's path."""
+    """report.md and report.html (figure embedded) in `folder`; returns report.md's path.
+    `fits`: (child run id, selection score) per fit; `loading`: how to load the ensemble."""
     from eirnn.figures.agreement import write_agreement_figure
 
     folder = Path(folder)
@@ -129,6 +132,12 @@ def write_ensemble_report(
             "## What the fits agree on",
             agreement_section(scores, agreement, calibration),
             f"![What the fits agree on]({FIGURE_FILE})",
+            "## Fits",
+            "\n".join(
+                ["| fit | child run | selection score |", "| --- | --- | --- |"]
+                + [f"| fit-{index} | `{child}` | {score:.4f} |" for index, (child, score) in enumerate(fits)]
+            ),
+            *(["## Loading the ensemble", loading] if loading else []),
         ]
     )
     path = folder / "report.md"

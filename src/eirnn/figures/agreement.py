@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from eirnn.agreement import AnswerAgreement
 from eirnn.circuit_answers import CircuitAnswers
@@ -40,6 +41,7 @@ def _effect_panel(ax, entry: AnswerAgreement) -> None:
     ax.set_yscale("symlog", linthresh=1.0)
     share = entry.agreed[np.isfinite(entry.mean)].mean() if np.isfinite(entry.mean).any() else float("nan")
     ax.set_title(f"{entry.name}: {share:.0%} agreed", fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("recorded neuron")
     ax.set_ylabel("mean PSTH change (Hz)")
 
@@ -56,6 +58,7 @@ def _fixed_point_panel(ax, answers: Sequence[CircuitAnswers]) -> None:
             mean_rate = rates.mean(axis=1)
             ax.scatter(x[points.stable], mean_rate[points.stable], s=12, color=AGREED_COLOR)
             ax.scatter(x[~points.stable], mean_rate[~points.stable], s=12, facecolors="none", edgecolors="C3")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("condition")
     ax.set_ylabel("fixed point: mean recorded rate (Hz)")
     ax.set_title("fixed points per condition (each fit a column; open = unstable)", fontsize=9)

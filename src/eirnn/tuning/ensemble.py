@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
+from eirnn.console import print_block
 from eirnn.pipeline import load_configured_data_and_truth
 from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
 from eirnn.tracking.summary import run_url
@@ -196,5 +197,29 @@ def run_ensemble_from_args(args: Any) -> EnsembleResult | None:
         print(f"fits done; the lead of parent run {settings.parent_run_id} writes the summary")
         return None
     experiment_id = MlflowClient().get_run(result.parent_run_id).info.experiment_id
-    print(f"in the MLflow UI (eirnn ui): {run_url(experiment_id, result.parent_run_id)}")
+    print_block(closing_block(result, config, run_url(experiment_id, result.parent_run_id)))
     return result
+
+
+def closing_block(result: EnsembleResult, config: TrainConfig, url: str) -> str:
+    """What the user reads last: how many answers the fits agree on, where to look, how to load."""
+    scores = result.scores
+    lines = [
+        f"ensemble of {int(scores['n_fits'])} fits: {int(scores['n_agreed'])} of {int(scores['n_answers'])} "
+        f"circuit answers agreed (coverage {scores['coverage']:.2f}; rule and answers: docs/metrics.md, Ensembles)",
+        f"  fits' {config.selection_metric}: {scores['fit_score_mean']:.3f} +- {scores['fit_score_spread']:.3f}; "
+        f"ensemble-mean rates: cond_psth_corr {scores['mean_cond_psth_corr']:.3f}",
+    ]
+    if result.calibration is not None:
+        calibration = result.calibration
+        lines.append(
+            f"  against the true circuit: agreed answers {calibration['precision_agreed']:.3f} right "
+            f"(block-shuffled null {calibration['null_precision_on_agreed']:.3f}), not agreed "
+            f"{calibration['precision_not_agreed']:.3f}"
+        )
+    lines += [
+        f"  report: the parent run's report.html, {url}",
+        f"  load: eirnn.load_model({config.registered_model_name!r}, version={result.model_version}).predict(inputs)"
+        " -> (mean Hz, spread Hz)",
+    ]
+    return "\n".join(lines)

@@ -149,6 +149,7 @@ def run_fits(job: EnsembleJob) -> None:
     workers hold the last fits, keep watching them, so that a fit whose worker died is queued
     again (after the heartbeat grace period) and run here."""
     mlflow.set_tracking_uri(job.tracking_uri)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "best trial" lines mean nothing here
     study = optuna.load_study(study_name=job.ensemble_name, storage=open_storage(job.storage, job.heartbeat_s))
     objective = FitObjective(job.config, job.dataset, job.parent_run_id, job.ensemble_name)
     while unfinished_fits(study, job.parent_run_id):

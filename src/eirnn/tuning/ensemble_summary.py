@@ -83,18 +83,24 @@ def summarize_ensemble(
     client.log_batch(
         parent_run_id, metrics=[Metric(name, value, int(time.time() * 1000), 0) for name, value in logged.items()]
     )
+    model_uri, version = log_ensemble_model(client, models, parent_run_id, val, config)
+    run_ids = [trial.user_attrs[RUN_ATTR] for trial in trials]
+    loading = (
+        f"`eirnn.load_model({config.registered_model_name!r}, version={version})` returns a `NetworkEnsemble`: "
+        "`.predict(inputs)` gives the mean rates (Hz) and their spread across fits; "
+        f"`mlflow.pyfunc.load_model('{model_uri}').predict(inputs)` gives them as `mean_rates_hz`, `spread_hz`."
+    )
     with tempfile.TemporaryDirectory(prefix="eirnn-ensemble-") as scratch:
-        write_ensemble_report(Path(scratch), scores, agreement, answers, calibration, parent_run_id)
+        fits = list(zip(run_ids, fit_scores))
+        write_ensemble_report(Path(scratch), scores, agreement, answers, calibration, parent_run_id, fits, loading)
         write_run_description_files(Path(scratch), config, dataset)
         client.log_artifacts(parent_run_id, scratch)
-    model_uri, version = log_ensemble_model(client, models, parent_run_id, val, config)
     print(
         f"ensemble: {int(scores['n_agreed'])} of {int(scores['n_answers'])} answers agreed by {len(trials)} fits "
         f"(coverage {scores['coverage']:.2f}); ensemble-mean cond_psth_corr {scores['mean_cond_psth_corr']:.3f}",
         flush=True,
     )
     print(f"ensemble registered as {config.registered_model_name} version {version}", flush=True)
-    run_ids = [trial.user_attrs[RUN_ATTR] for trial in trials]
     return EnsembleResult(
         parent_run_id, run_ids, fit_scores, models, answers, agreement, scores, calibration, model_uri, version
     )
