@@ -18,18 +18,16 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import optuna
 from mlflow.tracking import MlflowClient
-from sqlalchemy.engine import make_url
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.console import print_block
 from eirnn.pipeline import load_configured_data_and_truth
-from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
+from eirnn.tracking.run import experiment_id_for, log_new_params
 from eirnn.tracking.summary import run_url
 from eirnn.tuning.ensemble_fits import (
     ENSEMBLE_TAG,
@@ -43,8 +41,8 @@ from eirnn.tuning.ensemble_fits import (
 )
 from eirnn.tuning.ensemble_options import parse_ratios
 from eirnn.tuning.ensemble_summary import EnsembleResult, summarize_ensemble
-from eirnn.tuning.storage import open_storage
-from eirnn.tuning.workers import _trial_environment
+from eirnn.tuning.storage import open_storage, store_folder
+from eirnn.tuning.workers import _trial_environment, ending_parent_on_error
 
 DEFAULT_STORAGE_FILE = "eirnn-ensembles.db"
 
@@ -73,10 +71,7 @@ def ensemble_storage(spec: str) -> str:
                 f"storage: an ensemble needs an RDB URL (sqlite:///..., postgresql://...), found {spec!r}"
             )
         return spec
-    uri = mlflow.get_tracking_uri()
-    database = make_url(uri).database if uri.startswith("sqlite:") else None
-    folder = Path(database).resolve().parent if database and database != ":memory:" else Path.cwd()
-    return f"sqlite:///{folder / DEFAULT_STORAGE_FILE}"
+    return f"sqlite:///{store_folder() / DEFAULT_STORAGE_FILE}"
 
 
 def study_name_of(parent_run_id: str) -> str:
@@ -159,7 +154,7 @@ def run_ensemble(
         f"more workers: eirnn ensemble --parent-run-id {parent_run_id} --storage {storage_spec} (same settings)",
         flush=True,
     )
-    try:
+    with ending_parent_on_error(client, parent_run_id, leading):
         with _trial_environment():
             if settings.n_workers > 1:
                 _local_workers([job] * settings.n_workers)
@@ -171,11 +166,6 @@ def run_ensemble(
         result = summarize_ensemble(client, completed_fits(study, parent_run_id), parent_run_id, config, dataset, truth)
         client.set_terminated(parent_run_id, "FINISHED")
         return result
-    except BaseException as error:
-        if leading:
-            client.set_tag(parent_run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
-            client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
 
 
 def run_ensemble_from_args(args: Any) -> EnsembleResult | None:

@@ -33,7 +33,7 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.pipeline import load_configured_data
-from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
+from eirnn.tracking.run import experiment_id_for, log_new_params
 from eirnn.tracking.summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
@@ -72,6 +72,7 @@ from eirnn.tuning.workers import (
     _trial_environment,
     _worker_jobs,
     count_finished_trials,
+    ending_parent_on_error,
     run_trials,
     split_trials,
 )
@@ -241,7 +242,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         parent_run_id, seeds = settings.parent_run_id, [None] * settings.n_workers
     jobs = _worker_jobs(config, settings, storage_spec, space, parent_run_id, seeds, dataset)
     _announce(client, config, settings, storage_spec, parent_run_id, len(jobs), leading)
-    try:
+    with ending_parent_on_error(client, parent_run_id, leading):
         with _trial_environment():
             _run_local_workers(jobs)
         if not leading:
@@ -250,11 +251,6 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         outcome = summarize_study(client, study, parent_run_id, config)
         client.set_terminated(parent_run_id, "FINISHED")
         return outcome
-    except BaseException as error:
-        if leading:
-            client.set_tag(parent_run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
-            client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
 
 
 def study_direction(selection_metric: str) -> str:

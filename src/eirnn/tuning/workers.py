@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from eirnn.config import TrainConfig
-from eirnn.tracking.run import ERROR_TAG, train_and_log
+from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, train_and_log
 from eirnn.training import EarlyStopping
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.dead_trials import retried_trial_numbers, trial_run_id
@@ -208,6 +208,19 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
     failed = [worker.name for worker in workers if worker.exitcode != 0]
     if failed:
         raise RuntimeError(f"tuning workers {', '.join(failed)} exited with an error (see their output above)")
+
+
+@contextlib.contextmanager
+def ending_parent_on_error(client: MlflowClient, parent_run_id: str, leading: bool) -> Iterator[None]:
+    """The lead's parent run ends KILLED (Ctrl-C) or FAILED, with the error in its tag, when
+    anything raises; workers leave the parent to the lead."""
+    try:
+        yield
+    except BaseException as error:
+        if leading:
+            client.set_tag(parent_run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
+            client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
 
 
 @contextlib.contextmanager
