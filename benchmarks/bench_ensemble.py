@@ -119,11 +119,20 @@ def stored(
     return fits, nulls, load_answers(folder / "truth.npz"), json.loads((folder / "timing.json").read_text())
 
 
-def score(out: Path, teacher: str, variant: str, rule: VerdictRule) -> dict[str, float]:
+#: answer families scored apart: population effects have signs that Dale's law fixes; the seeded
+#: groups' effects on each other neuron are where the fitted connectivity has to decide
+FAMILIES = {
+    "all": None,
+    "groups": ["silence_group1", "boost_group1", "silence_group2", "boost_group2"],
+}
+
+
+def score(out: Path, teacher: str, variant: str, rule: VerdictRule, family: str = "all") -> dict[str, float]:
     fits, nulls, truth, timing = stored(out, teacher, variant)
-    result = calibrate(aggregate(fits, rule), truth, null=aggregate(nulls, rule))
+    names = FAMILIES[family]
+    result = calibrate(aggregate(fits, rule), truth, names, null=aggregate(nulls, rule))
     # a single fit's sign precision over the same answers, for the "signs alone are easy" bar
-    single = [calibrate(aggregate([fit], VerdictRule(1.0, 0.0)), truth)["precision_all"] for fit in fits]
+    single = [calibrate(aggregate([fit], VerdictRule(1.0, 0.0)), truth, names)["precision_all"] for fit in fits]
     result.update(
         single_fit_precision=float(np.mean(single)),
         n_fits=len(fits),
@@ -164,14 +173,17 @@ COLUMNS = (
 
 
 def table(out: Path, teachers: list[str], rule: VerdictRule) -> str:
-    lines = ["| teacher | labels | fits | " + " | ".join(COLUMNS) + " |", "|" + " --- |" * (len(COLUMNS) + 3)]
+    header = "| teacher | labels | answers | fits | n | " + " | ".join(COLUMNS) + " |"
+    lines = [header, "|" + " --- |" * (len(COLUMNS) + 5)]
     for teacher in teachers:
         for variant in LABELS:
             if not (out / teacher / variant / "timing.json").exists():
                 continue
-            result = score(out, teacher, variant, rule)
-            cells = [f"{result[name]:.3f}" if name in result else "n/a" for name in COLUMNS]
-            lines.append(f"| {teacher} | {variant} | {result['n_fits']} | " + " | ".join(cells) + " |")
+            for family in FAMILIES:
+                result = score(out, teacher, variant, rule, family)
+                cells = [f"{result[name]:.3f}" if name in result else "n/a" for name in COLUMNS]
+                prefix = f"| {teacher} | {variant} | {family} | {result['n_fits']} | {int(result['n_answers'])} | "
+                lines.append(prefix + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
