@@ -95,6 +95,11 @@ def agreement_section(
         f"{scores['mean_cond_psth_corr']:.3f}; the fits' own selection scores {scores['fit_score_mean']:.3f} "
         f"+- {scores['fit_score_spread']:.3f} (mean +- SD).",
         "",
+        "Agreement is not truth: on known circuits (benchmarks/README.md, Ensembles) the fits agree on "
+        "the signs that Dale's law and the E/I labels fix, and block-shuffled nulls of the same fits get "
+        "those signs right as often; with wrong or missing E/I labels the fits agree on wrong answers. "
+        "Agreement does not protect against wrong labels.",
+        "",
         *_answer_rows(agreement),
     ]
     if calibration is not None:
