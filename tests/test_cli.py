@@ -13,7 +13,7 @@ from conftest import REPO
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import GROUP_STARTS, TrainConfig, flag_name, mlproject_default
-from eirnn.tracking.metric_names import SELECTION_METRIC
+from eirnn.logged_names import SELECTION_METRIC
 from eirnn.tracking.registry import CHAMPION
 
 

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from nwb_sessions import write_session
 
 from eirnn.data.examples import M1_REACH_FILE
-from eirnn.tracking.metric_names import SELECTION_METRIC, final_metric
+from eirnn.logged_names import SELECTION_METRIC, final_metric
 
 SHARED = Path(os.environ.get("EIRNN_SHARED_DIR") or REPO.parent / "shared")
 M1_FILE = SHARED / M1_REACH_FILE

@@ -12,9 +12,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.metric_names import EPOCH_METRICS, ensemble_metric
+from eirnn.logged_names import ENSEMBLE_TAG, EPOCH_METRICS, FIT_TAG, ensemble_metric
 from eirnn.tracking.ui import stop_server
-from eirnn.tuning.ensemble_fits import ENSEMBLE_TAG, FIT_TAG
 
 RUN_TIMEOUT_S = 600
 TINY_FIT = ("--input-embed-type", "linear", "--input-embed-dim", "8", "--threads", "1", "--patience", "5000")

@@ -15,7 +15,18 @@ from typing import Any
 from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
-DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
+DATA_OPTIONS = (
+    "align",
+    "window_ms",
+    "condition",
+    "ei",
+    "behavior",
+    "inputs",
+    "cue_event",
+    "go_event",
+    "trials_table",
+    "keep_trials",
+)
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
 # validation scores that select models; val_loss is the only one where lower is better
@@ -133,6 +144,14 @@ class TrainConfig:
     )
     split_seed: int = _setting(
         -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
+    )
+    trials_table: str = _setting(
+        "", "NWB: the intervals table holding the trials, e.g. encoding_table (empty = 'trials')"
+    )
+    keep_trials: str = _setting(
+        "",
+        "NWB: keep only trials whose columns hold these values, e.g. 'success=1;stimCategory=0,1' "
+        "(';' joins columns, ',' lists allowed values; empty = all trials)",
     )
     bootstrap_seed: int = _setting(
         -1,
@@ -332,10 +351,6 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     values = {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if hasattr(args, spec.name)}
     values.update(overrides)
     return TrainConfig(**values)
-
-
-def mlproject_type(kind: str) -> str:
-    return {"bool": "string", "int": "float", "float": "float", "str": "string"}[kind]
 
 
 def mlproject_default(value: Any) -> str:

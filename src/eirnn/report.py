@@ -1,7 +1,7 @@
 """report.md: a training run described from its run folder alone (`RunArtifacts`).
 
 Every number the report prints that is also an MLflow metric stands in a table row whose
-"MLflow metric" column holds the logged metric name (`eirnn.tracking.metric_names.final_metric`
+"MLflow metric" column holds the logged metric name (`eirnn.logged_names.final_metric`
 of the metrics.json key), formatted by `format_metric`: the tracking layer logs metrics.json
 "final" and "fit" values under those names, so `parse_report_metrics(text)[name] ==
 format_metric(logged value)` holds for each of them. report.html beside it is the same page with
@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from eirnn.artifacts import RUN_FOLDERS, RunArtifacts
+from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
+from eirnn.logged_names import FIT_TAGS, final_metric
 from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.report_html import write_html_report
-from eirnn.tracking.metric_names import FIT_TAGS, final_metric
 
 METRIC_COLUMN = "MLflow metric"
 NOT_AVAILABLE = "n/a"
@@ -330,3 +331,25 @@ def write_report(
     out_path.write_text(text, encoding="utf-8")
     write_html_report(out_path)
     return text
+
+
+def rebuild_report(
+    source: str | Path, out: str | Path, *, run_id: str | None = None, model_name: str | None = None
+) -> Path:
+    """Copy a run folder's arrays and JSON files (`RUN_FOLDERS`, `RUN_FILES`) from `source` into
+    `out` (nothing to copy when they are the same folder) and write figures/, report.md and
+    report.html there, as the run wrote them; returns the path of report.md."""
+    from eirnn.figures import write_figures
+
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != out.resolve():
+        for name in RUN_FOLDERS:
+            shutil.copytree(source / name, out / name, dirs_exist_ok=True)
+        for name in RUN_FILES:
+            shutil.copy2(source / name, out / name)
+    artifacts = RunArtifacts.load(out)
+    write_report(
+        artifacts, write_figures(artifacts, out / "figures"), out / "report.md", run_id=run_id, model_name=model_name
+    )
+    return out / "report.md"

@@ -26,11 +26,11 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.console import print_block
+from eirnn.logged_names import ENSEMBLE_TAG, RUN_NAME_TAG
 from eirnn.pipeline import load_configured_data_and_truth
-from eirnn.tracking.run import experiment_id_for, log_new_params
+from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.summary import run_url
 from eirnn.tuning.ensemble_fits import (
-    ENSEMBLE_TAG,
     POLL_S,
     EnsembleJob,
     completed_fits,
@@ -80,7 +80,7 @@ def study_name_of(parent_run_id: str) -> str:
 
 def _open_parent(client: MlflowClient, config: TrainConfig, settings: EnsembleSettings) -> str:
     run_id = os.environ.get("MLFLOW_RUN_ID") or client.create_run(experiment_id_for(config)).info.run_id
-    client.set_tag(run_id, "mlflow.runName", settings.run_name)
+    client.set_tag(run_id, RUN_NAME_TAG, settings.run_name)
     client.set_tag(run_id, ENSEMBLE_TAG, settings.run_name)
     ratios = ",".join(f"{ratio:g}" for ratio in settings.ei_ratios)
     extra = {"n_fits": settings.n_fits, "n_workers": settings.n_workers, "bootstrap_trials": settings.bootstrap_trials}

@@ -22,14 +22,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.circuit_answers import ask_circuit, save_answers
 from eirnn.config import TrainConfig
+from eirnn.logged_names import ENSEMBLE_TAG, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.run import train_and_log
 from eirnn.tuning.dead_trials import retried_trial_numbers, trial_run_id
-from eirnn.tuning.settings import MODEL_URI_ATTR, PARENT_RUN_ATTR, RUN_ATTR, TRIAL_STATE_TAG, TRIAL_TAG
+from eirnn.tuning.settings import MODEL_URI_ATTR, PARENT_RUN_ATTR, RUN_ATTR
 from eirnn.tuning.storage import open_storage
 
 FIT_ATTR = "eirnn.ensemble.fit"  # trial user attribute: the fit's settings
-ENSEMBLE_TAG = "eirnn.ensemble"  # on the parent and every child: the ensemble's name
-FIT_TAG = "eirnn.ensemble.fit"  # on a child: its fit index
 ANSWERS_DIR = "ensemble"
 ANSWERS_FILE = "answers.npz"
 POLL_S = 2.0

@@ -24,14 +24,13 @@ from eirnn.agreement import AnswerAgreement, aggregate
 from eirnn.circuit_answers import CircuitAnswers, load_answers
 from eirnn.config import TrainConfig
 from eirnn.ensemble_report import ensemble_scores, ground_truth_calibration, write_ensemble_report
+from eirnn.logged_names import ENSEMBLE_VERSION_TAG, ensemble_metric
+from eirnn.model.network_files import find_network_files, load_network
 from eirnn.pipeline import split
-from eirnn.tracking.metric_names import ensemble_metric
-from eirnn.tracking.serving import find_network_files, load_network
 from eirnn.tuning.ensemble_fits import ANSWERS_DIR, ANSWERS_FILE
 from eirnn.tuning.settings import MODEL_URI_ATTR, RUN_ATTR
 
 CALIBRATION_PREFIX = "gt_"
-ENSEMBLE_VERSION_TAG = "eirnn.ensemble.n_fits"  # on a registered version that is an ensemble
 
 
 @dataclass(eq=False)
