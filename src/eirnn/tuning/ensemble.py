@@ -163,7 +163,8 @@ def run_ensemble(
         if not leading:
             return None
         _wait_for_fits(study, parent_run_id)
-        result = summarize_ensemble(client, completed_fits(study, parent_run_id), parent_run_id, config, dataset, truth)
+        completed = completed_fits(study, parent_run_id)
+        result = summarize_ensemble(client, completed, parent_run_id, config, dataset, truth, settings.n_fits)
         client.set_terminated(parent_run_id, "FINISHED")
         return result
 
@@ -194,8 +195,9 @@ def run_ensemble_from_args(args: Any) -> EnsembleResult | None:
 def closing_block(result: EnsembleResult, config: TrainConfig, url: str) -> str:
     """What the user reads last: how many answers the fits agree on, where to look, how to load."""
     scores = result.scores
+    failed = int(scores["n_fits_failed"])
     lines = [
-        f"ensemble of {int(scores['n_fits'])} fits: {int(scores['n_agreed'])} of {int(scores['n_answers'])} "
+        f"ensemble of {int(scores['n_fits'])} fits{f' ({failed} more failed: see their runs)' if failed else ''}: {int(scores['n_agreed'])} of {int(scores['n_answers'])} "
         f"circuit answers agreed (coverage {scores['coverage']:.2f}; rule and answers: docs/metrics.md, Ensembles)",
         f"  fits' {config.selection_metric}: {scores['fit_score_mean']:.3f} +- {scores['fit_score_spread']:.3f}; "
         f"ensemble-mean rates: cond_psth_corr {scores['mean_cond_psth_corr']:.3f}",

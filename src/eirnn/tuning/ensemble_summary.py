@@ -63,9 +63,16 @@ def _fit_answers(trial: FrozenTrial) -> CircuitAnswers:
 
 
 def summarize_ensemble(
-    client: MlflowClient, trials: list[FrozenTrial], parent_run_id: str, config: TrainConfig, dataset: Any, truth: Any
+    client: MlflowClient,
+    trials: list[FrozenTrial],
+    parent_run_id: str,
+    config: TrainConfig,
+    dataset: Any,
+    truth: Any,
+    n_fits_asked: int,
 ) -> EnsembleResult:
-    """Aggregate the completed fits (`trials`, one per fit index) and log the summary on the parent."""
+    """Aggregate the completed fits (`trials`, one per fit index; a fit that failed is left out
+    and counted in `n_fits_failed`) and log the summary on the parent."""
     if not trials:
         raise RuntimeError(f"ensemble {parent_run_id}: no fit completed, nothing to aggregate")
     models = [_fit_model(trial) for trial in trials]
@@ -73,7 +80,7 @@ def summarize_ensemble(
     fit_scores = [float(trial.value) for trial in trials]
     agreement = aggregate(answers)
     _, val = split(dataset, config)
-    scores = ensemble_scores(models, val, fit_scores, agreement)
+    scores = {**ensemble_scores(models, val, fit_scores, agreement), "n_fits_failed": float(n_fits_asked - len(trials))}
     calibration = (
         ground_truth_calibration(models, agreement, val, truth, seed=config.seed) if truth is not None else None
     )
