@@ -196,8 +196,9 @@ def closing_block(result: EnsembleResult, config: TrainConfig, url: str) -> str:
     """What the user reads last: how many answers the fits agree on, where to look, how to load."""
     scores = result.scores
     failed = int(scores["n_fits_failed"])
+    fits = f"{int(scores['n_fits'])} fits" + (f" ({failed} more failed: see their runs)" if failed else "")
     lines = [
-        f"ensemble of {int(scores['n_fits'])} fits{f' ({failed} more failed: see their runs)' if failed else ''}: {int(scores['n_agreed'])} of {int(scores['n_answers'])} "
+        f"ensemble of {fits}: {int(scores['n_agreed'])} of {int(scores['n_answers'])} "
         f"circuit answers agreed (coverage {scores['coverage']:.2f}; rule and answers: docs/metrics.md, Ensembles)",
         f"  fits' {config.selection_metric}: {scores['fit_score_mean']:.3f} +- {scores['fit_score_spread']:.3f}; "
         f"ensemble-mean rates: cond_psth_corr {scores['mean_cond_psth_corr']:.3f}",
