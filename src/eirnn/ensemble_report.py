@@ -90,7 +90,9 @@ def agreement_section(
     """The Markdown of "What the fits agree on" (without the figure line)."""
     lines = [
         f"{int(scores['n_agreed'])} of {int(scores['n_answers'])} answers are agreed (coverage "
-        f"{scores['coverage']:.2f}) by {int(scores['n_fits'])} fits. The rule and every answer are defined in "
+        f"{scores['coverage']:.2f}) by {int(scores['n_fits'])} fits"
+        + (f" ({int(scores['n_fits_failed'])} more failed and are left out)" if scores.get("n_fits_failed") else "")
+        + ". The rule and every answer are defined in "
         "docs/metrics.md (Ensembles). Ensemble-mean rates: cond_psth_corr "
         f"{scores['mean_cond_psth_corr']:.3f}; the fits' own selection scores {scores['fit_score_mean']:.3f} "
         f"+- {scores['fit_score_spread']:.3f} (mean +- SD).",
@@ -121,11 +123,11 @@ def write_ensemble_report(
     answers: Sequence[CircuitAnswers],
     calibration: dict[str, float] | None,
     run_id: str = "",
-    fits: Sequence[tuple[str, float]] = (),
+    fits: Sequence[tuple[int, str, float]] = (),
     loading: str = "",
 ) -> Path:
     """report.md and report.html (figure embedded) in `folder`; returns report.md's path.
-    `fits`: (child run id, selection score) per fit; `loading`: how to load the ensemble."""
+    `fits`: (fit index, child run id, selection score) per completed fit; `loading`: how to load the ensemble."""
     from eirnn.figures.agreement import write_agreement_figure
 
     folder = Path(folder)
@@ -140,7 +142,7 @@ def write_ensemble_report(
             "## Fits",
             "\n".join(
                 ["| fit | child run | selection score |", "| --- | --- | --- |"]
-                + [f"| fit-{index} | `{child}` | {score:.4f} |" for index, (child, score) in enumerate(fits)]
+                + [f"| fit-{index} | `{child}` | {score:.4f} |" for index, child, score in fits]
             ),
             *(["## Loading the ensemble", loading] if loading else []),
         ]

@@ -14,7 +14,10 @@ from matplotlib.ticker import MaxNLocator
 from eirnn.agreement import AnswerAgreement
 from eirnn.circuit_answers import CircuitAnswers
 
-SHOWN_PERTURBATIONS = ("silence_E", "boost_E", "silence_I", "boost_I")
+# the first four with answers: unlabelled data has no recorded I neuron, and every recorded
+# neuron is perturbed by silencing E, so the groups' panels take the place of E's
+SHOWN_PERTURBATIONS = ("silence_E", "boost_E", "silence_I", "boost_I", "silence_group1", "boost_group1")
+N_PANELS = 4
 AGREED_COLOR, OPEN_COLOR = "#1f77b4", "#999999"
 
 
@@ -65,12 +68,14 @@ def _fixed_point_panel(ax, answers: Sequence[CircuitAnswers]) -> None:
 
 
 def agreement_figure(agreement: dict[str, AnswerAgreement], answers: Sequence[CircuitAnswers]) -> Figure:
-    shown = [name for name in SHOWN_PERTURBATIONS if name in agreement]
-    figure = Figure(figsize=(12, 3.0 * (len(shown) // 2 + 2)), layout="constrained")
-    grid = figure.add_gridspec(len(shown) // 2 + 1, 2)
+    shown = [name for name in SHOWN_PERTURBATIONS if name in agreement and np.isfinite(agreement[name].mean).any()]
+    shown = shown[:N_PANELS]
+    rows = (len(shown) + 1) // 2
+    figure = Figure(figsize=(12, 3.0 * (rows + 1)), layout="constrained")
+    grid = figure.add_gridspec(rows + 1, 2)
     for index, name in enumerate(shown):
         _effect_panel(figure.add_subplot(grid[index // 2, index % 2]), agreement[name])
-    _fixed_point_panel(figure.add_subplot(grid[len(shown) // 2, :]), answers)
+    _fixed_point_panel(figure.add_subplot(grid[rows, :]), answers)
     figure.suptitle("What the fits agree on: ensemble mean +- spread across fits (filled = agreed)")
     return figure
 

@@ -27,7 +27,7 @@ from eirnn.ensemble_report import ensemble_scores, ground_truth_calibration, wri
 from eirnn.logged_names import ENSEMBLE_VERSION_TAG, ensemble_metric
 from eirnn.model.network_files import find_network_files, load_network
 from eirnn.pipeline import split
-from eirnn.tuning.ensemble_fits import ANSWERS_DIR, ANSWERS_FILE
+from eirnn.tuning.ensemble_fits import ANSWERS_DIR, ANSWERS_FILE, FIT_ATTR
 from eirnn.tuning.settings import MODEL_URI_ATTR, RUN_ATTR
 
 CALIBRATION_PREFIX = "gt_"
@@ -97,7 +97,10 @@ def summarize_ensemble(
         f"`mlflow.pyfunc.load_model('{model_uri}').predict(inputs)` gives them as `mean_rates_hz`, `spread_hz`."
     )
     with tempfile.TemporaryDirectory(prefix="eirnn-ensemble-") as scratch:
-        fits = list(zip(run_ids, fit_scores))
+        fits = [
+            (trial.user_attrs[FIT_ATTR]["fit_index"], run, score)
+            for trial, run, score in zip(trials, run_ids, fit_scores)
+        ]
         write_ensemble_report(Path(scratch), scores, agreement, answers, calibration, parent_run_id, fits, loading)
         write_run_description_files(Path(scratch), config, dataset)
         client.log_artifacts(parent_run_id, scratch)
