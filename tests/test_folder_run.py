@@ -58,6 +58,8 @@ def test_train_without_mlflow_writes_metrics_figures_and_report(tmp_path, tiny_r
     assert drawn <= {path.name for path in (out / "figures").glob("*.png")}
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.startswith("# Training report\n")
+    # loading snippets for this folder, not for an MLflow run
+    assert 'load_network(*find_network_files("model"))' in report and "mlflow.artifacts" not in report
     assert float(parse_report_metrics(report)["final/cond_psth_corr"]) == round(answer["metrics"]["cond_psth_corr"], 4)
     split = json.loads((out / "split.json").read_text())
     assert not set(split["train"]) & set(split["val"])

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.registry import CHAMPION, group_alias, tag_version, update_champion
+from eirnn.tracking.model_registry import CHAMPION, group_alias, tag_version, update_champion
 
 NAME = "eirnn"
 DATA_A, DATA_B = "a" * 64, "b" * 64
@@ -91,8 +91,8 @@ def test_a_broken_run_never_becomes_champion(client):
 
 
 def _registry_line(client, version, champion):
-    from eirnn.tracking.registry import standing
-    from eirnn.tracking.summary import RunSummary
+    from eirnn.tracking.model_registry import standing
+    from eirnn.tracking.run_summary import RunSummary
 
     summary = RunSummary(
         *("run", "name", "0", "Default", "cond_psth_corr", 0.5, None, None, 0, 1, 1, "max_epochs"),

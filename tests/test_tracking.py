@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.config import TrainConfig
 from eirnn.logged_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
-from eirnn.tracking.registry import CHAMPION
+from eirnn.tracking.model_registry import CHAMPION
 
 SMALL_MODEL = small_settings()
 

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig, mlproject_default
 from eirnn.logged_names import SELECTION_METRIC, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
-from eirnn.tracking.registry import CHAMPION
+from eirnn.tracking.model_registry import CHAMPION
 from eirnn.tuning.search_space import (
     default_search_space,
     load_search_space,

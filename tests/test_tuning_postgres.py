@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import RetryFailedTrialCallback
 
 from eirnn.logged_names import EPOCH_METRICS, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
-from eirnn.tracking.registry import CHAMPION
+from eirnn.tracking.model_registry import CHAMPION
 from eirnn.tracking.ui import free_port, stop_server
 
 POSTGRES_URL = os.environ.get("EIRNN_TEST_POSTGRES_URL", "")

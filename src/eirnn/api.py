@@ -145,6 +145,29 @@ def train(
 
     A tracked run that fails ends FAILED in MLflow with the error in its `eirnn.error` tag, and
     the error propagates.
+
+    Examples
+    --------
+    A short fit of a small built-in recording, kept in a folder (no tracking store):
+
+    >>> import tempfile
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> result = eirnn.train(
+    ...     dataset,
+    ...     tracking=False,
+    ...     out=tempfile.mkdtemp(),
+    ...     max_epochs=2,
+    ...     input_embed_dim=8,
+    ...     attention_heads=2,
+    ...     threads=1,
+    ...     log_figures=False,
+    ... )
+    >>> result.run_id, result.fit.total_epochs, (result.folder / "report.md").is_file()
+    (None, 2, True)
+    >>> -1 <= result.metrics["cond_psth_corr"] <= 1
+    True
     """
     dataset = None
     if data is not None and not isinstance(data, str | Path):
@@ -203,7 +226,17 @@ def split(dataset: NeuralDataset, config: TrainConfig | None = None) -> tuple[Ne
     """(train, validation) trials as a run with `config` split them (e.g. a loaded model's
     ``train_config``): stratified by condition with the split seed (`split_seed`, default `seed`)
     and `config.val_fraction`, without the test trials when `config.test_fraction` > 0.
-    Condition-averaged data (one pseudo-trial per condition) is returned as (dataset, dataset)."""
+    Condition-averaged data (one pseudo-trial per condition) is returned as (dataset, dataset).
+
+    Examples
+    --------
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> train, val = eirnn.split(dataset)  # the default settings: val_fraction 0.2
+    >>> train.n_trials, val.n_trials, set(train.trial_ids) & set(val.trial_ids)
+    (32, 8, set())
+    """
     from eirnn.pipeline import split as split_trials
 
     return split_trials(dataset, config if config is not None else TrainConfig())

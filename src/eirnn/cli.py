@@ -181,12 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model and log it to MLflow")
     add_config_arguments(train)
-    train.add_argument(
+    tracking = next(group for group in train._action_groups if group.title == "tracking settings")
+    tracking.add_argument(
         "--no-tracking",
         action="store_true",
         help="no MLflow run: write the run folder (metrics, figures, report.md, model) to --out",
     )
-    train.add_argument("--out", default="", help="with --no-tracking: the run folder (default: eirnn-runs/NAME-TIME)")
+    tracking.add_argument(
+        "--out", default="", help="with --no-tracking: the run folder (default: eirnn-runs/NAME-TIME)"
+    )
     train.set_defaults(handler=_train)
 
     simulate = commands.add_parser("simulate", help="write the built-in synthetic recording to a file")

@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
@@ -97,8 +98,8 @@ class TrainConfig:
     )
     align: str = _setting(
         "",
-        "NWB: trials column to align on, e.g. move_onset_time; spike-time files: per-trial time-zero variable"
-        " (empty = start_time / trial_times)",
+        "NWB: trials column to align on, e.g. move_onset_time, or start_time+CueTime for events stored relative"
+        " to the trial start; spike-time files: per-trial time-zero variable (empty = start_time / trial_times)",
     )
     window_ms: str = _setting(
         "", "NWB and spike times: window START,STOP in ms around the alignment, e.g. -250,450 (empty = whole trials)"
@@ -256,6 +257,15 @@ class TrainConfig:
     def model_kwargs(self) -> dict[str, Any]:
         """The settings the model's constructor takes (fields marked `model_arg`), by name."""
         return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
+
+    def section(self, name: str) -> SimpleNamespace:
+        """The settings of one section (`data`, `model`, `training`, `tracking`: the help groups
+        of `GROUP_STARTS`, so a field added within a section belongs to it), as attributes:
+        ``config.section("training").max_epochs`` is ``config.max_epochs``."""
+        groups = setting_groups()
+        if name not in groups:
+            raise ConfigError(f"section: expected one of {', '.join(groups)}, found {name!r}")
+        return SimpleNamespace(**{field_name: getattr(self, field_name) for field_name in groups[name]})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

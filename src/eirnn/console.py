@@ -87,7 +87,7 @@ def ui_hint(experiment_id: str, run_id: str | None = None) -> list[tuple[str, st
     """How to see it: the command that serves this store, and the model-training address."""
     import mlflow
 
-    from eirnn.tracking.summary import experiment_url, run_url
+    from eirnn.tracking.run_summary import experiment_url, run_url
 
     uri = mlflow.get_tracking_uri()
     url = run_url(experiment_id, run_id) if run_id else experiment_url(experiment_id)

@@ -246,7 +246,11 @@ def saved_files(artifacts: RunArtifacts, exclude: Path) -> str:
 
 
 def loading_snippets(run_id: str | None, model_name: str) -> str:
-    run = run_id or "<RUN_ID>"
+    """How to load the model and the run's files: from MLflow for a tracked run (`run_id`), from
+    the folder itself for a run kept in a plain folder (`run_id` None)."""
+    if run_id is None:
+        return _folder_loading_snippets()
+    run = run_id
     return f"""The registered model, by name:
 
 ```python
@@ -273,6 +277,32 @@ from eirnn.artifacts import RunArtifacts
 
 folder = mlflow.artifacts.download_artifacts(run_id="{run}")
 artifacts = RunArtifacts.load(folder)
+```"""
+
+
+def _folder_loading_snippets() -> str:
+    return """The model, from this folder's model/ (state dict and constructor arguments, no pickle):
+
+```python
+from eirnn.model.network_files import find_network_files, load_network
+
+model = load_network(*find_network_files("model"))
+```
+
+One file of this run, e.g. the model's validation rates [trials, time, neurons] in Hz:
+
+```python
+import numpy as np
+
+val_model_rates = np.load("outputs/val_model_rates.npy")
+```
+
+The whole run folder, to redraw these figures or this report (`eirnn report FOLDER` does it):
+
+```python
+from eirnn.artifacts import RunArtifacts
+
+artifacts = RunArtifacts.load(".")
 ```"""
 
 

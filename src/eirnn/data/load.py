@@ -85,6 +85,18 @@ def load_dataset(
         or times in ms on the time axis.
     trials_table : NWB intervals table holding the trials (name or path; empty = ``trials``).
     keep_trials : NWB trial filters, "COLUMN=V1,V2;COLUMN!=V3" (`eirnn.data.nwb_trials`).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from eirnn.data import load_dataset
+    >>> from eirnn.data.loaders import write_dataset
+    >>> from eirnn.data.synthetic import make_recording
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "recording.npz"
+    >>> path = write_dataset(make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)[0], path)
+    >>> dataset = load_dataset(path)
+    >>> dataset.n_trials, dataset.n_bins, dataset.n_e, dataset.n_i
+    (40, 20, 8, 3)
     """
     path = Path(path)
     if not path.is_file():

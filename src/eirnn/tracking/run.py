@@ -38,7 +38,7 @@ from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.pipeline import Prepared, dataset_sha256, load_configured_data_and_truth
 from eirnn.tracking.lineage import code_tags, data_name, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
-from eirnn.tracking.registry import register_model, standing
+from eirnn.tracking.model_registry import register_model, standing
 from eirnn.tracking.resume import (
     check_same_data,
     resumable_run,
@@ -47,7 +47,7 @@ from eirnn.tracking.resume import (
     resumed_config,
 )
 from eirnn.tracking.run_records import experiment_id_for, log_new_params, record_error
-from eirnn.tracking.summary import RunSummary
+from eirnn.tracking.run_summary import RunSummary
 from eirnn.training import FitResult, TrainingInterrupted
 from eirnn.training.interrupts import raising_on_signals
 from eirnn.training_run import CHECKPOINT_FOLDER, RunResult, TrainingRun, readable_run_name

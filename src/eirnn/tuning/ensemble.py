@@ -29,7 +29,7 @@ from eirnn.console import print_block
 from eirnn.logged_names import ENSEMBLE_TAG, RUN_NAME_TAG
 from eirnn.pipeline import load_configured_data_and_truth
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
-from eirnn.tracking.summary import run_url
+from eirnn.tracking.run_summary import run_url
 from eirnn.tuning.ensemble_fits import (
     POLL_S,
     EnsembleJob,

@@ -10,6 +10,7 @@ import optuna
 
 from eirnn.config import ConfigError
 from eirnn.logged_names import SELECTION_METRIC
+from eirnn.tuning.options import PRUNERS
 from eirnn.tuning.search_space import SearchSpace
 
 # per epoch, the validation score of TrainConfig.selection_metric; a trial's value is its best
@@ -61,7 +62,7 @@ class PrunerSettings:
             )
         if self.kind == "none":
             return optuna.pruners.NopPruner()
-        raise ConfigError(f"pruner: expected halving, median, hyperband or none, found {self.kind!r}")
+        raise ConfigError(f"pruner: expected one of {', '.join(PRUNERS)}, found {self.kind!r}")
 
 
 @dataclass

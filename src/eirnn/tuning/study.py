@@ -13,7 +13,7 @@ machines the lead runs with n_workers=0: it waits until `n_trials` trials of its
 finished, run by workers started elsewhere with `--parent-run-id`.
 
 Modules: ``settings`` (StudySettings, PrunerSettings, StudyOutcome, tag names), ``storage``
-(where the study lives), ``workers`` (trials as child runs, local worker processes), ``summary``
+(where the study lives), ``workers`` (trials as child runs, local worker processes), ``study_summary``
 (results on the parent run, registration of the best model); this one drives a study.
 """
 
@@ -34,7 +34,7 @@ from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.logged_names import RUN_NAME_TAG, STORAGE_TAG, STUDY_TAG
 from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
-from eirnn.tracking.summary import run_url
+from eirnn.tracking.run_summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
 from eirnn.tuning.options import FIRST_TRIAL_CHOICES
@@ -54,7 +54,7 @@ from eirnn.tuning.settings import (
     StudySettings,
 )
 from eirnn.tuning.storage import open_storage, resolve_storage, storage_kind
-from eirnn.tuning.summary import summarize_study
+from eirnn.tuning.study_summary import summarize_study
 from eirnn.tuning.workers import (
     _run_local_workers,
     _trial_environment,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import mlflow
 
-from eirnn.tracking.registry import Standing
+from eirnn.tracking.model_registry import Standing
 
 DEFAULT_UI_ADDRESS = "http://127.0.0.1:5000"
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
@@ -61,7 +61,7 @@ class RunSummary:
     report_path: str = "report.html"
     # set when the run is not in the configured experiment (`mlflow run` without --experiment-name)
     experiment_hint: str = ""
-    # the aliases after the champion rule (`eirnn.tracking.registry.standing`), when registered
+    # the aliases after the champion rule (`eirnn.tracking.model_registry.standing`), when registered
     standing: Standing | None = None
 
     @property

@@ -203,6 +203,34 @@ def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | 
 
     Set the tracking URI first (MLFLOW_TRACKING_URI or mlflow.set_tracking_uri) when the store
     is not ./mlflow.db.
+
+    Examples
+    --------
+    Train and register a small model in a fresh tracking store, then load it back:
+
+    >>> import tempfile
+    >>> import mlflow
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> folder = tempfile.mkdtemp()
+    >>> previous = mlflow.get_tracking_uri()
+    >>> mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+    >>> _ = mlflow.create_experiment("docs", artifact_location=f"{folder}/artifacts")
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> _ = eirnn.train(
+    ...     dataset,
+    ...     experiment_name="docs",
+    ...     registered_model_name="docs-example",
+    ...     max_epochs=1,
+    ...     input_embed_dim=8,
+    ...     attention_heads=2,
+    ...     threads=1,
+    ...     log_figures=False,
+    ... )
+    >>> model = eirnn.load_model("docs-example")
+    >>> model.train_config.max_epochs, model.data_facts["n_neurons"]
+    (1, 11)
+    >>> mlflow.set_tracking_uri(previous)
     """
     from eirnn.config import TrainConfig
 

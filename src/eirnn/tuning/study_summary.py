@@ -16,8 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.logged_names import BEST_RUN_ID_TAG, BEST_TRIAL_TAG, NOTE_TAG, STUDY_NOTE_TAG, final_metric, study_metric
-from eirnn.tracking.registry import register_model, update_champion
-from eirnn.tracking.summary import run_url
+from eirnn.tracking.model_registry import register_model, update_champion
+from eirnn.tracking.run_summary import run_url
 from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, OBJECTIVE_NAME, RUN_ATTR, StudyOutcome
 
 # the scores of the best trial shown on the parent run, on validation and on the test trials
