@@ -154,6 +154,12 @@ class TrainConfig:
         "NWB: keep only trials whose columns hold these values, e.g. 'success=1;stimCategory=0,1' "
         "(';' joins columns, ',' lists allowed values; empty = all trials)",
     )
+    bootstrap_seed: int = _setting(
+        -1,
+        "train on a resample (with replacement) of the training trials drawn with this seed; validation and "
+        "test trials stay as split (-1 = no resampling)",
+        allowed=ANY,
+    )
     heldout_neurons: str = _setting(
         "",
         "neurons held out for co-smoothing (co_bps): a fraction drawn with the split seed, e.g. 0.2, or neuron ids, "
