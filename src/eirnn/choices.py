@@ -7,3 +7,5 @@ Imports nothing, so the CLI can build its flags without torch.
 EMBEDDINGS = ("attention", "linear", "mlp")  # input embedding e(u), eirnn.model.embeddings
 ACTIVATIONS = ("softplus", "relu")  # rate nonlinearity f, eirnn.model.recurrence
 LOSSES = ("mse", "poisson")  # training loss, eirnn.losses
+OBJECTIVES = ("free_running", "teacher_forced")  # fitting objective, eirnn.training.teacher_forcing
+RECURRENT_INITS = ("random", "least_squares")  # initial W_rec, eirnn.training.next_step

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES, OBJECTIVES, RECURRENT_INITS
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
@@ -184,6 +184,28 @@ class TrainConfig:
     )
     device: str = _setting("cpu", "where to train; auto = CUDA when present", DEVICES, model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
+    objective: str = _setting(
+        "free_running",
+        "fitting objective: free_running matches the free-running network's rates to the data; teacher_forced "
+        "adds teacher_forcing_weight x a one-step prediction of the recorded neurons' single-trial currents",
+        OBJECTIVES,
+    )
+    teacher_forcing_weight: float = _setting(
+        1.0, "weight of the teacher-forced term (objective teacher_forced)", allowed=NON_NEGATIVE
+    )
+    single_trial_smoothing_bins: float = _setting(
+        1.0,
+        "s.d. in bins of the Gaussian kernel smoothing single-trial counts for the teacher-forced term and "
+        "the least-squares initialisation (0 = none)",
+        allowed=NON_NEGATIVE,
+    )
+    recurrent_init: str = _setting(
+        "random",
+        "initial W_rec among recorded neurons: random (balanced Dale matrix) or least_squares (Dale's-law "
+        "regression of next-step single-trial currents)",
+        RECURRENT_INITS,
+    )
+    recurrent: bool = _setting(True, "false = recurrent weights held at zero (an ablation control)")
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
     registered_model_name: str = _setting("eirnn", "registry name of the trained model")
