@@ -64,9 +64,10 @@ def teacher_forced_loss(model: Any, inputs: Any, single_trial_rates_hz: torch.Te
 def initialise_from_regression(model: Any, rates_hz: np.ndarray, inputs: np.ndarray, labels: Any) -> Any:
     """Set the recorded block of W_rec to the Dale's-law next-step regression on `rates_hz`
     [trials, time, neurons] (smoothed single-trial rates in Hz), using the model's gains, time
-    constant and activation; returns the `NextStepEstimate`. Hidden units' weights, the input
-    pathway and the gains keep their values: the regression's input weights act on raw inputs,
-    which the model sees only through its embedding."""
+    constant and activation; returns the `NextStepEstimate`. The whole matrix is then scaled
+    down to the model's `spectral_radius` if it exceeds it (the random initialisation's scale).
+    Hidden units' weights, the input pathway and the gains keep their values: the regression's
+    input weights act on raw inputs, which the model sees only through its embedding."""
     estimate = next_step_regression(
         rates_hz,
         inputs,
@@ -82,4 +83,10 @@ def initialise_from_regression(model: Any, rates_hz: np.ndarray, inputs: np.ndar
         raw = model.recurrent_weight_raw
         block = torch.as_tensor(np.maximum(magnitudes, floor), dtype=raw.dtype, device=raw.device)
         raw[units[:, None], units[None, :]] = block
+        radius = torch.linalg.eigvals(model.effective_recurrent_weights().double()).abs().max().item()
+        wanted = model.hparams["spectral_radius"]
+        if radius > wanted:
+            # the regression absorbs unrecorded input and a mis-set time constant into the
+            # recorded block, which can then run away; scaling keeps every weight's share
+            raw.mul_(wanted / radius)
     return estimate
