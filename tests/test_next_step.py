@@ -49,7 +49,7 @@ def test_regression_equals_a_direct_bounded_solve_of_the_full_problem(tiny):
     gain, alpha, ridge = np.full(dataset.n_neurons, 8.0), 0.25, 1e-3
     estimate = next_step_regression(rates, dataset.inputs, dataset.ei_labels, rate_gain=gain, alpha=alpha, ridge=ridge)
     predictors, targets = next_step_targets(rates, gain, alpha, "softplus")
-    design = np.hstack([predictors, dataset.inputs[:, :-1].reshape(-1, dataset.n_inputs), np.ones((len(targets), 1))])
+    design = np.hstack([predictors, dataset.inputs[:, 1:].reshape(-1, dataset.n_inputs), np.ones((len(targets), 1))])
     width = design.shape[1]
     penalty = np.sqrt(ridge * np.trace(design.T @ design) / width) * np.eye(width)
     inhibitory = dataset.ei_labels.astype(bool)
@@ -70,5 +70,5 @@ def test_regression_on_the_true_rates_of_a_fully_observed_network_finds_its_weig
     estimate = next_step_regression(truth.rates_hz, dataset.inputs, labels, rate_gain=truth.rate_gain_hz, alpha=0.25)
     true_weights = truth.w_rec[np.ix_(truth.recorded_units, truth.recorded_units)]
     off_diagonal = ~np.eye(dataset.n_neurons, dtype=bool)
-    # process noise in the truth makes its rates informative; only the input's one-bin offset differs
+    # process noise makes the rates informative; the generator reads input t, not t + 1, hence not 1
     assert np.corrcoef(estimate.weights[off_diagonal], true_weights[off_diagonal])[0, 1] > 0.9

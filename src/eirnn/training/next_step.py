@@ -1,9 +1,12 @@
 """Next-step regression of the recorded neurons' single-trial currents: a convex, Dale's-law
 estimate of the recurrent weights among recorded neurons, and the model initialised from it.
 
-The model's step for a recorded unit a, with r = f(x) its rate (Hz = gain * r), is
+The model's step from output t to output t+1 for a recorded unit a, with r = f(x) its rate
+(Hz = gain * r), is
 
-    x_a[t+1] = (1 - alpha) x_a[t] + alpha (sum_b W_ab r_b[t] + sum_k V_ak u_k[t] + b_a) + noise.
+    x_a[t+1] = (1 - alpha) x_a[t] + alpha (sum_b W_ab r_b[t] + sum_k V_ak u_k[t+1] + b_a) + noise
+
+(the model's outputs are the states after each step, so output t+1 has seen input t+1).
 
 Given single-trial rates R [trials, time, neurons] in Hz (spike counts smoothed with a Gaussian
 kernel), r = R / gain and x = f^-1(r), the target y_a[t] = (x_a[t+1] - (1 - alpha) x_a[t]) / alpha
@@ -102,9 +105,11 @@ def next_step_regression(
     `ridge` adds ridge * mean(diag) to the normal equations' diagonal.
     """
     n_trials, n_bins, n_neurons = rates_hz.shape
+    if n_bins < 2:
+        raise ValueError(f"rates_hz: expected at least 2 time bins for a next-step regression; found {n_bins}")
     gain = np.broadcast_to(np.asarray(rate_gain, dtype=np.float64), (n_neurons,)).copy()
     predictors, targets = next_step_targets(rates_hz, gain, alpha, activation)
-    task = np.asarray(inputs, dtype=np.float64)[:, :-1].reshape(-1, inputs.shape[-1])
+    task = np.asarray(inputs, dtype=np.float64)[:, 1:].reshape(-1, inputs.shape[-1])
     design = np.hstack([predictors, task, np.ones((len(task), 1))])
     gram = design.T @ design
     gram[np.diag_indices_from(gram)] += ridge * np.trace(gram) / len(gram)
