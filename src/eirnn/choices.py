@@ -8,4 +8,4 @@ EMBEDDINGS = ("attention", "linear", "mlp")  # input embedding e(u), eirnn.model
 ACTIVATIONS = ("softplus", "relu")  # rate nonlinearity f, eirnn.model.recurrence
 LOSSES = ("mse", "poisson")  # training loss, eirnn.losses
 OBJECTIVES = ("free_running", "teacher_forced")  # fitting objective, eirnn.training.teacher_forcing
-RECURRENT_INITS = ("random", "least_squares")  # initial W_rec, eirnn.training.next_step
+RECURRENT_INITS = ("least_squares", "random")  # initial W_rec, eirnn.training.next_step

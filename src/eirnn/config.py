@@ -200,7 +200,7 @@ class TrainConfig:
         allowed=NON_NEGATIVE,
     )
     recurrent_init: str = _setting(
-        "random",
+        "least_squares",
         "initial W_rec among recorded neurons: random (balanced Dale matrix) or least_squares (Dale's-law "
         "regression of next-step single-trial currents)",
         RECURRENT_INITS,
