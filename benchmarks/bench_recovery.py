@@ -55,6 +55,8 @@ METHODS = {
     "least_squares": {"recurrent_init": "least_squares"},
     "ablated": {"recurrent": False},
 }
+
+
 def labelled(dataset, labelling: str, seed: int):
     if labelling == "true":
         return dataset
@@ -113,8 +115,15 @@ def summary() -> dict:
     for row in rows:
         key = f"{row['teacher']} / {row['method']} / {row['labels']}"
         table.setdefault(key, []).append(row)
-    shown = ("cond_psth_corr", *(f"gt_weight_corr_{b}" for b in ("EE", "EI", "IE", "II")), "gt_sign_agreement",
-             "gt_perturbation_corr", "gt_null_perturbation_corr", "training_seconds", "epochs")
+    shown = (
+        "cond_psth_corr",
+        *(f"gt_weight_corr_{b}" for b in ("EE", "EI", "IE", "II")),
+        "gt_sign_agreement",
+        "gt_perturbation_corr",
+        "gt_null_perturbation_corr",
+        "training_seconds",
+        "epochs",
+    )
     print("| teacher / method / labels | seeds | " + " | ".join(shown) + " |")
     print("| --- | --- |" + " --- |" * len(shown))
     out = {}

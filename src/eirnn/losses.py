@@ -36,9 +36,7 @@ class Targets:
         def take(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else tensor.transpose(0, 1)[:, index].transpose(0, 1)
 
-        return Targets(
-            take(self.rates_hz), take(self.counts), take(self.behavior), take(self.single_trial_rates_hz)
-        )
+        return Targets(take(self.rates_hz), take(self.counts), take(self.behavior), take(self.single_trial_rates_hz))
 
 
 class _WeightedSquaredError(torch.autograd.Function):

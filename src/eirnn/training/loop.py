@@ -23,7 +23,7 @@ from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state
 from eirnn.training.early_stopping import EarlyStopping
 from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
 from eirnn.training.interrupts import StopRequest
-from eirnn.training.next_step import smoothed_rates_hz
+from eirnn.training.next_step import single_trial_rates
 from eirnn.training.progress import ProgressDisplay
 from eirnn.training.teacher_forcing import initialise_from_regression, teacher_forced_loss
 from eirnn.training.validation import (
@@ -58,14 +58,6 @@ class FitResult:
     @property
     def total_epochs(self) -> int:
         return len(self.history)
-
-
-def single_trial_rates(dataset: Any, smoothing_bins: float) -> np.ndarray:
-    """Smoothed single-trial rates in Hz [trials, time, neurons]: spike counts smoothed with a
-    Gaussian of `smoothing_bins` bins, or the data's rates as given when it has no counts."""
-    if dataset.counts is None:
-        return np.asarray(dataset.rates_hz, dtype=np.float64)
-    return smoothed_rates_hz(dataset.counts, dataset.bin_s, smoothing_bins)
 
 
 def make_targets(dataset: Any, device: torch.device, single_trial_smoothing_bins: float | None = None) -> Targets:

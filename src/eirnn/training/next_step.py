@@ -20,6 +20,7 @@ noise-driven fluctuations are what pin down the individual weights, which trial 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,14 @@ def smoothed_rates_hz(counts: np.ndarray, bin_s: float, sd_bins: float) -> np.nd
     Gaussian kernel of `sd_bins` bins (edges reflected); sd_bins 0 returns the raw rates."""
     rates = np.asarray(counts, dtype=np.float64) / bin_s
     return gaussian_filter1d(rates, sd_bins, axis=1, mode="reflect") if sd_bins > 0 else rates
+
+
+def single_trial_rates(dataset: Any, smoothing_bins: float) -> np.ndarray:
+    """A data set's smoothed single-trial rates in Hz [trials, time, neurons]: its spike counts
+    smoothed over `smoothing_bins` bins, or its rates as given when it has no counts."""
+    if dataset.counts is None:
+        return np.asarray(dataset.rates_hz, dtype=np.float64)
+    return smoothed_rates_hz(dataset.counts, dataset.bin_s, smoothing_bins)
 
 
 def inverse_activation(rates: np.ndarray | torch.Tensor, activation: str):
