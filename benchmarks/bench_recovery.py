@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from machine import describe_machine
 
 from eirnn.config import TrainConfig
@@ -36,7 +35,7 @@ from eirnn.evaluation import evaluate
 from eirnn.pipeline import prepare
 from eirnn.recovery import recover, weight_recovery
 from eirnn.training import fit
-from eirnn.training.loop import single_trial_rates
+from eirnn.training.next_step import single_trial_rates
 from eirnn.training.teacher_forcing import initialise_from_regression
 
 RESULTS = Path(__file__).parent / "results"

@@ -113,7 +113,7 @@ def next_step_regression(
     ei_labels [neurons] (1 = I) or None (all E), rate_gain scalar or [neurons], alpha = dt / tau;
     `ridge` adds ridge * mean(diag) to the normal equations' diagonal.
     """
-    n_trials, n_bins, n_neurons = rates_hz.shape
+    _, n_bins, n_neurons = rates_hz.shape
     if n_bins < 2:
         raise ValueError(f"rates_hz: expected at least 2 time bins for a next-step regression; found {n_bins}")
     gain = np.broadcast_to(np.asarray(rate_gain, dtype=np.float64), (n_neurons,)).copy()
