@@ -61,6 +61,19 @@ def teacher_forced_loss(model: Any, inputs: Any, single_trial_rates_hz: torch.Te
     return (error / variance).mean()
 
 
+def balance_rows(model: Any) -> None:
+    """Scale each row's inhibitory weights so that they sum to its excitatory ones, as the random
+    initialisation does (`eirnn.model.network.balanced_dale_magnitudes`). The regression's rows
+    are excitation-heavy (they absorb the unrecorded units' mean drive), and unbalanced rows make
+    the network's mean mode run away from the first step."""
+    raw = model.recurrent_weight_raw
+    weights = model.effective_recurrent_weights()
+    excitation = weights[:, model.e_mask].sum(1, keepdim=True)
+    inhibition = -weights[:, model.i_mask].sum(1, keepdim=True)
+    if model.i_mask.any():
+        raw[:, model.i_mask] *= torch.where(inhibition > 0, excitation / inhibition.clamp_min(1e-12), 1.0)
+
+
 def initialise_from_regression(model: Any, rates_hz: np.ndarray, inputs: np.ndarray, labels: Any) -> Any:
     """Set the recorded block of W_rec to the Dale's-law next-step regression on `rates_hz`
     [trials, time, neurons] (smoothed single-trial rates in Hz), using the model's gains, time
@@ -83,6 +96,7 @@ def initialise_from_regression(model: Any, rates_hz: np.ndarray, inputs: np.ndar
         raw = model.recurrent_weight_raw
         block = torch.as_tensor(np.maximum(magnitudes, floor), dtype=raw.dtype, device=raw.device)
         raw[units[:, None], units[None, :]] = block
+        balance_rows(model)
         radius = torch.linalg.eigvals(model.effective_recurrent_weights().double()).abs().max().item()
         wanted = model.hparams["spectral_radius"]
         if radius > wanted:
