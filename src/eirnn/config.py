@@ -10,12 +10,24 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES, OBJECTIVES, RECURRENT_INITS
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
-DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
+DATA_OPTIONS = (
+    "align",
+    "window_ms",
+    "condition",
+    "ei",
+    "behavior",
+    "inputs",
+    "cue_event",
+    "go_event",
+    "trials_table",
+    "keep_trials",
+)
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
 # validation scores that select models; val_loss is the only one where lower is better
@@ -86,8 +98,8 @@ class TrainConfig:
     )
     align: str = _setting(
         "",
-        "NWB: trials column to align on, e.g. move_onset_time; spike-time files: per-trial time-zero variable"
-        " (empty = start_time / trial_times)",
+        "NWB: trials column to align on, e.g. move_onset_time, or start_time+CueTime for events stored relative"
+        " to the trial start; spike-time files: per-trial time-zero variable (empty = start_time / trial_times)",
     )
     window_ms: str = _setting(
         "", "NWB and spike times: window START,STOP in ms around the alignment, e.g. -250,450 (empty = whole trials)"
@@ -133,6 +145,20 @@ class TrainConfig:
     )
     split_seed: int = _setting(
         -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
+    )
+    trials_table: str = _setting(
+        "", "NWB: the intervals table holding the trials, e.g. encoding_table (empty = 'trials')"
+    )
+    keep_trials: str = _setting(
+        "",
+        "NWB: keep only trials whose columns hold these values, e.g. 'success=1;stimCategory=0,1' "
+        "(';' joins columns, ',' lists allowed values; empty = all trials)",
+    )
+    bootstrap_seed: int = _setting(
+        -1,
+        "train on a resample (with replacement) of the training trials drawn with this seed; validation and "
+        "test trials stay as split (-1 = no resampling)",
+        allowed=ANY,
     )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
@@ -254,6 +280,15 @@ class TrainConfig:
         """The settings the model's constructor takes (fields marked `model_arg`), by name."""
         return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
 
+    def section(self, name: str) -> SimpleNamespace:
+        """The settings of one section (`data`, `model`, `training`, `tracking`: the help groups
+        of `GROUP_STARTS`, so a field added within a section belongs to it), as attributes:
+        ``config.section("training").max_epochs`` is ``config.max_epochs``."""
+        groups = setting_groups()
+        if name not in groups:
+            raise ConfigError(f"section: expected one of {', '.join(groups)}, found {name!r}")
+        return SimpleNamespace(**{field_name: getattr(self, field_name) for field_name in groups[name]})
+
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
@@ -348,10 +383,6 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     values = {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if hasattr(args, spec.name)}
     values.update(overrides)
     return TrainConfig(**values)
-
-
-def mlproject_type(kind: str) -> str:
-    return {"bool": "string", "int": "float", "float": "float", "str": "string"}[kind]
 
 
 def mlproject_default(value: Any) -> str:
