@@ -1,14 +1,20 @@
-"""What a fit recovers of the built-in recording's true circuit, with true, shuffled or no E/I labels.
+"""What a fit recovers of a known circuit: teacher x method x E/I labels x model seed.
 
-For each model seed and labelling, fits the default model (TrainConfig defaults, one torch thread)
-to the built-in recording (make_recording(seed=0), the same train/validation split for every fit:
-split_seed 0), then scores it against the true network with `eirnn.recovery.recover` on the
-validation trials: effective-weight correlations (overall, per block), sign agreement,
-perturbation effects (silence/boost a group of truly I, then truly E recorded neurons), and the
-same for the null (the fitted weights shuffled within E/I blocks).
+Teachers (`make_recording(seed=0, ...)`, the same train/validation split for every fit: split_seed 0):
+`builtin` (the built-in recording, half of the units recorded), `fully_observed` (a small network,
+every unit recorded: 16 E + 4 I, 300 trials x 80 bins) and `strong_recurrence` (the same small
+size, half recorded, spectral radius 1.5). Methods: `free_running` (the objective before the
+least-squares initialisation: random W_rec), `least_squares_init` (the default: W_rec among recorded
+neurons from the Dale's-law next-step regression, then the free-running fit), `teacher_forced`
+(that plus the teacher-forced term, weight 1), `least_squares` (the regression's estimate itself,
+no fit: weights only) and `ablated` (W_rec held at zero). Labels: true, shuffled, none. Each fit
+is scored against the true network with `eirnn.recovery.recover` on the validation trials:
+effective-weight correlations (overall, per block), sign agreement, perturbation effects, and the
+null (the fitted weights shuffled within E/I blocks). The small teachers fit the true time
+constant (100 ms) without added hidden units; the built-in one the defaults (tau 50 ms).
 
-    python benchmarks/bench_recovery.py run --labels true --seed 0      # one fit -> results/bench_recovery/
-    python benchmarks/bench_recovery.py summary                         # table + results/bench_recovery.json
+    python benchmarks/bench_recovery.py run --teacher builtin --method free_running --labels true --seed 0
+    python benchmarks/bench_recovery.py summary     # table + results/bench_recovery_methods.json
 """
 
 from __future__ import annotations
@@ -21,36 +27,33 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import describe_machine
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
 from eirnn.evaluation import evaluate
 from eirnn.pipeline import prepare
-from eirnn.recovery import recover
+from eirnn.recovery import recover, weight_recovery
 from eirnn.training import fit
+from eirnn.training.next_step import single_trial_rates
+from eirnn.training.teacher_forcing import initialise_from_regression
 
 RESULTS = Path(__file__).parent / "results"
+FOLDER = RESULTS / "bench_recovery_methods"
 LABELLINGS = ("true", "shuffled", "none")
-COLUMNS = (
-    "cond_psth_corr",
-    "psth_corr",
-    "gt_weight_corr",
-    "gt_weight_corr_EE",
-    "gt_weight_corr_EI",
-    "gt_weight_corr_IE",
-    "gt_weight_corr_II",
-    "gt_sign_agreement",
-    "gt_perturbation_corr",
-    "gt_perturbation_corr_silence_I",
-    "gt_perturbation_corr_boost_I",
-    "gt_perturbation_corr_silence_E",
-    "gt_perturbation_corr_boost_E",
-    "gt_perturbation_sign_agreement",
-    "gt_null_weight_corr",
-    "gt_null_sign_agreement",
-    "gt_null_perturbation_corr",
-    "gt_null_perturbation_sign_agreement",
-)
+SMALL = dict(n_e=16, n_i=4, n_trials=300, n_bins=80)
+TEACHERS = {
+    "builtin": ({}, {}),
+    "fully_observed": ({**SMALL, "fully_observed": True}, {"tau": 100.0, "enforce_ratio": False}),
+    "strong_recurrence": ({**SMALL, "spectral_radius": 1.5}, {"tau": 100.0, "enforce_ratio": False}),
+}
+METHODS = {
+    "free_running": {"recurrent_init": "random"},
+    "least_squares_init": {"recurrent_init": "least_squares"},
+    "teacher_forced": {"recurrent_init": "least_squares", "objective": "teacher_forced"},
+    "least_squares": {"recurrent_init": "least_squares"},
+    "ablated": {"recurrent": False},
+}
 
 
 def labelled(dataset, labelling: str, seed: int):
@@ -62,50 +65,74 @@ def labelled(dataset, labelling: str, seed: int):
     return dataclasses.replace(dataset, ei_labels=None)
 
 
-def run_one(labelling: str, seed: int, max_epochs: int) -> dict:
+def run_one(teacher: str, method: str, labelling: str, seed: int, max_epochs: int) -> dict:
     torch.set_num_threads(1)
-    dataset, truth = make_recording(seed=0)
-    config = TrainConfig(seed=seed, split_seed=0, threads=1, max_epochs=max_epochs)
+    sizes, fitting = TEACHERS[teacher]
+    dataset, truth = make_recording(seed=0, **sizes)
+    settings = {"max_epochs": max_epochs, **fitting, **METHODS[method]}
+    config = TrainConfig(seed=seed, split_seed=0, threads=1, **settings)
     prepared = prepare(config, labelled(dataset, labelling, seed), truth)
     started = time.perf_counter()
+    row = {"teacher": teacher, "method": method, "labels": labelling, "seed": seed, "max_epochs": max_epochs}
+    if method == "least_squares":
+        return {**row, **least_squares_scores(prepared, truth), "training_seconds": time.perf_counter() - started}
     result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
     prepared.model.load_state_dict(result.best_state)
     scores = evaluate(prepared.model, prepared.val, seed=seed, ceiling_seed=0).scalar_metrics()
     recovery = recover(prepared.model, truth, prepared.val, seed=0)
     return {
-        "labels": labelling,
-        "seed": seed,
-        "max_epochs": max_epochs,
+        **row,
         "epochs": result.total_epochs,
         "best_epoch": result.best_epoch + 1,
         "stop_reason": result.stop_reason,
         "training_seconds": time.perf_counter() - started,
         **{k: scores[k] for k in ("cond_psth_corr", "psth_corr", "cond_noise_ceiling")},
         **recovery.metrics,
+        "machine": describe_machine(),
     }
 
 
+def least_squares_scores(prepared, truth) -> dict:
+    """The regression's weights among recorded neurons, scored like a fit's (no dynamics run)."""
+    model, train = prepared.model, prepared.train
+    model.set_rate_scale(torch.as_tensor(train.rates_hz.mean(axis=(0, 1)), dtype=torch.float32))
+    estimate = initialise_from_regression(model, single_trial_rates(train, 1.0), train.inputs, train.ei_labels)
+    twin_labels = truth.unit_is_inhibitory[truth.recorded_units]
+    true_weights = truth.w_rec[np.ix_(truth.recorded_units, truth.recorded_units)] / truth.rate_gain_hz
+    scores = weight_recovery(estimate.effective_weights(), true_weights, twin_labels)
+    return {**{f"gt_{k}": v for k, v in scores.items()}, "machine": describe_machine()}
+
+
+def _cell(rows: list[dict], column: str) -> dict | None:
+    values = [r[column] for r in rows if column in r and r[column] is not None and np.isfinite(r[column])]
+    return {"mean": float(np.mean(values)), "sd": float(np.std(values)), "n": len(values)} if values else None
+
+
 def summary() -> dict:
-    rows = [json.loads(p.read_text()) for p in sorted((RESULTS / "bench_recovery").glob("*.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted(FOLDER.glob("*.json"))]
     table = {}
-    for labelling in LABELLINGS:
-        chosen = [r for r in rows if r["labels"] == labelling]
-        if chosen:
-            table[labelling] = {
-                "n_seeds": len(chosen),
-                "seeds": [r["seed"] for r in chosen],
-                **{
-                    c: {"mean": float(np.mean([r[c] for r in chosen])), "sd": float(np.std([r[c] for r in chosen]))}
-                    for c in COLUMNS
-                },
-            }
-    print("| score | " + " | ".join(f"{k} labels (n={v['n_seeds']})" for k, v in table.items()) + " |")
-    print("| --- |" + " --- |" * len(table))
-    for column in COLUMNS:
-        cells = [f"{v[column]['mean']:.3f} ± {v[column]['sd']:.3f}" for v in table.values()]
-        print(f"| {column} | " + " | ".join(cells) + " |")
-    out = {"runs": rows, "summary": table}
-    (RESULTS / "bench_recovery.json").write_text(json.dumps(out, indent=1))
+    for row in rows:
+        key = f"{row['teacher']} / {row['method']} / {row['labels']}"
+        table.setdefault(key, []).append(row)
+    shown = (
+        "cond_psth_corr",
+        *(f"gt_weight_corr_{b}" for b in ("EE", "EI", "IE", "II")),
+        "gt_sign_agreement",
+        "gt_perturbation_corr",
+        "gt_null_perturbation_corr",
+        "training_seconds",
+        "epochs",
+    )
+    print("| teacher / method / labels | seeds | " + " | ".join(shown) + " |")
+    print("| --- | --- |" + " --- |" * len(shown))
+    out = {}
+    for key in sorted(table):
+        chosen = table[key]
+        cells = {c: _cell(chosen, c) for c in shown}
+        out[key] = {"seeds": sorted(r["seed"] for r in chosen), **cells}
+        text = [f"{v['mean']:.3f} ± {v['sd']:.3f}" if v else "—" for v in cells.values()]
+        print(f"| {key} | {len(chosen)} | " + " | ".join(text) + " |")
+    (RESULTS / "bench_recovery_methods.json").write_text(json.dumps({"runs": rows, "summary": out}, indent=1))
     return out
 
 
@@ -113,6 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("run")
+    one.add_argument("--teacher", choices=tuple(TEACHERS), required=True)
+    one.add_argument("--method", choices=tuple(METHODS), required=True)
     one.add_argument("--labels", choices=LABELLINGS, required=True)
     one.add_argument("--seed", type=int, required=True)
     one.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
@@ -121,10 +150,10 @@ def main() -> None:
     if args.command == "summary":
         summary()
         return
-    folder = RESULTS / "bench_recovery"
-    folder.mkdir(parents=True, exist_ok=True)
-    row = run_one(args.labels, args.seed, args.max_epochs)
-    (folder / f"{args.labels}_seed{args.seed}.json").write_text(json.dumps(row, indent=1))
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    row = run_one(args.teacher, args.method, args.labels, args.seed, args.max_epochs)
+    name = f"{args.teacher}_{args.method}_{args.labels}_seed{args.seed}.json"
+    (FOLDER / name).write_text(json.dumps(row, indent=1))
     print(json.dumps(row))
 
 

@@ -203,3 +203,18 @@ def test_eirnn_ui_serves_the_store_and_prints_the_model_training_address(cli_run
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_simulate_writes_the_fully_observed_strong_recurrence_teacher(tmp_path):
+    import numpy as np
+
+    from eirnn.data import load_dataset
+    from eirnn.data.synthetic import make_recording
+
+    sizes = dict(n_e=6, n_i=2, n_trials=16, n_bins=20)
+    out = tmp_path / "teacher.npz"
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in sizes.items()]
+    result = eirnn("simulate", "--out", str(out), "--fully-observed", "--spectral-radius", "1.5", *flags)
+    assert result.returncode == 0, result.stderr
+    expected, _ = make_recording(seed=0, **sizes, fully_observed=True, spectral_radius=1.5)
+    assert np.array_equal(load_dataset(out).counts, expected.counts)

@@ -168,3 +168,13 @@ def test_trial_varying_initial_states_spread_trials_early_and_leave_the_task_alo
     assert within_condition_variance(truth.rates_hz, varied.conditions, late) == pytest.approx(
         within_condition_variance(usual_truth.rates_hz, usual.conditions, late), rel=0.5
     )
+
+
+def test_fully_observed_teacher_records_every_unit_and_strong_recurrence_scales_the_spectrum():
+    dataset, truth = make_recording(seed=4, n_e=6, n_i=2, n_trials=16, n_bins=20, fully_observed=True)
+    assert truth.n_units == dataset.n_neurons == 8
+    assert sorted(truth.recorded_units.tolist()) == list(range(8))
+    assert np.array_equal(dataset.ei_labels, truth.unit_is_inhibitory[truth.recorded_units])
+    _, strong = make_recording(seed=4, n_e=6, n_i=2, n_trials=16, n_bins=20, spectral_radius=1.5)
+    assert np.max(np.abs(np.linalg.eigvals(strong.w_rec))) == pytest.approx(1.5)
+    assert strong.n_units == 16

@@ -173,7 +173,8 @@ def test_format_metric(value, text):
 def test_report_says_what_the_fit_recovers_of_a_known_circuit(synthetic_run, m1_run):
     _, _, text = synthetic_run
     section = text.split("## What the fit recovers", 1)[1].split("\n## ", 1)[0]
-    for metric in ("gt_weight_corr", "gt_weight_corr_EI", "gt_perturbation_corr", "gt_null_perturbation_corr"):
+    metrics = ("gt_weight_corr", "gt_weight_corr_EI", "gt_perturbation_corr", "gt_null_perturbation_corr")
+    for metric in (*metrics, "gt_least_squares_weight_corr", "gt_least_squares_weight_corr_II"):
         assert f"`final/{metric}`" in section
     assert "![What the fit recovers of the true circuit](figures/recovery.png)" in section
     assert "## What the fit recovers" not in m1_run[2]

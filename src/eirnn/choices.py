@@ -8,3 +8,5 @@ EMBEDDINGS = ("attention", "linear", "mlp")  # input embedding e(u), eirnn.model
 ACTIVATIONS = ("softplus", "relu")  # rate nonlinearity f, eirnn.model.recurrence
 LOSSES = ("mse", "poisson")  # training loss, eirnn.losses
 INITIAL_STATES = ("shared", "inferred")  # x[0]: one learned h0, or per trial (eirnn.model.encoder)
+OBJECTIVES = ("free_running", "teacher_forced")  # fitting objective, eirnn.training.teacher_forcing
+RECURRENT_INITS = ("least_squares", "random")  # initial W_rec, eirnn.training.next_step

@@ -111,7 +111,10 @@ def _simulate(args: argparse.Namespace) -> int:
     from eirnn.data.synthetic import make_recording
 
     sizes = {name: getattr(args, name) for name in ("n_trials", "n_bins", "n_e", "n_i") if getattr(args, name)}
-    dataset, _ = make_recording(seed=args.seed, **sizes)
+    teacher = {"fully_observed": args.fully_observed}
+    if args.spectral_radius:
+        teacher["spectral_radius"] = args.spectral_radius
+    dataset, _ = make_recording(seed=args.seed, **sizes, **teacher)
     write_dataset(dataset, args.out)
     print(f"wrote {args.out}")
     print(dataset.summary())
@@ -197,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0)
     for name in ("n_trials", "n_bins", "n_e", "n_i"):
         simulate.add_argument("--" + name.replace("_", "-"), type=int, default=0, help="size (0 = default)")
+    simulate.add_argument(
+        "--fully-observed", action="store_true", help="record every unit of the network (default: half of them)"
+    )
+    simulate.add_argument(
+        "--spectral-radius",
+        type=float,
+        default=0.0,
+        help="spectral radius of the true recurrent matrix, e.g. 1.5 for strong recurrence (0 = default 0.9)",
+    )
     simulate.set_defaults(handler=_simulate)
 
     summary = commands.add_parser("summary", help="load and validate a data file, print its summary")

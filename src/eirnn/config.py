@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from eirnn.choices import ACTIVATIONS, EMBEDDINGS, INITIAL_STATES, LOSSES
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, INITIAL_STATES, LOSSES, OBJECTIVES, RECURRENT_INITS
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = (
@@ -239,6 +239,28 @@ class TrainConfig:
         "(0 = none, measured best: benchmarks/README.md)",
         allowed=NON_NEGATIVE,
     )
+    objective: str = _setting(
+        "free_running",
+        "fitting objective: free_running matches the free-running network's rates to the data; teacher_forced "
+        "adds teacher_forcing_weight x a one-step prediction of the recorded neurons' single-trial currents",
+        OBJECTIVES,
+    )
+    teacher_forcing_weight: float = _setting(
+        1.0, "weight of the teacher-forced term (objective teacher_forced)", allowed=NON_NEGATIVE
+    )
+    single_trial_smoothing_bins: float = _setting(
+        1.0,
+        "s.d. in bins of the Gaussian kernel smoothing single-trial counts for the teacher-forced term and "
+        "the least-squares initialisation (0 = none)",
+        allowed=NON_NEGATIVE,
+    )
+    recurrent_init: str = _setting(
+        "least_squares",
+        "initial W_rec among recorded neurons: random (balanced Dale matrix) or least_squares (Dale's-law "
+        "regression of next-step single-trial currents)",
+        RECURRENT_INITS,
+    )
+    recurrent: bool = _setting(True, "false = recurrent weights held at zero (an ablation control)")
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
     registered_model_name: str = _setting("eirnn", "registry name of the trained model")

@@ -27,6 +27,8 @@ class Targets:
     rates_hz: torch.Tensor  # [trials, time, neurons]
     counts: torch.Tensor | None  # [trials, time, neurons], spike counts per bin
     behavior: torch.Tensor | None  # [trials, time, n_out]
+    # smoothed single-trial rates (Hz) for the teacher-forced term, eirnn.training.teacher_forcing
+    single_trial_rates_hz: torch.Tensor | None = None  # [trials, time, neurons]
 
     def select(self, index: torch.Tensor) -> Targets:
         """The trials in `index`, stored time-major."""
@@ -34,7 +36,7 @@ class Targets:
         def take(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else tensor.transpose(0, 1)[:, index].transpose(0, 1)
 
-        return Targets(take(self.rates_hz), take(self.counts), take(self.behavior))
+        return Targets(take(self.rates_hz), take(self.counts), take(self.behavior), take(self.single_trial_rates_hz))
 
 
 class _WeightedSquaredError(torch.autograd.Function):

@@ -22,7 +22,10 @@ hidden units of the true network):
   change has the true sign.
 
 The null is the fitted model with its recurrent weights shuffled within each of its own E/I
-blocks (seeded): same weight distribution and Dale's signs, no structure.
+blocks (seeded): same weight distribution and Dale's signs, no structure. The baseline
+(`gt_least_squares_*`) is the convex Dale's-law next-step regression of the scored trials'
+smoothed single-trial currents (`eirnn.training.next_step`, the fitted model's gains, time
+constant, activation and labels): what a regression gets from the same trials without a fit.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ import torch
 
 from eirnn.analysis import run_perturbation
 from eirnn.metrics import condition_psths
+from eirnn.training.next_step import next_step_regression, single_trial_rates
+
+# smoothing of the scored trials' spike counts for the least-squares baseline, in bins
+BASELINE_SMOOTHING_BINS = 1.0
 
 BLOCKS = ("EE", "EI", "IE", "II")
 PERTURBATIONS = {"silence": 0.0, "boost": 2.0}
@@ -130,6 +137,21 @@ def weight_recovery(fitted: np.ndarray, true: np.ndarray, true_is_inhibitory: np
         pairs = off_diagonal & post[:, None] & pre[None, :]
         result[f"weight_corr_{block}"] = _pearson(fitted[pairs], true[pairs])
     return result
+
+
+def least_squares_baseline(model: torch.nn.Module, dataset: Any, true_weights: np.ndarray, truth_labels) -> dict:
+    """`weight_recovery` of the next-step regression on `dataset`'s smoothed single trials, run
+    with the fitted model's gains, time constant, activation and the data's E/I labels."""
+    n_neurons = len(truth_labels)
+    estimate = next_step_regression(
+        single_trial_rates(dataset, BASELINE_SMOOTHING_BINS),
+        np.asarray(dataset.inputs),
+        dataset.ei_labels,
+        rate_gain=model.rate_gain[:n_neurons].detach().double().cpu().numpy(),
+        alpha=model.alpha,
+        activation=model.activation,
+    )
+    return weight_recovery(estimate.effective_weights(), true_weights, truth_labels)
 
 
 def perturbation_groups(true_is_inhibitory: np.ndarray, seed: int) -> dict[str, np.ndarray]:
@@ -247,6 +269,8 @@ def recover(model: torch.nn.Module, truth: Any, dataset: Any, *, seed: int = 0) 
     metrics = {f"gt_{k}": v for k, v in fitted.items()}
     metrics.update({f"gt_null_{k}": null[k] for k in ("weight_corr", "sign_agreement", "perturbation_corr")})
     metrics["gt_null_perturbation_sign_agreement"] = null["perturbation_sign_agreement"]
+    baseline = least_squares_baseline(model, dataset, true_weights, truth_labels)
+    metrics.update({f"gt_least_squares_{k}": v for k, v in baseline.items() if k != "sign_agreement"})
     return Recovery(
         metrics=metrics,
         fitted_weights=effective_weights(model, n_neurons),

@@ -65,7 +65,7 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))  # overflow-free, faster than logaddexp
 
 
-def _dale_weights(rng: np.random.Generator, is_inhibitory: np.ndarray) -> np.ndarray:
+def _dale_weights(rng: np.random.Generator, is_inhibitory: np.ndarray, spectral_radius: float) -> np.ndarray:
     n_units = len(is_inhibitory)
     magnitude = rng.gamma(shape=2.0, scale=1.0, size=(n_units, n_units))
     np.fill_diagonal(magnitude, 0.0)
@@ -73,7 +73,7 @@ def _dale_weights(rng: np.random.Generator, is_inhibitory: np.ndarray) -> np.nda
     inhibition = magnitude[:, is_inhibitory].sum(axis=1)
     magnitude[:, is_inhibitory] *= (excitation / inhibition)[:, None]
     weights = np.where(is_inhibitory[None, :], -magnitude, magnitude)
-    return weights * (SPECTRAL_RADIUS / np.max(np.abs(np.linalg.eigvals(weights))))
+    return weights * (spectral_radius / np.max(np.abs(np.linalg.eigvals(weights))))
 
 
 def _input_weights(rng: np.random.Generator, n_units: int, n_conditions: int, n_inputs: int) -> np.ndarray:
@@ -168,11 +168,16 @@ def make_recording(
     n_conditions: int = 8,
     bin_ms: float = 25.0,
     trial_state_spread: float = 0.0,
+    fully_observed: bool = False,
+    spectral_radius: float = SPECTRAL_RADIUS,
 ) -> tuple[NeuralDataset, GroundTruth]:
     """Simulate a recording of ``n_e`` + ``n_i`` neurons (labels interleaved in file order).
 
-    The network has twice as many units as recorded neurons. Inputs: fixation, ``n_conditions``
-    cue channels, go, then ``n_inputs - n_conditions - 2`` context channels. Deterministic per seed.
+    The network has twice as many units as recorded neurons, or exactly as many with
+    ``fully_observed`` (every unit recorded). ``spectral_radius`` scales the recurrent matrix
+    (above 1: strong recurrence, with transient and rotational dynamics held in check by the
+    leak and the inhibition). Inputs: fixation, ``n_conditions`` cue channels, go, then
+    ``n_inputs - n_conditions - 2`` context channels. Deterministic per seed.
     ``trial_state_spread`` > 0 starts each trial from its own state: the burnt-in state plus an
     offset of this standard deviation (state units) along each of the TRIAL_STATE_DIMS slowest
     modes of W (its eigenvectors of largest real eigenvalue), so that trials of one condition
@@ -185,9 +190,12 @@ def make_recording(
     if min(n_e, n_bins, n_trials, n_conditions) < 1 or n_i < 1:
         raise ValueError("n_e, n_i, n_bins, n_trials and n_conditions must be >= 1")
     rng = np.random.default_rng(seed)
-    n_e_units, n_i_units = 2 * n_e, 2 * n_i
+    if spectral_radius <= 0:
+        raise ValueError(f"spectral_radius: expected a value > 0; found {spectral_radius}")
+    units_per_neuron = 1 if fully_observed else 2
+    n_e_units, n_i_units = units_per_neuron * n_e, units_per_neuron * n_i
     is_inhibitory = np.arange(n_e_units + n_i_units) >= n_e_units
-    w_rec = _dale_weights(rng, is_inhibitory)
+    w_rec = _dale_weights(rng, is_inhibitory, spectral_radius)
     w_in = _input_weights(rng, len(is_inhibitory), n_conditions, n_inputs)
     bias = rng.normal(0.3, 0.8, len(is_inhibitory))
     recorded_e = rng.choice(n_e_units, n_e, replace=False)

@@ -24,7 +24,9 @@ from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state
 from eirnn.training.early_stopping import EarlyStopping
 from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
 from eirnn.training.interrupts import StopRequest
+from eirnn.training.next_step import single_trial_rates
 from eirnn.training.progress import ProgressDisplay
+from eirnn.training.teacher_forcing import initialise_from_regression, teacher_forced_loss
 from eirnn.training.validation import (
     ValidationScorer,
     check_selection_metric,
@@ -59,15 +61,17 @@ class FitResult:
         return len(self.history)
 
 
-def make_targets(dataset: Any, device: torch.device) -> Targets:
-    """The data set's targets as float32 tensors, time-major in memory like the model's outputs."""
+def make_targets(dataset: Any, device: torch.device, single_trial_smoothing_bins: float | None = None) -> Targets:
+    """The data set's targets as float32 tensors, time-major in memory like the model's outputs;
+    with `single_trial_smoothing_bins`, also the smoothed single-trial rates."""
 
     def tensor(array: np.ndarray | None) -> torch.Tensor | None:
         return (
             None if array is None else time_major(torch.as_tensor(np.asarray(array, dtype=np.float32), device=device))
         )
 
-    return Targets(tensor(dataset.rates_hz), tensor(dataset.counts), tensor(dataset.behavior))
+    smoothed = None if single_trial_smoothing_bins is None else single_trial_rates(dataset, single_trial_smoothing_bins)
+    return Targets(tensor(dataset.rates_hz), tensor(dataset.counts), tensor(dataset.behavior), tensor(smoothed))
 
 
 def prepared_trials(model: torch.nn.Module, dataset: Any, device: torch.device) -> Any:
@@ -97,13 +101,16 @@ def train_epoch(
     batch_size: int,
     grad_clip: float = 0.0,
     behavior_weight: float = 0.0,
+    teacher_forcing_weight: float = 0.0,
     epoch: int = 0,
     initial_state_penalty: float = 0.0,
 ) -> float:
     """One pass over the training trials (`inputs` as prepared by the model): minibatches in a
-    fresh random order, or the full batch as it is; returns the mean loss. An inferred-state
-    model's loss adds `initial_state_penalty` x the mean squared offset of the trials' x[0] from
-    the shared h0. Raises TrainingDivergedError, before any update, when a loss is NaN or Inf."""
+    fresh random order, or the full batch as it is; returns the mean loss. With
+    `teacher_forcing_weight` > 0 (targets with single-trial rates), the loss adds that times the
+    teacher-forced term; an inferred-state model's loss adds `initial_state_penalty` x the mean
+    squared offset of the trials' x[0] from the shared h0. Raises TrainingDivergedError, before
+    any update, when a loss is NaN or Inf."""
     model.train()
     n_trials = targets.rates_hz.shape[0]
     device = targets.rates_hz.device
@@ -119,6 +126,9 @@ def train_epoch(
             loss = loss + behavior_weight * behavior_mse(output.behavior, batch_targets)
         if output.initial_state_offset is not None and initial_state_penalty > 0:
             loss = loss + initial_state_penalty * output.initial_state_offset.pow(2).mean()
+        if teacher_forcing_weight > 0:
+            single_trial = batch_targets.single_trial_rates_hz
+            loss = loss + teacher_forcing_weight * teacher_forced_loss(model, batch_inputs, single_trial, output.units)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingDivergedError(epoch, loss_value)
@@ -131,6 +141,14 @@ def train_epoch(
     return float(np.mean(losses))
 
 
+def hold_recurrence_at_zero(model: torch.nn.Module) -> None:
+    """The recurrence-ablated control: W_rec zero and frozen, so only inputs, h0 and the gains
+    are fitted (`TrainConfig.recurrent` false)."""
+    with torch.no_grad():
+        model.recurrent_weight_raw.zero_()
+    model.recurrent_weight_raw.requires_grad_(False)
+
+
 class _Training:
     """What one fit prepares once and mutates every epoch: the model, its prepared inputs and
     targets, the optimiser, the random generator, early stopping, the history and the best weights."""
@@ -139,7 +157,12 @@ class _Training:
         self.model, self.config = model, config
         self.device = device = next(model.parameters()).device
         self.train_inputs, self.val_inputs = (prepared_trials(model, part, device) for part in (train, val))
-        self.train_targets, self.val_targets = make_targets(train, device), make_targets(val, device)
+        teacher_forced = config.objective == "teacher_forced" and config.teacher_forcing_weight > 0
+        self.teacher_forcing_weight = config.teacher_forcing_weight if teacher_forced else 0.0
+        smoothing = config.single_trial_smoothing_bins if teacher_forced else None
+        self.train_targets, self.val_targets = make_targets(train, device, smoothing), make_targets(val, device)
+        if not config.recurrent:
+            hold_recurrence_at_zero(model)
         self.loss_fn = make_loss(config, train, self.train_targets)
         hparams = getattr(model, "hparams", {})
         check_selection_metric(config.selection_metric, val, hparams.get("heldout_neurons"))
@@ -163,6 +186,9 @@ class _Training:
             restore_resumable_state(self, resume_from)
         else:
             self.model.set_rate_scale(torch.as_tensor(train.rates_hz.mean(axis=(0, 1)), dtype=torch.float32))
+            if self.config.recurrent_init == "least_squares" and self.config.recurrent:
+                rates = single_trial_rates(train, self.config.single_trial_smoothing_bins)
+                initialise_from_regression(self.model, rates, train.inputs, train.ei_labels)
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One training pass and the validation scores; appended to the history."""
@@ -177,6 +203,7 @@ class _Training:
             batch_size=self.batch_size,
             grad_clip=self.config.grad_clip,
             behavior_weight=self.behavior_weight,
+            teacher_forcing_weight=self.teacher_forcing_weight,
             epoch=epoch,
             initial_state_penalty=self.config.initial_state_penalty,
         )
