@@ -83,7 +83,7 @@ def test_psths_have_temporal_structure(full_size):
 
 
 def test_rates_are_realistic_and_counts_follow_them(full_size):
-    dataset, truth, _ = full_size
+    dataset, truth = full_size
     mean_rates = dataset.rates_hz.mean(axis=(0, 1))
     assert 2 < np.median(mean_rates) < 40
     assert mean_rates.min() > 0.5 and mean_rates.max() < 80
@@ -94,7 +94,7 @@ def test_rates_are_realistic_and_counts_follow_them(full_size):
 
 
 def test_ground_truth_network_follows_dale_and_is_stable(full_size):
-    dataset, truth, _ = full_size
+    dataset, truth = full_size
     assert truth.n_units > dataset.n_neurons
     inhibitory = truth.unit_is_inhibitory
     assert not inhibitory[: np.argmax(inhibitory)].any()  # E units first

@@ -173,15 +173,11 @@ def make_recording(
 ) -> tuple[NeuralDataset, GroundTruth]:
     """Simulate a recording of ``n_e`` + ``n_i`` neurons (labels interleaved in file order).
 
-    The network has twice as many units as recorded neurons, or exactly as many with
-    ``fully_observed`` (every unit recorded). ``spectral_radius`` scales the recurrent matrix
-    (above 1: strong recurrence, with transient and rotational dynamics held in check by the
-    leak and the inhibition). Inputs: fixation, ``n_conditions`` cue channels, go, then
-    ``n_inputs - n_conditions - 2`` context channels. Deterministic per seed.
-    ``trial_state_spread`` > 0 starts each trial from its own state: the burnt-in state plus an
-    offset of this standard deviation (state units) along each of the TRIAL_STATE_DIMS slowest
-    modes of W (its eigenvectors of largest real eigenvalue), so that trials of one condition
-    differ for long after the start (`GroundTruth.initial_offsets`); 0 is the usual recording.
+    Twice as many units as recorded neurons, or as many with ``fully_observed``; ``spectral_radius``
+    scales W (above 1: strong recurrence, held in check by the leak and the inhibition). Inputs:
+    fixation, ``n_conditions`` cues, go, ``n_inputs - n_conditions - 2`` contexts. Deterministic
+    per seed. ``trial_state_spread`` > 0 starts each trial from the burnt-in state plus an offset
+    of that s.d. along the TRIAL_STATE_DIMS slowest modes of W (`GroundTruth.initial_offsets`).
     """
     if n_inputs < n_conditions + 2:
         raise ValueError(f"n_inputs: expected >= n_conditions + 2 = {n_conditions + 2}; found {n_inputs}")
