@@ -18,6 +18,7 @@ import numpy as np
 
 from .dataset import DatasetError, NeuralDataset
 from .layout import CANONICAL_AXES, MATLAB_LAYOUT, infer_layout
+from .perturbations import FILE_VARIABLES as PERTURBATION_VARIABLES
 
 #: schema name -> names accepted in a file, in lookup order
 SCHEMA_NAMES: dict[str, tuple[str, ...]] = {
@@ -397,10 +398,21 @@ def load_binned(
         **fields,
         **vectors,
         bin_ms=_bin_ms(contents, names, bin_ms),
+        perturbations=_perturbation_columns(contents),
         meta=meta,
     )
     dataset.meta["sha256"] = file_sha256(contents.path)
     return dataset
+
+
+def _perturbation_columns(contents: FileContents) -> dict[str, np.ndarray] | None:
+    """The `perturbation_*` variables by table column (None when the file has none); MATLAB's
+    column vectors read as vectors, the neuron matrix as stored [perturbations, neurons]."""
+    present = {column: name for column, name in PERTURBATION_VARIABLES.items() if name in contents.variables}
+    if not present:
+        return None
+    values = {column: contents.variables[name] for column, name in present.items()}
+    return {column: value if column == "neurons" else value.reshape(-1) for column, value in values.items()}
 
 
 def _bin_ms(contents: FileContents, names: dict[str, str], argument: float | None) -> float:
@@ -462,6 +474,9 @@ def write_dataset(dataset: NeuralDataset, path: str | Path) -> Path:
     if dataset.time_ms is not None:
         variables["time_ms"] = dataset.time_ms
     variables.update({name: str(dataset.meta[name]) for name in META_FIELDS if dataset.meta.get(name) is not None})
+    if dataset.perturbations is not None:
+        table = dataset.perturbations.file_variables(dataset.trial_ids)
+        variables.update({name: text(value) if value.dtype.kind == "U" else value for name, value in table.items()})
 
     if as_matlab:
         import scipy.io  # deferred, see _read_mat5
