@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from eirnn import metrics
+from eirnn.data.perturbations import perturbation_steps
 from eirnn.metrics import Metric, NotAvailable, to_float
 
 PCA_COMPONENTS = 10
@@ -113,13 +114,19 @@ def _ceiling_fact(ceiling: Any, fact: str) -> Metric:
     return ceiling.sem if fact == "sem" else float(ceiling.n_undefined + ceiling.n_near_zero)
 
 
-def predict_rates(model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = False, seed: int = 0):
-    """Model output for `inputs` [trials, time, n_inputs]; noise uses a generator seeded by `seed`."""
+def predict_rates(
+    model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = False, seed: int = 0, perturbation: Any = None
+):
+    """Model output for `inputs` [trials, time, n_inputs] under `perturbation` (the trials'
+    `PerturbationSteps`, None: none); noise uses a generator seeded by `seed`."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     model.eval()
     with torch.no_grad():
-        prepared = model.prepare_inputs(torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device))
+        inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=device)
+        prepared = (
+            model.prepare_inputs(inputs, perturbation) if perturbation is not None else model.prepare_inputs(inputs)
+        )
         return model(prepared, noise=noise, generator=generator)
 
 
@@ -136,7 +143,8 @@ def evaluate(
     generators of their own seeded by `ceiling_seed` (default `seed`), so that the same data
     give the same ceiling whatever model is scored."""
     ceiling_seed = seed if ceiling_seed is None else ceiling_seed
-    output = predict_rates(model, dataset.inputs, noise=False)
+    steps = perturbation_steps(dataset)
+    output = predict_rates(model, dataset.inputs, noise=False, perturbation=steps)
     model_rates = output.rates.cpu().numpy().astype(np.float64)
     target_rates = np.asarray(dataset.rates_hz, dtype=np.float64)
     conditions = np.asarray(dataset.conditions)
@@ -151,7 +159,7 @@ def evaluate(
     else:
         bits = NotAvailable("the data has rates only, no spike counts")
         fano_data = NotAvailable("the data has rates only, no spike counts")
-    stochastic = predict_rates(model, dataset.inputs, noise=True, seed=seed).rates.cpu().numpy()
+    stochastic = predict_rates(model, dataset.inputs, noise=True, seed=seed, perturbation=steps).rates.cpu().numpy()
     fano_model = metrics.model_fano_factor(stochastic, dataset.bin_s, conditions, rng=rng)
     flat_target = target_psths.reshape(-1, target_psths.shape[-1])
     n_components = min(PCA_COMPONENTS, *flat_target.shape)

@@ -196,7 +196,7 @@ def trial_types(dataset: Any) -> np.ndarray:
 
 def perturbation_steps(dataset: Any) -> PerturbationSteps | None:
     """The dataset's perturbations as the model applies them; None when every trial is a control."""
-    table = dataset.perturbations
+    table = getattr(dataset, "perturbations", None)
     return None if table is None else table.steps(dataset.n_trials, time_axis_ms(dataset))
 
 

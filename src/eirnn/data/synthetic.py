@@ -18,11 +18,14 @@ bell-shaped hand velocity in the cue direction after go.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .dataset import NeuralDataset
+from .perturbations import PerturbationSteps
+from .synthetic_perturbations import RECORDED_TYPES, Protocol, make_protocols, perturbation_table, unit_drive
 
 TAU_MS = 100.0
 NOISE_SIGMA = 0.8
@@ -50,10 +53,26 @@ class GroundTruth:
     tau_ms: float
     noise_sigma: float
     rate_gain_hz: float
+    #: every perturbation type this network can be subjected to (`synthetic_perturbations`)
+    perturbation_protocols: dict[str, Protocol] = field(default_factory=dict)
 
     @property
     def n_units(self) -> int:
         return len(self.unit_is_inhibitory)
+
+    def simulate_rates(
+        self, inputs: np.ndarray, bin_ms: float, steps: PerturbationSteps | None = None, *, noise: bool, seed: int = 0
+    ) -> np.ndarray:
+        """Rates (Hz) [trials, time, neurons] of the recorded neurons for `inputs`, under the
+        perturbations `steps` (None: none), with the generator's noise or without it."""
+        extra = None
+        if steps is not None:
+            drive = unit_drive(steps.channels, self.unit_is_inhibitory, self.recorded_units)
+            extra = lambda t: steps.values[:, t] @ drive  # noqa: E731
+        sigma = self.noise_sigma if noise else 0.0
+        rng = np.random.default_rng(seed)
+        unit_rates = _simulate_unit_rates(rng, inputs, self.w_rec, self.w_in, self.bias, bin_ms, extra, sigma)
+        return self.rate_gain_hz * unit_rates[:, :, self.recorded_units].astype(np.float64)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -127,19 +146,24 @@ def _simulate_unit_rates(
     w_in: np.ndarray,
     bias: np.ndarray,
     bin_ms: float,
+    perturbation_drive: Callable[[int], np.ndarray] | None = None,
+    noise_sigma: float = NOISE_SIGMA,
 ) -> np.ndarray:
     """Unit rates [trials, bins, units] of the noisy ground-truth network, after a burn-in of
-    BURN_IN_TAUS time constants on the first bin's inputs."""
+    BURN_IN_TAUS time constants on the first bin's inputs (without perturbation);
+    `perturbation_drive(t)` [trials, units] is added to the drive of step t."""
     leak = bin_ms / TAU_MS
-    noise_scale = np.sqrt(2 * leak) * NOISE_SIGMA
+    noise_scale = np.sqrt(2 * leak) * noise_sigma
 
-    def step(x: np.ndarray, rates: np.ndarray, t: int) -> np.ndarray:
+    def step(x: np.ndarray, rates: np.ndarray, t: int, perturbed: bool = True) -> np.ndarray:
         drive = rates @ w_rec.T + inputs[:, t] @ w_in.T + bias
+        if perturbation_drive is not None and perturbed:
+            drive = drive + perturbation_drive(t)
         return (1 - leak) * x + leak * drive + noise_scale * rng.standard_normal(x.shape)
 
     x = inputs[:, 0] @ w_in.T + bias
     for _ in range(round(BURN_IN_TAUS / leak)):
-        x = step(x, _softplus(x), 0)
+        x = step(x, _softplus(x), 0, perturbed=False)
     n_trials, n_bins, _ = inputs.shape
     unit_rates = np.empty((n_trials, n_bins, len(bias)), dtype=np.float32)
     for t in range(n_bins):
@@ -159,11 +183,16 @@ def make_recording(
     n_trials: int = 1043,
     n_conditions: int = 8,
     bin_ms: float = 25.0,
+    perturbation_fraction: float = 0.0,
+    perturbation_types: Sequence[str] = RECORDED_TYPES,
 ) -> tuple[NeuralDataset, GroundTruth]:
     """Simulate a recording of ``n_e`` + ``n_i`` neurons (labels interleaved in file order).
 
     The network has twice as many units as recorded neurons. Inputs: fixation, ``n_conditions``
     cue channels, go, then ``n_inputs - n_conditions - 2`` context channels. Deterministic per seed.
+    ``perturbation_fraction`` of the trials get one perturbation each, of the
+    ``perturbation_types`` (labels of `synthetic_perturbations.PROTOCOLS`) in turn; with 0 the
+    recording is exactly the one without perturbations.
     """
     if n_inputs < n_conditions + 2:
         raise ValueError(f"n_inputs: expected >= n_conditions + 2 = {n_conditions + 2}; found {n_inputs}")
@@ -181,12 +210,22 @@ def make_recording(
     recorded_i = n_e_units + rng.choice(n_i_units, n_i, replace=False)
     recorded = rng.permutation(np.concatenate([recorded_e, recorded_i]))
     conditions, go, inputs = _task(rng, n_trials, n_bins, n_conditions, n_inputs)
-    unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms)
+    time_ms = np.arange(n_bins) * bin_ms
+    protocols = make_protocols(is_inhibitory[recorded], time_ms, seed)
+    table = perturbation_table(protocols, perturbation_types, perturbation_fraction, n_trials, len(recorded), seed)
+    drive = None
+    if table is not None:
+        steps = table.steps(n_trials, time_ms)
+        channel_drive = unit_drive(steps.channels, is_inhibitory, recorded)
+        drive = lambda t: steps.values[:, t] @ channel_drive  # noqa: E731
+    unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms, drive)
 
     rates_hz = RATE_GAIN_HZ * unit_rates[:, :, recorded].astype(np.float64)
     counts = rng.poisson(rates_hz * (bin_ms / 1000.0))
     e_rates = unit_rates[:, :, :n_e_units]
-    w_out = _fitted_readout(e_rates, _hand_velocity(conditions, go, n_bins, n_conditions))
+    # the readout is fitted on the control trials: a perturbation changes the activity, not the readout
+    control = np.ones(n_trials, dtype=bool) if table is None else ~np.isin(np.arange(n_trials), table.trial)
+    w_out = _fitted_readout(e_rates[control], _hand_velocity(conditions, go, n_bins, n_conditions)[control])
     behavior = e_rates @ w_out[:, :-1].T + w_out[:, -1]
 
     input_names = ["fixation", *(f"cue_{k}" for k in range(n_conditions)), "go"]
@@ -200,8 +239,9 @@ def make_recording(
         bin_ms=bin_ms,
         behavior=behavior,
         behavior_names=["hand_vx", "hand_vy"],
-        time_ms=np.arange(n_bins) * bin_ms,
+        time_ms=time_ms,
         neuron_ids=recorded,
+        perturbations=table,
         meta={"name": f"synthetic-seed{seed}", "generator": "eirnn.data.synthetic.make_recording", "seed": seed},
     )
     truth = GroundTruth(
@@ -215,5 +255,6 @@ def make_recording(
         tau_ms=TAU_MS,
         noise_sigma=NOISE_SIGMA,
         rate_gain_hz=RATE_GAIN_HZ,
+        perturbation_protocols=protocols,
     )
     return dataset, truth

@@ -60,15 +60,36 @@ class ModelOutput:
 
 
 @dataclass(frozen=True)
+class PerturbationRows:
+    """The drive-table rows of inputs with perturbations: each row's task-input row and the
+    strength of each perturbation channel (`eirnn.data.perturbations.Channel`) in it."""
+
+    task_rows: torch.Tensor  # [R] long: row of unique_inputs
+    strengths: torch.Tensor  # [R, C]
+    channels: tuple[Any, ...]
+
+    def to(self, device: torch.device | str) -> PerturbationRows:
+        return PerturbationRows(self.task_rows.to(device), self.strengths.to(device), self.channels)
+
+
+@dataclass(frozen=True)
 class PreparedInputs:
     """Inputs [B, T, n_inputs] stored as their distinct rows plus an index.
 
     Task inputs are mostly piecewise constant, so a whole data set holds few distinct input
     vectors: the embedding and input projection then run once per distinct vector, not per step.
+    With perturbations, a row of the drive table is a distinct (task input, perturbation
+    strengths) pair (`perturbation`), and `step_rows` index those pairs.
     """
 
     unique_inputs: torch.Tensor  # [U, n_inputs]
-    step_rows: torch.Tensor  # [B, T] long: row of unique_inputs for each trial and step
+    step_rows: torch.Tensor  # [B, T] long: row of the drive table for each trial and step
+    perturbation: PerturbationRows | None = None
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the drive table."""
+        return self.unique_inputs.shape[0] if self.perturbation is None else self.perturbation.task_rows.shape[0]
 
     @cached_property
     def time_major_rows(self) -> torch.Tensor:
@@ -79,7 +100,7 @@ class PreparedInputs:
         """`drive_row_sums` of these inputs, built on first use: training reuses it every epoch."""
         cache = self.__dict__.setdefault("_row_sums", {})
         if dtype not in cache:
-            cache[dtype] = drive_row_sums(self.time_major_rows, self.unique_inputs.shape[0], dtype)
+            cache[dtype] = drive_row_sums(self.time_major_rows, self.n_rows, dtype)
         return cache[dtype]
 
     @property
@@ -91,17 +112,19 @@ class PreparedInputs:
         return self.step_rows.shape[1]
 
     def select(self, trial_index: torch.Tensor) -> PreparedInputs:
-        return PreparedInputs(self.unique_inputs, self.step_rows[trial_index])
+        return PreparedInputs(self.unique_inputs, self.step_rows[trial_index], self.perturbation)
 
     def to(self, device: torch.device | str) -> PreparedInputs:
-        return PreparedInputs(self.unique_inputs.to(device), self.step_rows.to(device))
+        perturbation = None if self.perturbation is None else self.perturbation.to(device)
+        return PreparedInputs(self.unique_inputs.to(device), self.step_rows.to(device), perturbation)
 
     def dense(self) -> torch.Tensor:
         """The original inputs [B, T, n_inputs]."""
-        return self.unique_inputs[self.step_rows]
+        rows = self.step_rows if self.perturbation is None else self.perturbation.task_rows[self.step_rows]
+        return self.unique_inputs[rows]
 
 
-def prepare_inputs(inputs: torch.Tensor) -> PreparedInputs:
+def prepare_inputs(inputs: torch.Tensor, perturbation: Any = None) -> PreparedInputs:
     """The distinct input rows of inputs [B, T, n_inputs], sorted as `torch.unique` sorts them.
 
     A row equal to the one before it in its trial needs no lookup: only the rows where a trial's
@@ -113,7 +136,26 @@ def prepare_inputs(inputs: torch.Tensor) -> PreparedInputs:
     """
     if inputs.dim() != 3:
         raise ValueError(f"inputs must be [trials, time, n_inputs], got shape {tuple(inputs.shape)}")
-    return run_in_threads(lambda _: _distinct_rows(inputs.detach()), 1)[0]
+    prepared = run_in_threads(lambda _: _distinct_rows(inputs.detach()), 1)[0]
+    return prepared if perturbation is None else _with_perturbation(prepared, perturbation)
+
+
+def _with_perturbation(prepared: PreparedInputs, perturbation: Any) -> PreparedInputs:
+    """`prepared` with a drive-table row per distinct (task row, perturbation strengths) pair;
+    `perturbation` is an `eirnn.data.perturbations.PerturbationSteps` of the same trials."""
+    values = torch.as_tensor(perturbation.values, dtype=torch.float64, device=prepared.step_rows.device)
+    if values.shape[:2] != prepared.step_rows.shape:
+        raise ValueError(
+            f"perturbation steps {tuple(values.shape)} do not match inputs {tuple(prepared.step_rows.shape)}"
+        )
+    keys = torch.cat([prepared.step_rows.unsqueeze(-1).to(values.dtype), values], dim=-1)
+    pairs = run_in_threads(lambda _: _distinct_rows(keys), 1)[0]
+    rows = PerturbationRows(
+        pairs.unique_inputs[:, 0].long(),
+        pairs.unique_inputs[:, 1:].to(prepared.unique_inputs.dtype),
+        tuple(perturbation.channels),
+    )
+    return PreparedInputs(prepared.unique_inputs, pairs.step_rows, rows)
 
 
 def _distinct_rows(inputs: torch.Tensor) -> PreparedInputs:
@@ -319,10 +361,23 @@ class EIRNN(nn.Module):
             initial_rate = activate(self.h0[self.recorded_units], self.activation).clamp_min(1e-6)
             self.log_rate_gain.copy_((mean.clamp_min(MIN_MEAN_RATE_HZ) / initial_rate).log())
 
-    def prepare_inputs(self, inputs: torch.Tensor) -> PreparedInputs:
+    def prepare_inputs(self, inputs: torch.Tensor, perturbation: Any = None) -> PreparedInputs:
         """Compute once per data set and pass to forward instead of the raw inputs (forward
-        accepts raw inputs too, at the cost of one `prepare_inputs` per call)."""
-        return prepare_inputs(inputs)
+        accepts raw inputs too, at the cost of one `prepare_inputs` per call). `perturbation`:
+        the trials' `PerturbationSteps` (`eirnn.data.perturbations.perturbation_steps`), or None."""
+        return prepare_inputs(inputs, perturbation)
+
+    def perturbation_drive(self, channels: Sequence[Any]) -> torch.Tensor:
+        """[channels, N] in unit order: the drive of each perturbation channel per unit of its
+        strength, +1 (activation) or -1 (inactivation) on the targeted units, 0 elsewhere."""
+        drive = torch.zeros(len(channels), self.n_units, dtype=self.h0.dtype, device=self.h0.device)
+        for row, channel in enumerate(channels):
+            if channel.target == "neurons":
+                neurons = torch.as_tensor(channel.neurons, dtype=torch.long, device=drive.device)
+                drive[row, self.recorded_units[neurons]] = channel.sign
+            else:
+                drive[row] = channel.sign * (self.e_mask if channel.target == "E" else self.i_mask)
+        return drive
 
     def draw_noise(self, batch_size: int, n_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """xi [B, T, N] ~ N(0, 1) in unit order: the noise forward(noise=True) draws from the same
@@ -351,7 +406,12 @@ class EIRNN(nn.Module):
             )
         order = self.internal_order
         weight = (self.alpha * self.effective_recurrent_weights())[order][:, order]
-        drive_table = self.alpha * self.input_projection(self.embedding(prepared.unique_inputs))[:, order]
+        task_drive = self.input_projection(self.embedding(prepared.unique_inputs))
+        if prepared.perturbation is not None:
+            rows = prepared.perturbation
+            # control rows add exactly 0: their drive is the task drive, bit for bit
+            task_drive = task_drive[rows.task_rows] + rows.strengths @ self.perturbation_drive(rows.channels)
+        drive_table = self.alpha * task_drive[:, order]
         readout_weights: tuple[torch.Tensor, ...] = ()
         if self.readout is not None:
             readout_weights = (F.pad(self.readout.weight.t(), (0, 0, 0, self.n_i))[order],)

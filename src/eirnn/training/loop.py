@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from eirnn.config import ConfigError, TrainConfig
+from eirnn.data.perturbations import perturbation_steps
 from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
 from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state, state_on_cpu
 from eirnn.training.early_stopping import EarlyStopping
@@ -125,8 +126,10 @@ class _Training:
     def __init__(self, model: torch.nn.Module, train: Any, val: Any, config: TrainConfig) -> None:
         self.model, self.config = model, config
         self.device = device = next(model.parameters()).device
-        self.train_inputs = model.prepare_inputs(torch.as_tensor(train.inputs, device=device))
-        self.val_inputs = model.prepare_inputs(torch.as_tensor(val.inputs, device=device))
+        self.train_inputs = model.prepare_inputs(
+            torch.as_tensor(train.inputs, device=device), perturbation_steps(train)
+        )
+        self.val_inputs = model.prepare_inputs(torch.as_tensor(val.inputs, device=device), perturbation_steps(val))
         self.train_targets, self.val_targets = make_targets(train, device), make_targets(val, device)
         self.loss_fn = make_loss(config, train, self.train_targets)
         check_selection_metric(config.selection_metric, val)
