@@ -134,6 +134,11 @@ class TrainConfig:
     split_seed: int = _setting(
         -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
     )
+    heldout_perturbations: str = _setting(
+        "",
+        "perturbation types (labels, comma-separated) kept out of training: the validation trials and the"
+        " true circuit's held-out scores test predicting them",
+    )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
     noise_scale: float = _setting(

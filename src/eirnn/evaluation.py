@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from eirnn import metrics
-from eirnn.data.perturbations import perturbation_steps
+from eirnn.data.perturbations import CONTROL, perturbation_steps, trial_types
 from eirnn.metrics import Metric, NotAvailable, to_float
 
 PCA_COMPONENTS = 10
@@ -43,6 +43,9 @@ class Evaluation:
     model_behavior: np.ndarray | None  # [trials, time, n_out]
     target_behavior: np.ndarray | None
     time_ms: np.ndarray | None  # [time], the data's own time stamps
+    val_trial_types: np.ndarray  # [trials] perturbation type ("control", a label...)
+    control_condition_psth: Metric  # cond_psth_corr on the control trials
+    perturbed_condition_psth: Metric  # on the perturbed trials, PSTHs by condition x perturbation type
 
     @property
     def val_model_psth(self) -> np.ndarray:
@@ -91,6 +94,8 @@ class Evaluation:
             "cond_noise_ceiling_sem": _ceiling_fact(self.condition_noise_ceiling, "sem"),
             "cond_noise_ceiling_n_excluded": _ceiling_fact(self.condition_noise_ceiling, "n_excluded"),
             "normalized_cond_psth_corr": self.normalized(self.condition_psth, self.condition_noise_ceiling),
+            "control_cond_psth_corr": self.control_condition_psth,
+            "perturbed_cond_psth_corr": self.perturbed_condition_psth,
         }
 
     def scalar_metrics(self) -> dict[str, float]:
@@ -112,6 +117,24 @@ def _ceiling_fact(ceiling: Any, fact: str) -> Metric:
     if isinstance(ceiling, NotAvailable):
         return ceiling
     return ceiling.sem if fact == "sem" else float(ceiling.n_undefined + ceiling.n_near_zero)
+
+
+def control_and_perturbed_scores(
+    model_rates: np.ndarray, target_rates: np.ndarray, conditions: np.ndarray, types: np.ndarray, labels: Any
+) -> tuple[Metric, Metric]:
+    """Mean condition-PSTH correlation on the control trials, and on the perturbed trials with
+    their PSTHs taken per (condition, perturbation type)."""
+    control = types == CONTROL
+    scores: list[Metric] = []
+    for mask, what in ((control, "control"), (~control, "perturbation")):
+        if not mask.any():
+            scores.append(NotAvailable(f"no {what} trials among the validation trials"))
+            continue
+        strata = np.unique(
+            np.char.add(conditions[mask].astype(str), np.char.add("|", types[mask])), return_inverse=True
+        )[1]
+        scores.append(metrics.condition_psth_correlation(model_rates[mask], target_rates[mask], strata, labels).mean)
+    return scores[0], scores[1]
 
 
 def predict_rates(
@@ -165,6 +188,8 @@ def evaluate(
     n_components = min(PCA_COMPONENTS, *flat_target.shape)
     behavior = output.behavior.cpu().numpy() if output.behavior is not None else None
     pooled_ceiling, condition_ceiling = data_noise_ceilings(target_rates, conditions, ceiling_seed, ceiling_splits)
+    types = trial_types(dataset) if hasattr(dataset, "perturbations") else np.full(len(conditions), CONTROL)
+    control_score, perturbed_score = control_and_perturbed_scores(model_rates, target_rates, conditions, types, labels)
     return Evaluation(
         psth=metrics.psth_correlation(model_rates, target_rates, labels),
         # what metrics.condition_psth_correlation computes, from the condition PSTHs already at hand
@@ -189,6 +214,9 @@ def evaluate(
         model_behavior=behavior,
         target_behavior=dataset.behavior,
         time_ms=dataset.time_ms,
+        val_trial_types=types,
+        control_condition_psth=control_score,
+        perturbed_condition_psth=perturbed_score,
     )
 
 

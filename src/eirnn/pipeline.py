@@ -15,6 +15,7 @@ import torch
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
 from eirnn.data.loaders import arrays_sha256
+from eirnn.data.split import without_perturbation_types
 from eirnn.data.validation import check_trainable, validates_on_train
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
@@ -62,6 +63,7 @@ def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[Neural
     The test trials (`config.test_fraction` of all trials) are set aside first and never reach
     training, early stopping, pruning or the champion; validation then takes `val_fraction` of
     all trials from the rest (with test_fraction 0 the split is exactly the seed's 835/208).
+    Trials with a perturbation type of `config.heldout_perturbations` are removed from training.
     Condition-averaged data (one pseudo-trial per condition) has nothing to hold out: with
     `validate_on_train` it is fitted and scored on the same trials, and `Prepared.held_out` says
     so; without it, it is refused."""
@@ -73,7 +75,8 @@ def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[Neural
         rest, test = hold_out_test(dataset, config.test_fraction, seed)
     val_fraction = min(config.val_fraction * dataset.n_trials / rest.n_trials, 0.99)
     train, val = train_val_split(rest, val_fraction=val_fraction, seed=seed)
-    return train, val, test
+    # held-out perturbation types leave training only: their validation trials test their prediction
+    return without_perturbation_types(train, config.heldout_perturbations), val, test
 
 
 @dataclass

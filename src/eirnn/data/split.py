@@ -101,3 +101,21 @@ def hold_out_test(dataset: NeuralDataset, test_fraction: float, seed: int = 0) -
         )
     is_test = _draw(dataset, _validation_counts(per_condition, n_test), np.random.default_rng([seed, TEST_STREAM]))
     return dataset.subset(~is_test), dataset.subset(is_test)
+
+
+def without_perturbation_types(dataset: NeuralDataset, labels: str) -> NeuralDataset:
+    """`dataset` without the trials that have a perturbation of one of `labels` (comma-separated
+    perturbation labels, as in `perturbation_label`); unchanged for an empty `labels`."""
+    wanted = [label.strip() for label in labels.split(",") if label.strip()]
+    if not wanted:
+        return dataset
+    table = dataset.perturbations
+    present = sorted(set(table.label.tolist())) if table is not None else []
+    unknown = [label for label in wanted if label not in present]
+    if unknown:
+        raise DatasetError(
+            f"{dataset.source}: variable 'perturbation_label' (setting heldout_perturbations): expected "
+            f"labels among {present or 'none (no perturbation trials)'}; found {unknown[0]!r}"
+        )
+    dropped = np.isin(np.arange(dataset.n_trials), table.trial[np.isin(table.label, wanted)])
+    return dataset.subset(~dropped)
