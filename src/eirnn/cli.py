@@ -85,11 +85,12 @@ def _train(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from eirnn.data.loaders import write_dataset
     from eirnn.data.synthetic import make_recording
+    from eirnn.data.truth_file import write_truth
 
     sizes = {name: getattr(args, name) for name in ("n_trials", "n_bins", "n_e", "n_i") if getattr(args, name)}
-    dataset, _ = make_recording(seed=args.seed, **sizes)
+    dataset, truth = make_recording(seed=args.seed, perturbation_fraction=args.perturbation_fraction, **sizes)
     write_dataset(dataset, args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and its true circuit {write_truth(truth, args.out)}")
     print(dataset.summary())
     return 0
 
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=0)
     for name in ("n_trials", "n_bins", "n_e", "n_i"):
         simulate.add_argument("--" + name.replace("_", "-"), type=int, default=0, help="size (0 = default)")
+    simulate.add_argument(
+        "--perturbation-fraction",
+        type=float,
+        default=0.0,
+        help="share of trials with one optogenetic perturbation each (docs/perturbations.md; default: none)",
+    )
     simulate.set_defaults(handler=_simulate)
 
     summary = commands.add_parser("summary", help="load and validate a data file, print its summary")

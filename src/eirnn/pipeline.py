@@ -27,8 +27,9 @@ def load_configured_data(config: TrainConfig) -> NeuralDataset:
 
 
 def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, Any]:
-    """The data and, for the built-in synthetic recording, the network that generated it
-    (`eirnn.data.synthetic.GroundTruth`; None for a file)."""
+    """The data and, for the built-in synthetic recording or a file written by `eirnn simulate`
+    (its truth file beside it, `eirnn.data.truth_file`), the network that generated it
+    (`eirnn.data.synthetic.GroundTruth`; None otherwise)."""
     if not config.data:
         from eirnn.data.synthetic import make_recording
 
@@ -36,7 +37,11 @@ def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, 
         # no file: the recording is named as such and hashed from its arrays
         dataset.meta.update(source_file=BUILTIN_DATA_NAME, sha256=arrays_sha256(dataset))
         return dataset, truth
-    return load_dataset(config.data, **config.data_options()), None
+    from eirnn.data.truth_file import read_truth_for
+
+    dataset = load_dataset(config.data, **config.data_options())
+    # a file written by `eirnn simulate` has its true circuit beside it
+    return dataset, read_truth_for(config.data, str(dataset.meta.get("sha256", "")))
 
 
 def set_threads(config: TrainConfig) -> None:
@@ -102,6 +107,9 @@ def prepare(config: TrainConfig, dataset: NeuralDataset | None = None, truth: An
     set_threads(config)
     if dataset is None:
         dataset, truth = load_configured_data_and_truth(config)
-    dataset = check_trainable(dataset, drop_silent_neurons=config.drop_silent_neurons)
+    checked = check_trainable(dataset, drop_silent_neurons=config.drop_silent_neurons)
+    # the truth's neurons are the file's: with neurons dropped it no longer lines up
+    truth = truth if checked.n_neurons == dataset.n_neurons else None
+    dataset = checked
     train, val, test = split_with_test(dataset, config)
     return Prepared(dataset, train, val, build_model(dataset, config), test, truth)
