@@ -61,10 +61,22 @@ FINAL_METRIC_DEFINITIONS = {
     "normalised means",
     "cond_noise_ceiling_sem": "Standard error of cond_noise_ceiling over its random split-halves",
     "cond_noise_ceiling_n_excluded": "Neurons left out of cond_noise_ceiling and normalized_cond_psth_corr",
+    "control_cond_psth_corr": "cond_psth_corr on the control (unperturbed) validation trials",
+    "perturbed_cond_psth_corr": "cond_psth_corr on the perturbed validation trials, PSTHs per condition x "
+    "perturbation type",
 }
 # what the prefixed metrics are: the same score on the held-out test trials, or a ground-truth comparison
 TEST_PREFIX, TRUTH_PREFIX = "test_", "gt_"
 RECOVERY_FIGURE = "recovery.png"
+PERTURBATION_FIGURE = "perturbations.png"
+PERTURBATION_KEYS = (
+    "control_cond_psth_corr",
+    "perturbed_cond_psth_corr",
+    "gt_heldout_perturbation",
+    "gt_trained_perturbation",
+    "gt_null_heldout_perturbation",
+    "gt_null_trained_perturbation",
+)
 RECOVERY_DEFINITIONS = {
     "gt_weight_corr": "Pearson r of fitted vs true effective weights (W[post, pre] / presynaptic gain, drive "
     "per Hz) over ordered pairs of recorded neurons; Dale's signs alone make it positive, compare with the null",
@@ -73,6 +85,12 @@ RECOVERY_DEFINITIONS = {
     "the other neurons' condition PSTHs (Hz)",
     "gt_perturbation_sign_agreement": "share of the other neurons whose mean change has the true sign, mean "
     "over the four perturbations",
+    "gt_heldout_perturbation_corr": "mean over the true circuit's perturbation types that no training trial had "
+    "of the r between predicted and true condition-PSTH changes (Hz), the perturbation applied as an input",
+    "gt_heldout_perturbation_sign_agreement": "share of neurons whose mean change has the true sign, mean over "
+    "the held-out perturbation types",
+    "gt_trained_perturbation_corr": "as gt_heldout_perturbation_corr, over the types the training trials had",
+    "gt_trained_perturbation_sign_agreement": "as gt_heldout_perturbation_sign_agreement, over the trained types",
 }
 CEILING_PAIRS = tuple((f"normalized_{score}", score, ceiling) for score, ceiling in NOISE_CEILING_OF.items())
 
@@ -225,6 +243,22 @@ def recovery_section(artifacts: RunArtifacts, figures: FigureSet, report_dir: Pa
     )
 
 
+def perturbation_section(artifacts: RunArtifacts, figures: FigureSet, report_dir: Path) -> str | None:
+    if PERTURBATION_FIGURE not in figures.written:
+        return None
+    definitions = {**FINAL_METRIC_DEFINITIONS, **RECOVERY_DEFINITIONS}
+    return (
+        "Each trial's perturbations (docs/perturbations.md) reach the model as an input to the targeted "
+        "units, in training and evaluation: one set of recurrent weights explains control and perturbed "
+        "trials. The scores below are taken on the control and on the perturbed validation trials "
+        "separately; with a known circuit, each of its perturbation types is applied to every validation "
+        "trial in both networks, and the types no training trial had are the held-out ones.\n\n"
+        + _metric_rows(artifacts, lambda key: key.startswith(PERTURBATION_KEYS), definitions)
+        + f"\n\n![{FIGURE_TITLES[PERTURBATION_FIGURE]}]"
+        f"({Path(os.path.relpath(figures.written[PERTURBATION_FIGURE], report_dir)).as_posix()})"
+    )
+
+
 def settings_table(settings: dict[str, Any], what: str) -> str:
     return _table([what, "Value"], [[f"`{key}`", _setting_text(value)] for key, value in settings.items()])
 
@@ -314,6 +348,7 @@ def write_report(
         final_metrics(artifacts),
         *_optional_section("## Held-out Test Trials", held_out_test_metrics(artifacts)),
         *_optional_section("## What the fit recovers", recovery_section(artifacts, figures, out_path.parent)),
+        *_optional_section("## Perturbation trials", perturbation_section(artifacts, figures, out_path.parent)),
         "## Model Configuration",
         settings_table(artifacts.config, "Setting"),
         "## Data Configuration",

@@ -27,6 +27,7 @@ from eirnn.figures.fit_quality import (
     psth_variance_comparison,
     training_curves,
 )
+from eirnn.figures.perturbations import perturbation_figure
 from eirnn.figures.recovery import recovery_figure
 from eirnn.metrics import NotAvailable
 
@@ -57,6 +58,9 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("recurrent_spectrum.png", "Eigenvalues of W_rec against the stability line", recurrent_spectrum),
     FigureSpec("behavior_readout.png", "Behaviour readout against its target", behavior_readout),
     FigureSpec("recovery.png", "What the fit recovers of the true circuit", recovery_figure),
+    FigureSpec(
+        "perturbations.png", "Perturbation trials: effects per type, control and perturbed PSTHs", perturbation_figure
+    ),
 )
 FIGURE_TITLES = {spec.name: spec.title for spec in FIGURES}
 
