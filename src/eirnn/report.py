@@ -91,6 +91,8 @@ RECOVERY_DEFINITIONS = {
     "the held-out perturbation types",
     "gt_trained_perturbation_corr": "as gt_heldout_perturbation_corr, over the types the training trials had",
     "gt_trained_perturbation_sign_agreement": "as gt_heldout_perturbation_sign_agreement, over the trained types",
+    "gt_null_heldout_perturbation_corr": "gt_heldout_perturbation_corr of the null (weights shuffled in E/I blocks)",
+    "gt_null_trained_perturbation_corr": "gt_trained_perturbation_corr of the null",
 }
 CEILING_PAIRS = tuple((f"normalized_{score}", score, ceiling) for score, ceiling in NOISE_CEILING_OF.items())
 

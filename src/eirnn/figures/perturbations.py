@@ -14,6 +14,7 @@ from eirnn.figures.common import (
     data_model_handles,
     new_figure,
     outside_legend,
+    smooth,
     time_axis_ms,
 )
 from eirnn.metrics import NotAvailable
@@ -80,10 +81,12 @@ def _psths(view: RunView, axes: np.ndarray, types: np.ndarray) -> None:
     for ax, neuron in zip(axes, neurons.tolist()):
         ax.set_visible(True)
         for trials, color in ((control, CONTROL_COLOR), (perturbed, PERTURBED_COLOR)):
-            ax.plot(time_ms, target[trials, :, neuron].mean(axis=0), color=color, **DATA_LINE)
+            data = smooth(target[trials, :, neuron].mean(axis=0)[None], time_ms)[0]
+            ax.plot(time_ms, data, color=color, **DATA_LINE)
             ax.plot(time_ms, model[trials, :, neuron].mean(axis=0), color=color, **MODEL_LINE)
         ax.set(
             xlabel="time (ms)",
-            ylabel="rate (Hz)",
-            title=f"{view.neuron_name(neuron)}: control ({int(control.sum())}) vs {shown} ({int(perturbed.sum())})",
+            ylabel="rate (Hz; data smoothed)",
+            title=f"{view.neuron_name(neuron)}\ncontrol ({int(control.sum())} trials) vs {shown} "
+            f"({int(perturbed.sum())})",
         )
