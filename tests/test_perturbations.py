@@ -166,18 +166,25 @@ def test_synthetic_perturbations_reach_their_targets(perturbed):
     assert silenced < 0.5 * control
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".mat"])
+@pytest.mark.parametrize("suffix", [".npz", ".mat", ".nwb"])
 def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, capsys):
     out = tmp_path / f"sim{suffix}"
     sizes = ["--n-trials", "40", "--n-bins", "30", "--n-e", "6", "--n-i", "2", "--seed", "2"]
     assert main(["simulate", "--out", str(out), "--perturbation-fraction", "0.3", *sizes]) == 0
     dataset, truth = make_recording(seed=2, n_trials=40, n_bins=30, n_e=6, n_i=2, perturbation_fraction=0.3)
-    back = load_dataset(out)
-    assert back.perturbations.same_as(dataset.perturbations)
+    back = load_dataset(out, bin_ms=25.0 if suffix == ".nwb" else None)
+    np.testing.assert_array_equal(back.counts, dataset.counts)
+    read, written = back.perturbations, dataset.perturbations
+    for column in ("trial", "target", "neurons", "kind", "strength", "label"):
+        np.testing.assert_array_equal(getattr(read, column), getattr(written, column))
+    # NWB stores the windows in seconds on the session clock: equal up to float rounding
+    np.testing.assert_allclose(read.onset_ms, written.onset_ms, atol=1e-6)
+    np.testing.assert_allclose(read.offset_ms, written.offset_ms, atol=1e-6)
+    np.testing.assert_array_equal(perturbation_steps(back).values, perturbation_steps(dataset).values)
     assert trial_types(back).tolist() == trial_types(dataset).tolist()
-    read = read_truth_for(out, back.meta["sha256"])
-    assert read.perturbation_protocols == truth.perturbation_protocols
-    np.testing.assert_array_equal(read.w_rec, truth.w_rec)
+    true_circuit = read_truth_for(out, back.meta["sha256"])
+    assert true_circuit.perturbation_protocols == truth.perturbation_protocols
+    np.testing.assert_array_equal(true_circuit.w_rec, truth.w_rec)
     assert read_truth_for(out, "another hash") is None and truth_path(out).is_file()
 
 
@@ -250,3 +257,71 @@ def _recorded_only(twin, dataset, sees):
             return output
 
     return Recorded()
+
+
+def write_coded_session(path, codes, column="PhotostimulationType"):
+    """A small NWB session shaped like DANDI 000221: a coded photostimulation column whose
+    meaning the column description gives in words, an OptogeneticStimulusSite, 1 s trials."""
+    from pynwb import NWBHDF5IO
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    nwbfile = mock_NWBFile(session_description="coded opto session", identifier="coded")
+    device = nwbfile.create_device(name="473 nm laser", description="laser")
+    nwbfile.create_ogen_site(
+        name="photostim", device=device, description="ALM", excitation_lambda=473.0, location="left ALM"
+    )
+    nwbfile.add_trial_column(column, "0: no stimulation; 3: silencing 0.25 mW from 600 ms after the go cue")
+    nwbfile.add_trial_column("condition", "lick direction")
+    for trial, code in enumerate(codes):
+        start = trial * 1.5
+        nwbfile.add_trial(start_time=start, stop_time=start + 1.0, condition="LR"[trial % 2], **{column: code})
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        nwbfile.add_unit(spike_times=np.sort(rng.uniform(0, 1.5 * len(codes), 60 * len(codes))))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+
+
+def test_nwb_coded_perturbation_column_is_decoded_with_the_users_map(tmp_path):
+    path = tmp_path / "coded.nwb"
+    write_coded_session(path, [0, 3, 0, 3, 3, 0])
+    dataset = load_dataset(path, bin_ms=50.0, perturbations="PhotostimulationType:0=control;3=I/activation/2/600/1200")
+    types = trial_types(dataset)
+    stimulated = "PhotostimulationType=3"
+    assert types.tolist() == [CONTROL, stimulated, CONTROL, stimulated, stimulated, CONTROL]
+    table = dataset.perturbations
+    # the window is cut to the trial's 1 s: 600..1000 ms
+    assert table.onset_ms.tolist() == [600.0] * 3 and table.offset_ms.tolist() == [1000.0] * 3
+    assert dataset.meta["optogenetic_sites"] == "photostim (473 nm laser, left ALM, 473 nm)"
+    steps = perturbation_steps(dataset)
+    assert steps.channels[0].target == "I" and steps.values[1, :, 0].tolist() == [0.0] * 12 + [2.0] * 8
+
+
+NWB_BAD_MAPS = {
+    "a code without meaning": (
+        "PhotostimulationType:0=control",
+        "code '3' in trial 1",
+        "column 'PhotostimulationType'",
+    ),
+    "an unknown target": ("PhotostimulationType:0=control;3=PV/activation/2/600/1200", "'3=PV/", "perturbations"),
+    "too few fields": ("PhotostimulationType:0=control;3=I/activation/2", "'3=I/activation/2'", "perturbations"),
+    "an unknown column": ("Laser:0=control", "'Laser'", "no such column"),
+}
+
+
+@pytest.mark.parametrize("case", list(NWB_BAD_MAPS))
+def test_nwb_perturbation_maps_that_do_not_fit_are_one_line_errors(tmp_path, case):
+    spec, found, where = NWB_BAD_MAPS[case]
+    path = tmp_path / "coded.nwb"
+    write_coded_session(path, [0, 3, 0])
+    with pytest.raises(DatasetError) as error:
+        load_dataset(path, bin_ms=50.0, perturbations=spec)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(str(path)) and found in message and where in message
+
+
+def test_perturbation_settings_are_refused_for_binned_files(tmp_path):
+    path = tmp_path / "opto.npz"
+    np.savez(path, **small_file_variables())
+    with pytest.raises(DatasetError, match="--perturbations"):
+        load_dataset(path, perturbations="PhotostimulationType:0=control")

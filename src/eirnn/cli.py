@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     simulate = commands.add_parser("simulate", help="write the built-in synthetic recording to a file")
-    simulate.add_argument("--out", required=True, help="output file, .mat (neurons x time x trials) or .npz")
+    simulate.add_argument("--out", required=True, help="output file, .mat (neurons x time x trials), .npz or .nwb")
     simulate.add_argument("--seed", type=int, default=0)
     for name in ("n_trials", "n_bins", "n_e", "n_i"):
         simulate.add_argument("--" + name.replace("_", "-"), type=int, default=0, help="size (0 = default)")

@@ -15,7 +15,7 @@ from typing import Any
 from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
-DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
+DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event", "perturbations")
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
 # validation scores that select models; val_loss is the only one where lower is better
@@ -111,6 +111,12 @@ class TrainConfig:
     )
     go_event: str = _setting(
         "go_cue_time", "cue-go inputs: onset of the go pulse, a trials column (NWB) or a time in ms, e.g. -300"
+    )
+    perturbations: str = _setting(
+        "",
+        "NWB: trials column of optogenetic perturbation codes and their meaning, e.g. PhotostimulationType:"
+        "0=control;3=E/inactivation/3/600/1800 (TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS on the trial's time axis);"
+        " empty = the trials table's perturbation_* columns, when present",
     )
     val_fraction: float = _setting(
         0.2, "share of trials held out for validation, stratified by condition", allowed=OPEN_UNIT

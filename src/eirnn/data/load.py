@@ -43,6 +43,7 @@ def load_dataset(
     inputs: str = "",
     cue_event: str = "",
     go_event: str = "",
+    perturbations: str = "",
 ) -> NeuralDataset:
     """Load a recording into a validated `NeuralDataset` (docs/data-format.md).
 
@@ -59,12 +60,17 @@ def load_dataset(
     inputs : "condition-onehot", "cue-go" or a .npy/.npz array path: inputs built from the
         task (NWB default: condition-onehot); `cue_event`/`go_event` are trials columns (NWB)
         or times in ms on the time axis.
+    perturbations : NWB: a trials column of perturbation codes with their meaning,
+        "COLUMN:CODE=TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS;CODE=control" (docs/data-format.md);
+        empty = the trials table's perturbation_* columns, when it has them.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: expected a data file; found no such file")
     events = dict(cue_event=cue_event, go_event=go_event)
-    options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
+    options = dict(
+        align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior, perturbations=perturbations
+    )
     if is_nwb_file(path):
         if layout or keys:
             raise DatasetError(
@@ -75,7 +81,9 @@ def load_dataset(
     contents = read_variables(path)
     if has_spike_times(contents):
         _refuse(
-            path, "spike times (name variables with --data-keys)", dict(condition=condition, ei=ei, behavior=behavior)
+            path,
+            "spike times (name variables with --data-keys)",
+            dict(condition=condition, ei=ei, behavior=behavior, perturbations=perturbations),
         )
         dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
         build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")

@@ -436,11 +436,18 @@ def _bin_ms(contents: FileContents, names: dict[str, str], argument: float | Non
 # ---------------------------------------------------------------------- writing
 def write_dataset(dataset: NeuralDataset, path: str | Path) -> Path:
     """Write the documented schema: ``.npz`` as trials x time x neurons, ``.mat`` (v5) as
-    neurons x time x trials (inputs n_inputs x time x trials), MATLAB's usual habit."""
+    neurons x time x trials (inputs n_inputs x time x trials), MATLAB's usual habit; ``.nwb``
+    as spike times with trials and units tables (`eirnn.data.nwb_write`)."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix == ".nwb":
+        from .nwb_write import write_nwb
+
+        return write_nwb(dataset, path)
     if suffix not in (".mat", ".npz"):
-        raise DatasetError(f"{path}: expected a file name ending in .mat or .npz; found {suffix or 'no suffix'!r}")
+        raise DatasetError(
+            f"{path}: expected a file name ending in .mat, .npz or .nwb; found {suffix or 'no suffix'!r}"
+        )
     as_matlab = suffix == ".mat"
     order = MATLAB_LAYOUT if as_matlab else CANONICAL_AXES
     from_canonical = [CANONICAL_AXES.index(axis) for axis in order]

@@ -24,6 +24,7 @@ from .binning import (
 )
 from .dataset import EXCITATORY_NAMES, INHIBITORY_NAMES, DatasetError, NeuralDataset, label_key
 from .loaders import HDF5_SIGNATURE, SCHEMA_NAMES, file_sha256
+from .nwb_perturbations import read_perturbations
 from .task_inputs import EventTimes, TaskTrials, build_task_inputs
 
 #: units columns read as E/I labels when --ei names none
@@ -94,9 +95,10 @@ def load_nwb(
     inputs: str = "",
     cue_event: str = "",
     go_event: str = "",
+    perturbations: str = "",
 ) -> NeuralDataset:
     """See the module docstring; `inputs` defaults to ``condition-onehot`` (NWB files rarely
-    store task inputs)."""
+    store task inputs); `perturbations`: a code map of a trials column (`eirnn.data.nwb_perturbations`)."""
     path = Path(path)
     with _open(path) as io:
         nwbfile = io.read()
@@ -132,6 +134,9 @@ def load_nwb(
             "silent_units": ",".join(str(unit) for unit in silent.tolist()) or "none",
         }
         time_ms = bin_centres_ms(cut.window_ms, cut.n_bins, bin_ms)
+        unit_ids = np.asarray(units.id.data[:])
+        table, opto_facts = read_perturbations(reader, trials, perturbations, cut, time_ms, unit_ids)
+        meta.update(opto_facts)
         task = TaskTrials(codes, labels, time_ms, str(path))
         events = dict(cue_event=cue_event, go_event=go_event, event_times=_event_times(reader, trials, cut))
         inputs, input_names, meta["inputs"] = build_task_inputs(inputs or "condition-onehot", task, **events)
@@ -148,6 +153,7 @@ def load_nwb(
             time_ms=time_ms,
             neuron_ids=np.asarray(units.id.data[:]),
             trial_ids=np.asarray(trials.id.data[:])[cut.keep],
+            perturbations=table,
             meta=meta,
         )
         dataset.meta["sha256"] = file_sha256(path)

@@ -314,7 +314,8 @@ def _neuron_mask(values: Any, target: np.ndarray, n_neurons: int, fail: Fail) ->
 
 
 def _check_windows(onset: np.ndarray, offset: np.ndarray, time_ms: np.ndarray, bin_ms: float, fail: Fail) -> None:
-    first, end = float(time_ms[0]), float(time_ms[-1]) + bin_ms
+    # a bin's stamp may be its start or its centre: the trial spans its stamps, one bin either side
+    first, end = float(time_ms[0]) - bin_ms, float(time_ms[-1]) + bin_ms
     expected = f"windows inside the trial ({first:g}..{end:g} ms on its time axis)"
     before = onset < first - 1e-9
     if before.any():

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .dataset import NeuralDataset
-from .perturbations import PerturbationSteps
+from .perturbations import PerturbationSteps, PerturbationTable
 from .synthetic_perturbations import RECORDED_TYPES, Protocol, make_protocols, perturbation_table, unit_drive
 
 TAU_MS = 100.0
@@ -173,6 +173,15 @@ def _simulate_unit_rates(
     return unit_rates
 
 
+def _perturbation_drive(
+    table: PerturbationTable, n_trials: int, time_ms: np.ndarray, is_inhibitory: np.ndarray, recorded: np.ndarray
+) -> Callable[[int], np.ndarray]:
+    """The drive [trials, units] of step t that the recording's perturbations add."""
+    steps = table.steps(n_trials, time_ms)
+    channel_drive = unit_drive(steps.channels, is_inhibitory, recorded)
+    return lambda t: steps.values[:, t] @ channel_drive
+
+
 def make_recording(
     seed: int = 0,
     *,
@@ -213,11 +222,7 @@ def make_recording(
     time_ms = np.arange(n_bins) * bin_ms
     protocols = make_protocols(is_inhibitory[recorded], time_ms, seed)
     table = perturbation_table(protocols, perturbation_types, perturbation_fraction, n_trials, len(recorded), seed)
-    drive = None
-    if table is not None:
-        steps = table.steps(n_trials, time_ms)
-        channel_drive = unit_drive(steps.channels, is_inhibitory, recorded)
-        drive = lambda t: steps.values[:, t] @ channel_drive  # noqa: E731
+    drive = None if table is None else _perturbation_drive(table, n_trials, time_ms, is_inhibitory, recorded)
     unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms, drive)
 
     rates_hz = RATE_GAIN_HZ * unit_rates[:, :, recorded].astype(np.float64)
