@@ -199,9 +199,8 @@ def make_recording(
 
     The network has twice as many units as recorded neurons. Inputs: fixation, ``n_conditions``
     cue channels, go, then ``n_inputs - n_conditions - 2`` context channels. Deterministic per seed.
-    ``perturbation_fraction`` of the trials get one perturbation each, of the
-    ``perturbation_types`` (labels of `synthetic_perturbations.PROTOCOLS`) in turn; with 0 the
-    recording is exactly the one without perturbations.
+    ``perturbation_fraction`` of the trials get one perturbation each, of ``perturbation_types``
+    (`synthetic_perturbations.PROTOCOLS`) in turn; with 0 the recording is the one without.
     """
     if n_inputs < n_conditions + 2:
         raise ValueError(f"n_inputs: expected >= n_conditions + 2 = {n_conditions + 2}; found {n_inputs}")
