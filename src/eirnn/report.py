@@ -20,7 +20,7 @@ from eirnn.artifacts import RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
 from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.report_html import write_html_report
-from eirnn.tracking.metric_names import FIT_TAGS, final_metric
+from eirnn.tracking.metric_names import FIT_TAGS, PERTURBATION_METRICS, final_metric
 
 METRIC_COLUMN = "MLflow metric"
 NOT_AVAILABLE = "n/a"
@@ -69,14 +69,6 @@ FINAL_METRIC_DEFINITIONS = {
 TEST_PREFIX, TRUTH_PREFIX = "test_", "gt_"
 RECOVERY_FIGURE = "recovery.png"
 PERTURBATION_FIGURE = "perturbations.png"
-PERTURBATION_KEYS = (
-    "control_cond_psth_corr",
-    "perturbed_cond_psth_corr",
-    "gt_heldout_perturbation",
-    "gt_trained_perturbation",
-    "gt_null_heldout_perturbation",
-    "gt_null_trained_perturbation",
-)
 RECOVERY_DEFINITIONS = {
     "gt_weight_corr": "Pearson r of fitted vs true effective weights (W[post, pre] / presynaptic gain, drive "
     "per Hz) over ordered pairs of recorded neurons; Dale's signs alone make it positive, compare with the null",
@@ -255,7 +247,7 @@ def perturbation_section(artifacts: RunArtifacts, figures: FigureSet, report_dir
         "trials. The scores below are taken on the control and on the perturbed validation trials "
         "separately; with a known circuit, each of its perturbation types is applied to every validation "
         "trial in both networks, and the types no training trial had are the held-out ones.\n\n"
-        + _metric_rows(artifacts, lambda key: key.startswith(PERTURBATION_KEYS), definitions)
+        + _metric_rows(artifacts, lambda key: key in PERTURBATION_METRICS, definitions)
         + f"\n\n![{FIGURE_TITLES[PERTURBATION_FIGURE]}]"
         f"({Path(os.path.relpath(figures.written[PERTURBATION_FIGURE], report_dir)).as_posix()})"
     )

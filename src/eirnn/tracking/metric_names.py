@@ -56,3 +56,16 @@ def fit_tag(key: str) -> str:
 # the champion rule: the best epoch's validation score of the run's `selection_metric`
 SELECTION_METRIC = final_metric("best_selection_score")
 CEILING_METRIC = final_metric("noise_ceiling")
+
+# the scores of perturbation trials (docs/perturbations.md), one value each, logged as final/<key>:
+# evaluation's control/perturbed scores and the true circuit's trained/held-out perturbation types
+PERTURBATION_METRICS = (
+    "control_cond_psth_corr",
+    "perturbed_cond_psth_corr",
+    "gt_heldout_perturbation_corr",
+    "gt_heldout_perturbation_sign_agreement",
+    "gt_trained_perturbation_corr",
+    "gt_trained_perturbation_sign_agreement",
+    "gt_null_heldout_perturbation_corr",
+    "gt_null_trained_perturbation_corr",
+)
