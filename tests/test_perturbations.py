@@ -325,3 +325,35 @@ def test_perturbation_settings_are_refused_for_binned_files(tmp_path):
     np.savez(path, **small_file_variables())
     with pytest.raises(DatasetError, match="--perturbations"):
         load_dataset(path, perturbations="PhotostimulationType:0=control")
+
+
+@pytest.mark.slow
+def test_training_on_a_simulated_perturbed_file_logs_the_scores_and_the_report_section(tracking_store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    import eirnn
+    from eirnn.tracking.metric_names import PERTURBATION_METRICS, final_metric
+
+    data = tmp_path / "sim_perturbed.npz"
+    sizes = ["--n-trials", "64", "--n-bins", "40", "--n-e", "6", "--n-i", "2"]
+    assert main(["simulate", "--out", str(data), "--perturbation-fraction", "0.5", *sizes]) == 0
+    result = eirnn.train(
+        str(data),
+        experiment_name="opto",
+        register=False,
+        max_epochs=2,
+        input_embed_dim=8,
+        attention_heads=2,
+        threads=1,
+        heldout_perturbations="E activation",
+    )
+    assert "E activation" not in trial_types(result.train) and "E activation" in trial_types(result.val)
+    logged = MlflowClient().get_run(result.run_id).data.metrics
+    for name in PERTURBATION_METRICS:
+        assert np.isfinite(logged[final_metric(name)]), name
+    assert logged[final_metric("gt_heldout_perturbation_corr")] == pytest.approx(
+        result.metrics["gt_heldout_perturbation_corr"]
+    )
+    report = (tracking_store / "mlruns").rglob("report.md")
+    text = next(report).read_text()
+    assert "## Perturbation trials" in text and "figures/perturbations.png" in text

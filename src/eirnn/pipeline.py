@@ -63,7 +63,8 @@ def split(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, N
 
 
 def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset, Any]:
-    """(train, validation, test or None), stratified by condition, drawn with the split seed.
+    """(train, validation, test or None), stratified by condition (and perturbation type), drawn
+    with the split seed.
 
     The test trials (`config.test_fraction` of all trials) are set aside first and never reach
     training, early stopping, pruning or the champion; validation then takes `val_fraction` of
