@@ -8,7 +8,7 @@ import torch
 
 from eirnn.cli import main
 from eirnn.data import DatasetError, load_dataset, train_val_split
-from eirnn.data.perturbations import CONTROL, perturbation_steps, trial_types
+from eirnn.data.perturbations import CONTROL, PerturbationSteps, perturbation_steps, trial_types
 from eirnn.data.split import without_perturbation_types
 from eirnn.data.synthetic import make_recording
 from eirnn.data.truth_file import read_truth_for, truth_path
@@ -357,3 +357,36 @@ def test_training_on_a_simulated_perturbed_file_logs_the_scores_and_the_report_s
     report = (tracking_store / "mlruns").rglob("report.md")
     text = next(report).read_text()
     assert "## Perturbation trials" in text and "figures/perturbations.png" in text
+
+
+def test_a_learned_perturbation_gain_finds_the_scale_of_strengths_given_in_other_units(perturbed):
+    dataset, truth = perturbed
+    twin = ground_truth_model(truth, dataset.bin_ms, dataset.inputs[:, 0])
+    inputs = torch.as_tensor(dataset.inputs)
+    with torch.no_grad():
+        target = twin(twin.prepare_inputs(inputs, perturbation_steps(dataset)), noise=False).rates
+    # the same trials with the strengths given in half the drive units: the gain to learn is 2
+    steps = perturbation_steps(dataset)
+    halved = PerturbationSteps(steps.channels, steps.values / 2)
+    learner = ground_truth_model(truth, dataset.bin_ms, dataset.inputs[:, 0])
+    learner.log_perturbation_gain = torch.nn.Parameter(torch.zeros(2))
+    prepared = learner.prepare_inputs(inputs, halved)
+    optimizer = torch.optim.Adam([learner.log_perturbation_gain], lr=0.05)
+    for _ in range(80):
+        loss = ((learner(prepared, noise=False).rates - target) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    np.testing.assert_allclose(learner.log_perturbation_gain.exp().detach().numpy(), [2.0, 2.0], rtol=0.05)
+
+
+def test_the_perturbation_gain_setting_builds_a_learned_parameter_only_when_asked():
+    from eirnn.model import create_model_for_dataset
+
+    dataset, _ = make_recording(seed=0, **TINY)
+    fixed = create_model_for_dataset(dataset, input_embed_dim=4, attention_heads=2)
+    learned = create_model_for_dataset(dataset, input_embed_dim=4, attention_heads=2, perturbation_gain="learned")
+    assert "log_perturbation_gain" not in dict(fixed.named_parameters())
+    assert dict(learned.named_parameters())["log_perturbation_gain"].shape == (2,)
+    with pytest.raises(ValueError, match="perturbation_gain"):
+        create_model_for_dataset(dataset, perturbation_gain="free")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES, PERTURBATION_GAINS
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event", "perturbations")
@@ -162,6 +162,12 @@ class TrainConfig:
     activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
     spectral_radius: float = _setting(
         1.0, "spectral radius of the initial recurrent matrix", model_arg=True, allowed=POSITIVE
+    )
+    perturbation_gain: str = _setting(
+        "fixed",
+        "drive per unit of perturbation strength: fixed at 1, or learned per population (E, I) with the weights",
+        PERTURBATION_GAINS,
+        model_arg=True,
     )
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs", allowed=AT_LEAST_ONE)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eirnn.choices import ACTIVATIONS
+from eirnn.choices import ACTIVATIONS, PERTURBATION_GAINS
 from eirnn.model.cpu_threads import run_in_threads
 from eirnn.model.embeddings import create_embedding
 from eirnn.model.noise import fill_standard_normal
@@ -261,6 +261,7 @@ class EIRNN(nn.Module):
         seed: int | None = None,
         self_connections: bool = False,
         attention_token_dim: int = 16,
+        perturbation_gain: str = "fixed",
     ) -> None:
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -270,6 +271,8 @@ class EIRNN(nn.Module):
         self.hparams["device"] = str(device)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if perturbation_gain not in PERTURBATION_GAINS:
+            raise ValueError(f"perturbation_gain must be one of {PERTURBATION_GAINS}, got {perturbation_gain!r}")
         if not 0 < dt <= tau:
             raise ValueError(f"need 0 < dt <= tau for stable leaky integration, got dt={dt}, tau={tau}")
         if n_outputs < 0 or n_inputs < 1:
@@ -304,6 +307,8 @@ class EIRNN(nn.Module):
         else:
             self.register_buffer("h0", h0)
         self.log_rate_gain = nn.Parameter(torch.zeros(len(units)))
+        # drive per unit of perturbation strength onto E and onto I units; fixed at 1 unless learned
+        self.log_perturbation_gain = nn.Parameter(torch.zeros(2)) if perturbation_gain == "learned" else None
         self.to(resolve_device(device))
 
     def _register_unit_maps(self, units: list[int], self_connections: bool) -> None:
@@ -369,7 +374,8 @@ class EIRNN(nn.Module):
 
     def perturbation_drive(self, channels: Sequence[Any]) -> torch.Tensor:
         """[channels, N] in unit order: the drive of each perturbation channel per unit of its
-        strength, +1 (activation) or -1 (inactivation) on the targeted units, 0 elsewhere."""
+        strength, +1 (activation) or -1 (inactivation) on the targeted units, 0 elsewhere; with
+        perturbation_gain "learned", times the learned gain of the unit's population (E or I)."""
         drive = torch.zeros(len(channels), self.n_units, dtype=self.h0.dtype, device=self.h0.device)
         for row, channel in enumerate(channels):
             if channel.target == "neurons":
@@ -377,7 +383,10 @@ class EIRNN(nn.Module):
                 drive[row, self.recorded_units[neurons]] = channel.sign
             else:
                 drive[row] = channel.sign * (self.e_mask if channel.target == "E" else self.i_mask)
-        return drive
+        if self.log_perturbation_gain is None:
+            return drive
+        gain = self.log_perturbation_gain.exp()
+        return drive * torch.where(self.i_mask, gain[1], gain[0])
 
     def draw_noise(self, batch_size: int, n_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """xi [B, T, N] ~ N(0, 1) in unit order: the noise forward(noise=True) draws from the same
