@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from eirnn.cli import main
-from eirnn.data import DatasetError, load_dataset, train_val_split
+from eirnn.data import DatasetError, NeuralDataset, load_dataset, train_val_split
 from eirnn.data.perturbations import CONTROL, PerturbationSteps, perturbation_steps, trial_types
 from eirnn.data.split import without_perturbation_types
 from eirnn.data.synthetic import make_recording
@@ -390,3 +390,25 @@ def test_the_perturbation_gain_setting_builds_a_learned_parameter_only_when_aske
     assert dict(learned.named_parameters())["log_perturbation_gain"].shape == (2,)
     with pytest.raises(ValueError, match="perturbation_gain"):
         create_model_for_dataset(dataset, perturbation_gain="free")
+
+
+def test_dropping_silent_neurons_keeps_the_perturbations_of_the_others():
+    from eirnn.data.validation import check_trainable
+
+    variables = small_file_variables()
+    counts = variables["spikes"].copy()
+    counts[..., 1] = 0  # neuron 1 never fires; the "neurons" perturbation targets 0 and 1
+    dataset = NeuralDataset(
+        counts=counts,
+        inputs=variables["inputs"],
+        conditions=variables["conditions"],
+        bin_ms=25.0,
+        trial_ids=variables["trial_ids"],
+        perturbations={
+            name[len("perturbation_") :]: value for name, value in variables.items() if "perturbation" in name
+        },
+    )
+    kept = check_trainable(dataset, drop_silent_neurons=True)
+    assert kept.n_neurons == 3 and kept.perturbations.neurons.shape == (3, 3)
+    assert trial_types(kept).tolist() == trial_types(dataset).tolist()
+    assert perturbation_steps(kept).channels[1].neurons == (0,)

@@ -106,6 +106,15 @@ class PerturbationTable:
         rows["trial"] = new_position[self.trial[keep]]
         return PerturbationTable(**rows)
 
+    def keep_neurons(self, keep: np.ndarray) -> PerturbationTable | None:
+        """The table for the neurons `keep` only; a neuron-list row left with no neuron is dropped."""
+        neurons = self.neurons[:, keep]
+        rows = (self.target != "neurons") | neurons.any(axis=1)
+        if not rows.any():
+            return None
+        table = {field.name: getattr(self, field.name)[rows] for field in dataclasses.fields(self)}
+        return PerturbationTable(**{**table, "neurons": neurons[rows]})
+
     def trial_types(self, n_trials: int) -> np.ndarray:
         """Each trial's perturbation type: "control", a label, or labels joined by " + "."""
         labels: list[set[str]] = [set() for _ in range(n_trials)]
