@@ -18,7 +18,7 @@ import numpy as np
 
 from .dataset import DatasetError, NeuralDataset
 from .layout import CANONICAL_AXES, MATLAB_LAYOUT, infer_layout
-from .perturbations import FILE_VARIABLES as PERTURBATION_VARIABLES
+from .perturbations import columns_from_variables
 
 #: schema name -> names accepted in a file, in lookup order
 SCHEMA_NAMES: dict[str, tuple[str, ...]] = {
@@ -136,6 +136,10 @@ def arrays_sha256(dataset: Any) -> str:
         array = np.ascontiguousarray(value)
         digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
         digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+    table = getattr(dataset, "perturbations", None)
+    if table is not None:  # only then: the hash of data without perturbations is as before
+        for name, value in table.file_variables(np.arange(dataset.n_trials)).items():
+            digest.update(f"{name}:{np.asarray(value).tolist()!r}".encode())
     return digest.hexdigest()
 
 
@@ -398,21 +402,11 @@ def load_binned(
         **fields,
         **vectors,
         bin_ms=_bin_ms(contents, names, bin_ms),
-        perturbations=_perturbation_columns(contents),
+        perturbations=columns_from_variables(contents.variables),
         meta=meta,
     )
     dataset.meta["sha256"] = file_sha256(contents.path)
     return dataset
-
-
-def _perturbation_columns(contents: FileContents) -> dict[str, np.ndarray] | None:
-    """The `perturbation_*` variables by table column (None when the file has none); MATLAB's
-    column vectors read as vectors, the neuron matrix as stored [perturbations, neurons]."""
-    present = {column: name for column, name in PERTURBATION_VARIABLES.items() if name in contents.variables}
-    if not present:
-        return None
-    values = {column: contents.variables[name] for column, name in present.items()}
-    return {column: value if column == "neurons" else value.reshape(-1) for column, value in values.items()}
 
 
 def _bin_ms(contents: FileContents, names: dict[str, str], argument: float | None) -> float:

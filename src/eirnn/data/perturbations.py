@@ -192,6 +192,18 @@ def _first_bad(mask: np.ndarray, values: np.ndarray) -> str:
     return f"{value!r} at perturbation {row}"
 
 
+def columns_from_variables(variables: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """The `perturbation_*` variables of a file by table column (None when it has none); MATLAB's
+    column vectors read as vectors, the neuron matrix as stored [perturbations, neurons]."""
+    present = {column: name for column, name in FILE_VARIABLES.items() if name in variables}
+    if not present:
+        return None
+    return {
+        column: variables[name] if column == "neurons" else np.asarray(variables[name]).reshape(-1)
+        for column, name in present.items()
+    }
+
+
 def time_axis_ms(dataset: Any) -> np.ndarray:
     """The trial's time axis: `time_ms`, or the bin starts 0, bin_ms, ... without time stamps."""
     return dataset.time_ms if dataset.time_ms is not None else np.arange(dataset.n_bins) * dataset.bin_ms
