@@ -168,6 +168,9 @@ def run_perturbed(fraction: float, seed: int, max_epochs: int) -> dict:
 def perturbed_summary() -> dict:
     rows = [json.loads(p.read_text()) for p in sorted((RESULTS / "bench_recovery_perturbed").glob("*.json"))]
     table = {}
+    # per perturbation type of the true circuit: trained on with 10/25 %, held out with 0 % (and
+    # E-group activation, I inactivation held out always)
+    columns = PERTURBED_COLUMNS + tuple(sorted({key for row in rows for key in row if key.startswith("type_corr/")}))
     for fraction in sorted({row["fraction"] for row in rows}):
         chosen = [row for row in rows if row["fraction"] == fraction]
         table[f"{fraction:.0%}"] = {
@@ -179,7 +182,7 @@ def perturbed_summary() -> dict:
         }
     print("| score | " + " | ".join(f"{k} perturbation trials (n={v['n_seeds']})" for k, v in table.items()) + " |")
     print("| --- |" + " --- |" * len(table))
-    for column in PERTURBED_COLUMNS:
+    for column in columns:
         cells = [f"{v[column]['mean']:.3f} ± {v[column]['sd']:.3f}" for v in table.values()]
         print(f"| {column} | " + " | ".join(cells) + " |")
     out = {"runs": rows, "summary": table}
