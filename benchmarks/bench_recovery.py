@@ -138,13 +138,13 @@ PERTURBED_COLUMNS = (
 )
 
 
-def run_perturbed(fraction: float, seed: int, max_epochs: int) -> dict:
+def run_perturbed(fraction: float, seed: int, max_epochs: int, labelling: str = "true") -> dict:
     from eirnn.data.perturbations import trial_types
 
     torch.set_num_threads(1)
     dataset, truth = make_recording(seed=0, perturbation_fraction=fraction, **PERTURBED_SIZES)
     config = TrainConfig(seed=seed, split_seed=0, threads=1, max_epochs=max_epochs)
-    prepared = prepare(config, dataset, truth)
+    prepared = prepare(config, labelled(dataset, labelling, seed), truth)
     started = time.perf_counter()
     result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
     seconds = time.perf_counter() - started
@@ -154,6 +154,7 @@ def run_perturbed(fraction: float, seed: int, max_epochs: int) -> dict:
     recovery = recover(prepared.model, truth, prepared.val, seed=0, trained_types=trained)
     return {
         "fraction": fraction,
+        "labels": labelling,
         "seed": seed,
         "max_epochs": max_epochs,
         "epochs": result.total_epochs,
@@ -171,9 +172,9 @@ def perturbed_summary() -> dict:
     # per perturbation type of the true circuit: trained on with 10/25 %, held out with 0 % (and
     # E-group activation, I inactivation held out always)
     columns = PERTURBED_COLUMNS + tuple(sorted({key for row in rows for key in row if key.startswith("type_corr/")}))
-    for fraction in sorted({row["fraction"] for row in rows}):
-        chosen = [row for row in rows if row["fraction"] == fraction]
-        table[f"{fraction:.0%}"] = {
+    for fraction, labelling in sorted({(row["fraction"], row.get("labels", "true")) for row in rows}):
+        chosen = [row for row in rows if (row["fraction"], row.get("labels", "true")) == (fraction, labelling)]
+        table[f"{fraction:.0%}" + ("" if labelling == "true" else f", {labelling} labels")] = {
             "n_seeds": len(chosen),
             **{
                 c: {"mean": float(np.mean([r[c] for r in chosen])), "sd": float(np.std([r[c] for r in chosen]))}
@@ -202,6 +203,7 @@ def main() -> None:
     perturbed.add_argument("--fraction", type=float, required=True)
     perturbed.add_argument("--seed", type=int, required=True)
     perturbed.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
+    perturbed.add_argument("--labels", choices=LABELLINGS, default="true")
     commands.add_parser("perturbed-summary")
     args = parser.parse_args()
     if args.command == "summary":
@@ -213,8 +215,9 @@ def main() -> None:
     if args.command == "perturbed":
         folder = RESULTS / "bench_recovery_perturbed"
         folder.mkdir(parents=True, exist_ok=True)
-        row = run_perturbed(args.fraction, args.seed, args.max_epochs)
-        (folder / f"fraction{args.fraction:g}_seed{args.seed}.json").write_text(json.dumps(row, indent=1))
+        row = run_perturbed(args.fraction, args.seed, args.max_epochs, args.labels)
+        labels = "" if args.labels == "true" else f"_{args.labels}"
+        (folder / f"fraction{args.fraction:g}{labels}_seed{args.seed}.json").write_text(json.dumps(row, indent=1))
         print(json.dumps(row))
         return
     folder = RESULTS / "bench_recovery"
