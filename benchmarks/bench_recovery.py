@@ -178,7 +178,7 @@ def perturbed_summary() -> dict:
             "n_seeds": len(chosen),
             **{
                 c: {"mean": float(np.mean([r[c] for r in chosen])), "sd": float(np.std([r[c] for r in chosen]))}
-                for c in PERTURBED_COLUMNS
+                for c in columns
             },
         }
     print("| score | " + " | ".join(f"{k} perturbation trials (n={v['n_seeds']})" for k, v in table.items()) + " |")
