@@ -308,7 +308,8 @@ class EIRNN(nn.Module):
             self.register_buffer("h0", h0)
         self.log_rate_gain = nn.Parameter(torch.zeros(len(units)))
         # drive per unit of perturbation strength onto E and onto I units; fixed at 1 unless learned
-        self.log_perturbation_gain = nn.Parameter(torch.zeros(2)) if perturbation_gain == "learned" else None
+        learned = nn.Parameter(torch.zeros(2)) if perturbation_gain == "learned" else None
+        self.register_parameter("log_perturbation_gain", learned)
         self.to(resolve_device(device))
 
     def _register_unit_maps(self, units: list[int], self_connections: bool) -> None:
