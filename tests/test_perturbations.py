@@ -412,3 +412,30 @@ def test_dropping_silent_neurons_keeps_the_perturbations_of_the_others():
     assert kept.n_neurons == 3 and kept.perturbations.neurons.shape == (3, 3)
     assert trial_types(kept).tolist() == trial_types(dataset).tolist()
     assert perturbation_steps(kept).channels[1].neurons == (0,)
+
+
+def test_spike_time_files_carry_their_perturbation_variables(tmp_path):
+    import scipy.io
+
+    rng = np.random.default_rng(2)
+    spikes = np.empty((4, 3), dtype=object)  # trials x neurons, seconds around each trial's time zero
+    for index in np.ndindex(spikes.shape):
+        spikes[index] = np.sort(rng.uniform(-0.2, 0.3, 10))
+    path = tmp_path / "spikes.mat"
+    variables = {
+        "spike_times": spikes,
+        "conditions": np.array(["a", "b", "a", "b"], dtype=object),
+        "window_ms": np.array([-200.0, 300.0]),
+        "bin_ms": 50.0,
+        "perturbation_trial": np.array([1, 2]),
+        "perturbation_target": np.array(["I", "E"], dtype=object),
+        "perturbation_onset_ms": np.array([0.0, -200.0]),
+        "perturbation_offset_ms": np.array([150.0, 300.0]),
+        "perturbation_kind": np.array(["activation", "inactivation"], dtype=object),
+        "perturbation_strength": np.array([1.0, 4.0]),
+    }
+    scipy.io.savemat(path, variables)
+    dataset = load_dataset(path)
+    assert trial_types(dataset).tolist() == [CONTROL, "I activation", "E inactivation", CONTROL]
+    # bins centred at -175, -125, ..., 275 ms: on from 0 ms to 150 ms
+    assert perturbation_steps(dataset).values[1, :, 0].tolist() == [0.0] * 4 + [1.0] * 3 + [0.0] * 3

@@ -31,6 +31,7 @@ from .binning import (
 )
 from .dataset import NeuralDataset
 from .loaders import FileContents, _file_names, _scalar, _vector, file_sha256
+from .perturbations import columns_from_variables
 
 SPIKE_TIMES = "spike_times"
 TRIAL_TIMES = "trial_times"
@@ -147,6 +148,7 @@ def load_spike_times(
         conditions=conditions,
         bin_ms=bin_ms,
         time_ms=bin_centres_ms(window, n_bins, bin_ms),
+        perturbations=columns_from_variables(contents.variables),
         **optional,
         meta={
             "source_file": source,
