@@ -35,6 +35,7 @@ M1_SKIPPED = {
     "fano_factor_comparison.png",
     "correlation_vs_noise_ceiling.png",
     "recovery.png",  # real data: no ground-truth circuit to compare with
+    "perturbations.png",  # no perturbation trials and no ground-truth circuit
 }
 
 
