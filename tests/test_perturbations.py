@@ -332,7 +332,7 @@ def test_training_on_a_simulated_perturbed_file_logs_the_scores_and_the_report_s
     from mlflow.tracking import MlflowClient
 
     import eirnn
-    from eirnn.tracking.metric_names import PERTURBATION_METRICS, final_metric
+    from eirnn.logged_names import PERTURBATION_METRICS, final_metric
 
     data = tmp_path / "sim_perturbed.npz"
     sizes = ["--n-trials", "64", "--n-bins", "40", "--n-e", "6", "--n-i", "2"]
