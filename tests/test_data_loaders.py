@@ -258,7 +258,7 @@ def test_write_dataset_uses_matlab_axis_order_in_mat_files(tmp_path):
     assert stored["spikes"].shape == (5, 7, 9)
     assert stored["inputs"].shape == (3, 7, 9)
     np.testing.assert_array_equal(stored["spikes"][:, :, 4].T, dataset.counts[4])
-    with pytest.raises(DatasetError, match=r"\.mat, \.npz or \.nwb"):
+    with pytest.raises(DatasetError, match=r"\.mat or \.npz"):
         write_dataset(dataset, tmp_path / "out.csv")
 
 

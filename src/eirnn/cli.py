@@ -108,12 +108,13 @@ def _train_into_folder(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from eirnn.data.loaders import write_dataset
+    from eirnn.data.nwb_write import write_nwb
     from eirnn.data.synthetic import make_recording
     from eirnn.data.truth_file import write_truth
 
     sizes = {name: getattr(args, name) for name in ("n_trials", "n_bins", "n_e", "n_i") if getattr(args, name)}
     dataset, truth = make_recording(seed=args.seed, perturbation_fraction=args.perturbation_fraction, **sizes)
-    write_dataset(dataset, args.out)
+    (write_nwb if args.out.lower().endswith(".nwb") else write_dataset)(dataset, args.out)
     print(f"wrote {args.out} and its true circuit {write_truth(truth, args.out)}")
     print(dataset.summary())
     return 0

@@ -19,7 +19,7 @@ import numpy as np
 
 from .dataset import DatasetError, NeuralDataset
 from .layout import CANONICAL_AXES, MATLAB_LAYOUT, infer_layout
-from .perturbations import columns_from_variables
+from .perturbations import columns_from_variables, file_fingerprint, variables_to_write
 
 #: schema name -> names accepted in a file, in lookup order
 SCHEMA_NAMES: dict[str, tuple[str, ...]] = {
@@ -137,10 +137,7 @@ def arrays_sha256(dataset: Any) -> str:
         array = np.ascontiguousarray(value)
         digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
         digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
-    table = getattr(dataset, "perturbations", None)
-    if table is not None:  # only then: the hash of data without perturbations is as before
-        for name, value in table.file_variables(np.arange(dataset.n_trials)).items():
-            digest.update(f"{name}:{np.asarray(value).tolist()!r}".encode())
+    digest.update(file_fingerprint(dataset))  # nothing without perturbations: the hash is as before
     return digest.hexdigest()
 
 
@@ -454,18 +451,11 @@ def _bin_ms(contents: FileContents, names: dict[str, str], argument: float | Non
 # ---------------------------------------------------------------------- writing
 def write_dataset(dataset: NeuralDataset, path: str | Path) -> Path:
     """Write the documented schema: ``.npz`` as trials x time x neurons, ``.mat`` (v5) as
-    neurons x time x trials (inputs n_inputs x time x trials), MATLAB's usual habit; ``.nwb``
-    as spike times with trials and units tables (`eirnn.data.nwb_write`)."""
+    neurons x time x trials (inputs n_inputs x time x trials), MATLAB's usual habit."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".nwb":
-        from .nwb_write import write_nwb
-
-        return write_nwb(dataset, path)
     if suffix not in (".mat", ".npz"):
-        raise DatasetError(
-            f"{path}: expected a file name ending in .mat, .npz or .nwb; found {suffix or 'no suffix'!r}"
-        )
+        raise DatasetError(f"{path}: expected a file name ending in .mat or .npz; found {suffix or 'no suffix'!r}")
     as_matlab = suffix == ".mat"
     order = MATLAB_LAYOUT if as_matlab else CANONICAL_AXES
     from_canonical = [CANONICAL_AXES.index(axis) for axis in order]
@@ -499,9 +489,7 @@ def write_dataset(dataset: NeuralDataset, path: str | Path) -> Path:
     if dataset.time_ms is not None:
         variables["time_ms"] = dataset.time_ms
     variables.update({name: str(dataset.meta[name]) for name in META_FIELDS if dataset.meta.get(name) is not None})
-    if dataset.perturbations is not None:
-        table = dataset.perturbations.file_variables(dataset.trial_ids)
-        variables.update({name: text(value) if value.dtype.kind == "U" else value for name, value in table.items()})
+    variables.update(variables_to_write(dataset, text))
 
     if as_matlab:
         import scipy.io  # deferred, see _read_mat5

@@ -204,6 +204,23 @@ def columns_from_variables(variables: Mapping[str, np.ndarray]) -> dict[str, np.
     }
 
 
+def variables_to_write(dataset: Any, text: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:
+    """The dataset's `perturbation_*` variables as a file writer stores them (`text` for strings)."""
+    if dataset.perturbations is None:
+        return {}
+    variables = dataset.perturbations.file_variables(dataset.trial_ids)
+    return {name: text(value) if value.dtype.kind == "U" else value for name, value in variables.items()}
+
+
+def file_fingerprint(dataset: Any) -> bytes:
+    """The perturbations as bytes for a data hash; empty without perturbations."""
+    table = getattr(dataset, "perturbations", None)
+    if table is None:
+        return b""
+    variables = table.file_variables(np.arange(dataset.n_trials))
+    return "".join(f"{name}:{np.asarray(value).tolist()!r}" for name, value in variables.items()).encode()
+
+
 def time_axis_ms(dataset: Any) -> np.ndarray:
     """The trial's time axis: `time_ms`, or the bin starts 0, bin_ms, ... without time stamps."""
     return dataset.time_ms if dataset.time_ms is not None else np.arange(dataset.n_bins) * dataset.bin_ms
