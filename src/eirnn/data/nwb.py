@@ -160,8 +160,7 @@ def load_nwb(
             "spike_time_problems": spike_problems,
         }
         time_ms = bin_centres_ms(cut.window_ms, cut.n_bins, bin_ms)
-        unit_ids = np.asarray(units.id.data[:])
-        table, opto_facts = read_perturbations(reader, trials, perturbations, cut, time_ms, unit_ids)
+        table, opto_facts = read_perturbations(reader, trials, perturbations, cut, time_ms, units)
         meta.update(opto_facts)
         task = TaskTrials(codes, labels, time_ms, str(path))
         events = dict(cue_event=cue_event, go_event=go_event, event_times=_event_times(reader, trials, cut))

@@ -35,9 +35,10 @@ CONTROL_WORDS = ("", "none", "control", "nan")
 
 
 def read_perturbations(
-    reader: Any, trials: Any, spec: str, cut: Any, time_ms: np.ndarray, unit_ids: np.ndarray
+    reader: Any, trials: Any, spec: str, cut: Any, time_ms: np.ndarray, units: Any
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """(table columns for `NeuralDataset(perturbations=...)` or None, facts for the data's meta)."""
+    unit_ids = np.asarray(units.id.data[:])
     facts = _optogenetics_facts(reader.file)
     if spec:
         rows = _decoded_rows(reader, trials, spec, cut, len(unit_ids))
