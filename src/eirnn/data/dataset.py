@@ -10,7 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from .perturbations import CONTROL, PerturbationTable, checked_table, perturbation_summary, same_tables, trial_types
+from .perturbations import (
+    CONTROL,
+    PERTURBATION_FACTS,
+    PerturbationTable,
+    checked_table,
+    perturbation_summary,
+    same_tables,
+    trial_types,
+)
 from .values import as_text, magnitude_problem, normalised_ids, plain_object_array, whole_numbers_or_none
 from .values import first_index_text as _first_index_text
 
@@ -46,6 +54,7 @@ SOURCE_FACTS = (
     "inputs",
     "silent_units",
     "spike_time_problems",
+    *PERTURBATION_FACTS,
 )
 MAX_FACT_LENGTH = 500
 NO_VALIDATION_TEXT = (

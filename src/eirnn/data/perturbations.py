@@ -41,6 +41,8 @@ FILE_VARIABLES = {
     "strength": "perturbation_strength",
     "label": "perturbation_label",
 }
+#: how a file's perturbations were read (NWB), logged with the data facts when known
+PERTURBATION_FACTS = ("perturbations_from", "n_perturbations_outside_window", "optogenetic_sites", "optogenetic_series")
 REQUIRED_COLUMNS = ("trial", "target", "onset_ms", "offset_ms", "kind", "strength")
 
 Fail = Callable[[str, str, str], None]
