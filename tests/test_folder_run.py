@@ -54,7 +54,8 @@ def test_train_without_mlflow_writes_metrics_figures_and_report(tmp_path, tiny_r
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["fit"]["total_epochs"] == SETTINGS["max_epochs"]
     assert summary["final"]["cond_psth_corr"] == answer["metrics"]["cond_psth_corr"]
-    drawn = {spec.name for spec in FIGURES} - {"recovery.png"}  # a file has no ground-truth circuit
+    # a file has no ground-truth circuit, and this one no perturbation trials
+    drawn = {spec.name for spec in FIGURES} - {"recovery.png", "perturbations.png"}
     assert drawn <= {path.name for path in (out / "figures").glob("*.png")}
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.startswith("# Training report\n")
