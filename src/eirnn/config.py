@@ -99,8 +99,8 @@ class TrainConfig:
     )
     align: str = _setting(
         "",
-        "NWB: trials column to align on, e.g. move_onset_time; spike-time files: per-trial time-zero variable"
-        " (empty = start_time / trial_times)",
+        "NWB: trials column to align on, e.g. move_onset_time, or start_time+CueTime for events stored relative"
+        " to the trial start; spike-time files: per-trial time-zero variable (empty = start_time / trial_times)",
     )
     window_ms: str = _setting(
         "", "NWB and spike times: window START,STOP in ms around the alignment, e.g. -250,450 (empty = whole trials)"
