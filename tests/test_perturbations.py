@@ -124,8 +124,9 @@ def test_bad_perturbations_are_one_line_errors_naming_file_and_variable(tmp_path
 def test_subset_and_split_keep_perturbations_stratified_by_condition_and_type(perturbed):
     dataset, _ = perturbed
     types = trial_types(dataset)
-    picked = dataset.subset(np.array([5, 1, 3]))
-    assert trial_types(picked).tolist() == types[[5, 1, 3]].tolist()
+    perturbed_trial = int(np.flatnonzero(types != CONTROL)[0])
+    picked = dataset.subset(np.array([5, perturbed_trial, 3, perturbed_trial]))  # a resample repeats trials
+    assert trial_types(picked).tolist() == types[[5, perturbed_trial, 3, perturbed_trial]].tolist()
     train, val = train_val_split(dataset, val_fraction=0.25, seed=0)
     assert sorted(set(train.trial_ids) | set(val.trial_ids)) == sorted(dataset.trial_ids)
     for label in np.unique(types):

@@ -161,6 +161,12 @@ class TrainConfig:
         "NWB: keep only trials whose columns hold these values, e.g. 'success=1;stimCategory=0,1' "
         "(';' joins columns, ',' lists allowed values; empty = all trials)",
     )
+    bootstrap_seed: int = _setting(
+        -1,
+        "train on a resample (with replacement) of the training trials drawn with this seed; validation and "
+        "test trials stay as split (-1 = no resampling)",
+        allowed=ANY,
+    )
     heldout_perturbations: str = _setting(
         "",
         "perturbation types (labels, comma-separated) kept out of training: the validation trials and the"

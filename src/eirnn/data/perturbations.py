@@ -98,14 +98,14 @@ class PerturbationTable:
         return len(self.trial)
 
     def take(self, trial_index: np.ndarray, n_trials: int) -> PerturbationTable | None:
-        """The rows of the trials `trial_index` (of `n_trials`), renumbered to their new positions."""
-        new_position = np.full(n_trials, -1, dtype=np.int64)
-        new_position[trial_index] = np.arange(len(trial_index))
-        keep = new_position[self.trial] >= 0
-        if not keep.any():
+        """The rows of the trials `trial_index` (of `n_trials`; a trial may repeat), each
+        renumbered to its new position."""
+        rows_of = [np.flatnonzero(self.trial == trial) for trial in np.asarray(trial_index).tolist()]
+        picked = np.concatenate([np.zeros(0, dtype=np.int64), *rows_of])
+        if not len(picked):
             return None
-        rows = {field.name: getattr(self, field.name)[keep] for field in dataclasses.fields(self)}
-        rows["trial"] = new_position[self.trial[keep]]
+        rows = {field.name: getattr(self, field.name)[picked] for field in dataclasses.fields(self)}
+        rows["trial"] = np.repeat(np.arange(len(rows_of)), [len(found) for found in rows_of])
         return PerturbationTable(**rows)
 
     def keep_neurons(self, keep: np.ndarray) -> PerturbationTable | None:
@@ -265,11 +265,10 @@ def checked_table(
     if raw is None:
         return None
     n_trials, trial_ids, neuron_ids = dataset.n_trials, dataset.trial_ids, dataset.neuron_ids
-    if isinstance(raw, PerturbationTable):
-        columns = {field.name: getattr(raw, field.name) for field in dataclasses.fields(raw)}
-        columns["trial"] = trial_ids[np.asarray(raw.trial, dtype=np.int64)]
-    else:
-        columns = dict(raw)
+    # a table holds trial indices (a subset may repeat a trial, e.g. a bootstrap resample); a
+    # file's columns name trials by their ids
+    is_table = isinstance(raw, PerturbationTable)
+    columns = {field.name: getattr(raw, field.name) for field in dataclasses.fields(raw)} if is_table else dict(raw)
     missing = [name for name in REQUIRED_COLUMNS if columns.get(name) is None]
     if missing:
         fail(FILE_VARIABLES[missing[0]], "one entry per perturbation (with the other perturbation_* variables)", "none")
@@ -280,7 +279,11 @@ def checked_table(
             fail(FILE_VARIABLES[name], f"{n_rows} entries (one per perturbation, as perturbation_target)", found)
     if n_rows == 0:
         return None
-    trial = _trial_index(columns["trial"], trial_ids, n_trials, fail)
+    trial = (
+        _indices(columns["trial"], n_trials, fail)
+        if is_table
+        else _trial_index(columns["trial"], trial_ids, n_trials, fail)
+    )
     target = _text_column(columns["target"])
     unknown = ~np.isin(target, TARGETS)
     if unknown.any():
@@ -312,6 +315,14 @@ def checked_table(
         strength=strength,
         label=label.astype(str),
     )
+
+
+def _indices(values: Any, n_trials: int, fail: Fail) -> np.ndarray:
+    trial = np.asarray(values, dtype=np.int64)
+    outside = (trial < 0) | (trial >= n_trials)
+    if outside.any():
+        fail(FILE_VARIABLES["trial"], f"trial indices 0..{n_trials - 1}", _first_bad(outside, trial))
+    return trial
 
 
 def _trial_index(values: Any, trial_ids: np.ndarray, n_trials: int, fail: Fail) -> np.ndarray:

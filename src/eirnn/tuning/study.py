@@ -33,7 +33,7 @@ from mlflow.tracking import MlflowClient
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.logged_names import RUN_NAME_TAG, STORAGE_TAG, STUDY_TAG
 from eirnn.pipeline import load_configured_data
-from eirnn.tracking.run_records import experiment_id_for, log_new_params, record_error
+from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
@@ -60,6 +60,7 @@ from eirnn.tuning.workers import (
     _trial_environment,
     _worker_jobs,
     count_finished_trials,
+    ending_parent_on_error,
 )
 
 POLL_S = 5.0
@@ -199,7 +200,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         parent_run_id, seeds = settings.parent_run_id, [None] * settings.n_workers
     jobs = _worker_jobs(config, settings, storage_spec, space, parent_run_id, seeds, dataset)
     _announce(client, config, settings, storage_spec, parent_run_id, len(jobs), leading)
-    try:
+    with ending_parent_on_error(client, parent_run_id, leading):
         with _trial_environment():
             _run_local_workers(jobs)
         if not leading:
@@ -208,11 +209,6 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         outcome = summarize_study(client, study, parent_run_id, config)
         client.set_terminated(parent_run_id, "FINISHED")
         return outcome
-    except BaseException as error:
-        if leading:
-            record_error(client, parent_run_id, error, with_traceback=False)
-            client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
 
 
 def study_direction(selection_metric: str) -> str:
