@@ -15,6 +15,15 @@ constant (100 ms) without added hidden units; the built-in one the defaults (tau
 
     python benchmarks/bench_recovery.py run --teacher builtin --method free_running --labels true --seed 0
     python benchmarks/bench_recovery.py summary     # table + results/bench_recovery_methods.json
+
+Perturbation trials (`perturbed` rows): a smaller recording (PERTURBED_SIZES) with a share of
+optogenetic trials (0, 10 or 25 %: I and E activation, E- and I-group inactivation), fitted with
+each trial's perturbation as an input; scored on control and perturbed validation trials, and on
+the true circuit's perturbation types, trained on and held out (E-group activation, I
+inactivation: never in the recording).
+
+    python benchmarks/bench_recovery.py perturbed --fraction 0.25 --seed 0 --max-epochs 100
+    python benchmarks/bench_recovery.py perturbed-summary
 """
 
 from __future__ import annotations
@@ -136,6 +145,79 @@ def summary() -> dict:
     return out
 
 
+PERTURBED_SIZES = dict(n_trials=400, n_bins=120)
+PERTURBED_COLUMNS = (
+    "cond_psth_corr",
+    "control_cond_psth_corr",
+    "perturbed_cond_psth_corr",
+    "gt_weight_corr",
+    "gt_weight_corr_EE",
+    "gt_weight_corr_EI",
+    "gt_weight_corr_IE",
+    "gt_weight_corr_II",
+    "gt_null_weight_corr",
+    "gt_trained_perturbation_corr",
+    "gt_null_trained_perturbation_corr",
+    "gt_heldout_perturbation_corr",
+    "gt_null_heldout_perturbation_corr",
+    "gt_heldout_perturbation_sign_agreement",
+    "training_seconds",
+)
+
+
+def run_perturbed(fraction: float, seed: int, max_epochs: int, labelling: str = "true") -> dict:
+    from eirnn.data.perturbations import trial_types
+
+    torch.set_num_threads(1)
+    dataset, truth = make_recording(seed=0, perturbation_fraction=fraction, **PERTURBED_SIZES)
+    config = TrainConfig(seed=seed, split_seed=0, threads=1, max_epochs=max_epochs)
+    prepared = prepare(config, labelled(dataset, labelling, seed), truth)
+    started = time.perf_counter()
+    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    seconds = time.perf_counter() - started
+    prepared.model.load_state_dict(result.best_state)
+    scores = evaluate(prepared.model, prepared.val, seed=seed, ceiling_seed=0).scalar_metrics()
+    trained = set(trial_types(prepared.train).tolist())
+    recovery = recover(prepared.model, truth, prepared.val, seed=0, trained_types=trained)
+    return {
+        "fraction": fraction,
+        "labels": labelling,
+        "seed": seed,
+        "max_epochs": max_epochs,
+        "epochs": result.total_epochs,
+        "training_seconds": seconds,
+        "trained_types": sorted(trained),
+        **scores,
+        **recovery.metrics,
+        **{f"type_corr/{label}": effect.corr for label, effect in recovery.type_effects.items()},
+    }
+
+
+def perturbed_summary() -> dict:
+    rows = [json.loads(p.read_text()) for p in sorted((RESULTS / "bench_recovery_perturbed").glob("*.json"))]
+    table = {}
+    # per perturbation type of the true circuit: trained on with 10/25 %, held out with 0 % (and
+    # E-group activation, I inactivation held out always)
+    columns = PERTURBED_COLUMNS + tuple(sorted({key for row in rows for key in row if key.startswith("type_corr/")}))
+    for fraction, labelling in sorted({(row["fraction"], row.get("labels", "true")) for row in rows}):
+        chosen = [row for row in rows if (row["fraction"], row.get("labels", "true")) == (fraction, labelling)]
+        table[f"{fraction:.0%}" + ("" if labelling == "true" else f", {labelling} labels")] = {
+            "n_seeds": len(chosen),
+            **{
+                c: {"mean": float(np.mean([r[c] for r in chosen])), "sd": float(np.std([r[c] for r in chosen]))}
+                for c in columns
+            },
+        }
+    print("| score | " + " | ".join(f"{k} perturbation trials (n={v['n_seeds']})" for k, v in table.items()) + " |")
+    print("| --- |" + " --- |" * len(table))
+    for column in columns:
+        cells = [f"{v[column]['mean']:.3f} ± {v[column]['sd']:.3f}" for v in table.values()]
+        print(f"| {column} | " + " | ".join(cells) + " |")
+    out = {"runs": rows, "summary": table}
+    (RESULTS / "bench_recovery_perturbed.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,9 +228,26 @@ def main() -> None:
     one.add_argument("--seed", type=int, required=True)
     one.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
     commands.add_parser("summary")
+    perturbed = commands.add_parser("perturbed")
+    perturbed.add_argument("--fraction", type=float, required=True)
+    perturbed.add_argument("--seed", type=int, required=True)
+    perturbed.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
+    perturbed.add_argument("--labels", choices=LABELLINGS, default="true")
+    commands.add_parser("perturbed-summary")
     args = parser.parse_args()
     if args.command == "summary":
         summary()
+        return
+    if args.command == "perturbed-summary":
+        perturbed_summary()
+        return
+    if args.command == "perturbed":
+        folder = RESULTS / "bench_recovery_perturbed"
+        folder.mkdir(parents=True, exist_ok=True)
+        row = run_perturbed(args.fraction, args.seed, args.max_epochs, args.labels)
+        labels = "" if args.labels == "true" else f"_{args.labels}"
+        (folder / f"fraction{args.fraction:g}{labels}_seed{args.seed}.json").write_text(json.dumps(row, indent=1))
+        print(json.dumps(row))
         return
     FOLDER.mkdir(parents=True, exist_ok=True)
     row = run_one(args.teacher, args.method, args.labels, args.seed, args.max_epochs)

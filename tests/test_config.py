@@ -143,6 +143,7 @@ def test_every_model_setting_reaches_the_model():
         ei_ratio=3.0,
         activation="relu",
         spectral_radius=0.8,
+        perturbation_gain="learned",
         device="cpu",
         seed=4,
         initial_state="inferred",
@@ -166,6 +167,7 @@ def test_choices_are_the_ones_the_model_and_losses_accept():
     assert specs["input_embed_type"] is choices.EMBEDDINGS is EMBEDDINGS
     assert specs["activation"] is choices.ACTIVATIONS is ACTIVATIONS
     assert specs["loss"] is choices.LOSSES
+    assert specs["perturbation_gain"] is choices.PERTURBATION_GAINS
     for embedding in EMBEDDINGS:
         create_embedding(embedding, 2, 4, heads=2, token_dim=4)
     for activation in ACTIVATIONS:

@@ -41,6 +41,7 @@ M1_SKIPPED = {
     "recovery.png",  # real data: no ground-truth circuit to compare with
     "heldout_single_trials.png",  # a shared-state run without held-out neurons
     "inferred_states.png",
+    "perturbations.png",  # no perturbation trials and no ground-truth circuit
 }
 
 

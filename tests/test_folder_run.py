@@ -54,8 +54,10 @@ def test_train_without_mlflow_writes_metrics_figures_and_report(tmp_path, tiny_r
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["fit"]["total_epochs"] == SETTINGS["max_epochs"]
     assert summary["final"]["cond_psth_corr"] == answer["metrics"]["cond_psth_corr"]
-    # a file has no ground-truth circuit; a shared-state run without held-out neurons no single-trial figures
-    drawn = {spec.name for spec in FIGURES} - {"recovery.png", "heldout_single_trials.png", "inferred_states.png"}
+    # a file has no ground-truth circuit and no perturbation trials; a shared-state run without
+    # held-out neurons no single-trial figures
+    not_drawn = {"recovery.png", "perturbations.png", "heldout_single_trials.png", "inferred_states.png"}
+    drawn = {spec.name for spec in FIGURES} - not_drawn
     assert drawn <= {path.name for path in (out / "figures").glob("*.png")}
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.startswith("# Training report\n")

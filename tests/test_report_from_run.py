@@ -13,7 +13,7 @@ from eirnn.report import format_metric, parse_report_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # a data file without a true circuit, a shared-state run without held-out neurons
-NOT_DRAWN = {"recovery.png", "heldout_single_trials.png", "inferred_states.png"}
+NOT_DRAWN = {"recovery.png", "perturbations.png", "heldout_single_trials.png", "inferred_states.png"}
 
 
 def _png_size(path):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eirnn.data.perturbations import CONTROL
 from eirnn.evaluation import Evaluation
 from eirnn.metrics import Metric, NotAvailable, to_float
 
@@ -150,6 +151,8 @@ def write_run_folder(
     outputs["val_condition_inputs"] = evaluation.condition_psths(np.asarray(val_inputs, dtype=np.float32))
     if evaluation.time_ms is not None:
         outputs["time_ms"] = evaluation.time_ms
+    if (evaluation.val_trial_types != CONTROL).any():
+        outputs["val_trial_types"] = evaluation.val_trial_types.astype(str)
     if evaluation.model_behavior is not None:
         outputs["val_model_behavior"] = evaluation.model_behavior
     if evaluation.target_behavior is not None:
@@ -215,7 +218,8 @@ def _write_json_files(
 def _write_recovery(folder: Path, recovery: Any) -> None:
     """What the "What the fit recovers" figure draws: effective weights among the recorded
     neurons (fitted, true), the true labels, the perturbed groups and each perturbation's
-    predicted and true condition-PSTH changes (Hz) of the other neurons."""
+    predicted and true condition-PSTH changes (Hz) of the other neurons; the same per perturbation
+    type of the true network (`eirnn.perturbation_recovery`)."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {
         "fitted_weights": recovery.fitted_weights,
@@ -226,6 +230,12 @@ def _write_recovery(folder: Path, recovery: Any) -> None:
     for name, (predicted, true) in recovery.effects.items():
         arrays[f"effect_predicted_{name}"] = predicted
         arrays[f"effect_true_{name}"] = true
+    if recovery.type_effects:  # by perturbation type, numbered in the order of `type_labels`
+        arrays["type_labels"] = np.array(list(recovery.type_effects), dtype=str)
+        arrays["type_heldout"] = np.array([effect.heldout for effect in recovery.type_effects.values()])
+        for index, effect in enumerate(recovery.type_effects.values()):
+            arrays[f"type_effect_predicted_{index}"] = effect.predicted
+            arrays[f"type_effect_true_{index}"] = effect.true
     for name, array in arrays.items():
         np.save(folder / f"{name}.npy", np.asarray(array))
 

@@ -10,3 +10,4 @@ LOSSES = ("mse", "poisson")  # training loss, eirnn.losses
 INITIAL_STATES = ("shared", "inferred")  # x[0]: one learned h0, or per trial (eirnn.model.encoder)
 OBJECTIVES = ("free_running", "teacher_forced")  # fitting objective, eirnn.training.teacher_forcing
 RECURRENT_INITS = ("least_squares", "random")  # initial W_rec, eirnn.training.next_step
+PERTURBATION_GAINS = ("fixed", "learned")  # drive per unit of perturbation strength, docs/perturbations.md

@@ -108,15 +108,19 @@ def _train_into_folder(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from eirnn.data.loaders import write_dataset
+    from eirnn.data.nwb_write import write_nwb
     from eirnn.data.synthetic import make_recording
+    from eirnn.data.truth_file import write_truth
 
     sizes = {name: getattr(args, name) for name in ("n_trials", "n_bins", "n_e", "n_i") if getattr(args, name)}
     teacher = {"fully_observed": args.fully_observed}
     if args.spectral_radius:
         teacher["spectral_radius"] = args.spectral_radius
-    dataset, _ = make_recording(seed=args.seed, **sizes, **teacher)
-    write_dataset(dataset, args.out)
-    print(f"wrote {args.out}")
+    dataset, truth = make_recording(
+        seed=args.seed, perturbation_fraction=args.perturbation_fraction, **sizes, **teacher
+    )
+    (write_nwb if args.out.lower().endswith(".nwb") else write_dataset)(dataset, args.out)
+    print(f"wrote {args.out} and its true circuit {write_truth(truth, args.out)}")
     print(dataset.summary())
     return 0
 
@@ -196,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     simulate = commands.add_parser("simulate", help="write the built-in synthetic recording to a file")
-    simulate.add_argument("--out", required=True, help="output file, .mat (neurons x time x trials) or .npz")
+    simulate.add_argument("--out", required=True, help="output file, .mat (neurons x time x trials), .npz or .nwb")
     simulate.add_argument("--seed", type=int, default=0)
     for name in ("n_trials", "n_bins", "n_e", "n_i"):
         simulate.add_argument("--" + name.replace("_", "-"), type=int, default=0, help="size (0 = default)")
@@ -208,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="spectral radius of the true recurrent matrix, e.g. 1.5 for strong recurrence (0 = default 0.9)",
+    )
+    simulate.add_argument(
+        "--perturbation-fraction",
+        type=float,
+        default=0.0,
+        help="share of trials with one optogenetic perturbation each (docs/perturbations.md; default: none)",
     )
     simulate.set_defaults(handler=_simulate)
 

@@ -13,7 +13,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from eirnn.choices import ACTIVATIONS, EMBEDDINGS, INITIAL_STATES, LOSSES, OBJECTIVES, RECURRENT_INITS
+from eirnn.choices import (
+    ACTIVATIONS,
+    EMBEDDINGS,
+    INITIAL_STATES,
+    LOSSES,
+    OBJECTIVES,
+    PERTURBATION_GAINS,
+    RECURRENT_INITS,
+)
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = (
@@ -27,6 +35,7 @@ DATA_OPTIONS = (
     "go_event",
     "trials_table",
     "keep_trials",
+    "perturbations",
 )
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
@@ -124,6 +133,12 @@ class TrainConfig:
     go_event: str = _setting(
         "go_cue_time", "cue-go inputs: onset of the go pulse, a trials column (NWB) or a time in ms, e.g. -300"
     )
+    perturbations: str = _setting(
+        "",
+        "NWB: trials column of optogenetic perturbation codes and their meaning, e.g. PhotostimulationType:"
+        "0=control;3=E/inactivation/3/600/1800 (TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS on the trial's time axis);"
+        " empty = the trials table's perturbation_* columns, when present",
+    )
     val_fraction: float = _setting(
         0.2, "share of trials held out for validation, stratified by condition", allowed=OPEN_UNIT
     )
@@ -165,6 +180,11 @@ class TrainConfig:
         "neurons held out for co-smoothing (co_bps): a fraction drawn with the split seed, e.g. 0.2, or neuron ids, "
         "e.g. 3,17; their spikes never reach the initial-state encoder (empty = none)",
     )
+    heldout_perturbations: str = _setting(
+        "",
+        "perturbation types (labels, comma-separated) kept out of training: the validation trials and the"
+        " true circuit's held-out scores test predicting them",
+    )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
     noise_scale: float = _setting(
@@ -200,6 +220,12 @@ class TrainConfig:
         "last bins of each trial scored by forward prediction (fp_bps) and never read by the encoder (0 = none)",
         model_arg=True,
         allowed=NON_NEGATIVE,
+    )
+    perturbation_gain: str = _setting(
+        "fixed",
+        "drive per unit of perturbation strength: fixed at 1, or learned per population (E, I) with the weights",
+        PERTURBATION_GAINS,
+        model_arg=True,
     )
     # training
     max_epochs: int = _setting(2000, "maximum number of epochs", allowed=AT_LEAST_ONE)

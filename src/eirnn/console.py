@@ -58,8 +58,9 @@ def _data_rows(data: Any, train: Any, val: Any, config: TrainConfig) -> list[tup
     from eirnn.pipeline import dataset_sha256
 
     neurons = f"{data.n_neurons} ({data.n_e} E, {data.n_i} I)" if data.is_labeled else f"{data.n_neurons} (unlabeled)"
+    strata = "condition" if getattr(data, "perturbations", None) is None else "condition and perturbation type"
     split = (
-        f"{train.n_trials} training / {val.n_trials} validation trials (stratified by condition, seed {config.seed})"
+        f"{train.n_trials} training / {val.n_trials} validation trials (stratified by {strata}, seed {config.seed})"
         if train is not val
         else f"{train.n_trials} condition-averaged trials: fitted and scored on the same trials"
     )

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from eirnn import metrics
+from eirnn.data.perturbations import CONTROL, perturbation_steps, trial_types
 from eirnn.metrics import Metric, NotAvailable, to_float
 from eirnn.model.encoder import encoder_spikes
 
@@ -43,6 +44,9 @@ class Evaluation:
     model_behavior: np.ndarray | None  # [trials, time, n_out]
     target_behavior: np.ndarray | None
     time_ms: np.ndarray | None  # [time], the data's own time stamps
+    val_trial_types: np.ndarray  # [trials] perturbation type ("control", a label...)
+    control_condition_psth: Metric  # cond_psth_corr on the control trials
+    perturbed_condition_psth: Metric  # on the perturbed trials, PSTHs by condition x perturbation type
     single_trial: SingleTrialScores | None = None  # NLB scores (co_bps, fp_bps, vel_r2)
     initial_state_offsets: np.ndarray | None = None  # [trials, n_units]: inferred x[0] - h0 (unit order)
 
@@ -93,6 +97,8 @@ class Evaluation:
             "cond_noise_ceiling_sem": _ceiling_fact(self.condition_noise_ceiling, "sem"),
             "cond_noise_ceiling_n_excluded": _ceiling_fact(self.condition_noise_ceiling, "n_excluded"),
             "normalized_cond_psth_corr": self.normalized(self.condition_psth, self.condition_noise_ceiling),
+            "control_cond_psth_corr": self.control_condition_psth,
+            "perturbed_cond_psth_corr": self.perturbed_condition_psth,
             **(self.single_trial.metric_values() if self.single_trial is not None else {}),
         }
 
@@ -117,18 +123,45 @@ def _ceiling_fact(ceiling: Any, fact: str) -> Metric:
     return ceiling.sem if fact == "sem" else float(ceiling.n_undefined + ceiling.n_near_zero)
 
 
+def control_and_perturbed_scores(
+    model_rates: np.ndarray, target_rates: np.ndarray, conditions: np.ndarray, types: np.ndarray, labels: Any
+) -> tuple[Metric, Metric]:
+    """Mean condition-PSTH correlation on the control trials, and on the perturbed trials with
+    their PSTHs taken per (condition, perturbation type)."""
+    control = types == CONTROL
+    scores: list[Metric] = []
+    for mask, what in ((control, "control"), (~control, "perturbation")):
+        if not mask.any():
+            scores.append(NotAvailable(f"no {what} trials among the validation trials"))
+            continue
+        strata = np.unique(
+            np.char.add(conditions[mask].astype(str), np.char.add("|", types[mask])), return_inverse=True
+        )[1]
+        scores.append(metrics.condition_psth_correlation(model_rates[mask], target_rates[mask], strata, labels).mean)
+    return scores[0], scores[1]
+
+
 def predict_rates(
-    model: torch.nn.Module, inputs: np.ndarray, *, noise: bool = False, seed: int = 0, spikes: Any = None
+    model: torch.nn.Module,
+    inputs: np.ndarray,
+    *,
+    noise: bool = False,
+    seed: int = 0,
+    spikes: Any = None,
+    perturbation: Any = None,
 ):
     """Model output for `inputs` [trials, time, n_inputs]; noise uses a generator seeded by `seed`.
     `spikes` [trials, time, neurons]: the trials' counts, from which an inferred-state model infers
-    each trial's initial state (without them it starts every trial from the shared h0)."""
+    each trial's initial state (without them it starts every trial from the shared h0);
+    `perturbation`: the trials' `PerturbationSteps` (None: none)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     model.eval()
     with torch.no_grad():
         as_tensor = lambda array: torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)  # noqa: E731
-        prepared = model.prepare_inputs(as_tensor(inputs), None if spikes is None else as_tensor(spikes))
+        prepared = model.prepare_inputs(
+            as_tensor(inputs), None if spikes is None else as_tensor(spikes), perturbation=perturbation
+        )
         return model(prepared, noise=noise, generator=generator)
 
 
@@ -170,27 +203,21 @@ def evaluate(
     """
     ceiling_seed = seed if ceiling_seed is None else ceiling_seed
     spikes = trial_spikes(model, dataset)
-    output = predict_rates(model, dataset.inputs, noise=False, spikes=spikes)
+    steps = perturbation_steps(dataset)
+    output = predict_rates(model, dataset.inputs, noise=False, spikes=spikes, perturbation=steps)
     model_rates = output.rates.cpu().numpy().astype(np.float64)
     target_rates = np.asarray(dataset.rates_hz, dtype=np.float64)
     conditions = np.asarray(dataset.conditions)
     labels = dataset.ei_labels
-    rng = np.random.default_rng(seed)
-
     model_psths = metrics.condition_psths(model_rates, conditions)
     target_psths = metrics.condition_psths(target_rates, conditions)
-    if dataset.counts is not None:
-        bits = metrics.bits_per_spike(model_rates * dataset.bin_s, dataset.counts)
-        fano_data = metrics.fano_factor(dataset.counts, conditions)
-    else:
-        bits = NotAvailable("the data has rates only, no spike counts")
-        fano_data = NotAvailable("the data has rates only, no spike counts")
-    stochastic = predict_rates(model, dataset.inputs, noise=True, seed=seed, spikes=spikes).rates.cpu().numpy()
-    fano_model = metrics.model_fano_factor(stochastic, dataset.bin_s, conditions, rng=rng)
+    bits, fano_data, fano_model = _count_scores(model, dataset, model_rates, seed, spikes, steps)
     flat_target = target_psths.reshape(-1, target_psths.shape[-1])
     n_components = min(PCA_COMPONENTS, *flat_target.shape)
     behavior = _numpy_or_none(output.behavior)
     pooled_ceiling, condition_ceiling = data_noise_ceilings(target_rates, conditions, ceiling_seed, ceiling_splits)
+    types = trial_types(dataset) if hasattr(dataset, "perturbations") else np.full(len(conditions), CONTROL)
+    control_score, perturbed_score = control_and_perturbed_scores(model_rates, target_rates, conditions, types, labels)
     return Evaluation(
         psth=metrics.psth_correlation(model_rates, target_rates, labels),
         # what metrics.condition_psth_correlation computes, from the condition PSTHs already at hand
@@ -217,7 +244,26 @@ def evaluate(
         time_ms=dataset.time_ms,
         single_trial=single_trial_scores(model, model_rates, dataset, train),
         initial_state_offsets=_numpy_or_none(output.initial_state_offset),
+        val_trial_types=types,
+        control_condition_psth=control_score,
+        perturbed_condition_psth=perturbed_score,
     )
+
+
+def _count_scores(
+    model: torch.nn.Module, dataset: Any, model_rates: np.ndarray, seed: int, spikes: Any, steps: Any
+) -> tuple[Metric, Metric, Any]:
+    """(bits per spike, the data's Fano factor, the model's Fano factor from its noisy draws)."""
+    conditions = np.asarray(dataset.conditions)
+    if dataset.counts is not None:
+        bits = metrics.bits_per_spike(model_rates * dataset.bin_s, dataset.counts)
+        fano_data = metrics.fano_factor(dataset.counts, conditions)
+    else:
+        bits = NotAvailable("the data has rates only, no spike counts")
+        fano_data = NotAvailable("the data has rates only, no spike counts")
+    noisy = predict_rates(model, dataset.inputs, noise=True, seed=seed, spikes=spikes, perturbation=steps)
+    rng = np.random.default_rng(seed)
+    return bits, fano_data, metrics.model_fano_factor(noisy.rates.cpu().numpy(), dataset.bin_s, conditions, rng=rng)
 
 
 def _numpy_or_none(tensor: torch.Tensor | None) -> np.ndarray | None:

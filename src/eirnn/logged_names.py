@@ -96,3 +96,16 @@ ENSEMBLE_VERSION_TAG = "eirnn.ensemble.n_fits"  # on a registered model version 
 SELECTION_METRIC_TAG = "selection_metric"
 DATA_SHA256_TAG = "data_sha256"
 SCORE_TAG = "selection_score"
+
+# the scores of perturbation trials (docs/perturbations.md), one value each, logged as final/<key>:
+# evaluation's control/perturbed scores and the true circuit's trained/held-out perturbation types
+PERTURBATION_METRICS = (
+    "control_cond_psth_corr",
+    "perturbed_cond_psth_corr",
+    "gt_heldout_perturbation_corr",
+    "gt_heldout_perturbation_sign_agreement",
+    "gt_trained_perturbation_corr",
+    "gt_trained_perturbation_sign_agreement",
+    "gt_null_heldout_perturbation_corr",
+    "gt_null_trained_perturbation_corr",
+)

@@ -16,7 +16,7 @@ import torch
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
 from eirnn.data.loaders import arrays_sha256
-from eirnn.data.split import heldout_neuron_index
+from eirnn.data.split import heldout_neuron_index, without_perturbation_types
 from eirnn.data.validation import check_trainable, validates_on_train
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
@@ -28,8 +28,9 @@ def load_configured_data(config: TrainConfig) -> NeuralDataset:
 
 
 def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, Any]:
-    """The data and, for the built-in synthetic recording, the network that generated it
-    (`eirnn.data.synthetic.GroundTruth`; None for a file)."""
+    """The data and, for the built-in synthetic recording or a file written by `eirnn simulate`
+    (its truth file beside it, `eirnn.data.truth_file`), the network that generated it
+    (`eirnn.data.synthetic.GroundTruth`; None otherwise)."""
     if not config.data:
         from eirnn.data.synthetic import make_recording
 
@@ -37,7 +38,11 @@ def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, 
         # no file: the recording is named as such and hashed from its arrays
         dataset.meta.update(source_file=BUILTIN_DATA_NAME, sha256=arrays_sha256(dataset))
         return dataset, truth
-    return load_dataset(config.data, **config.data_options()), None
+    from eirnn.data.truth_file import read_truth_for
+
+    dataset = load_dataset(config.data, **config.data_options())
+    # a file written by `eirnn simulate` has its true circuit beside it
+    return dataset, read_truth_for(config.data, str(dataset.meta.get("sha256", "")))
 
 
 def dataset_sha256(dataset: NeuralDataset) -> str:
@@ -67,11 +72,13 @@ def split(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, N
 
 
 def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[NeuralDataset, NeuralDataset, Any]:
-    """(train, validation, test or None), stratified by condition, drawn with the split seed.
+    """(train, validation, test or None), stratified by condition (and perturbation type), drawn
+    with the split seed.
 
     The test trials (`config.test_fraction` of all trials) are set aside first and never reach
     training, early stopping, pruning or the champion; validation then takes `val_fraction` of
     all trials from the rest (with test_fraction 0 the split is exactly the seed's 835/208).
+    Trials with a perturbation type of `config.heldout_perturbations` are removed from training.
     Condition-averaged data (one pseudo-trial per condition) has nothing to hold out: with
     `validate_on_train` it is fitted and scored on the same trials, and `Prepared.held_out` says
     so; without it, it is refused."""
@@ -87,7 +94,8 @@ def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[Neural
         # an ensemble's fit sees its own resample of the training trials (eirnn.tuning.ensemble)
         draw = np.random.default_rng([config.bootstrap_seed, 7]).integers(0, train.n_trials, train.n_trials)
         train = train.subset(np.sort(draw))
-    return train, val, test
+    # held-out perturbation types leave training only: their validation trials test their prediction
+    return without_perturbation_types(train, config.heldout_perturbations), val, test
 
 
 @dataclass
@@ -113,6 +121,9 @@ def prepare(config: TrainConfig, dataset: NeuralDataset | None = None, truth: An
     set_threads(config)
     if dataset is None:
         dataset, truth = load_configured_data_and_truth(config)
-    dataset = check_trainable(dataset, drop_silent_neurons=config.drop_silent_neurons)
+    checked = check_trainable(dataset, drop_silent_neurons=config.drop_silent_neurons)
+    # the truth's neurons are the file's: with neurons dropped it no longer lines up
+    truth = truth if checked.n_neurons == dataset.n_neurons else None
+    dataset = checked
     train, val, test = split_with_test(dataset, config)
     return Prepared(dataset, train, val, build_model(dataset, config), test, truth)

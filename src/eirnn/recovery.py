@@ -31,6 +31,7 @@ constant, activation and labels): what a regression gets from the same trials wi
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ import torch
 
 from eirnn.analysis import run_perturbation
 from eirnn.metrics import condition_psths
+from eirnn.perturbation_recovery import TypeEffect, summary_metrics, type_effects
 from eirnn.training.next_step import next_step_regression, single_trial_rates
 
 # smoothing of the scored trials' spike counts for the least-squares baseline, in bins
@@ -226,6 +228,7 @@ class Recovery:
     true_is_inhibitory: np.ndarray
     groups: dict[str, np.ndarray]
     effects: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (predicted, true)
+    type_effects: dict[str, TypeEffect] = field(default_factory=dict)  # perturbation type -> effects
 
 
 def _score(model, twin, inputs, conditions, truth_labels, groups, true_weights, true_effects, n_neurons):
@@ -247,10 +250,13 @@ def _score(model, twin, inputs, conditions, truth_labels, groups, true_weights, 
     return values, effects
 
 
-def recover(model: torch.nn.Module, truth: Any, dataset: Any, *, seed: int = 0) -> Recovery:
+def recover(
+    model: torch.nn.Module, truth: Any, dataset: Any, *, seed: int = 0, trained_types: Collection[str] = ()
+) -> Recovery:
     """Score `model` (fitted to `dataset`, usually the validation trials of a recording with
     `truth`) and its null against the true network. Metric names carry the `gt_` prefix, the
-    null's `gt_null_`."""
+    null's `gt_null_`. `trained_types`: the perturbation types of the training trials; the
+    truth's other protocols are scored as held out (`eirnn.perturbation_recovery`)."""
     n_neurons = len(truth.recorded_units)
     truth_labels = truth.unit_is_inhibitory[truth.recorded_units]
     inputs = np.asarray(dataset.inputs, dtype=np.float32)
@@ -265,12 +271,18 @@ def recover(model: torch.nn.Module, truth: Any, dataset: Any, *, seed: int = 0) 
     }
     common = (twin, inputs, conditions, truth_labels, groups, true_weights, true_effects, n_neurons)
     fitted, effects = _score(model, *common)
-    null, _ = _score(shuffled_within_blocks(model, seed), *common)
+    null_model = shuffled_within_blocks(model, seed)
+    null, _ = _score(null_model, *common)
     metrics = {f"gt_{k}": v for k, v in fitted.items()}
     metrics.update({f"gt_null_{k}": null[k] for k in ("weight_corr", "sign_agreement", "perturbation_corr")})
     metrics["gt_null_perturbation_sign_agreement"] = null["perturbation_sign_agreement"]
     baseline = least_squares_baseline(model, dataset, true_weights, truth_labels)
     metrics.update({f"gt_least_squares_{k}": v for k, v in baseline.items() if k != "sign_agreement"})
+    by_type = type_effects(model, twin, truth, dataset, trained_types, n_neurons)
+    if by_type:
+        metrics.update({f"gt_{k}": v for k, v in summary_metrics(by_type).items()})
+        null_by_type = type_effects(null_model, twin, truth, dataset, trained_types, n_neurons)
+        metrics.update({f"gt_null_{k}": v for k, v in summary_metrics(null_by_type).items() if k.endswith("_corr")})
     return Recovery(
         metrics=metrics,
         fitted_weights=effective_weights(model, n_neurons),
@@ -278,4 +290,5 @@ def recover(model: torch.nn.Module, truth: Any, dataset: Any, *, seed: int = 0) 
         true_is_inhibitory=truth_labels,
         groups=groups,
         effects=effects,
+        type_effects=by_type,
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
-from eirnn.logged_names import FIT_TAGS, final_metric
+from eirnn.logged_names import FIT_TAGS, PERTURBATION_METRICS, final_metric
 from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.report_html import write_html_report
 
@@ -62,10 +62,14 @@ FINAL_METRIC_DEFINITIONS = {
     "normalised means",
     "cond_noise_ceiling_sem": "Standard error of cond_noise_ceiling over its random split-halves",
     "cond_noise_ceiling_n_excluded": "Neurons left out of cond_noise_ceiling and normalized_cond_psth_corr",
+    "control_cond_psth_corr": "cond_psth_corr on the control (unperturbed) validation trials",
+    "perturbed_cond_psth_corr": "cond_psth_corr on the perturbed validation trials, PSTHs per condition x "
+    "perturbation type",
 }
 # what the prefixed metrics are: the same score on the held-out test trials, or a ground-truth comparison
 TEST_PREFIX, TRUTH_PREFIX = "test_", "gt_"
 RECOVERY_FIGURE = "recovery.png"
+PERTURBATION_FIGURE = "perturbations.png"
 RECOVERY_DEFINITIONS = {
     "gt_weight_corr": "Pearson r of fitted vs true effective weights (W[post, pre] / presynaptic gain, drive "
     "per Hz) over ordered pairs of recorded neurons; Dale's signs alone make it positive, compare with the null",
@@ -76,6 +80,14 @@ RECOVERY_DEFINITIONS = {
     "over the four perturbations",
     "gt_least_squares_weight_corr": "the same r for the baseline: a Dale's-law least-squares regression of the "
     "validation trials' next-step currents (smoothed spike counts), no fit",
+    "gt_heldout_perturbation_corr": "mean over the true circuit's perturbation types that no training trial had "
+    "of the r between predicted and true condition-PSTH changes (Hz), the perturbation applied as an input",
+    "gt_heldout_perturbation_sign_agreement": "share of neurons whose mean change has the true sign, mean over "
+    "the held-out perturbation types",
+    "gt_trained_perturbation_corr": "as gt_heldout_perturbation_corr, over the types the training trials had",
+    "gt_trained_perturbation_sign_agreement": "as gt_heldout_perturbation_sign_agreement, over the trained types",
+    "gt_null_heldout_perturbation_corr": "gt_heldout_perturbation_corr of the null (weights shuffled in E/I blocks)",
+    "gt_null_trained_perturbation_corr": "gt_trained_perturbation_corr of the null",
 }
 CEILING_PAIRS = tuple((f"normalized_{score}", score, ceiling) for score, ceiling in NOISE_CEILING_OF.items())
 
@@ -233,6 +245,22 @@ def recovery_section(artifacts: RunArtifacts, figures: FigureSet, report_dir: Pa
     )
 
 
+def perturbation_section(artifacts: RunArtifacts, figures: FigureSet, report_dir: Path) -> str | None:
+    if PERTURBATION_FIGURE not in figures.written:
+        return None
+    definitions = {**FINAL_METRIC_DEFINITIONS, **RECOVERY_DEFINITIONS}
+    return (
+        "Each trial's perturbations (docs/perturbations.md) reach the model as an input to the targeted "
+        "units, in training and evaluation: one set of recurrent weights explains control and perturbed "
+        "trials. The scores below are taken on the control and on the perturbed validation trials "
+        "separately; with a known circuit, each of its perturbation types is applied to every validation "
+        "trial in both networks, and the types no training trial had are the held-out ones.\n\n"
+        + _metric_rows(artifacts, lambda key: key in PERTURBATION_METRICS, definitions)
+        + f"\n\n![{FIGURE_TITLES[PERTURBATION_FIGURE]}]"
+        f"({Path(os.path.relpath(figures.written[PERTURBATION_FIGURE], report_dir)).as_posix()})"
+    )
+
+
 def settings_table(settings: dict[str, Any], what: str) -> str:
     return _table([what, "Value"], [[f"`{key}`", _setting_text(value)] for key, value in settings.items()])
 
@@ -352,6 +380,7 @@ def write_report(
         final_metrics(artifacts),
         *_optional_section("## Held-out Test Trials", held_out_test_metrics(artifacts)),
         *_optional_section("## What the fit recovers", recovery_section(artifacts, figures, out_path.parent)),
+        *_optional_section("## Perturbation trials", perturbation_section(artifacts, figures, out_path.parent)),
         "## Model Configuration",
         settings_table(artifacts.config, "Setting"),
         "## Data Configuration",

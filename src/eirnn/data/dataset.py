@@ -10,6 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from .perturbations import (
+    CONTROL,
+    PERTURBATION_FACTS,
+    PerturbationTable,
+    checked_table,
+    perturbation_summary,
+    same_tables,
+    trial_types,
+)
 from .values import as_text, magnitude_problem, normalised_ids, plain_object_array, whole_numbers_or_none
 from .values import first_index_text as _first_index_text
 
@@ -45,6 +54,7 @@ SOURCE_FACTS = (
     "inputs",
     "silent_units",
     "spike_time_problems",
+    *PERTURBATION_FACTS,
 )
 MAX_FACT_LENGTH = 500
 NO_VALIDATION_TEXT = (
@@ -102,6 +112,7 @@ class NeuralDataset:
     time_ms: np.ndarray | None = None
     neuron_ids: np.ndarray | None = None
     trial_ids: np.ndarray | None = None
+    perturbations: PerturbationTable | dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,6 +153,7 @@ class NeuralDataset:
             self.time_ms = self.time_ms.astype(np.float64)
         self.neuron_ids = self._checked_ids("neuron_ids", self.neuron_ids, self.n_neurons, "neurons")
         self.trial_ids = self._checked_ids("trial_ids", self.trial_ids, self.n_trials, "trials")
+        self.perturbations = checked_table(self.perturbations, self, fail=self._fail)
 
     # ------------------------------------------------------------------ validation
     @property
@@ -386,6 +398,7 @@ class NeuralDataset:
             behavior=take(self.behavior),
             conditions=self.conditions[index],
             trial_ids=self.trial_ids[index],
+            perturbations=None if self.perturbations is None else self.perturbations.take(index, self.n_trials),
         )
 
     # ------------------------------------------------------------------ reporting
@@ -406,6 +419,7 @@ class NeuralDataset:
             ("Bin size", f"{self.bin_ms:g} ms"),
             ("Signal", signal),
             ("Behavior", f"{self.n_outputs} ({', '.join(self.behavior_names)})" if self.n_outputs else "none"),
+            ("Perturbation trials", perturbation_summary(trial_types(self))),
             *self._source_rows(),
         ]
         return "\n".join(["| Data | Value |", "|---|---|", *(f"| {key} | {value} |" for key, value in rows)])
@@ -461,26 +475,19 @@ class NeuralDataset:
             "bin_ms": self.bin_ms,
             "n_trials": self.n_trials,
             "n_conditions": self.n_conditions,
+            "n_perturbed_trials": int((trial_types(self) != CONTROL).sum()),
             **{key: _fact(self.meta[key]) for key in SOURCE_FACTS if key in self.meta},
         }
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NeuralDataset):
             return NotImplemented
-        arrays = (
-            "counts",
-            "rates",
-            "inputs",
-            "ei_labels",
-            "conditions",
-            "behavior",
-            "time_ms",
-            "neuron_ids",
-            "trial_ids",
-        )
+        arrays = ("counts", "rates", "inputs", "ei_labels", "conditions", "behavior", "time_ms", "neuron_ids")
+        arrays += ("trial_ids",)
         lists = ("condition_labels", "input_names", "behavior_names")
         return (
             self.bin_ms == other.bin_ms
+            and same_tables(self.perturbations, other.perturbations)
             and all(_same_array(getattr(self, name), getattr(other, name)) for name in arrays)
             and all(getattr(self, name) == getattr(other, name) for name in lists)
         )

@@ -67,6 +67,7 @@ def load_dataset(
     go_event: str = "",
     trials_table: str = "",
     keep_trials: str = "",
+    perturbations: str = "",
 ) -> NeuralDataset:
     """Load a recording into a validated `NeuralDataset` (docs/data-format.md).
 
@@ -83,6 +84,9 @@ def load_dataset(
     inputs : "condition-onehot", "cue-go" or a .npy/.npz array path: inputs built from the
         task (NWB default: condition-onehot); `cue_event`/`go_event` are trials columns (NWB)
         or times in ms on the time axis.
+    perturbations : NWB: a trials column of perturbation codes with their meaning,
+        "COLUMN:CODE=TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS;CODE=control" (docs/data-format.md);
+        empty = the trials table's perturbation_* columns, when it has them.
     trials_table : NWB intervals table holding the trials (name or path; empty = ``trials``).
     keep_trials : NWB trial filters, "COLUMN=V1,V2;COLUMN!=V3" (`eirnn.data.nwb_trials`).
 
@@ -102,7 +106,9 @@ def load_dataset(
     if not path.is_file():
         raise DatasetError(f"{path}: expected a data file; found no such file")
     events = dict(cue_event=cue_event, go_event=go_event)
-    options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
+    options = dict(
+        align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior, perturbations=perturbations
+    )
     trial_options = dict(trials_table=trials_table, keep_trials=keep_trials)
     if is_nwb_file(path):
         if layout or keys:
@@ -116,7 +122,7 @@ def load_dataset(
         _refuse(
             path,
             "spike times (name variables with --data-keys)",
-            dict(condition=condition, ei=ei, behavior=behavior, **trial_options),
+            dict(condition=condition, ei=ei, behavior=behavior, perturbations=perturbations, **trial_options),
         )
         dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
         build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")

@@ -19,6 +19,7 @@ import numpy as np
 
 from .dataset import DatasetError, NeuralDataset
 from .layout import CANONICAL_AXES, MATLAB_LAYOUT, infer_layout
+from .perturbations import columns_from_variables, file_fingerprint, variables_to_write
 
 #: schema name -> names accepted in a file, in lookup order
 SCHEMA_NAMES: dict[str, tuple[str, ...]] = {
@@ -136,6 +137,7 @@ def arrays_sha256(dataset: Any) -> str:
         array = np.ascontiguousarray(value)
         digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
         digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+    digest.update(file_fingerprint(dataset))  # nothing without perturbations: the hash is as before
     return digest.hexdigest()
 
 
@@ -421,6 +423,7 @@ def load_binned(
         **fields,
         **vectors,
         bin_ms=_bin_ms(contents, names, bin_ms),
+        perturbations=columns_from_variables(contents.variables),
         meta=meta,
     )
     dataset.meta["sha256"] = file_sha256(contents.path)
@@ -486,6 +489,7 @@ def write_dataset(dataset: NeuralDataset, path: str | Path) -> Path:
     if dataset.time_ms is not None:
         variables["time_ms"] = dataset.time_ms
     variables.update({name: str(dataset.meta[name]) for name in META_FIELDS if dataset.meta.get(name) is not None})
+    variables.update(variables_to_write(dataset, text))
 
     if as_matlab:
         import scipy.io  # deferred, see _read_mat5

@@ -28,6 +28,7 @@ from .binning import (
 )
 from .dataset import EXCITATORY_NAMES, INHIBITORY_NAMES, DatasetError, NeuralDataset, label_key
 from .loaders import HDF5_SIGNATURE, SCHEMA_NAMES, file_sha256
+from .nwb_perturbations import read_perturbations
 from .nwb_trials import (
     check_event_times,
     check_time_units,
@@ -118,9 +119,10 @@ def load_nwb(
     go_event: str = "",
     trials_table: str = "",
     keep_trials: str = "",
+    perturbations: str = "",
 ) -> NeuralDataset:
     """See the module docstring; `inputs` defaults to ``condition-onehot`` (NWB files rarely
-    store task inputs)."""
+    store task inputs); `perturbations`: a code map of a trials column (`eirnn.data.nwb_perturbations`)."""
     path = Path(path)
     filters = parse_trial_filters(keep_trials, str(path))
     with _open(path) as io:
@@ -160,6 +162,8 @@ def load_nwb(
             "spike_time_problems": spike_problems,
         }
         time_ms = bin_centres_ms(cut.window_ms, cut.n_bins, bin_ms)
+        table, opto_facts = read_perturbations(reader, trials, perturbations, cut, time_ms, units)
+        meta.update(opto_facts)
         task = TaskTrials(codes, labels, time_ms, str(path))
         events = dict(cue_event=cue_event, go_event=go_event, event_times=_event_times(reader, trials, cut))
         inputs, input_names, meta["inputs"] = build_task_inputs(inputs or "condition-onehot", task, **events)
@@ -176,6 +180,7 @@ def load_nwb(
             time_ms=time_ms,
             neuron_ids=np.asarray(units.id.data[:]),
             trial_ids=np.asarray(trials.id.data[:])[cut.keep],
+            perturbations=table,
             meta=meta,
         )
         dataset.meta["sha256"] = file_sha256(path)

@@ -34,6 +34,7 @@ from .binning import (
 )
 from .dataset import NeuralDataset
 from .loaders import FileContents, _file_names, _numbers, _positive_number, _vector, file_sha256
+from .perturbations import columns_from_variables
 
 SPIKE_TIMES = "spike_times"
 TRIAL_TIMES = "trial_times"
@@ -177,6 +178,7 @@ def load_spike_times(
         conditions=conditions,
         bin_ms=bin_ms,
         time_ms=bin_centres_ms(window, n_bins, bin_ms),
+        perturbations=columns_from_variables(contents.variables),
         **optional,
         meta={
             "source_file": source,

@@ -1,10 +1,22 @@
-"""Train/validation (and optional test) split stratified by condition."""
+"""Train/validation (and optional test) split stratified by condition and perturbation type.
+
+The strata are the conditions when every trial is a control trial (the split is then exactly
+the condition-stratified one), else the (condition, perturbation type) pairs."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .dataset import DatasetError, NeuralDataset
+from .perturbations import trial_types
+
+
+def strata(dataset: NeuralDataset) -> np.ndarray:
+    """Stratum code of each trial: its condition, or its (condition, perturbation type) pair."""
+    if dataset.perturbations is None:
+        return dataset.conditions
+    pairs = np.char.add(dataset.conditions.astype(str), np.char.add("|", trial_types(dataset)))
+    return np.unique(pairs, return_inverse=True)[1].astype(np.int64)
 
 
 def _validation_counts(per_condition: np.ndarray, n_val: int) -> np.ndarray:
@@ -38,7 +50,7 @@ def train_val_split(
         raise DatasetError(
             f"{dataset.source}: variable 'val_fraction': expected a value in (0, 1); found {val_fraction}"
         )
-    per_condition = dataset.trials_per_condition
+    per_condition = np.bincount(strata(dataset))
     n_val = int(np.floor(val_fraction * dataset.n_trials + 1e-9))
     available = int(np.maximum(per_condition - 1, 0).sum())
     if available == 0:
@@ -58,10 +70,11 @@ def train_val_split(
 
 
 def _draw(dataset: NeuralDataset, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Mask of `counts[code]` trials drawn at random from each condition."""
+    """Mask of `counts[code]` trials drawn at random from each stratum."""
     chosen = np.zeros(dataset.n_trials, dtype=bool)
+    codes = strata(dataset)
     for code, count in enumerate(counts):
-        trials = np.flatnonzero(dataset.conditions == code)
+        trials = np.flatnonzero(codes == code)
         chosen[rng.permutation(trials)[:count]] = True
     return chosen
 
@@ -79,7 +92,7 @@ def hold_out_test(dataset: NeuralDataset, test_fraction: float, seed: int = 0) -
         raise DatasetError(
             f"{dataset.source}: variable 'test_fraction': expected a value in (0, 1); found {test_fraction}"
         )
-    per_condition = dataset.trials_per_condition
+    per_condition = np.bincount(strata(dataset))
     n_test = min(int(np.floor(test_fraction * dataset.n_trials + 1e-9)), int(np.maximum(per_condition - 1, 0).sum()))
     if n_test == 0:
         raise DatasetError(
@@ -127,3 +140,21 @@ def heldout_neuron_index(dataset: NeuralDataset, heldout: str, seed: int = 0) ->
             f"found unknown {', '.join(unknown[:5])}"
         )
     return sorted({ids.index(name) for name in wanted})
+
+
+def without_perturbation_types(dataset: NeuralDataset, labels: str) -> NeuralDataset:
+    """`dataset` without the trials that have a perturbation of one of `labels` (comma-separated
+    perturbation labels, as in `perturbation_label`); unchanged for an empty `labels`."""
+    wanted = [label.strip() for label in labels.split(",") if label.strip()]
+    if not wanted:
+        return dataset
+    table = dataset.perturbations
+    present = sorted(set(table.label.tolist())) if table is not None else []
+    unknown = [label for label in wanted if label not in present]
+    if unknown:
+        raise DatasetError(
+            f"{dataset.source}: variable 'perturbation_label' (setting heldout_perturbations): expected "
+            f"labels among {present or 'none (no perturbation trials)'}; found {unknown[0]!r}"
+        )
+    dropped = np.isin(np.arange(dataset.n_trials), table.trial[np.isin(table.label, wanted)])
+    return dataset.subset(~dropped)

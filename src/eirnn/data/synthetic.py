@@ -18,11 +18,14 @@ bell-shaped hand velocity in the cue direction after go.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .dataset import NeuralDataset
+from .perturbations import PerturbationSteps, PerturbationTable
+from .synthetic_perturbations import RECORDED_TYPES, Protocol, make_protocols, perturbation_table, unit_drive
 
 TAU_MS = 100.0
 NOISE_SIGMA = 0.8
@@ -55,10 +58,26 @@ class GroundTruth:
     noise_sigma: float
     rate_gain_hz: float
     initial_offsets: np.ndarray | None = None  # [trials, units]: x[0] offsets (trial_state_spread > 0)
+    #: every perturbation type this network can be subjected to (`synthetic_perturbations`)
+    perturbation_protocols: dict[str, Protocol] = field(default_factory=dict)
 
     @property
     def n_units(self) -> int:
         return len(self.unit_is_inhibitory)
+
+    def simulate_rates(
+        self, inputs: np.ndarray, bin_ms: float, steps: PerturbationSteps | None = None, *, noise: bool, seed: int = 0
+    ) -> np.ndarray:
+        """Rates (Hz) [trials, time, neurons] of the recorded neurons for `inputs`, under the
+        perturbations `steps` (None: none), with the generator's noise or without it."""
+        extra = None
+        if steps is not None:
+            drive = unit_drive(steps.channels, self.unit_is_inhibitory, self.recorded_units)
+            extra = lambda t: steps.values[:, t] @ drive  # noqa: E731
+        sigma = self.noise_sigma if noise else 0.0
+        rng = np.random.default_rng(seed)
+        unit_rates = _simulate_unit_rates(rng, inputs, self.w_rec, self.w_in, self.bias, bin_ms, extra, sigma)
+        return self.rate_gain_hz * unit_rates[:, :, self.recorded_units].astype(np.float64)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -132,20 +151,26 @@ def _simulate_unit_rates(
     w_in: np.ndarray,
     bias: np.ndarray,
     bin_ms: float,
+    perturbation_drive: Callable[[int], np.ndarray] | None = None,
+    noise_sigma: float = NOISE_SIGMA,
     initial_offsets: np.ndarray | None = None,
 ) -> np.ndarray:
     """Unit rates [trials, bins, units] of the noisy ground-truth network, after a burn-in of
-    BURN_IN_TAUS time constants on the first bin's inputs (plus `initial_offsets` after it)."""
+    BURN_IN_TAUS time constants on the first bin's inputs (without perturbation; plus
+    `initial_offsets` after it); `perturbation_drive(t)` [trials, units] is added to the drive of
+    step t."""
     leak = bin_ms / TAU_MS
-    noise_scale = np.sqrt(2 * leak) * NOISE_SIGMA
+    noise_scale = np.sqrt(2 * leak) * noise_sigma
 
-    def step(x: np.ndarray, rates: np.ndarray, t: int) -> np.ndarray:
+    def step(x: np.ndarray, rates: np.ndarray, t: int, perturbed: bool = True) -> np.ndarray:
         drive = rates @ w_rec.T + inputs[:, t] @ w_in.T + bias
+        if perturbation_drive is not None and perturbed:
+            drive = drive + perturbation_drive(t)
         return (1 - leak) * x + leak * drive + noise_scale * rng.standard_normal(x.shape)
 
     x = inputs[:, 0] @ w_in.T + bias
     for _ in range(round(BURN_IN_TAUS / leak)):
-        x = step(x, _softplus(x), 0)
+        x = step(x, _softplus(x), 0, perturbed=False)
     if initial_offsets is not None:
         x = x + initial_offsets
     n_trials, n_bins, _ = inputs.shape
@@ -155,6 +180,46 @@ def _simulate_unit_rates(
         unit_rates[:, t] = rates
         x = step(x, rates, t)
     return unit_rates
+
+
+def _perturbation_drive(
+    table: PerturbationTable, n_trials: int, time_ms: np.ndarray, is_inhibitory: np.ndarray, recorded: np.ndarray
+) -> Callable[[int], np.ndarray]:
+    """The drive [trials, units] of step t that the recording's perturbations add."""
+    steps = table.steps(n_trials, time_ms)
+    channel_drive = unit_drive(steps.channels, is_inhibitory, recorded)
+    return lambda t: steps.values[:, t] @ channel_drive
+
+
+def _network(
+    rng: np.random.Generator,
+    n_e_units: int,
+    n_i_units: int,
+    n_recorded: tuple[int, int],
+    n_conditions: int,
+    n_inputs: int,
+    spectral_radius: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(is_inhibitory, W, W_in, bias, recorded units in file order) of a teacher network, with
+    n_recorded = (E, I) of its units recorded, labels interleaved."""
+    is_inhibitory = np.arange(n_e_units + n_i_units) >= n_e_units
+    w_rec = _dale_weights(rng, is_inhibitory, spectral_radius)
+    w_in = _input_weights(rng, len(is_inhibitory), n_conditions, n_inputs)
+    bias = rng.normal(0.3, 0.8, len(is_inhibitory))
+    recorded_e = rng.choice(n_e_units, n_recorded[0], replace=False)
+    recorded_i = n_e_units + rng.choice(n_i_units, n_recorded[1], replace=False)
+    return is_inhibitory, w_rec, w_in, bias, rng.permutation(np.concatenate([recorded_e, recorded_i]))
+
+
+def _check_sizes(n_inputs: int, n_conditions: int, bin_ms: float, smallest_size: int, spectral_radius: float) -> None:
+    if n_inputs < n_conditions + 2:
+        raise ValueError(f"n_inputs: expected >= n_conditions + 2 = {n_conditions + 2}; found {n_inputs}")
+    if not 0 < bin_ms <= TAU_MS:
+        raise ValueError(f"bin_ms: expected a bin in (0, {TAU_MS:g}] ms (the time constant); found {bin_ms}")
+    if smallest_size < 1:
+        raise ValueError("n_e, n_i, n_bins, n_trials and n_conditions must be >= 1")
+    if spectral_radius <= 0:
+        raise ValueError(f"spectral_radius: expected a value > 0; found {spectral_radius}")
 
 
 def make_recording(
@@ -170,6 +235,8 @@ def make_recording(
     trial_state_spread: float = 0.0,
     fully_observed: bool = False,
     spectral_radius: float = SPECTRAL_RADIUS,
+    perturbation_fraction: float = 0.0,
+    perturbation_types: Sequence[str] = RECORDED_TYPES,
 ) -> tuple[NeuralDataset, GroundTruth]:
     """Simulate a recording of ``n_e`` + ``n_i`` neurons (labels interleaved in file order).
 
@@ -178,33 +245,30 @@ def make_recording(
     fixation, ``n_conditions`` cues, go, ``n_inputs - n_conditions - 2`` contexts. Deterministic
     per seed. ``trial_state_spread`` > 0 starts each trial from the burnt-in state plus an offset
     of that s.d. along the TRIAL_STATE_DIMS slowest modes of W (`GroundTruth.initial_offsets`).
+    ``perturbation_fraction`` of the trials get one perturbation each, of ``perturbation_types``
+    (`synthetic_perturbations.PROTOCOLS`) in turn; with 0 the recording is the one without.
     """
-    if n_inputs < n_conditions + 2:
-        raise ValueError(f"n_inputs: expected >= n_conditions + 2 = {n_conditions + 2}; found {n_inputs}")
-    if not 0 < bin_ms <= TAU_MS:
-        raise ValueError(f"bin_ms: expected a bin in (0, {TAU_MS:g}] ms (the time constant); found {bin_ms}")
-    if min(n_e, n_bins, n_trials, n_conditions) < 1 or n_i < 1:
-        raise ValueError("n_e, n_i, n_bins, n_trials and n_conditions must be >= 1")
+    _check_sizes(n_inputs, n_conditions, bin_ms, min(n_e, n_i, n_bins, n_trials, n_conditions), spectral_radius)
     rng = np.random.default_rng(seed)
-    if spectral_radius <= 0:
-        raise ValueError(f"spectral_radius: expected a value > 0; found {spectral_radius}")
     units_per_neuron = 1 if fully_observed else 2
-    n_e_units, n_i_units = units_per_neuron * n_e, units_per_neuron * n_i
-    is_inhibitory = np.arange(n_e_units + n_i_units) >= n_e_units
-    w_rec = _dale_weights(rng, is_inhibitory, spectral_radius)
-    w_in = _input_weights(rng, len(is_inhibitory), n_conditions, n_inputs)
-    bias = rng.normal(0.3, 0.8, len(is_inhibitory))
-    recorded_e = rng.choice(n_e_units, n_e, replace=False)
-    recorded_i = n_e_units + rng.choice(n_i_units, n_i, replace=False)
-    recorded = rng.permutation(np.concatenate([recorded_e, recorded_i]))
+    n_e_units = units_per_neuron * n_e
+    is_inhibitory, w_rec, w_in, bias, recorded = _network(
+        rng, n_e_units, units_per_neuron * n_i, (n_e, n_i), n_conditions, n_inputs, spectral_radius
+    )
     conditions, go, inputs = _task(rng, n_trials, n_bins, n_conditions, n_inputs)
+    time_ms = np.arange(n_bins) * bin_ms
+    protocols = make_protocols(is_inhibitory[recorded], time_ms, seed)
+    table = perturbation_table(protocols, perturbation_types, perturbation_fraction, n_trials, len(recorded), seed)
+    drive = None if table is None else _perturbation_drive(table, n_trials, time_ms, is_inhibitory, recorded)
     offsets = _trial_state_offsets(seed, w_rec, n_trials, trial_state_spread) if trial_state_spread > 0 else None
-    unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms, offsets)
+    unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms, drive, initial_offsets=offsets)
 
     rates_hz = RATE_GAIN_HZ * unit_rates[:, :, recorded].astype(np.float64)
     counts = rng.poisson(rates_hz * (bin_ms / 1000.0))
     e_rates = unit_rates[:, :, :n_e_units]
-    w_out = _fitted_readout(e_rates, _hand_velocity(conditions, go, n_bins, n_conditions))
+    # the readout is fitted on the control trials: a perturbation changes the activity, not the readout
+    control = np.ones(n_trials, dtype=bool) if table is None else ~np.isin(np.arange(n_trials), table.trial)
+    w_out = _fitted_readout(e_rates[control], _hand_velocity(conditions, go, n_bins, n_conditions)[control])
     behavior = e_rates @ w_out[:, :-1].T + w_out[:, -1]
 
     input_names = ["fixation", *(f"cue_{k}" for k in range(n_conditions)), "go"]
@@ -218,8 +282,9 @@ def make_recording(
         bin_ms=bin_ms,
         behavior=behavior,
         behavior_names=["hand_vx", "hand_vy"],
-        time_ms=np.arange(n_bins) * bin_ms,
+        time_ms=time_ms,
         neuron_ids=recorded,
+        perturbations=table,
         meta={"name": f"synthetic-seed{seed}", "generator": "eirnn.data.synthetic.make_recording", "seed": seed},
     )
     truth = GroundTruth(
@@ -234,6 +299,7 @@ def make_recording(
         noise_sigma=NOISE_SIGMA,
         rate_gain_hz=RATE_GAIN_HZ,
         initial_offsets=offsets,
+        perturbation_protocols=protocols,
     )
     return dataset, truth
 

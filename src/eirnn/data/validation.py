@@ -40,6 +40,7 @@ def without_neurons(dataset: NeuralDataset, drop: np.ndarray) -> NeuralDataset:
         rates=take(dataset.rates),
         ei_labels=take(dataset.ei_labels),
         neuron_ids=dataset.neuron_ids[keep],
+        perturbations=None if dataset.perturbations is None else dataset.perturbations.keep_neurons(keep),
         meta={**dataset.meta, "n_silent_dropped": len(drop)},
     )
 

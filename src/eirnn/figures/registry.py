@@ -27,6 +27,7 @@ from eirnn.figures.fit_quality import (
     psth_variance_comparison,
     training_curves,
 )
+from eirnn.figures.perturbations import perturbation_figure
 from eirnn.figures.recovery import recovery_figure
 from eirnn.figures.single_trial import heldout_single_trials, inferred_states
 from eirnn.metrics import NotAvailable
@@ -62,6 +63,9 @@ FIGURES: tuple[FigureSpec, ...] = (
         "heldout_single_trials.png", "Held-out neurons on single trials: spikes and model", heldout_single_trials
     ),
     FigureSpec("inferred_states.png", "Inferred initial states and single-trial trajectories", inferred_states),
+    FigureSpec(
+        "perturbations.png", "Perturbation trials: effects per type, control and perturbed PSTHs", perturbation_figure
+    ),
 )
 FIGURE_TITLES = {spec.name: spec.title for spec in FIGURES}
 

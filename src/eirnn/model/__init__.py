@@ -5,13 +5,12 @@ from eirnn.model.embeddings import AttentionEmbedding, LinearEmbedding, MLPEmbed
 from eirnn.model.network import (
     EIRNN,
     ModelOutput,
-    PreparedInputs,
     count_units,
     create_model_for_dataset,
     create_model_from_data,
-    prepare_inputs,
     recorded_unit_index,
 )
+from eirnn.model.prepared_inputs import PreparedInputs, prepare_inputs
 
 __all__ = [
     "ACTIVATIONS",

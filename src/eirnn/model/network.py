@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from functools import cached_property
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eirnn.choices import ACTIVATIONS, INITIAL_STATES
-from eirnn.model.cpu_threads import run_in_threads
+from eirnn.choices import ACTIVATIONS, INITIAL_STATES, PERTURBATION_GAINS
 from eirnn.model.embeddings import create_embedding
 from eirnn.model.encoder import InitialStateEncoder, held_in_neurons
 from eirnn.model.noise import fill_standard_normal
-from eirnn.model.recurrence import activate, drive_row_sums, run_recurrence
+from eirnn.model.prepared_inputs import PreparedInputs, prepare_inputs
+from eirnn.model.recurrence import activate, run_recurrence
 
 # set_rate_scale floors the mean rate of silent neurons, whose gain would otherwise be log(0)
 MIN_MEAN_RATE_HZ = 0.1
@@ -61,81 +59,6 @@ class ModelOutput:
         if not isinstance(self._units, torch.Tensor):
             self._units = self._units()
         return self._units
-
-
-@dataclass(frozen=True)
-class PreparedInputs:
-    """Inputs [B, T, n_inputs] stored as their distinct rows plus an index.
-
-    Task inputs are mostly piecewise constant, so a whole data set holds few distinct input
-    vectors: the embedding and input projection then run once per distinct vector, not per step.
-    `spikes` are the trials' spike counts for an inferred-state model's encoder, or None.
-    """
-
-    unique_inputs: torch.Tensor  # [U, n_inputs]
-    step_rows: torch.Tensor  # [B, T] long: row of unique_inputs for each trial and step
-    spikes: torch.Tensor | None = None  # [B, T, n_recorded] float counts, dataset neuron order
-
-    @cached_property
-    def time_major_rows(self) -> torch.Tensor:
-        """step_rows as the recurrence reads them: [T * B], time-major."""
-        return self.step_rows.t().reshape(-1)
-
-    def row_sums(self, dtype: torch.dtype) -> torch.Tensor:
-        """`drive_row_sums` of these inputs, built on first use: training reuses it every epoch."""
-        cache = self.__dict__.setdefault("_row_sums", {})
-        if dtype not in cache:
-            cache[dtype] = drive_row_sums(self.time_major_rows, self.unique_inputs.shape[0], dtype)
-        return cache[dtype]
-
-    @property
-    def batch_size(self) -> int:
-        return self.step_rows.shape[0]
-
-    @property
-    def n_steps(self) -> int:
-        return self.step_rows.shape[1]
-
-    def select(self, trial_index: torch.Tensor) -> PreparedInputs:
-        spikes = None if self.spikes is None else self.spikes[trial_index]
-        return PreparedInputs(self.unique_inputs, self.step_rows[trial_index], spikes)
-
-    def to(self, device: torch.device | str) -> PreparedInputs:
-        spikes = None if self.spikes is None else self.spikes.to(device)
-        return PreparedInputs(self.unique_inputs.to(device), self.step_rows.to(device), spikes)
-
-    def dense(self) -> torch.Tensor:
-        """The original inputs [B, T, n_inputs]."""
-        return self.unique_inputs[self.step_rows]
-
-
-def prepare_inputs(inputs: torch.Tensor, spikes: torch.Tensor | None = None) -> PreparedInputs:
-    """The distinct input rows of inputs [B, T, n_inputs], sorted as `torch.unique` sorts them,
-    with the trials' spike counts [B, T, n_recorded] for an inferred-state model (or None).
-
-    A row equal to the one before it in its trial needs no lookup: only the rows where a trial's
-    input changes (its first step and every step after a change) go through `torch.unique`, so
-    the cost is one comparison pass over the inputs plus a sort of the changes, not a sort of
-    every step (benchmarks/README.md has the timing). Model calls with raw inputs run it each time.
-    It runs on one torch thread: these memory-bound passes gain nothing from intra-op threads,
-    whose barriers stall whenever another process holds a core.
-    """
-    if inputs.dim() != 3:
-        raise ValueError(f"inputs must be [trials, time, n_inputs], got shape {tuple(inputs.shape)}")
-    if spikes is not None and tuple(spikes.shape[:2]) != tuple(inputs.shape[:2]):
-        raise ValueError(f"spikes {tuple(spikes.shape)} and inputs {tuple(inputs.shape)} differ in trials or bins")
-    prepared = run_in_threads(lambda _: _distinct_rows(inputs.detach()), 1)[0]
-    return prepared if spikes is None else replace(prepared, spikes=spikes.detach())
-
-
-def _distinct_rows(inputs: torch.Tensor) -> PreparedInputs:
-    batch_size, n_steps, n_inputs = inputs.shape
-    changes = torch.ones(batch_size, n_steps, dtype=torch.bool, device=inputs.device)
-    torch.any(inputs[:, 1:] != inputs[:, :-1], dim=-1, out=changes[:, 1:])
-    changes = changes.view(-1)
-    unique, rows_of_changes = torch.unique(inputs.reshape(-1, n_inputs)[changes], dim=0, return_inverse=True)
-    change_of_step = torch.cumsum(changes, 0).sub_(1)
-    return PreparedInputs(unique, rows_of_changes[change_of_step].view(batch_size, n_steps))
 
 
 def count_units(n_classic: int, n_interneuron: int, enforce_ratio: bool, ei_ratio: float) -> tuple[int, int]:
@@ -235,6 +158,7 @@ class EIRNN(nn.Module):
         encoder_hidden: int = 32,
         heldout_neurons: Sequence[int] | None = None,
         forward_bins: int = 0,
+        perturbation_gain: str = "fixed",
     ) -> None:
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -246,6 +170,7 @@ class EIRNN(nn.Module):
         for name, value, choices in (
             ("initial_state", initial_state, INITIAL_STATES),
             ("activation", activation, ACTIVATIONS),
+            ("perturbation_gain", perturbation_gain, PERTURBATION_GAINS),
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {value!r}")
@@ -283,8 +208,15 @@ class EIRNN(nn.Module):
             if initial_state == "inferred":
                 self.encoder = InitialStateEncoder(held_in, self.n_units, encoder_hidden, forward_bins)
         self._register_shared_state(float(h0_init), learnable_h0)
-        self.log_rate_gain = nn.Parameter(torch.zeros(len(units)))
+        self._register_gains(len(units), perturbation_gain == "learned")
         self.to(resolve_device(device))
+
+    def _register_gains(self, n_recorded: int, learned_perturbation_gain: bool) -> None:
+        """Hz per unit of r of each recorded neuron, and the drive per unit of perturbation
+        strength onto E and onto I units (fixed at 1 unless learned)."""
+        self.log_rate_gain = nn.Parameter(torch.zeros(n_recorded))
+        learned = nn.Parameter(torch.zeros(2)) if learned_perturbation_gain else None
+        self.register_parameter("log_perturbation_gain", learned)
 
     def _register_shared_state(self, h0_init: float, learnable: bool) -> None:
         """The shared initial state h0 [N]: a parameter, or a fixed buffer."""
@@ -353,12 +285,31 @@ class EIRNN(nn.Module):
     def infers_initial_state(self) -> bool:
         return self.encoder is not None
 
-    def prepare_inputs(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None) -> PreparedInputs:
+    def prepare_inputs(
+        self, inputs: torch.Tensor, spikes: torch.Tensor | None = None, perturbation: Any = None
+    ) -> PreparedInputs:
         """Compute once per data set and pass to forward instead of the raw inputs (forward
         accepts raw inputs too, at the cost of one `prepare_inputs` per call). `spikes`
         [B, T, n_recorded] (counts per bin) are what an inferred-state model infers each trial's
-        x[0] from; a shared-state model ignores them."""
-        return prepare_inputs(inputs, spikes if self.infers_initial_state else None)
+        x[0] from (a shared-state model ignores them); `perturbation`: the trials'
+        `PerturbationSteps` (`eirnn.data.perturbations.perturbation_steps`), or None."""
+        return prepare_inputs(inputs, spikes if self.infers_initial_state else None, perturbation)
+
+    def perturbation_drive(self, channels: Sequence[Any]) -> torch.Tensor:
+        """[channels, N] in unit order: the drive of each perturbation channel per unit of its
+        strength, +1 (activation) or -1 (inactivation) on the targeted units, 0 elsewhere; with
+        perturbation_gain "learned", times the learned gain of the unit's population (E or I)."""
+        drive = torch.zeros(len(channels), self.n_units, dtype=self.h0.dtype, device=self.h0.device)
+        for row, channel in enumerate(channels):
+            if channel.target == "neurons":
+                neurons = torch.as_tensor(channel.neurons, dtype=torch.long, device=drive.device)
+                drive[row, self.recorded_units[neurons]] = channel.sign
+            else:
+                drive[row] = channel.sign * (self.e_mask if channel.target == "E" else self.i_mask)
+        if self.log_perturbation_gain is None:
+            return drive
+        gain = self.log_perturbation_gain.exp()
+        return drive * torch.where(self.i_mask, gain[1], gain[0])
 
     def draw_noise(self, batch_size: int, n_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """xi [B, T, N] ~ N(0, 1) in unit order: the noise forward(noise=True) draws from the same
@@ -388,7 +339,12 @@ class EIRNN(nn.Module):
             )
         order = self.internal_order
         weight = (self.alpha * self.effective_recurrent_weights())[order][:, order]
-        drive_table = self.alpha * self.input_projection(self.embedding(prepared.unique_inputs))[:, order]
+        task_drive = self.input_projection(self.embedding(prepared.unique_inputs))
+        if prepared.perturbation is not None:
+            rows = prepared.perturbation
+            # control rows add exactly 0: their drive is the task drive, bit for bit
+            task_drive = task_drive[rows.task_rows] + rows.strengths @ self.perturbation_drive(rows.channels)
+        drive_table = self.alpha * task_drive[:, order]
         readout_weights: tuple[torch.Tensor, ...] = ()
         if self.readout is not None:
             readout_weights = (F.pad(self.readout.weight.t(), (0, 0, 0, self.n_i))[order],)

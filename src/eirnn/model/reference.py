@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from eirnn.model.network import EIRNN, ModelOutput, PreparedInputs
+from eirnn.model.network import EIRNN, ModelOutput
+from eirnn.model.prepared_inputs import PreparedInputs
 
 NONLINEARITIES = {"softplus": F.softplus, "relu": F.relu}
 

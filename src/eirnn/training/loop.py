@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from eirnn.config import ConfigError, TrainConfig
+from eirnn.data.perturbations import perturbation_steps
 from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
 from eirnn.model.encoder import encoder_spikes
 from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state, state_on_cpu
@@ -75,11 +76,11 @@ def make_targets(dataset: Any, device: torch.device, single_trial_smoothing_bins
 
 
 def prepared_trials(model: torch.nn.Module, dataset: Any, device: torch.device) -> Any:
-    """The data set's inputs as the model takes them, with its spikes for an inferred-state model."""
+    """The data set's inputs as the model takes them, with its spikes for an inferred-state model
+    and its trials' perturbations."""
     inputs = torch.as_tensor(dataset.inputs, device=device)
-    if getattr(model, "infers_initial_state", False):
-        return model.prepare_inputs(inputs, encoder_spikes(dataset, device))
-    return model.prepare_inputs(inputs)
+    spikes = encoder_spikes(dataset, device) if getattr(model, "infers_initial_state", False) else None
+    return model.prepare_inputs(inputs, spikes, perturbation=perturbation_steps(dataset))
 
 
 def make_loss(config: TrainConfig, train: Any, targets: Targets):

@@ -1,0 +1,79 @@
+"""How well a fitted model predicts the effect of each perturbation type the true network knows.
+
+For every protocol of the `GroundTruth` (`eirnn.data.synthetic_perturbations`), applied to every
+trial of the scored trials (usually the validation trials) as the experiment applies it (an
+input reaching only the targeted units), the effect on each recorded neuron is the change of
+its condition PSTHs (Hz, conditions x time bins): perturbed minus unperturbed, noise off, in
+the true network (`eirnn.recovery.ground_truth_model`) and in the model. Neurons targeted by a
+neuron-group protocol are left out (their change is the drive itself); population targets ("E",
+"I") keep every neuron. Per type: the Pearson correlation of predicted vs true changes pooled
+over neurons, conditions and bins, and the fraction of neurons whose mean change has the true
+sign. A type is *held out* when no training trial had it; `heldout_perturbation_corr` is the
+mean over held-out types, `trained_perturbation_corr` over the others (NaN when there are none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eirnn.data.perturbations import time_axis_ms
+from eirnn.evaluation import predict_rates
+from eirnn.metrics import condition_psths
+
+
+@dataclass(eq=False)
+class TypeEffect:
+    """One perturbation type's predicted and true change, [conditions, time, neurons scored]."""
+
+    predicted: np.ndarray
+    true: np.ndarray
+    heldout: bool
+    corr: float
+    sign_agreement: float
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep] - a[keep].mean(), b[keep] - b[keep].mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if keep.sum() > 2 and denominator > 0 else float("nan")
+
+
+def _change(model: Any, dataset: Any, steps: Any, n_neurons: int) -> np.ndarray:
+    conditions = np.asarray(dataset.conditions)
+    before = predict_rates(model, dataset.inputs).rates.cpu().numpy()[..., :n_neurons].astype(np.float64)
+    after = predict_rates(model, dataset.inputs, perturbation=steps).rates.cpu().numpy()[..., :n_neurons]
+    return condition_psths(after.astype(np.float64), conditions) - condition_psths(before, conditions)
+
+
+def type_effects(
+    model: Any, twin: Any, truth: Any, dataset: Any, trained_types: Collection[str], n_neurons: int
+) -> dict[str, TypeEffect]:
+    """Each protocol's effect in `model` and in `twin` (the true network as an EIRNN)."""
+    effects = {}
+    for label, protocol in truth.perturbation_protocols.items():
+        steps = protocol.steps(dataset.n_trials, time_axis_ms(dataset))
+        scored = np.setdiff1d(np.arange(n_neurons), protocol.channel.neurons)
+        predicted = _change(model, dataset, steps, n_neurons)[..., scored]
+        true = _change(twin, dataset, steps, n_neurons)[..., scored]
+        signs = np.sign(predicted.mean(axis=(0, 1))) == np.sign(true.mean(axis=(0, 1)))
+        effects[label] = TypeEffect(
+            predicted, true, label not in trained_types, pearson(predicted, true), float(signs.mean())
+        )
+    return effects
+
+
+def summary_metrics(effects: dict[str, TypeEffect]) -> dict[str, float]:
+    """heldout_/trained_perturbation_corr and _sign_agreement: means over the types of each kind."""
+    values = {}
+    for group, heldout in (("heldout", True), ("trained", False)):
+        chosen = [effect for effect in effects.values() if effect.heldout == heldout]
+        for name in ("corr", "sign_agreement"):
+            found = [getattr(effect, name) for effect in chosen if np.isfinite(getattr(effect, name))]
+            values[f"{group}_perturbation_{name}"] = float(np.mean(found)) if found else float("nan")
+    return values
