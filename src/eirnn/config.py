@@ -235,6 +235,11 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    def command_line(self) -> list[str]:
+        """Every setting as its CLI flag (`--name=value`, which also carries values that start
+        with '-'), for starting a worker process with exactly these settings."""
+        return [f"{flag_name(spec.name)}={mlproject_default(getattr(self, spec.name))}" for spec in fields(self)]
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict of native or string values (MLflow params are strings); unknown keys

@@ -24,6 +24,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log
 from eirnn.tracking.summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
+from eirnn.tuning.launcher import slurm_settings_from_args
 from eirnn.tuning.options import FIRST_TRIAL_CHOICES
 from eirnn.tuning.search_space import (
     SearchSpace,
@@ -62,6 +64,7 @@ from eirnn.tuning.settings import (
     StudyOutcome,
     StudySettings,
 )
+from eirnn.tuning.slurm_workers import check_slurm_study, keep_study_workers, submit_study_workers
 from eirnn.tuning.storage import DEFAULT_JOURNAL_FILE, open_storage, resolve_storage, storage_kind
 from eirnn.tuning.summary import summarize_study
 from eirnn.tuning.workers import (
@@ -176,8 +179,11 @@ def check_fixed_settings(study: optuna.Study, mine: dict[str, Any]) -> None:
             )
 
 
-def _wait_for_trials(study: optuna.Study, parent_run_id: str, n_trials: int) -> None:
-    """Wait until `n_trials` trials of this parent have finished, whichever workers run them."""
+def _wait_for_trials(
+    study: optuna.Study, parent_run_id: str, n_trials: int, on_poll: Callable[[int], None] | None = None
+) -> None:
+    """Wait until `n_trials` trials of this parent have finished, whichever workers run them;
+    `on_poll(finished)` after each look (SLURM: top up the workers)."""
     shown = -1
     try:
         while (finished := count_finished_trials(study, parent_run_id)) < n_trials:
@@ -186,6 +192,8 @@ def _wait_for_trials(study: optuna.Study, parent_run_id: str, n_trials: int) -> 
                 shown = finished
             # a machine that died leaves RUNNING trials; with heartbeats (RDB storage) they fail here
             optuna.storages.fail_stale_trials(study)
+            if on_poll is not None:
+                on_poll(finished)
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         print("stopped waiting: the summary covers the trials finished so far")
@@ -213,6 +221,8 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
     dataset = dataset if dataset is not None else load_configured_data(config)
     space = validate_search_space(settings.search_space or default_search_space(dataset), config, dataset)
     storage_spec = resolve_storage(settings.storage)
+    if settings.launcher == "slurm":
+        check_slurm_study(settings, storage_spec, leading)
     storage = open_storage(storage_spec, settings.heartbeat_s)
     client = MlflowClient()
     if leading:
@@ -240,13 +250,20 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         check_fixed_settings(study, fixed_settings(config, space, dataset))
         parent_run_id, seeds = settings.parent_run_id, [None] * settings.n_workers
     jobs = _worker_jobs(config, settings, storage_spec, space, parent_run_id, seeds, dataset)
+    slurm = settings.launcher == "slurm" and jobs
     _announce(client, config, settings, storage_spec, parent_run_id, len(jobs), leading)
+    workers, on_poll = None, None
     try:
-        with _trial_environment():
-            _run_local_workers(jobs)
+        if slurm:
+            workers, commands_for = submit_study_workers(jobs, settings, space, config.threads)
+            on_poll = keep_study_workers(study, settings.n_trials, workers, commands_for)
+            print(f"{len(jobs)} worker(s) submitted to SLURM as job {workers.job_ids[0]}, output in {workers.log_dir}")
+        else:
+            with _trial_environment():
+                _run_local_workers(jobs)
         if not leading:
             return None
-        _wait_for_trials(study, parent_run_id, settings.n_trials)
+        _wait_for_trials(study, parent_run_id, settings.n_trials, on_poll)
         outcome = summarize_study(client, study, parent_run_id, config)
         client.set_terminated(parent_run_id, "FINISHED")
         return outcome
@@ -255,6 +272,9 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             client.set_tag(parent_run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
             client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
+    finally:
+        if workers is not None:  # workers still queued once the study is done (or given up) have nothing to do
+            workers.cancel()
 
 
 def study_direction(selection_metric: str) -> str:
@@ -267,7 +287,7 @@ def _announce(
     settings: StudySettings,
     storage_spec: str,
     parent_run_id: str,
-    n_local_workers: int,
+    n_workers: int,
     leading: bool,
 ) -> None:
     """Where the study lives and who runs its trials; how to start workers elsewhere; a hint when
@@ -275,17 +295,20 @@ def _announce(
     experiment_name = client.get_experiment(client.get_run(parent_run_id).info.experiment_id).name
     print(
         f"study {settings.study_name!r} ({storage_kind(storage_spec)} storage), parent run {parent_run_id} "
-        f"in experiment {experiment_name!r}: {settings.n_trials} trials on {n_local_workers} local worker(s)",
+        f"in experiment {experiment_name!r}: {settings.n_trials} trials on {n_workers} "
+        + ("SLURM worker job(s)" if settings.launcher == "slurm" else "local worker(s)"),
         flush=True,
     )
+    if settings.launcher == "slurm":
+        return
     cores = os.cpu_count() or 1
-    if n_local_workers == 1 and not config.threads and cores > 1 and settings.n_trials > 1:
+    if n_workers == 1 and not config.threads and cores > 1 and settings.n_trials > 1:
         print(
             f"hint: this machine has {cores} cores; --n-workers {cores} runs {cores} trials at a time on one "
             "thread each, more epochs per second than one trial on every core (benchmarks/README.md)",
             flush=True,
         )
-    if leading and not n_local_workers:
+    if leading and not n_workers:
         print(
             f"start workers with: eirnn tune --parent-run-id {parent_run_id} --study-name {settings.study_name} "
             f"--storage URL --n-trials N (the same settings; their N add up to {settings.n_trials})",
@@ -308,6 +331,8 @@ def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
         first_trial=args.first_trial,
         parent_run_id=args.parent_run_id,
         heartbeat_s=args.heartbeat_seconds,
+        launcher=args.launcher,
+        slurm=slurm_settings_from_args(args),
     )
     outcome = run_study(config_from_args(args), settings, dataset=dataset)
     if outcome is None:
