@@ -141,3 +141,13 @@ def test_validation_scorer_matches_the_metric_definitions(small_recording):
     got = [scored[k] for k in ("val_psth_corr", "val_psth_corr_E", "val_psth_corr_I", "val_cond_psth_corr")]
     # the scorer averages in float32 on the device: equal up to float32 rounding
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_validation_bits_per_spike_is_the_metric_on_the_same_rates(small_recording):
+    from eirnn.metrics import bits_per_spike
+    from eirnn.training import ValidationScorer
+
+    model_rates = np.random.default_rng(1).gamma(2.0, 5.0, size=small_recording.counts.shape).astype(np.float32)
+    scored = ValidationScorer(small_recording, torch.device("cpu"))(torch.as_tensor(model_rates))
+    expected = bits_per_spike(model_rates.astype(float) * small_recording.bin_s, small_recording.counts)
+    assert scored["val_bits_per_spike"] == pytest.approx(float(expected), abs=1e-5)
