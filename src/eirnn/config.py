@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES, LR_SCHEDULES
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
@@ -184,6 +184,12 @@ class TrainConfig:
     )
     device: str = _setting("cpu", "where to train; auto = CUDA when present", DEVICES, model_arg=True)
     threads: int = _setting(0, "torch threads (0 = all cores)", allowed=NON_NEGATIVE)
+    lr_schedule: str = _setting(
+        "constant",
+        "learning rate per epoch: constant, warmup_cosine (10 epochs up, cosine down to 1% at max_epochs) or "
+        "plateau (halved after patience/4 epochs without a rise)",
+        LR_SCHEDULES,
+    )
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
     registered_model_name: str = _setting("eirnn", "registry name of the trained model")

@@ -24,6 +24,7 @@ from eirnn.training.early_stopping import EarlyStopping
 from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
 from eirnn.training.interrupts import StopRequest
 from eirnn.training.progress import ProgressDisplay
+from eirnn.training.schedules import epoch_learning_rate
 from eirnn.training.validation import (
     ValidationScorer,
     check_selection_metric,
@@ -154,6 +155,11 @@ class _Training:
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One training pass and the validation scores; appended to the history."""
         epoch_started = time.perf_counter()
+        rate = epoch_learning_rate(
+            self.config.lr_schedule, self.config, epoch, self.history, self.stopping.reference_epoch
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
         train_loss = train_epoch(
             self.model,
             self.train_inputs,
