@@ -64,7 +64,7 @@ def replay_patience(history: list[dict], patience: int, min_delta: float) -> tup
 def run(name: str, args: argparse.Namespace) -> list[dict]:
     dataset, settings = load(name, args.seed)
     rows = []
-    for learning_rate, schedule in CANDIDATES:
+    for learning_rate, schedule in CANDIDATES[args.first_candidate : args.last_candidate]:
         config = TrainConfig(
             **settings,
             learning_rate=learning_rate,
@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=200)
     parser.add_argument("--replay", type=int, nargs="*", default=[50, 100])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first-candidate", type=int, default=0, help="index into CANDIDATES")
+    parser.add_argument("--last-candidate", type=int, default=len(CANDIDATES), help="index into CANDIDATES, exclusive")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="")
     args = parser.parse_args()
