@@ -89,7 +89,10 @@ def _parent_run_id(log: Path) -> str:
 
 def _jobs_left(parent_run_id: str) -> str:
     return subprocess.run(
-        ["squeue", "--noheader", f"--name=eirnn-tune-{parent_run_id}"], capture_output=True, text=True, check=True
+        ["squeue", "--noheader", "--states=PENDING,RUNNING", f"--name=eirnn-tune-{parent_run_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
