@@ -155,7 +155,7 @@ def test_validation_bits_per_spike_is_the_metric_on_the_same_rates(small_recordi
 
 def test_plateau_schedule_halves_the_rate_and_resumes_exactly(small_recording, tmp_path):
     # min_delta 1: no epoch after the first counts as a rise, so the rate halves every patience/4 + 1 epochs
-    plateau = dict(lr_schedule="plateau", patience=8, min_delta=1.0, max_epochs=10)
+    plateau = dict(lr_schedule="plateau", learning_rate=1e-3, patience=8, min_delta=1.0, max_epochs=10)
     _, uninterrupted = _fit(small_recording, **plateau)
     rates = [entry["learning_rate"] for entry in uninterrupted.history]
     assert rates == [1e-3] * 3 + [5e-4] * 3 + [2.5e-4] * 3

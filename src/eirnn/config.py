@@ -168,7 +168,7 @@ class TrainConfig:
     min_delta: float = _setting(
         0.001, "smallest rise of the (smoothed) selection score that restarts the patience count", allowed=NON_NEGATIVE
     )
-    learning_rate: float = _setting(0.001, "Adam learning rate", allowed=POSITIVE)
+    learning_rate: float = _setting(0.005, "Adam learning rate (the base rate of lr_schedule)", allowed=POSITIVE)
     weight_decay: float = _setting(0.0, "Adam weight decay", allowed=NON_NEGATIVE)
     grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)", allowed=NON_NEGATIVE)
     batch_size: int = _setting(0, "trials per batch (0 = full batch)", allowed=NON_NEGATIVE)
