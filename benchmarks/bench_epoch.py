@@ -8,8 +8,8 @@ share hyper-parameters, weights, inputs and the epoch loop; the loops of one tab
 turns epoch by epoch in one process (a slow spell of a shared machine slows them alike), and
 each timing is the median of `--epochs` epochs after `--warmup` epochs. The full-batch rows add
 a user's own loop with the package model: `out = model(inputs)` on the raw [trials, time,
-inputs] tensor, `F.mse_loss` on `out.rates`, `backward()`, Adam `step()`, in a process that
-only imported eirnn (no runtime call).
+inputs] tensor, `F.mse_loss` on `out.rates`, `backward()`, Adam `step()`, in a process with
+the run's memory settings (`eirnn.runtime`).
 A second part measures MLflow tracking overhead: the wall time per epoch of `fit` with and
 without the per-epoch MLflow logger.
 
@@ -32,9 +32,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-# imported before any tensor exists, as in a user's script: its process memory settings apply
-import eirnn  # noqa: F401
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, load_average
 
@@ -44,6 +41,7 @@ from eirnn.losses import NormalizedMSE
 from eirnn.model import create_model_for_dataset
 from eirnn.model.reference import ReferenceEIRNN
 from eirnn.pipeline import split
+from eirnn.runtime import configure_unless_opted_out
 from eirnn.training import fit, make_targets, train_epoch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -220,6 +218,8 @@ def tracking_overhead(dataset, train, val, args) -> dict:
 
 
 def main() -> None:
+    # before any tensor exists, as a run applies them when it starts (and a user's own loop should)
+    configure_unless_opted_out()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=10, help="timed epochs per cell (median)")
     parser.add_argument("--warmup", type=int, default=2)

@@ -40,12 +40,14 @@ import optuna
 import torch
 
 import eirnn.tracking.run as tracking_run
+import eirnn.training_run as training_run
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
-from eirnn.tracking.metric_names import epoch_metric
+from eirnn.logged_names import epoch_metric
 from eirnn.tuning.options import TUNE_DEFAULTS
-from eirnn.tuning.settings import OBJECTIVE_METRIC
-from eirnn.tuning.study import PrunerSettings, StudySettings, open_storage, run_study
+from eirnn.tuning.settings import OBJECTIVE_METRIC, PrunerSettings, StudySettings
+from eirnn.tuning.storage import open_storage
+from eirnn.tuning.study import run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, load_average
@@ -157,14 +159,14 @@ class _Stopwatch:
 def measure_overhead(dataset, repeats: int) -> dict:
     """The parts of `train_and_log` around the epochs, for a one-epoch trial as a study runs it."""
     watch = _Stopwatch()
-    for name, label in (
-        ("fit", "training (1 epoch + validation)"),
-        ("evaluate", "evaluation (metrics, noise ceiling)"),
-        ("write_run_folder", "run folder (weights, outputs, arrays)"),
-        ("_write_figures_and_report", "figures (off in studies) and report"),
-        ("_log_model", "model logging (mlflow.pytorch)"),
+    for module, name, label in (
+        (training_run, "fit", "training (1 epoch + validation)"),
+        (training_run, "evaluate", "evaluation (metrics, noise ceiling)"),
+        (training_run, "write_run_folder", "run folder (weights, outputs, arrays)"),
+        (training_run, "write_figures_and_report", "figures (off in studies) and report"),
+        (tracking_run, "_log_model", "model logging (mlflow.pytorch)"),
     ):
-        watch.wrap(tracking_run, name, label)
+        watch.wrap(module, name, label)
     config = TrainConfig(max_epochs=1, threads=1, log_figures=False, experiment_name="bench")
     totals_wall, totals_cpu = 0.0, 0.0
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:

@@ -21,16 +21,38 @@ import torch
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
+# the shared factory of small things: a tiny recording, a small model, quick settings
 TINY_SIZES = dict(n_e=8, n_i=3, n_trials=96, n_bins=40)
+SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1)
+
+
+def small_settings(**overrides) -> dict:
+    """TrainConfig settings for a quick training of the small model, figures off: `overrides`
+    change or add settings (e.g. ``max_epochs=3``, ``log_figures=True``)."""
+    return {**SMALL_MODEL, "log_figures": False, **overrides}
+
+
+def small_config(**overrides):
+    """`small_settings(**overrides)` as a TrainConfig."""
+    from eirnn.config import TrainConfig
+
+    return TrainConfig(**small_settings(**overrides))
+
+
+def tiny_recording(seed: int = 0, **sizes):
+    """(NeuralDataset, GroundTruth) of the built-in synthetic recording at the tiny size
+    (`sizes` override TINY_SIZES)."""
+    from eirnn.data.synthetic import make_recording
+
+    return make_recording(seed=seed, **{**TINY_SIZES, **sizes})
 
 
 @pytest.fixture(scope="session")
 def tiny_recording_file(tmp_path_factory) -> Path:
     """A small synthetic recording written in the documented schema (.npz)."""
     from eirnn.data.loaders import write_dataset
-    from eirnn.data.synthetic import make_recording
 
-    dataset, _ = make_recording(seed=0, **TINY_SIZES)
+    dataset, _ = tiny_recording()
     path = tmp_path_factory.mktemp("data") / "tiny.npz"
     write_dataset(dataset, path)
     return path

@@ -106,3 +106,46 @@ def bin_by_hand(session: Session, zero_s: np.ndarray, window_ms: tuple[float, fl
             for unit, times in enumerate(session.spike_times):
                 counts[trial, k, unit] = np.count_nonzero((times >= lo) & (times < hi))
     return counts
+
+
+def write_tables(
+    path: Path,
+    spike_times: list[np.ndarray] | None,
+    tables: dict[str, dict[str, np.ndarray | list]],
+    descriptions: dict[str, str] | None = None,
+) -> Path:
+    """An NWB file with one unit per spike train (None: an empty units table) and one intervals
+    table per entry of `tables` (name -> columns, start_time and stop_time among them; no
+    columns: an empty table), written as labs write them: `trials` with add_trial, others
+    as TimeIntervals under /intervals."""
+    from pynwb import NWBHDF5IO
+    from pynwb.epoch import TimeIntervals
+    from pynwb.misc import Units
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    nwbfile = mock_NWBFile(session_description="test session", identifier=path.stem)
+    if spike_times is None:
+        nwbfile.units = Units(name="units", description="no units")
+    for times in spike_times or ():
+        nwbfile.add_unit(spike_times=np.asarray(times, dtype=float))
+    for name, columns in tables.items():
+        extra = [column for column in columns if column not in ("start_time", "stop_time")]
+        rows = [
+            {column: values[row] for column, values in columns.items()}
+            for row in range(len(columns.get("start_time", ())))
+        ]
+        if name == "trials" and rows:
+            for column in extra:
+                nwbfile.add_trial_column(column, (descriptions or {}).get(column, column))
+            for row in rows:
+                nwbfile.add_trial(**row)
+            continue
+        table = TimeIntervals(name=name, description=name)
+        for column in extra:
+            table.add_column(column, (descriptions or {}).get(column, column))
+        for row in rows:
+            table.add_row(**row)
+        nwbfile.add_time_intervals(table)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path

@@ -1,57 +1,32 @@
 """In-silico perturbations (eirnn.analysis) on a champion trained on the built-in recording.
 
-One short training (the built-in recording at its full size, one torch thread) is registered in
-a temp store and loaded back as the champion; every test perturbs that model on the held-out
+One short training (the built-in recording at its full size, one torch thread) into a plain
+folder, its model loaded back from there; every test perturbs that model on the held-out
 trials. Dale's law makes the signs predictable: I units only inhibit, so taking their output
 away must raise the E units' activity and doubling it must lower it.
 """
 
 import numpy as np
 import pytest
-
-from eirnn.config import TrainConfig
+from conftest import small_settings
 
 # a short fit: 20 epochs at a raised learning rate reach a validation PSTH r of about 0.3
-SHORT_TRAINING = dict(
-    max_epochs=20,
-    learning_rate=0.01,
-    input_embed_dim=8,
-    attention_heads=2,
-    threads=1,
-    log_figures=False,
-    checkpoint_every=1000,
-)
+SHORT_TRAINING = small_settings(max_epochs=20, learning_rate=0.01, checkpoint_every=1000)
 
 
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
-    """(model, held-out inputs) of a champion trained on make_recording(seed=0), default size."""
-    import mlflow
-
+    """(model, held-out inputs) of a model trained on make_recording(seed=0), default size, with
+    no tracking, and loaded back from its run folder's model/."""
     import eirnn
     from eirnn.data.synthetic import make_recording
-    from eirnn.pipeline import split
-    from eirnn.tracking.run import train_and_log
+    from eirnn.model.network_files import find_network_files, load_network
 
-    folder = tmp_path_factory.mktemp("analysis-store")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.delenv("MLFLOW_RUN_ID", raising=False)
-        patch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-        previous_uri = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(uri)
-        try:
-            dataset, _ = make_recording(seed=0)
-            config = TrainConfig(**SHORT_TRAINING)
-            outcome = train_and_log(config, dataset=dataset)
-            assert str(outcome.champion_version) == str(outcome.model_version)
-            model = eirnn.load_model("eirnn")
-        finally:
-            mlflow.set_tracking_uri(previous_uri)
-    _, val = split(dataset, model.train_config)
-    return model, val.inputs
+    folder = tmp_path_factory.mktemp("analysis-run")
+    dataset, _ = make_recording(seed=0)
+    result = eirnn.train(dataset, tracking=False, out=folder, **SHORT_TRAINING)
+    model = load_network(*find_network_files(result.folder / "model"))
+    return model, result.val.inputs
 
 
 def test_null_perturbation_changes_nothing(champion):

@@ -4,14 +4,14 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY_SIZES
+from conftest import TINY_SIZES, small_settings, tiny_recording
 from mlflow.tracking import MlflowClient
 
 import eirnn
 from eirnn.config import ConfigError
-from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
+from eirnn.logged_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
 
-SMALL = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
+SMALL = small_settings(max_epochs=3)
 
 
 def test_train_from_a_file_tracks_a_run_and_returns_its_results(tracking_store, tiny_recording_file):
@@ -53,9 +53,8 @@ def test_train_from_a_file_tracks_a_run_and_returns_its_results(tracking_store, 
 
 
 def test_train_on_a_dataset_without_registering(tracking_store):
-    from eirnn.data.synthetic import make_recording
 
-    dataset, _ = make_recording(seed=1, **TINY_SIZES)
+    dataset, _ = tiny_recording(1)
     result = eirnn.train(dataset, register=False, seed=3, **SMALL)
 
     assert result.dataset is dataset

@@ -13,8 +13,8 @@ from conftest import REPO
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import GROUP_STARTS, TrainConfig, flag_name, mlproject_default
-from eirnn.tracking.metric_names import SELECTION_METRIC
-from eirnn.tracking.registry import CHAMPION
+from eirnn.logged_names import SELECTION_METRIC
+from eirnn.tracking.model_registry import CHAMPION
 
 
 def eirnn(*args: str, env: dict | None = None, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from nwb_sessions import write_session
 
 from eirnn.data.examples import M1_REACH_FILE
-from eirnn.tracking.metric_names import SELECTION_METRIC, final_metric
+from eirnn.logged_names import SELECTION_METRIC, final_metric
 
 SHARED = Path(os.environ.get("EIRNN_SHARED_DIR") or REPO.parent / "shared")
 M1_FILE = SHARED / M1_REACH_FILE
@@ -43,7 +43,7 @@ def test_mlflow_run_trains_on_an_nwb_session_and_logs_the_data_facts(tracking_st
     parameters = dict(
         data=session.path,
         align="move_onset_time",
-        window_ms="-300,300",
+        window_ms="-300,200",  # within every trial: a window may not run past its trial's stop_time
         bin_ms=20,
         condition="target_pos",
         behavior="hand_vel",
@@ -57,7 +57,7 @@ def test_mlflow_run_trains_on_an_nwb_session_and_logs_the_data_facts(tracking_st
     assert params["data.sha256"] == hashlib.sha256(session.path.read_bytes()).hexdigest()
     assert (params["data.align"], params["data.window_ms"], params["data.format"]) == (
         "move_onset_time",
-        "-300,300",
+        "-300,200",
         "nwb",
     )
     assert params["data.n_trials_dropped"] == "2"

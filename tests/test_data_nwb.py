@@ -26,8 +26,10 @@ def _kept(dataset, n_trials=40):
 def test_counts_equal_binning_by_hand(session, align, bin_ms):
     dataset = load_dataset(session.path, align=align, window_ms="-300,300", bin_ms=bin_ms)
     zero = session.columns[align]
-    # trial 0's window starts before the recording; trial 5 has no movement onset
-    expected_dropped = {"go_cue_time": [0], "move_onset_time": [0, 5]}[align]
+    # trial 0's window starts before the recording; trial 5 has no movement onset; windows that
+    # end after their trial's own stop_time (in the next trial) are dropped
+    past_stop = np.flatnonzero(zero + 0.3 > session.columns["stop_time"])
+    expected_dropped = sorted({0, *past_stop, *([5] if align == "move_onset_time" else [])})
     assert sorted(set(range(40)) - set(dataset.trial_ids.tolist())) == expected_dropped
     np.testing.assert_array_equal(dataset.counts, bin_by_hand(session, zero[_kept(dataset)], (-300, 300), bin_ms))
     assert dataset.n_bins == 600 / bin_ms and dataset.bin_ms == bin_ms
@@ -35,6 +37,8 @@ def test_counts_equal_binning_by_hand(session, align, bin_ms):
     assert dataset.meta["n_trials_dropped"] == len(expected_dropped)
     assert "1 window outside the recording" in dataset.meta["dropped_trials"]
     assert ("1 NaN move_onset_time" in dataset.meta["dropped_trials"]) == (align == "move_onset_time")
+    n_past = len(set(past_stop) - {5})
+    assert (f"{n_past} window ends after stop_time" in dataset.meta["dropped_trials"]) == bool(n_past)
 
 
 def test_whole_trials_from_start_time_without_alignment(session):
@@ -124,7 +128,12 @@ def test_units_without_spikes_are_reported(tmp_path):
     "writer, options, pattern",
     [
         (dict(units=False), {}, r"table 'units': expected a units table .*; found none in this file"),
-        (dict(trials=False), {}, r"table 'trials': expected a trials table .*; found none in this file"),
+        (
+            dict(trials=False),
+            {},
+            r"table 'trials': expected one table of trials .*--trials-table NAME\); found none in this file; "
+            r"interval tables in this file: none$",
+        ),
         (
             {},
             dict(align="movement_onset", window_ms="-100,100"),
@@ -135,7 +144,8 @@ def test_units_without_spikes_are_reported(tmp_path):
             {},
             dict(window_ms="0,1500"),
             r"'start_time'/'stop_time': expected trials at least as long as the window"
-            r" \(1500 ms from start_time\); found trials of 1000..1000 ms",
+            r" \(1500 ms from start_time; windows may not run past their trial's stop_time\); found trials of "
+            r"1000..1000 ms",
         ),
         (
             {},
@@ -173,7 +183,7 @@ def test_errors_name_file_table_column_expected_and_found(tmp_path, writer, opti
 
 
 def test_summary_command_prints_what_was_read(session, capsys):
-    argv = ["summary", str(session.path), "--align", "move_onset_time", "--window-ms", "-300,300", "--bin-ms", "20"]
+    argv = ["summary", str(session.path), "--align", "move_onset_time", "--window-ms", "-300,200", "--bin-ms", "20"]
     argv += ["--condition", "target_pos", "--ei", "cell_type", "--behavior", "hand_vel"]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -185,7 +195,7 @@ def test_summary_command_prints_what_was_read(session, capsys):
         "| E/I labels from | units column 'cell_type' (default mapping) |",
         "| Behavior | 2 (hand_vel_x, hand_vel_y) |",
         "| Bin size | 20 ms |",
-        "| Window | -300..300 ms around move_onset_time |",
+        "| Window | -300..200 ms around move_onset_time |",
         "| Inputs from | condition one-hot",
     ):
         assert row in out, row

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from eirnn.cli import main
-from eirnn.tracking.metric_names import EPOCH_METRICS
+from eirnn.logged_names import EPOCH_METRICS
 
 MAX_EPOCHS = 45
 TRAIN = [

@@ -9,25 +9,29 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import small_settings
 
-from eirnn.artifacts import RunArtifacts, write_run_folder
+from eirnn.artifacts import RunArtifacts
 from eirnn.config import TrainConfig
 from eirnn.data import DatasetError
 from eirnn.data.examples import load_m1_reach
 from eirnn.data.synthetic import make_recording
-from eirnn.evaluation import evaluate
 from eirnn.figures import FIGURES, FigureSet, write_figures
-from eirnn.pipeline import prepare
-from eirnn.recovery import recover
+from eirnn.logged_names import FIT_TAGS, final_metric
 from eirnn.report import format_metric, parse_report_metrics, write_report
-from eirnn.tracking.metric_names import FIT_TAGS, final_metric
-from eirnn.tracking.run import fit_summary
-from eirnn.training import fit
+from eirnn.training_run import TrainingRun
 
-SMALL_RUN = dict(max_epochs=5, patience=5, input_embed_dim=16, attention_heads=2, threads=1, checkpoint_every=0)
+SMALL_RUN = small_settings(
+    max_epochs=5,
+    patience=5,
+    input_embed_dim=16,
+    checkpoint_every=0,
+    log_figures=True,
+    registered_model_name="eirnn-test",
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUN_ID = "0123456789abcdef"
-MODEL_NAME = "eirnn-test"
+MODEL_NAME = SMALL_RUN["registered_model_name"]
 # what the M1 example cannot show: its run uses a linear embedding, and condition-averaged rates
 # have neither spike counts nor a second trial per condition
 M1_SKIPPED = {
@@ -39,22 +43,9 @@ M1_SKIPPED = {
 
 
 def _train_into(folder: Path, dataset, config: TrainConfig, truth=None) -> Path:
-    prepared = prepare(config, dataset=dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
-    prepared.model.load_state_dict(result.best_state)
-    recovery = recover(prepared.model, truth, prepared.val) if truth is not None else None
-    return write_run_folder(
-        folder,
-        model=prepared.model,
-        evaluation=evaluate(prepared.model, prepared.val, seed=config.seed),
-        val_inputs=prepared.val.inputs,
-        history=result.history,
-        fit_summary=fit_summary(result),
-        config=config.to_dict(),
-        data_facts=dataset.facts(),
-        extra_metrics=recovery.metrics if recovery is not None else None,
-        recovery=recovery,
-    )
+    """The run folder of a whole run (the run object of the core, no tracking)."""
+    run = TrainingRun(config, dataset, truth, run_id=RUN_ID)
+    return run.execute(folder, folder.parent / f"{folder.name}-checkpoints").folder
 
 
 def _draw(folder: Path) -> tuple[FigureSet, str]:

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.registry import CHAMPION, group_alias, tag_version, update_champion
+from eirnn.tracking.model_registry import CHAMPION, group_alias, tag_version, update_champion
 
 NAME = "eirnn"
 DATA_A, DATA_B = "a" * 64, "b" * 64
@@ -88,3 +88,63 @@ def test_a_broken_run_never_becomes_champion(client):
     for broken in BROKEN:
         _, champion = _register(client, **broken)
         assert champion == good == _champion(client), broken
+
+
+def _registry_line(client, version, champion):
+    from eirnn.tracking.model_registry import standing
+    from eirnn.tracking.run_summary import RunSummary
+
+    summary = RunSummary(
+        *("run", "name", "0", "Default", "cond_psth_corr", 0.5, None, None, 0, 1, 1, "max_epochs"),
+        *("data", DATA_A, "shape"),
+        model_name=NAME,
+        model_version=version,
+        champion_version=champion,
+        standing=standing(client, NAME, version),
+    )
+    return summary.registry_line
+
+
+def test_the_registry_line_of_a_run_on_another_recording_names_its_own_groups_outcome(client):
+    first, champion = _register(client, 0.5, data=DATA_A)
+    assert _registry_line(client, first, champion) == "eirnn version 1, now the champion"
+    other, champion = _register(client, 0.9, data=DATA_B)
+    line = _registry_line(client, other, champion)
+    alias_b = group_alias(("cond_psth_corr", DATA_B))
+    assert line == (
+        f"eirnn version {other}, the best of its group (cond_psth_corr on data {DATA_B[:12]}): alias {alias_b}; "
+        f"the `champion` alias stays on version {first}, fitted to another recording (data {DATA_A[:12]}), "
+        "which this run does not compete with"
+    )
+    worse, champion = _register(client, 0.2, data=DATA_B)
+    assert f"its group's (cond_psth_corr on data {DATA_B[:12]}) champion stays version {other}" in _registry_line(
+        client, worse, champion
+    )
+    by_loss, champion = _register(client, 0.1, metric="val_loss")
+    assert "selected on another metric (cond_psth_corr)" in _registry_line(client, by_loss, champion)
+    same, champion = _register(client, 0.4, data=DATA_A)
+    assert _registry_line(client, same, champion) == (
+        f"eirnn version {same}; champion stays version {first} (its score is at least as high)"
+    )
+
+
+@pytest.mark.slow
+def test_the_closing_block_of_a_run_on_a_second_recording(tracking_store, tiny_recording_file, capsys):
+    from eirnn.cli import main
+    from eirnn.data.loaders import write_dataset
+    from eirnn.data.synthetic import make_recording
+
+    second = tracking_store / "second.npz"
+    write_dataset(make_recording(seed=1, n_e=6, n_i=2, n_trials=40, n_bins=20)[0], second)
+    flags = ["--max-epochs", "2", "--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1"]
+    flags += ["--log-figures", "false"]
+    assert main(["train", "--data", str(tiny_recording_file), *flags]) == 0
+    assert main(["train", "--data", str(second), *flags]) == 0
+    closing = capsys.readouterr().out.split("eirnn train: done")[-1]
+    client = MlflowClient()
+    sha = client.get_model_version(NAME, "2").tags["data_sha256"]
+    alias = group_alias(("cond_psth_corr", sha))
+    assert str(client.get_model_version_by_alias(NAME, alias).version) == "2"
+    assert f"eirnn version 2, the best of its group (cond_psth_corr on data {sha[:12]}): alias {alias}" in closing
+    assert "the `champion` alias stays on version 1, fitted to another recording (data " in closing
+    assert "its score is at least as high" not in closing

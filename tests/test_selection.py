@@ -8,22 +8,21 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY_SIZES
+from conftest import small_settings, tiny_recording
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data import NeuralDataset
-from eirnn.data.synthetic import make_recording
 from eirnn.metrics import bits_per_spike
 from eirnn.pipeline import prepare
 from eirnn.training import EarlyStopping, fit
 
-SMALL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False, learning_rate=0.01)
+SMALL = small_settings(learning_rate=0.01)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return make_recording(seed=0, **TINY_SIZES)
+    return tiny_recording(0)
 
 
 def test_early_stopping_waits_for_an_improvement_of_min_delta():
@@ -104,7 +103,8 @@ def test_noise_ceilings_do_not_depend_on_the_model_seed(tracking_store, tiny):
 
 
 def test_no_trial_of_a_study_trains_or_selects_on_the_test_trials(tracking_store, tiny):
-    from eirnn.tuning.study import PrunerSettings, StudySettings, run_study
+    from eirnn.tuning.settings import PrunerSettings, StudySettings
+    from eirnn.tuning.study import run_study
 
     dataset, _ = tiny
     config = TrainConfig(max_epochs=3, test_fraction=0.2, experiment_name="tuning", **SMALL)
@@ -139,10 +139,10 @@ def test_data_without_a_file_is_identified_by_its_content(tiny):
     import dataclasses
 
     dataset, _ = tiny
-    same, _ = make_recording(seed=0, **TINY_SIZES)
-    other, _ = make_recording(seed=1, **TINY_SIZES)
+    same, _ = tiny_recording(0)
+    other, _ = tiny_recording(1)
     relabeled = dataclasses.replace(dataset, ei_labels=dataset.ei_labels[::-1].copy())
-    from eirnn.tracking.lineage import dataset_sha256
+    from eirnn.pipeline import dataset_sha256
 
     sha = dataset_sha256(dataset)
     assert len(sha) == 64 and dataset_sha256(same) == sha

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_settings
 
 from eirnn.config import TrainConfig
 from eirnn.tracking.ui import free_port, stop_server
 
-SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
+SMALL_MODEL = small_settings()
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
@@ -127,3 +128,19 @@ def test_served_champion_answers_invocations_like_load_model(tracking_store, tin
     np.testing.assert_allclose(np.asarray(other["predictions"]), expected[:1, :5], rtol=1e-5, atol=0)
     assert refused.value.code == 400, refusal
     assert f"(-1, -1, {n_inputs})" in refusal, refusal
+
+
+def test_defining_the_served_model_prints_no_type_hint_warning():
+    """MLflow checks `predict`'s type hints when the class is defined (at every model logging and
+    loading) and warns when there are none; the np.ndarray hint silences it without switching on
+    MLflow's input validation (the logged signature stays the schema)."""
+    code = (
+        "import warnings; warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    import eirnn.tracking.serving\n"
+        "from mlflow.types.type_hints import _signature_cannot_be_inferred_from_type_hint as no_schema\n"
+        "hints = eirnn.tracking.serving.RatePredictor().predict_type_hints\n"
+        "print([str(w.message) for w in caught if 'predict' in str(w.message)], no_schema(hints.input))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True"

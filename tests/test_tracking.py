@@ -6,14 +6,14 @@ import sys
 import mlflow
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, small_settings
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import TrainConfig
-from eirnn.tracking.metric_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
-from eirnn.tracking.registry import CHAMPION
+from eirnn.logged_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
+from eirnn.tracking.model_registry import CHAMPION
 
-SMALL_MODEL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
+SMALL_MODEL = small_settings()
 
 RUN_ARTIFACTS = [
     *(f"weights/{n}.npy" for n in ("W_rec", "W_in", "W_out", "h0", "attention_weights", "E_mask", "I_mask")),

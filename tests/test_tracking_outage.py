@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.metric_names import EPOCH_METRICS
+from eirnn.logged_names import EPOCH_METRICS
 from eirnn.tracking.ui import free_port, stop_server
 
 OUTAGE_S = 30

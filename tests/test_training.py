@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_MODEL
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
@@ -12,7 +13,7 @@ from eirnn.evaluation import evaluate
 from eirnn.pipeline import prepare
 from eirnn.training import BEST_WEIGHTS_FILE, FINAL_WEIGHTS_FILE, RESUME_FILE, TrainingDivergedError, fit
 
-SMALL = dict(input_embed_dim=8, attention_heads=2, threads=1)
+SMALL = SMALL_MODEL
 
 
 @pytest.fixture(scope="module")

@@ -11,30 +11,24 @@ import mlflow
 import optuna
 import pytest
 import yaml
-from conftest import REPO, TINY_SIZES
+from conftest import REPO, small_settings, tiny_recording
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig, mlproject_default
-from eirnn.data.synthetic import make_recording
-from eirnn.tracking.metric_names import SELECTION_METRIC, study_metric
-from eirnn.tracking.registry import CHAMPION
+from eirnn.logged_names import SELECTION_METRIC, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
+from eirnn.tracking.model_registry import CHAMPION
 from eirnn.tuning.search_space import (
     default_search_space,
     load_search_space,
     suggest_settings,
     validate_search_space,
 )
-from eirnn.tuning.study import (
-    TRIAL_STATE_TAG,
-    TRIAL_TAG,
-    PrunerSettings,
-    StudySettings,
-    open_storage,
-    run_study,
-    split_trials,
-)
+from eirnn.tuning.settings import PrunerSettings, StudySettings
+from eirnn.tuning.storage import open_storage
+from eirnn.tuning.study import run_study
+from eirnn.tuning.workers import split_trials
 
-SMALL = dict(input_embed_dim=8, attention_heads=2, threads=1, log_figures=False, experiment_name="tuning")
+SMALL = small_settings(experiment_name="tuning")
 # learning rates over four decades: the slow end is clearly worse after a few epochs, so the
 # median pruner has something to prune
 WIDE_SPACE = {
@@ -47,7 +41,7 @@ MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 @pytest.fixture(scope="module")
 def tiny_dataset():
-    dataset, _ = make_recording(seed=0, **TINY_SIZES)
+    dataset, _ = tiny_recording(0)
     return dataset
 
 

@@ -21,10 +21,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.storages import RetryFailedTrialCallback
 
-from eirnn.tracking.metric_names import EPOCH_METRICS, study_metric
-from eirnn.tracking.registry import CHAMPION
+from eirnn.logged_names import EPOCH_METRICS, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
+from eirnn.tracking.model_registry import CHAMPION
 from eirnn.tracking.ui import free_port, stop_server
-from eirnn.tuning.study import TRIAL_STATE_TAG, TRIAL_TAG
 
 POSTGRES_URL = os.environ.get("EIRNN_TEST_POSTGRES_URL", "")
 pytestmark = pytest.mark.skipif(

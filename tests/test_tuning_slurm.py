@@ -22,9 +22,8 @@ from optuna.storages import RetryFailedTrialCallback
 # the PostgreSQL databases and the mlflow server of the several-machines tests
 from test_tuning_postgres import POSTGRES_URL, databases, mlflow_server  # noqa: F401
 
-from eirnn.tracking.metric_names import EPOCH_METRICS, study_metric
+from eirnn.logged_names import EPOCH_METRICS, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
 from eirnn.tracking.ui import stop_server
-from eirnn.tuning.study import TRIAL_STATE_TAG, TRIAL_TAG
 
 
 def _slurmctld_answers() -> bool:

@@ -3,18 +3,13 @@
 Public API: `train` (fit and track one MLflow run; returns a `TrainingResult`), `load_model`
 (a registered model by name), `evaluate`, `split`, `load_dataset`, `NeuralDataset`,
 `TrainConfig`. Heavy modules (torch models, MLflow) load on first use so that `eirnn --help`
-and data tools start fast. Importing eirnn applies its process memory settings (`eirnn.runtime`:
-freed tensor memory kept for the next epoch, large pages) unless EIRNN_KEEP_FREED_MEMORY=0.
+and data tools start fast. Importing eirnn changes nothing in the process: a run applies its
+memory settings (`eirnn.runtime`) when it starts.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from eirnn.runtime import configure_unless_opted_out
-
-# before any torch tensor exists, so that both settings count for a training loop of the user's own
-configure_unless_opted_out()
 
 __version__ = "0.1.0"
 

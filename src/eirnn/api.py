@@ -7,7 +7,9 @@
 `eirnn.train` does what `eirnn train` does: one MLflow run (in the tracking store that
 `MLFLOW_TRACKING_URI` or `mlflow.set_tracking_uri` names) with the settings as params, metrics
 per epoch, the run folder, figures and report.md as artifacts, the model logged and registered
-under the champion rule. `eirnn.tracking` and `eirnn.pipeline` are the internals behind it.
+under the champion rule. With `tracking=False` (`eirnn train --no-tracking`) the same run goes
+into a plain folder and no tracking store is created. `eirnn.training_run` (the run) and
+`eirnn.tracking` (its MLflow sink) are the internals behind it.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ if TYPE_CHECKING:
     from eirnn.model import EIRNN
     from eirnn.tracking.run import TrainingOutcome
     from eirnn.training import FitResult
+    from eirnn.training_run import RunResult
 
 
 @dataclass(frozen=True, eq=False)
 class TrainingResult:
     """What `eirnn.train` returns.
 
-    run_id: the MLflow run that holds params, metrics and artifacts.
+    run_id: the MLflow run that holds params, metrics and artifacts (None with `tracking=False`).
     model: the fitted network with its best weights (the epoch of the best validation PSTH
         correlation), in eval mode on the CPU.
     config: the settings it was trained with.
@@ -46,10 +49,13 @@ class TrainingResult:
     dataset, train, val: the data and its train/validation split (the same trials when the data
         has one pseudo-trial per condition and nothing can be held out).
     model_uri: the logged MLflow model; model_version: its registered version (None when
-        `register=False`); champion_version: the version the `champion` alias points to now.
+        `register=False`); champion_version: the version the `champion` alias points to now
+        (all three None with `tracking=False`).
+    folder: the run folder with `tracking=False` (metrics.json, figures/, report.md, model/);
+        None for a tracked run, whose run folder is its MLflow artifacts.
     """
 
-    run_id: str
+    run_id: str | None
     model: EIRNN
     config: TrainConfig
     metrics: dict[str, float]
@@ -59,9 +65,10 @@ class TrainingResult:
     dataset: NeuralDataset
     train: NeuralDataset
     val: NeuralDataset
-    model_uri: str
+    model_uri: str | None
     model_version: str | None
     champion_version: str | None
+    folder: Path | None = None
 
     @property
     def is_champion(self) -> bool:
@@ -70,21 +77,32 @@ class TrainingResult:
 
     @classmethod
     def from_outcome(cls, outcome: TrainingOutcome) -> TrainingResult:
-        prepared = outcome.prepared
+        """A tracked run's result."""
+        tracked = dict(model_uri=outcome.model_uri, model_version=outcome.model_version)
+        return cls._from_run(outcome.result, outcome.run_id, **tracked, champion_version=outcome.champion_version)
+
+    @classmethod
+    def from_folder_run(cls, result: RunResult) -> TrainingResult:
+        """The result of a run kept in a plain folder."""
+        return cls._from_run(
+            result, None, model_uri=None, model_version=None, champion_version=None, folder=result.folder
+        )
+
+    @classmethod
+    def _from_run(cls, result: RunResult, run_id: str | None, **where: Any) -> TrainingResult:
+        prepared = result.prepared
         return cls(
-            run_id=outcome.run_id,
+            run_id=run_id,
             model=prepared.model.eval(),
-            config=outcome.config,
-            metrics=outcome.final_metrics,
-            history=outcome.fit.history,
-            fit=outcome.fit,
-            evaluation=outcome.evaluation,
+            config=result.config,
+            metrics=result.final_metrics,
+            history=result.fit.history,
+            fit=result.fit,
+            evaluation=result.evaluation,
             dataset=prepared.dataset,
             train=prepared.train,
             val=prepared.val,
-            model_uri=outcome.model_uri,
-            model_version=outcome.model_version,
-            champion_version=outcome.champion_version,
+            **where,
         )
 
 
@@ -105,9 +123,11 @@ def train(
     *,
     register: bool = True,
     callbacks: Sequence[Any] = (),
+    tracking: bool = True,
+    out: str | Path | None = None,
     **settings: Any,
 ) -> TrainingResult:
-    """Fit a model to `data` under one MLflow run and return the result.
+    """Fit a model to `data` under one MLflow run (or into a plain folder) and return the result.
 
     data: a data file (.npz, .mat, NWB; as `eirnn train --data`), a `NeuralDataset` already
         loaded, or None for the built-in synthetic recording.
@@ -117,16 +137,47 @@ def train(
         rule (the alias moves only to a version with a better validation selection score, among
         versions selected on the same metric and fitted to the same data).
     callbacks: objects with ``on_epoch_end(epoch, metrics) -> bool | None`` (True stops training).
+    tracking: False runs the same pipeline with no MLflow run and no tracking store: the run
+        folder (metrics.json, figures/, report.md, split.json, checkpoints/, model/) goes to
+        `out` (default ``eirnn-runs/NAME-TIME``), and `register` does not apply.
+    out: the run folder when `tracking` is False.
 
-    A run that fails ends FAILED in MLflow with the error in its `eirnn.error` tag, and the
-    error propagates.
+    A tracked run that fails ends FAILED in MLflow with the error in its `eirnn.error` tag, and
+    the error propagates.
+
+    Examples
+    --------
+    A short fit of a small built-in recording, kept in a folder (no tracking store):
+
+    >>> import tempfile
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> result = eirnn.train(
+    ...     dataset,
+    ...     tracking=False,
+    ...     out=tempfile.mkdtemp(),
+    ...     max_epochs=2,
+    ...     input_embed_dim=8,
+    ...     attention_heads=2,
+    ...     threads=1,
+    ...     log_figures=False,
+    ... )
+    >>> result.run_id, result.fit.total_epochs, (result.folder / "report.md").is_file()
+    (None, 2, True)
+    >>> -1 <= result.metrics["cond_psth_corr"] <= 1
+    True
     """
-    from eirnn.tracking.run import train_and_log
-
     dataset = None
     if data is not None and not isinstance(data, str | Path):
         dataset, data = data, None
     config = make_config(data, **settings)
+    if not tracking:
+        from eirnn.training_run import train_into_folder
+
+        return TrainingResult.from_folder_run(train_into_folder(config, out, dataset=dataset, callbacks=callbacks))
+    from eirnn.tracking.run import train_and_log
+
     outcome = train_and_log(config, dataset=dataset, callbacks=callbacks, register=register)
     return TrainingResult.from_outcome(outcome)
 
@@ -135,7 +186,17 @@ def split(dataset: NeuralDataset, config: TrainConfig | None = None) -> tuple[Ne
     """(train, validation) trials as a run with `config` split them (e.g. a loaded model's
     ``train_config``): stratified by condition with the split seed (`split_seed`, default `seed`)
     and `config.val_fraction`, without the test trials when `config.test_fraction` > 0.
-    Condition-averaged data (one pseudo-trial per condition) is returned as (dataset, dataset)."""
+    Condition-averaged data (one pseudo-trial per condition) is returned as (dataset, dataset).
+
+    Examples
+    --------
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> train, val = eirnn.split(dataset)  # the default settings: val_fraction 0.2
+    >>> train.n_trials, val.n_trials, set(train.trial_ids) & set(val.trial_ids)
+    (32, 8, set())
+    """
     from eirnn.pipeline import split as split_trials
 
     return split_trials(dataset, config if config is not None else TrainConfig())

@@ -55,7 +55,21 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, skip=other_settings)
 
 
+class _DataSummaryPrinter:
+    """Prints the data and model summary once the run has prepared them, before training."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def on_prepared(self, prepared, _facts) -> None:
+        from eirnn import console
+
+        console.print_block(console.data_summary(prepared, self.config))
+
+
 def _train(args: argparse.Namespace) -> int:
+    if args.no_tracking:
+        return _train_into_folder(args)
     from eirnn import console
     from eirnn.tracking.resume import resume_command
     from eirnn.tracking.run import train_and_log
@@ -64,9 +78,7 @@ def _train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     console.quiet_tracking_logs()
     try:
-        outcome = train_and_log(
-            config, on_prepared=lambda prepared: console.print_block(console.data_summary(prepared, config))
-        )
+        outcome = train_and_log(config, sinks=[_DataSummaryPrinter(config)])
     except TrainingInterrupted as stopped:
         import mlflow
 
@@ -79,6 +91,18 @@ def _train(args: argparse.Namespace) -> int:
         print(f"eirnn train: {stopped}; the run is KILLED{how}", file=sys.stderr)
         return stopped.exit_code
     console.print_block(console.closing_block(outcome.summary))
+    return 0
+
+
+def _train_into_folder(args: argparse.Namespace) -> int:
+    from eirnn import console
+    from eirnn.training_run import train_into_folder
+
+    config = config_from_args(args)
+    if config.resume:
+        raise ConfigError("--resume continues a tracked run: it needs tracking (drop --no-tracking)")
+    result = train_into_folder(config, args.out or None, sinks=[_DataSummaryPrinter(config)])
+    console.print_block(console.folder_closing_block(result))
     return 0
 
 
@@ -103,9 +127,17 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from eirnn.tracking.report_from_run import rebuild_report
+    from pathlib import Path
 
-    out = rebuild_report(args.run_id, args.out)
+    if Path(args.run_id).is_dir():
+        from eirnn.report import rebuild_report
+
+        folder = Path(args.run_id)
+        out = rebuild_report(folder, args.out or f"report-{folder.resolve().name}")
+    else:
+        from eirnn.tracking.report_from_run import rebuild_report_of_run
+
+        out = rebuild_report_of_run(args.run_id, args.out)
     print(f"report written to {out} and {out.with_suffix('.html')}")
     return 0
 
@@ -139,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model and log it to MLflow")
     add_config_arguments(train)
+    tracking = next(group for group in train._action_groups if group.title == "tracking settings")
+    tracking.add_argument(
+        "--no-tracking",
+        action="store_true",
+        help="no MLflow run: write the run folder (metrics, figures, report.md, model) to --out",
+    )
+    tracking.add_argument(
+        "--out", default="", help="with --no-tracking: the run folder (default: eirnn-runs/NAME-TIME)"
+    )
     train.set_defaults(handler=_train)
 
     simulate = commands.add_parser("simulate", help="write the built-in synthetic recording to a file")
@@ -153,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(handler=_summary)
 
     report = commands.add_parser("report", help="rebuild figures and report.md from a finished run")
-    report.add_argument("run_id")
-    report.add_argument("--out", default="", help="output folder (default: report-RUN_ID)")
+    report.add_argument("run_id", help="an MLflow run id, or the folder of a run trained with --no-tracking")
+    report.add_argument("--out", default="", help="output folder (default: report-RUN_ID or report-FOLDER)")
     report.set_defaults(handler=_report)
 
     tune = commands.add_parser("tune", help="run an Optuna study of nested MLflow runs")

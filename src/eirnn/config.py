@@ -10,12 +10,24 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from eirnn.choices import ACTIVATIONS, EMBEDDINGS, LOSSES, LR_SCHEDULES
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
-DATA_OPTIONS = ("align", "window_ms", "condition", "ei", "behavior", "inputs", "cue_event", "go_event")
+DATA_OPTIONS = (
+    "align",
+    "window_ms",
+    "condition",
+    "ei",
+    "behavior",
+    "inputs",
+    "cue_event",
+    "go_event",
+    "trials_table",
+    "keep_trials",
+)
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
 # validation scores that select models; val_loss is the only one where lower is better
@@ -134,6 +146,14 @@ class TrainConfig:
     split_seed: int = _setting(
         -1, "seed of the train/validation/test split and the noise ceiling's splits (-1 = seed)", allowed=ANY
     )
+    trials_table: str = _setting(
+        "", "NWB: the intervals table holding the trials, e.g. encoding_table (empty = 'trials')"
+    )
+    keep_trials: str = _setting(
+        "",
+        "NWB: keep only trials whose columns hold these values, e.g. 'success=1;stimCategory=0,1' "
+        "(';' joins columns, ',' lists allowed values; empty = all trials)",
+    )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
     noise_scale: float = _setting(
@@ -238,6 +258,15 @@ class TrainConfig:
         """The settings the model's constructor takes (fields marked `model_arg`), by name."""
         return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
 
+    def section(self, name: str) -> SimpleNamespace:
+        """The settings of one section (`data`, `model`, `training`, `tracking`: the help groups
+        of `GROUP_STARTS`, so a field added within a section belongs to it), as attributes:
+        ``config.section("training").max_epochs`` is ``config.max_epochs``."""
+        groups = setting_groups()
+        if name not in groups:
+            raise ConfigError(f"section: expected one of {', '.join(groups)}, found {name!r}")
+        return SimpleNamespace(**{field_name: getattr(self, field_name) for field_name in groups[name]})
+
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
@@ -337,10 +366,6 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     values = {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if hasattr(args, spec.name)}
     values.update(overrides)
     return TrainConfig(**values)
-
-
-def mlproject_type(kind: str) -> str:
-    return {"bool": "string", "int": "float", "float": "float", "str": "string"}[kind]
 
 
 def mlproject_default(value: Any) -> str:

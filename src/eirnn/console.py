@@ -54,7 +54,7 @@ def study_data_summary(dataset: Any, config: TrainConfig) -> str:
 
 
 def _data_rows(data: Any, train: Any, val: Any, config: TrainConfig) -> list[tuple[str, str]]:
-    from eirnn.tracking.lineage import dataset_sha256
+    from eirnn.pipeline import dataset_sha256
 
     neurons = f"{data.n_neurons} ({data.n_e} E, {data.n_i} I)" if data.is_labeled else f"{data.n_neurons} (unlabeled)"
     split = (
@@ -87,7 +87,7 @@ def ui_hint(experiment_id: str, run_id: str | None = None) -> list[tuple[str, st
     """How to see it: the command that serves this store, and the model-training address."""
     import mlflow
 
-    from eirnn.tracking.summary import experiment_url, run_url
+    from eirnn.tracking.run_summary import experiment_url, run_url
 
     uri = mlflow.get_tracking_uri()
     url = run_url(experiment_id, run_id) if run_id else experiment_url(experiment_id)
@@ -109,6 +109,23 @@ def closing_block(summary: Any) -> str:
         *([("note", summary.experiment_hint)] if summary.experiment_hint else []),
     ]
     return "\n".join([RULE, "eirnn train: done", _rows(rows), RULE])
+
+
+def folder_closing_block(result: Any) -> str:
+    """The end of `eirnn train --no-tracking`: the folder, score against the ceiling, epochs."""
+    from eirnn.metrics import NOISE_CEILING_OF
+
+    config, fit = result.config, result.fit
+    ceiling_name = NOISE_CEILING_OF.get(config.selection_metric)
+    ceiling = result.final_metrics.get(ceiling_name) if ceiling_name else None
+    against = f" (noise ceiling {ceiling:.3f})" if ceiling is not None and ceiling == ceiling else ""
+    rows = [
+        ("folder", str(result.folder)),
+        ("score", f"{config.selection_metric} {fit.best_selection_score:.3f}{against}"),
+        ("epochs", f"best {fit.best_epoch} of {fit.total_epochs} ({fit.stop_reason})"),
+        ("report", f"{result.folder / 'report.md'}; redraw: eirnn report {result.folder}"),
+    ]
+    return "\n".join([RULE, "eirnn train: done (not tracked)", _rows(rows), RULE])
 
 
 def print_block(text: str, stream: TextIO | None = None) -> None:

@@ -38,6 +38,11 @@ def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, 
     return load_dataset(config.data, **config.data_options()), None
 
 
+def dataset_sha256(dataset: NeuralDataset) -> str:
+    """The file's sha256 when the data came from a file, else the hash of its arrays."""
+    return str(dataset.meta.get("sha256") or arrays_sha256(dataset))
+
+
 def set_threads(config: TrainConfig) -> None:
     """Use `config.threads` torch threads (0 = every core): on a shared machine, workers must each
     take one thread, since oversubscribed cores slow torch down by an order of magnitude."""

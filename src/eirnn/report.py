@@ -1,7 +1,7 @@
 """report.md: a training run described from its run folder alone (`RunArtifacts`).
 
 Every number the report prints that is also an MLflow metric stands in a table row whose
-"MLflow metric" column holds the logged metric name (`eirnn.tracking.metric_names.final_metric`
+"MLflow metric" column holds the logged metric name (`eirnn.logged_names.final_metric`
 of the metrics.json key), formatted by `format_metric`: the tracking layer logs metrics.json
 "final" and "fit" values under those names, so `parse_report_metrics(text)[name] ==
 format_metric(logged value)` holds for each of them. report.html beside it is the same page with
@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from eirnn.artifacts import RUN_FOLDERS, RunArtifacts
+from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
 from eirnn.figures import FIGURE_TITLES, FigureSet
+from eirnn.logged_names import FIT_TAGS, final_metric
 from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.report_html import write_html_report
-from eirnn.tracking.metric_names import FIT_TAGS, final_metric
 
 METRIC_COLUMN = "MLflow metric"
 NOT_AVAILABLE = "n/a"
@@ -245,7 +246,11 @@ def saved_files(artifacts: RunArtifacts, exclude: Path) -> str:
 
 
 def loading_snippets(run_id: str | None, model_name: str) -> str:
-    run = run_id or "<RUN_ID>"
+    """How to load the model and the run's files: from MLflow for a tracked run (`run_id`), from
+    the folder itself for a run kept in a plain folder (`run_id` None)."""
+    if run_id is None:
+        return _folder_loading_snippets()
+    run = run_id
     return f"""The registered model, by name:
 
 ```python
@@ -272,6 +277,32 @@ from eirnn.artifacts import RunArtifacts
 
 folder = mlflow.artifacts.download_artifacts(run_id="{run}")
 artifacts = RunArtifacts.load(folder)
+```"""
+
+
+def _folder_loading_snippets() -> str:
+    return """The model, from this folder's model/ (state dict and constructor arguments, no pickle):
+
+```python
+from eirnn.model.network_files import find_network_files, load_network
+
+model = load_network(*find_network_files("model"))
+```
+
+One file of this run, e.g. the model's validation rates [trials, time, neurons] in Hz:
+
+```python
+import numpy as np
+
+val_model_rates = np.load("outputs/val_model_rates.npy")
+```
+
+The whole run folder, to redraw these figures or this report (`eirnn report FOLDER` does it):
+
+```python
+from eirnn.artifacts import RunArtifacts
+
+artifacts = RunArtifacts.load(".")
 ```"""
 
 
@@ -330,3 +361,25 @@ def write_report(
     out_path.write_text(text, encoding="utf-8")
     write_html_report(out_path)
     return text
+
+
+def rebuild_report(
+    source: str | Path, out: str | Path, *, run_id: str | None = None, model_name: str | None = None
+) -> Path:
+    """Copy a run folder's arrays and JSON files (`RUN_FOLDERS`, `RUN_FILES`) from `source` into
+    `out` (nothing to copy when they are the same folder) and write figures/, report.md and
+    report.html there, as the run wrote them; returns the path of report.md."""
+    from eirnn.figures import write_figures
+
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != out.resolve():
+        for name in RUN_FOLDERS:
+            shutil.copytree(source / name, out / name, dirs_exist_ok=True)
+        for name in RUN_FILES:
+            shutil.copy2(source / name, out / name)
+    artifacts = RunArtifacts.load(out)
+    write_report(
+        artifacts, write_figures(artifacts, out / "figures"), out / "report.md", run_id=run_id, model_name=model_name
+    )
+    return out / "report.md"

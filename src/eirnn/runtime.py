@@ -1,4 +1,4 @@
-"""Process-wide memory settings that make training faster, applied when `eirnn` is imported.
+"""Process-wide memory settings that make training faster, applied where a run starts.
 
 A full-batch epoch allocates and frees the same few hundred MB of tensors every time. By default
 glibc hands each freed block of more than 32 MB back to the kernel, and the next epoch faults it
@@ -12,10 +12,11 @@ in the kernel (benchmarks/README.md has the measurement). Two settings remove th
   memory until it exits, which is what a training process wants.
 
 Both are needed: either one alone leaves most of the faults (benchmarks/README.md).
-Because a loop written in a notebook must not depend on knowing this, `import eirnn` applies
-both (the large-page setting counts only when no torch tensor was allocated before; importing
-eirnn before creating tensors makes sure of it). Set `EIRNN_KEEP_FREED_MEMORY=0` before importing
-eirnn to leave the process's allocator as it was.
+A run (`eirnn.training_run.TrainingRun`, behind `eirnn.train`, `eirnn train` and every tuning
+trial) applies both when it starts, before it builds its first tensor; importing eirnn changes
+nothing. A loop of your own calls `configure_for_training()` before creating tensors (the
+large-page setting counts only when no torch tensor was allocated before). Set
+`EIRNN_KEEP_FREED_MEMORY=0` to leave the process's allocator as it was.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def configure_for_training() -> bool:
 
 
 def configure_unless_opted_out() -> bool:
-    """`configure_for_training()` unless EIRNN_KEEP_FREED_MEMORY is 0 (what `import eirnn` runs)."""
+    """`configure_for_training()` unless EIRNN_KEEP_FREED_MEMORY is 0 (what a run starts with)."""
     if os.environ.get(OPT_OUT_VARIABLE, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     return configure_for_training()

@@ -18,6 +18,11 @@ from .dataset import DatasetError
 DEFAULT_SPIKE_BIN_MS = 10.0
 #: far below any sampling period (30 kHz: 33 us), far above float rounding of session times
 EDGE_TOLERANCE_S = 1e-9
+#: a train whose median spike time lies this many times beyond the last trial is in another unit
+#: than the trials (ms read as s: ~1000x)
+UNIT_MISMATCH_FACTOR = 100.0
+#: spike times relative to each trial's time zero with a median |t| above this are not seconds
+MAX_RELATIVE_SPIKE_TIME_S = 20.0
 
 
 def parse_window_ms(text: str | Sequence[float] | None, source: str) -> tuple[float, float] | None:
@@ -91,3 +96,43 @@ def bin_trial_spike_trains(spike_times_s: np.ndarray, window_start_s: float, n_b
     for (trial, unit), times in np.ndenumerate(spike_times_s):
         counts[trial, :, unit] = count_spikes(times, edges)
     return counts
+
+
+def cleaned_trains(trains: Sequence[np.ndarray]) -> tuple[list[np.ndarray], str]:
+    """Each train sorted, without non-finite times (MATLAB cells pad with NaN) and without exact
+    repeats (a unit cannot fire twice at one instant: a repeat is a train written twice), and
+    what was removed, e.g. '3 non-finite (units 0, 2); 40 repeated (unit 1)', or 'none'."""
+    cleaned, removed = [], {"non-finite": {}, "repeated": {}}
+    for unit, train in enumerate(trains):
+        train = np.asarray(train, dtype=np.float64).ravel()
+        finite = train[np.isfinite(train)]
+        unique = np.unique(finite)  # sorted
+        for kind, n in (("non-finite", len(train) - len(finite)), ("repeated", len(finite) - len(unique))):
+            if n:
+                removed[kind][unit] = n
+        cleaned.append(unique)
+    parts = []
+    for kind, by_unit in removed.items():
+        if by_unit:
+            units = ", ".join(str(unit) for unit in list(by_unit)[:10]) + (", ..." if len(by_unit) > 10 else "")
+            parts.append(f"{sum(by_unit.values())} {kind} spike times removed (unit index {units})")
+    return cleaned, "; ".join(parts) or "none"
+
+
+def time_unit_problem(
+    trains: Sequence[np.ndarray], trial_times_s: np.ndarray, last_trial_s: float
+) -> tuple[str, int, str] | None:
+    """Spike times and trial times in different units: ("spikes", unit, found) when a train's median
+    lies `UNIT_MISMATCH_FACTOR` times beyond the last trial (spike times in ms beside trial times in
+    s), ("trials", -1, found) when the median trial time lies that far beyond the last spike (trial
+    times in ms); None when they agree."""
+    limit = UNIT_MISMATCH_FACTOR * max(last_trial_s, 1.0)
+    for unit, train in enumerate(trains):
+        if len(train) and np.median(train) > limit:
+            found = f"median spike time {np.median(train):g} s, while the last trial ends at {last_trial_s:g} s"
+            return "spikes", unit, found + " (spike times in ms?)"
+    last_spike = max((float(train.max()) for train in trains if len(train)), default=None)
+    if last_spike is not None and np.nanmedian(trial_times_s) > UNIT_MISMATCH_FACTOR * max(last_spike, 1.0):
+        found = f"a median trial time of {np.nanmedian(trial_times_s):g} s, while the last spike is at {last_spike:g} s"
+        return "trials", -1, found + " (trial times in ms?)"
+    return None

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import as_text, magnitude_problem, plain_object_array
+from .values import as_text, magnitude_problem, normalised_ids, plain_object_array, whole_numbers_or_none
 from .values import first_index_text as _first_index_text
 
 #: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
@@ -33,6 +33,8 @@ CONDITIONS_SHOWN = 12
 #: how the data was read from its file, logged with the data facts when known
 SOURCE_FACTS = (
     "format",
+    "trials_table",
+    "trial_filters",
     "align",
     "window_ms",
     "n_trials_dropped",
@@ -42,6 +44,7 @@ SOURCE_FACTS = (
     "behavior_series",
     "inputs",
     "silent_units",
+    "spike_time_problems",
 )
 MAX_FACT_LENGTH = 500
 NO_VALIDATION_TEXT = (
@@ -64,22 +67,6 @@ def label_key(label: Any) -> str:
 
 def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(size) for size in shape) if len(shape) else "scalar"
-
-
-def _whole_numbers_or_none(values: np.ndarray) -> np.ndarray | None:
-    """int64 copy of `values` when every value is a whole number (MATLAB stores ints as double)."""
-    if values.dtype.kind in "iub":
-        return values.astype(np.int64)
-    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
-        return values.astype(np.int64)
-    return None
-
-
-def _normalise_ids(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind in "US":
-        return np.char.strip(values.astype(str))
-    whole = _whole_numbers_or_none(values)
-    return whole if whole is not None else values
 
 
 def _fact(value: Any) -> str | int | float:
@@ -149,6 +136,8 @@ class NeuralDataset:
         self.ei_labels = None if self.ei_labels is None else self._checked_ei_labels(self.ei_labels)
         self.conditions, self.condition_labels = self._checked_conditions()
         self.time_ms = self._checked_vector("time_ms", self.time_ms, self.n_bins, "time bins")
+        if self.time_ms is not None and self.time_ms.dtype.kind not in "biuf":
+            self._fail("time_ms", "bin times in ms: numbers", f"dtype {self.time_ms.dtype}")
         if self.time_ms is not None:
             self.time_ms = self.time_ms.astype(np.float64)
         self.neuron_ids = self._checked_ids("neuron_ids", self.neuron_ids, self.n_neurons, "neurons")
@@ -251,7 +240,7 @@ class NeuralDataset:
 
     def _checked_ids(self, name: str, values: Any, length: int, what: str) -> np.ndarray:
         vector = self._checked_vector(name, values, length, what)
-        return np.arange(length) if vector is None else _normalise_ids(vector)
+        return np.arange(length) if vector is None else normalised_ids(vector)
 
     def _checked_names(self, name: str, names: Sequence[str] | None, length: int, prefix: str) -> list[str]:
         if names is None:
@@ -290,7 +279,7 @@ class NeuralDataset:
             self._fail("conditions", f"{self.n_trials} condition labels (one per trial)", "None")
         values = plain_object_array(values)
         if self.condition_labels is not None:
-            codes = _whole_numbers_or_none(values)
+            codes = whole_numbers_or_none(values)
             n_labels = len(self.condition_labels)
             if codes is None or codes.min() < 0 or codes.max() >= n_labels:
                 self._fail("conditions", f"integer codes 0..{n_labels - 1} into condition_labels", f"{values[:5]}...")
@@ -298,7 +287,7 @@ class NeuralDataset:
         if values.dtype.kind in "US":
             labels, codes = np.unique(np.char.strip(values.astype(str)), return_inverse=True)
             return codes.astype(np.int64), [str(label) for label in labels]
-        whole = _whole_numbers_or_none(values)
+        whole = whole_numbers_or_none(values)
         if whole is None:
             self._fail("conditions", "integer or string labels, one per trial", f"dtype {values.dtype}")
         labels, codes = np.unique(whole, return_inverse=True)
@@ -442,8 +431,15 @@ class NeuralDataset:
                 rows.append((title, str(meta[key])))
         if meta.get("inputs"):
             rows.append(("Inputs from", f"{meta['inputs']} ({', '.join(self.input_names)})"))
-        if meta.get("silent_units"):
-            rows.append(("Units without spikes", str(meta["silent_units"])))
+        for key, title in (
+            ("silent_units", "Units without spikes"),
+            ("spike_time_problems", "Spike times removed"),
+            ("trials_table", "Trials table"),
+            ("trial_filters", "Trial filters"),
+            ("interval_tables", "Interval tables in the file"),
+        ):
+            if meta.get(key):
+                rows.append((title, str(meta[key])))
         if counts.max() < 2:
             rows.append(("Validation", NO_VALIDATION_TEXT))
         return rows

@@ -8,8 +8,10 @@ then task inputs built from the task when asked (`eirnn.data.task_inputs`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .dataset import DatasetError, NeuralDataset
 from .loaders import load_binned, parse_keys, read_variables
@@ -29,6 +31,26 @@ def _refuse(path: Path, kind: str, options: dict[str, object]) -> None:
         )
 
 
+def _refusing_in_one_line(load: Callable[..., NeuralDataset]) -> Callable[..., NeuralDataset]:
+    """The readers name the variable for every problem they know of; anything else a lab's file
+    makes them meet still ends in one line that names the file, not in a traceback."""
+
+    @functools.wraps(load)
+    def refusing(path: str | Path, **options: Any) -> NeuralDataset:
+        try:
+            return load(path, **options)
+        except DatasetError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise DatasetError(
+                f"{path}: expected a recording as docs/data-format.md describes; found {type(exc).__name__}: {reason}"
+            ) from exc
+
+    return refusing
+
+
+@_refusing_in_one_line
 def load_dataset(
     path: str | Path,
     *,
@@ -43,6 +65,8 @@ def load_dataset(
     inputs: str = "",
     cue_event: str = "",
     go_event: str = "",
+    trials_table: str = "",
+    keep_trials: str = "",
 ) -> NeuralDataset:
     """Load a recording into a validated `NeuralDataset` (docs/data-format.md).
 
@@ -59,28 +83,45 @@ def load_dataset(
     inputs : "condition-onehot", "cue-go" or a .npy/.npz array path: inputs built from the
         task (NWB default: condition-onehot); `cue_event`/`go_event` are trials columns (NWB)
         or times in ms on the time axis.
+    trials_table : NWB intervals table holding the trials (name or path; empty = ``trials``).
+    keep_trials : NWB trial filters, "COLUMN=V1,V2;COLUMN!=V3" (`eirnn.data.nwb_trials`).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from eirnn.data import load_dataset
+    >>> from eirnn.data.loaders import write_dataset
+    >>> from eirnn.data.synthetic import make_recording
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "recording.npz"
+    >>> path = write_dataset(make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)[0], path)
+    >>> dataset = load_dataset(path)
+    >>> dataset.n_trials, dataset.n_bins, dataset.n_e, dataset.n_i
+    (40, 20, 8, 3)
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: expected a data file; found no such file")
     events = dict(cue_event=cue_event, go_event=go_event)
     options = dict(align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior)
+    trial_options = dict(trials_table=trials_table, keep_trials=keep_trials)
     if is_nwb_file(path):
         if layout or keys:
             raise DatasetError(
                 f"{path}: setting --data-layout/--data-keys: expected only for .npz/.mat files; "
                 "found an NWB file (use --align, --condition, --ei, --behavior)"
             )
-        return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events)
+        return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events, **trial_options)
     contents = read_variables(path)
     if has_spike_times(contents):
         _refuse(
-            path, "spike times (name variables with --data-keys)", dict(condition=condition, ei=ei, behavior=behavior)
+            path,
+            "spike times (name variables with --data-keys)",
+            dict(condition=condition, ei=ei, behavior=behavior, **trial_options),
         )
         dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
         build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")
     else:
-        _refuse(path, "binned arrays", options)
+        _refuse(path, "binned arrays", {**options, **trial_options})
         dataset = load_binned(contents, layout=layout, keys=keys, bin_ms=bin_ms, build_inputs=bool(inputs))
         build = inputs
     return with_task_inputs(dataset, build, **events)

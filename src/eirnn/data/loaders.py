@@ -9,6 +9,7 @@ the same for v5 and v7.3; plain HDF5 arrays are taken as stored (numpy order).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,6 +339,29 @@ def _scalar(contents: FileContents, name: str) -> Any:
     return item.strip() if isinstance(item, str) else item
 
 
+def _numbers(contents: FileContents, name: str, expected: str) -> np.ndarray:
+    """A vector of numbers as floats; text or another type is refused naming the variable."""
+    value = _vector(contents, name)
+    if value.dtype.kind in "biuf":
+        return value.astype(float)
+    try:
+        return value.astype(float)
+    except (TypeError, ValueError):
+        contents.fail(name, f"{expected}: numbers", f"values of type {value.dtype}, e.g. {value[0]!r}")
+
+
+def _positive_number(contents: FileContents, name: str, expected: str) -> float:
+    """One finite number > 0 (a bin size); text such as '25ms' is refused naming the variable."""
+    item = _scalar(contents, name)
+    try:
+        value = float(item)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        contents.fail(name, f"{expected}: a number > 0", f"{item!r}")
+    return value
+
+
 def _three_d(contents: FileContents, name: str) -> np.ndarray:
     value = contents.variables[name]
     if contents.format != "npz" and value.ndim < 3:
@@ -408,9 +432,9 @@ def _bin_ms(contents: FileContents, names: dict[str, str], argument: float | Non
         found = f"both '{names['bin_ms']}' and '{names['bin_s']}'"
         contents.fail(names["bin_ms"], "one bin size (bin_ms or bin_s)", found)
     if "bin_ms" in names:
-        in_file = float(_scalar(contents, names["bin_ms"]))
+        in_file = _positive_number(contents, names["bin_ms"], "the bin size in ms")
     elif "bin_s" in names:
-        in_file = 1000.0 * float(_scalar(contents, names["bin_s"]))
+        in_file = 1000.0 * _positive_number(contents, names["bin_s"], "the bin size in s")
     elif argument is None:
         _fail_missing(contents, "bin_ms", "the bin size in ms (or 'bin_s' in seconds, or pass bin_ms=)")
     else:

@@ -2,8 +2,11 @@
 window around an event of the trials table, conditions from trials columns, E/I labels from a
 units column, behaviour from a TimeSeries, task inputs built from the task (docs/data-format.md).
 
-Trials that cannot be cut (NaN event, window outside the recording, the units' obs_intervals,
-the trial or the behaviour series) are dropped and counted in ``meta["dropped_trials"]``.
+The trials come from the ``trials`` table or any other intervals table (`trials_table`), kept
+by column values (`keep_trials`, `eirnn.data.nwb_trials`). Trials that cannot be cut (filtered
+out, NaN or swapped start/stop, NaN event, a missing condition value, a window that ends after
+the trial's own stop_time or lies outside the recording, the units' obs_intervals or the
+behaviour series) are dropped and counted by reason in ``meta["dropped_trials"]``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,25 @@ from .binning import (
     bin_edges_s,
     bin_spike_trains,
     bins_in_window,
+    cleaned_trains,
     parse_window_ms,
 )
 from .dataset import EXCITATORY_NAMES, INHIBITORY_NAMES, DatasetError, NeuralDataset, label_key
 from .loaders import HDF5_SIGNATURE, SCHEMA_NAMES, file_sha256
+from .nwb_trials import (
+    check_event_times,
+    check_time_units,
+    condition_codes,
+    condition_columns,
+    condition_values,
+    filter_mask,
+    find_trials_table,
+    numbers,
+    object_path,
+    parse_trial_filters,
+    plain_label,
+    tables_listing,
+)
 from .task_inputs import EventTimes, TaskTrials, build_task_inputs
 
 #: units columns read as E/I labels when --ei names none
@@ -33,6 +51,8 @@ CONDITION_COLUMNS = SCHEMA_NAMES["conditions"]
 AXIS_SUFFIXES = ("x", "y", "z")
 #: trials of equal length may differ by this much (clock jitter); the window is cut to the shortest
 EQUAL_LENGTH_TOLERANCE_S = 1e-3
+#: whole trials longer than this are epochs or times in ms, not trials to bin whole
+MAX_WHOLE_TRIAL_S = 600.0
 
 
 def is_nwb_file(path: str | Path) -> bool:
@@ -94,31 +114,36 @@ def load_nwb(
     inputs: str = "",
     cue_event: str = "",
     go_event: str = "",
+    trials_table: str = "",
+    keep_trials: str = "",
 ) -> NeuralDataset:
     """See the module docstring; `inputs` defaults to ``condition-onehot`` (NWB files rarely
     store task inputs)."""
     path = Path(path)
+    filters = parse_trial_filters(keep_trials, str(path))
     with _open(path) as io:
         nwbfile = io.read()
         reader = _Reader(path, nwbfile)
         bin_source = "settings" if bin_ms else "default for spike times; --bin-ms to change"
         bin_ms = float(bin_ms) if bin_ms else DEFAULT_SPIKE_BIN_MS
-        trials = reader.table("trials", "start_time, stop_time and event columns")
+        trials, trials_path = find_trials_table(reader, trials_table)
         units = reader.table("units", "spike_times per unit")
-        cut = _cut_trials(reader, trials, units, align, parse_window_ms(window_ms, str(path)), bin_ms)
-        for event in (cue_event, go_event) if inputs == "cue-go" else ():
-            if event in trials.colnames:
-                cut.drop(~np.isfinite(np.asarray(reader.column(trials, event, ""), dtype=float)), f"NaN {event}")
+        trains, spike_problems = _spike_trains(reader, units)
+        window = parse_window_ms(window_ms, str(path))
+        events = (cue_event, go_event) if inputs == "cue-go" else ()
+        cut = _kept_trials(reader, (trials, units, trains), filters, align, window, bin_ms, events)
         series = _behavior(reader, behavior, cut) if behavior else None
-        codes, labels, condition_source = _conditions(reader, trials, condition, cut.keep)
+        codes, labels, condition_source = _conditions(reader, trials, condition, cut)
         ei_labels, ei_source = _ei_labels(reader, units, ei)
-        trains = _spike_trains(reader, units)
         counts = bin_spike_trains(trains, cut.starts_s[cut.keep], cut.n_bins, cut.bin_s)
         silent = np.asarray(units.id.data[:])[counts.sum(axis=(0, 1)) == 0]
         meta = {
             "source_file": str(path),
             "format": "nwb",
             "session": str(nwbfile.identifier),
+            "trials_table": trials_path,
+            "interval_tables": tables_listing(nwbfile),
+            "trial_filters": "; ".join(str(f) for f in filters) or "none",
             "subject": getattr(nwbfile.subject, "subject_id", None),
             "align": cut.align,
             "window_ms": f"{cut.window_ms[0]:g},{cut.window_ms[1]:g}",
@@ -130,6 +155,7 @@ def load_nwb(
             "ei_source": ei_source,
             "behavior_series": behavior or "none",
             "silent_units": ",".join(str(unit) for unit in silent.tolist()) or "none",
+            "spike_time_problems": spike_problems,
         }
         time_ms = bin_centres_ms(cut.window_ms, cut.n_bins, bin_ms)
         task = TaskTrials(codes, labels, time_ms, str(path))
@@ -175,13 +201,13 @@ def _event_times(reader: _Reader, trials: Any, cut: _Cut) -> EventTimes:
 
     def resolve(setting: str, text: str) -> np.ndarray:
         if text in trials.colnames:
-            times = np.asarray(reader.column(trials, text, ""), dtype=float)[cut.keep]
+            times = numbers(reader, trials, text, f"event times (s) ({setting})")[cut.keep]
             return (times - cut.zero_s[cut.keep]) * 1000.0
         try:
             return np.array(float(text))
         except ValueError:
             reader.fail(
-                f"table 'trials', column '{text}' ({setting})",
+                f"table '{trials.name}', column '{text}' ({setting})",
                 "an event column (s) or a time in ms",
                 f"no such column; columns: {', '.join(trials.colnames)}",
             )
@@ -190,15 +216,11 @@ def _event_times(reader: _Reader, trials: Any, cut: _Cut) -> EventTimes:
 
 
 class _Cut:
-    """Each trial's window (absolute seconds) and which trials survive, with the reasons."""
+    """Which trials survive, with the reasons, and each kept trial's window (absolute seconds)."""
 
-    def __init__(self, align: str, zero_s: np.ndarray, window_ms: tuple[float, float], n_bins: int) -> None:
-        self.align, self.zero_s, self.window_ms, self.n_bins = align, zero_s, window_ms, n_bins
-        self.bin_s = (window_ms[1] - window_ms[0]) / 1000.0 / n_bins
-        self.starts_s = zero_s + window_ms[0] / 1000.0
-        self.stops_s = zero_s + window_ms[1] / 1000.0
-        self.keep = np.isfinite(zero_s)
-        self.reasons: dict[str, int] = {} if self.keep.all() else {f"NaN {align}": int((~self.keep).sum())}
+    def __init__(self, n_trials: int) -> None:
+        self.keep = np.ones(n_trials, dtype=bool)
+        self.reasons: dict[str, int] = {}
 
     def drop(self, mask: np.ndarray, reason: str) -> None:
         newly = np.asarray(mask, dtype=bool) & self.keep
@@ -206,15 +228,72 @@ class _Cut:
             self.reasons[reason] = self.reasons.get(reason, 0) + int(newly.sum())
             self.keep &= ~newly
 
+    def set_window(self, align: str, zero_s: np.ndarray, window_ms: tuple[float, float], n_bins: int) -> None:
+        self.align, self.zero_s, self.window_ms, self.n_bins = align, zero_s, window_ms, n_bins
+        self.bin_s = (window_ms[1] - window_ms[0]) / 1000.0 / n_bins
+        self.starts_s = zero_s + window_ms[0] / 1000.0
+        self.stops_s = zero_s + window_ms[1] / 1000.0
+        self.drop(~np.isfinite(zero_s), f"NaN {align}")
+
+    def require_some(self, reader: _Reader, table: Any) -> None:
+        if not self.keep.any():
+            reasons = "; ".join(f"{n} {reason}" for reason, n in self.reasons.items())
+            reader.fail(
+                f"table '{table.name}'", "at least one trial left to fit", f"all {len(self.keep)} dropped ({reasons})"
+            )
+
+
+def _kept_trials(
+    reader: _Reader,
+    tables: tuple[Any, Any, list[np.ndarray]],
+    filters: list,
+    align: str,
+    window_ms: tuple[float, float] | None,
+    bin_ms: float,
+    events: tuple[str, ...],
+) -> _Cut:
+    """The trials the filters keep, each cut around `align`, with trial and spike times checked to
+    be in one unit, and without a NaN in the `events` columns the inputs are built from."""
+    trials, units, trains = tables
+    cut = _Cut(len(trials))
+    for trial_filter in filters:
+        cut.drop(~filter_mask(reader, trials, trial_filter), f"not {trial_filter}")
+    bounds = _trial_bounds(reader, cut, trials)
+    check_time_units(reader, trials, units, trains, *bounds)
+    _cut_trials(reader, cut, (trials, units), bounds, align, window_ms, bin_ms)
+    for event in events:
+        if event in trials.colnames:
+            cut.drop(~np.isfinite(numbers(reader, trials, event, "event times (s)")), f"NaN {event}")
+    cut.require_some(reader, trials)
+    return cut
+
+
+def _trial_bounds(reader: _Reader, cut: _Cut, trials: Any) -> tuple[np.ndarray, np.ndarray]:
+    """start_time and stop_time (s); trials without both, or ending before they start, dropped."""
+    starts = numbers(reader, trials, "start_time", "trial start times (s)")
+    stops = numbers(reader, trials, "stop_time", "trial stop times (s)")
+    cut.drop(~(np.isfinite(starts) & np.isfinite(stops)), "NaN start_time/stop_time")
+    cut.drop(stops <= starts, "stop_time not after start_time")
+    cut.require_some(reader, trials)
+    return starts, stops
+
 
 def _cut_trials(
-    reader: _Reader, trials: Any, units: Any, align: str, window_ms: tuple[float, float] | None, bin_ms: float
-) -> _Cut:
-    starts = np.asarray(reader.column(trials, "start_time", ""), dtype=float)
-    stops = np.asarray(reader.column(trials, "stop_time", ""), dtype=float)
-    lengths_ms = (stops - starts) * 1000.0
+    reader: _Reader,
+    cut: _Cut,
+    tables: tuple[Any, Any],
+    bounds: tuple[np.ndarray, np.ndarray],
+    align: str,
+    window_ms: tuple[float, float] | None,
+    bin_ms: float,
+) -> None:
+    """Each kept trial's window: `window_ms` around `align` (or from start_time), dropping the trials
+    whose window ends after their own stop_time or lies outside the recording or obs_intervals."""
+    (trials, units), (starts, stops) = tables, bounds
+    lengths_ms = (stops - starts)[cut.keep] * 1000.0
     if align:
-        zero = np.asarray(reader.column(trials, align, "an alignment column of event times (s)"), dtype=float)
+        zero = numbers(reader, trials, align, "an alignment column of event times (s)")
+        check_event_times(reader, trials, align, zero, starts, stops)
         if window_ms is None:
             reader.fail(
                 "setting 'window_ms' (--window-ms)", f"START,STOP in ms around '{align}', e.g. -250,450", "none"
@@ -222,22 +301,24 @@ def _cut_trials(
     else:
         zero = starts
         if window_ms is None:
-            if np.ptp(lengths_ms) > EQUAL_LENGTH_TOLERANCE_S * 1000.0:
+            if np.ptp(lengths_ms) > EQUAL_LENGTH_TOLERANCE_S * 1000.0 or lengths_ms.min() > MAX_WHOLE_TRIAL_S * 1000:
                 reader.fail(
-                    "table 'trials', columns 'start_time'/'stop_time'",
-                    "trials of equal length (or pass --align COLUMN and --window-ms START,STOP)",
-                    f"lengths {lengths_ms.min():g}..{lengths_ms.max():g} ms",
+                    f"table '{trials.name}', columns 'start_time'/'stop_time'",
+                    f"trials of equal length, at most {MAX_WHOLE_TRIAL_S:g} s, to cut whole (or pass --window-ms "
+                    "START,STOP, with --align COLUMN or from start_time)",
+                    f"lengths {lengths_ms.min():g}..{lengths_ms.max():g} ms"
+                    + (" (times in ms?)" if lengths_ms.min() > MAX_WHOLE_TRIAL_S * 1000 else ""),
                 )
             window_ms = (0.0, np.floor(lengths_ms.min() / bin_ms + 1e-9) * bin_ms)
-    cut = _Cut(align or "start_time", zero, window_ms, bins_in_window(window_ms, bin_ms, str(reader.path)))
-    if not align:
-        cut.drop(cut.stops_s > stops + 1e-9, "window ends after stop_time")
-        if not cut.keep.any():
-            reader.fail(
-                "table 'trials', columns 'start_time'/'stop_time'",
-                f"trials at least as long as the window ({window_ms[1]:g} ms from start_time)",
-                f"trials of {lengths_ms.min():g}..{lengths_ms.max():g} ms",
-            )
+    cut.set_window(align or "start_time", zero, window_ms, bins_in_window(window_ms, bin_ms, str(reader.path)))
+    cut.drop(cut.stops_s > stops + 1e-9, "window ends after stop_time")
+    if not cut.keep.any() and np.isfinite(zero).any():
+        reader.fail(
+            f"table '{trials.name}', columns 'start_time'/'stop_time'",
+            f"trials at least as long as the window ({window_ms[1]:g} ms from {cut.align}; windows may not run "
+            "past their trial's stop_time)",
+            f"trials of {lengths_ms.min():g}..{lengths_ms.max():g} ms",
+        )
     first, last = np.nanmin(starts), np.nanmax(stops)
     cut.drop((cut.starts_s < first) | (cut.stops_s > last), f"window outside the recording ({first:g}..{last:g} s)")
     if "obs_intervals" in units.colnames:
@@ -245,16 +326,14 @@ def _cut_trials(
             intervals = np.asarray(intervals, dtype=float).reshape(-1, 2)
             inside = (intervals[:, 0] <= cut.starts_s[:, None]) & (cut.stops_s[:, None] <= intervals[:, 1])
             cut.drop(~inside.any(axis=1), "window outside a unit's obs_intervals")
-    if not cut.keep.any():
-        reader.fail(
-            "table 'trials'",
-            f"at least one trial whose window {window_ms[0]:g}..{window_ms[1]:g} ms around '{cut.align}' can be cut",
-            f"all {len(starts)} dropped ({cut.reasons})",
-        )
-    return cut
+    cut.require_some(reader, trials)
 
 
-def _spike_trains(reader: _Reader, units: Any) -> list[np.ndarray]:
+def _spike_trains(reader: _Reader, units: Any) -> tuple[list[np.ndarray], str]:
+    """One sorted train per unit (s) and what was removed from them: non-finite times and exact
+    repeats (a unit cannot fire twice at one instant; repeats are a train written twice)."""
+    if len(units) == 0:
+        reader.fail("table 'units'", "at least one unit", "an empty table")
     if "spike_times" not in units.colnames:
         reader.fail(
             "table 'units', column 'spike_times'",
@@ -262,44 +341,26 @@ def _spike_trains(reader: _Reader, units: Any) -> list[np.ndarray]:
             f"no such column; columns: {', '.join(units.colnames) or 'none'}",
         )
     index = units["spike_times"]
-    flat = np.asarray(index.target.data[:], dtype=float)
-    return np.split(flat, np.asarray(index.data[:])[:-1])
+    flat = np.asarray(index.target.data[:])
+    if flat.dtype.kind not in "biuf":
+        reader.fail("table 'units', column 'spike_times'", "spike times (s): numbers", f"values of type {flat.dtype}")
+    trains, problems = cleaned_trains(np.split(flat.astype(float), np.asarray(index.data[:])[:-1]))
+    if not any(len(train) for train in trains):
+        reader.fail("table 'units', column 'spike_times'", "spike times (s) per unit", "no spike in any unit")
+    return trains, problems
 
 
-def _hashable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return tuple(_hashable(item) for item in value.tolist()) if value.ndim else _hashable(value.item())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, float):
-        return "nan" if np.isnan(value) else int(value) if value.is_integer() else value
-    return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def _sort_key(label: Any) -> tuple:
-    return (0, label, "") if isinstance(label, (int, float)) else (1, 0, str(label))
-
-
-def _conditions(reader: _Reader, trials: Any, condition: str, keep: np.ndarray) -> tuple[np.ndarray, list, str]:
-    """Codes per kept trial, labels (original values; 'a, b' for column combinations), source."""
-    columns = [name.strip() for name in condition.split(",") if name.strip()]
+def _conditions(reader: _Reader, trials: Any, condition: str, cut: _Cut) -> tuple[np.ndarray, list, str]:
+    """Codes per kept trial, labels (original values; 'a, b' for column combinations), source;
+    trials whose condition value is missing (NaN, None, empty) are dropped."""
+    columns = condition_columns(trials, condition, CONDITION_COLUMNS)
     if not columns:
-        columns = [name for name in CONDITION_COLUMNS if name in trials.colnames][:1]
-    if not columns:
-        return np.zeros(int(keep.sum()), dtype=np.int64), ["all"], "none: one condition (--condition COLUMN)"
-    values = [reader.column(trials, name, "a condition column of the trials table") for name in columns]
-    per_trial = [tuple(_hashable(np.asarray(column[row])) for column in values) for row in np.flatnonzero(keep)]
-    if len(columns) == 1:
-        per_trial = [value[0] for value in per_trial]
-    else:
-        per_trial = [", ".join(str(part) for part in value) for value in per_trial]
-    per_trial = [str(value) if isinstance(value, tuple) else value for value in per_trial]
-    labels = sorted(set(per_trial), key=_sort_key)
-    code_of = {label: code for code, label in enumerate(labels)}
-    codes = np.array([code_of[value] for value in per_trial], dtype=np.int64)
-    return codes, labels, f"trials column{'s' if len(columns) > 1 else ''} {', '.join(columns)}"
+        return np.zeros(int(cut.keep.sum()), dtype=np.int64), ["all"], "none: one condition (--condition COLUMN)"
+    labels, missing = condition_values(reader, trials, columns)
+    cut.drop(missing, f"no value in condition column{'s' if len(columns) > 1 else ''} {', '.join(columns)}")
+    cut.require_some(reader, trials)
+    codes, ordered = condition_codes([label for label, kept in zip(labels, cut.keep) if kept])
+    return codes, ordered, f"trials column{'s' if len(columns) > 1 else ''} {', '.join(columns)}"
 
 
 def _parse_ei_mapping(reader: _Reader, text: str) -> dict[str, int]:
@@ -326,7 +387,7 @@ def _ei_labels(reader: _Reader, units: Any, ei: str) -> tuple[np.ndarray | None,
     else:
         mapping = {**dict.fromkeys(EXCITATORY_NAMES, 0), **dict.fromkeys(INHIBITORY_NAMES, 1)}
         shown = "the default E/I names (docs/data-format.md)"
-    raw = [_hashable(np.asarray(value)) for value in values]
+    raw = [plain_label(np.asarray(value)) for value in values]
     unknown = [index for index, value in enumerate(raw) if label_key(value) not in mapping]
     if unknown:
         ids, first = np.asarray(units.id.data[:]), raw[unknown[0]]
@@ -343,15 +404,9 @@ def _ei_labels(reader: _Reader, units: Any, ei: str) -> tuple[np.ndarray | None,
 def _find_series(reader: _Reader, spec: str) -> Any:
     from pynwb import TimeSeries
 
-    def where(series: Any) -> str:
-        parts, parent = [series.name], series.parent
-        while parent is not None and parent.parent is not None:
-            parts.append(parent.name)
-            parent = parent.parent
-        kind = "processing" if len(parts) > 1 else "acquisition"
-        return "/".join([kind, *reversed(parts)])
-
-    everything = {where(obj): obj for obj in reader.file.objects.values() if isinstance(obj, TimeSeries)}
+    everything = {
+        object_path(obj, "acquisition"): obj for obj in reader.file.objects.values() if isinstance(obj, TimeSeries)
+    }
     wanted = spec.strip().strip("/")
     matches = [name for name in everything if name == wanted or name.endswith("/" + wanted)]
     if len(matches) != 1:

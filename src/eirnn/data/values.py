@@ -23,6 +23,23 @@ def as_text(item: Any) -> Any:
     return item.decode(errors="replace") if isinstance(item, bytes) else item
 
 
+def whole_numbers_or_none(values: np.ndarray) -> np.ndarray | None:
+    """int64 copy of `values` when every value is a whole number (MATLAB stores ints as double)."""
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    return None
+
+
+def normalised_ids(values: np.ndarray) -> np.ndarray:
+    """Neuron or trial ids: text stripped, whole numbers as int64, anything else as given."""
+    if values.dtype.kind in "US":
+        return np.char.strip(values.astype(str))
+    whole = whole_numbers_or_none(values)
+    return whole if whole is not None else values
+
+
 def plain_object_array(values: np.ndarray) -> np.ndarray:
     """An object array as a text or number array when every entry is text or every entry is a
     number; unchanged otherwise (and refused by the caller)."""

@@ -52,6 +52,16 @@ def psth_correlation(model_rates: Any, target_rates: Any, ei_labels: Any = None)
     Condition structure is ignored: the PSTH pools all conditions, so a model that gets every
     condition's offset wrong can still reach r = 1 (see :func:`condition_psth_correlation`).
     Scale and offset are also ignored (Pearson); use :func:`psth_r2` for those.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from eirnn.metrics import psth_correlation
+    >>> t = np.linspace(0, 1, 50)
+    >>> psth = 20 + 10 * np.stack([np.sin(2 * np.pi * t), t], axis=-1)  # 50 bins x 2 neurons, Hz
+    >>> result = psth_correlation(2 * psth[None] + 5, psth[None])  # one trial each
+    >>> result.per_neuron, result.mean
+    (array([1., 1.]), 1.0)
     """
     m = _as_trials(model_rates, "model_rates")
     t = _as_trials(target_rates, "target_rates")
@@ -86,6 +96,14 @@ def condition_psth_correlation(
     ``conditions`` codes the target trials; ``model_conditions`` the model trials (default:
     the same codes, i.e. the model was run on the same trials). Means as in
     :func:`psth_correlation`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from eirnn.metrics import condition_psth_correlation
+    >>> rates = np.random.default_rng(0).gamma(2.0, 5.0, size=(20, 30, 4))  # trials x bins x neurons, Hz
+    >>> condition_psth_correlation(rates, rates, conditions=np.repeat([0, 1], 10)).mean
+    1.0
     """
     t = _as_trials(target_rates, "target_rates")
     m = _as_trials(model_rates, "model_rates")
@@ -120,6 +138,14 @@ def psth_r2(model_psth_by_condition: Any, target_psth_by_condition: Any) -> floa
     and scores those predicted condition PSTHs against the data's, which is what
     `eirnn.evaluation` passes here.
     A model that predicts each neuron's overall mean gives 0; units must match (Hz vs Hz).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from eirnn.metrics import psth_r2
+    >>> psth = np.arange(12.0).reshape(4, 3) ** 2  # 4 bins x 3 neurons
+    >>> psth_r2(psth, psth), psth_r2(np.broadcast_to(psth.mean(axis=0), psth.shape), psth)
+    (1.0, 0.0)
     """
     yhat = np.asarray(model_psth_by_condition, dtype=float)
     y = np.asarray(target_psth_by_condition, dtype=float)

@@ -91,6 +91,15 @@ def noise_ceiling(
     trials, e.g. condition-averaged data. With odd trial counts the halves differ by one
     trial, which the factor-2 correction ignores (small effect). Per-neuron ceilings of noisy
     neurons are noisy and, through the sqrt, slightly low on average.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from eirnn.metrics import noise_ceiling
+    >>> signal = 10 + 5 * np.sin(np.linspace(0, 6, 40))[None, :, None]  # Hz, the same on every trial
+    >>> rates = signal + np.random.default_rng(0).normal(0, 1, size=(40, 40, 3))  # 40 noisy trials
+    >>> round(noise_ceiling(rates, rng=0).mean, 2)
+    1.0
     """
     x = _as_trials(target_rates, "target_rates")
     n_trials = x.shape[0]
@@ -175,6 +184,12 @@ def normalized_correlation(corr: Any, ceiling: Any) -> Any:
     neuron whose ceiling is not ``usable``. Use the ceiling computed with the same stacking
     (``by_condition``) as the correlation. For a mean over neurons see
     :func:`normalized_mean_correlation`.
+
+    Examples
+    --------
+    >>> from eirnn.metrics import normalized_correlation
+    >>> normalized_correlation(0.5, 0.8)
+    0.625
     """
     if isinstance(corr, NotAvailable):
         return corr

@@ -34,6 +34,14 @@ def fano_factor(counts: Any, conditions: Any = None, min_mean_count: float = 0.1
     count Fano of ~1.24 reads as 49.49 on rates. Non-integer input, or input whose values
     are all multiples of a common factor >= 5 (counts / bin_s), returns NotAvailable, as do
     no counts (None) and fewer than 2 trials in every condition.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from eirnn.metrics import fano_factor
+    >>> counts = np.random.default_rng(0).poisson(3.0, size=(50, 20, 4))  # Poisson counts
+    >>> round(fano_factor(counts).mean, 2)
+    0.99
     """
     k = _integer_counts(counts)
     if isinstance(k, NotAvailable):

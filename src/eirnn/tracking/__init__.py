@@ -9,7 +9,7 @@ from typing import Any
 
 
 def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | str | None = None) -> Any:
-    from eirnn.tracking.registry import load_model as _load_model
+    from eirnn.tracking.model_registry import load_model as _load_model
 
     return _load_model(name, alias=alias, version=version)
 

@@ -16,11 +16,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from eirnn.data.loaders import arrays_sha256
+from eirnn.logged_names import GIT_COMMIT_TAG, GIT_SOURCE_TAG, SHA256_INPUT_TAG, VERSION_TAG
+from eirnn.pipeline import dataset_sha256
 
 # MLflow's dataset digest column holds 36 characters; the full sha256 goes in an input tag
 DIGEST_LENGTH = 16
-SHA256_INPUT_TAG = "eirnn.sha256"
-CONTEXTS = {"training": "train", "validation": "val"}
 
 
 def package_version() -> str:
@@ -51,16 +51,11 @@ def package_git_commit() -> str | None:
 
 def code_tags() -> dict[str, str]:
     commit = package_git_commit()
-    tags = {"eirnn.version": package_version()}
+    tags = {VERSION_TAG: package_version()}
     if commit:
         # mlflow.source.git.commit is what the UI's Source column shows
-        tags.update({"eirnn.git_commit": commit, "mlflow.source.git.commit": commit})
+        tags.update({GIT_COMMIT_TAG: commit, GIT_SOURCE_TAG: commit})
     return tags
-
-
-def dataset_sha256(dataset: Any) -> str:
-    """The file's sha256 when the data came from a file, else the hash of its arrays."""
-    return str(dataset.meta.get("sha256") or arrays_sha256(dataset))
 
 
 def data_name(data_path: str, dataset: Any) -> str:

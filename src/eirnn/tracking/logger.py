@@ -18,7 +18,7 @@ from pathlib import Path
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.metric_names import EPOCH_METRICS
+from eirnn.logged_names import EPOCH_METRICS
 from eirnn.training import BEST_WEIGHTS_FILE, RESUME_FILE, periodic_checkpoint_name
 
 BATCH_LIMIT = 1000  # MLflow's maximum number of metrics in one log_batch call

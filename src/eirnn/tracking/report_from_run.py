@@ -7,21 +7,16 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from eirnn.artifacts import RUN_FILES, RUN_FOLDERS, RunArtifacts
+from eirnn.artifacts import RUN_FILES, RUN_FOLDERS
+from eirnn.report import rebuild_report
 
 
-def rebuild_report(run_id: str, out: str | Path = "") -> Path:
+def rebuild_report_of_run(run_id: str, out: str | Path = "") -> Path:
     """Download the run's arrays and JSON files into `out` (default `report-RUN_ID`) and write
     figures/, report.md and report.html there, exactly as the run wrote them."""
-    from eirnn.figures import write_figures
-    from eirnn.report import write_report
-
     out = Path(out or f"report-{run_id}")
     out.mkdir(parents=True, exist_ok=True)
     for path in (*RUN_FOLDERS, *RUN_FILES):
         mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(out))
-    artifacts = RunArtifacts.load(out)
     model_name = MlflowClient().get_run(run_id).data.params.get("registered_model_name")
-    figures = write_figures(artifacts, out / "figures")
-    write_report(artifacts, figures, out / "report.md", run_id=run_id, model_name=model_name)
-    return out / "report.md"
+    return rebuild_report(out, out, run_id=run_id, model_name=model_name)

@@ -14,10 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data import DatasetError
-from eirnn.tracking.metric_names import EPOCH_METRICS
+from eirnn.logged_names import EPOCH_METRICS
 from eirnn.training import RESUME_FILE
-
-RESUME_TAG = "eirnn.resume"
 
 
 def resume_command(run_id: str) -> str:

@@ -15,7 +15,7 @@ import webbrowser
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from eirnn.tracking.summary import MODEL_TRAINING_VIEW, experiment_url
+from eirnn.tracking.run_summary import MODEL_TRAINING_VIEW, experiment_url
 
 READY_TIMEOUT_S = 120
 

@@ -29,7 +29,7 @@ class ProgressDisplay:
         self,
         max_epochs: int,
         start_epoch: int = 0,
-        stream=sys.stderr,
+        stream=None,
         every_epochs: int | None = None,
         selection_metric: str = "cond_psth_corr",
     ) -> None:
@@ -37,8 +37,9 @@ class ProgressDisplay:
         self.sign = 1.0 if higher_is_better(selection_metric) else -1.0
         self.max_epochs = max_epochs
         self.start_epoch = start_epoch
-        self.stream = stream
-        self.interactive = stream.isatty()
+        # sys.stderr as it is now, not as it was at import: test runners and notebooks swap it
+        self.stream = sys.stderr if stream is None else stream
+        self.interactive = self.stream.isatty()
         self.every_epochs = every_epochs or max(1, max_epochs // LINES_WHEN_PIPED)
         self.started = time.perf_counter()
         self.best = -math.inf

@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from eirnn.tracking.run import ERROR_TAG
-from eirnn.tuning.settings import PARENT_RUN_ATTR, TRIAL_STATE_TAG, TRIAL_TAG
+from eirnn.logged_names import ERROR_TAG, TRIAL_STATE_TAG, TRIAL_TAG
+from eirnn.tuning.settings import PARENT_RUN_ATTR
 
 MAX_RETRIES = 3
 

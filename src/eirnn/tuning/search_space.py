@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from eirnn.choices import EMBEDDINGS, LOSSES
 from eirnn.config import ConfigError, TrainConfig, parse_value
 
 SearchSpace = dict[str, dict[str, Any]]
@@ -34,10 +35,10 @@ DEFAULT_SEARCH_SPACE: SearchSpace = {
     "noise_scale": {"type": "float", "low": 0.0, "high": 0.3},
     "attention_heads": {"type": "categorical", "choices": [1, 2, 4, 8]},
     "input_embed_dim": {"type": "int", "low": 16, "high": 96, "step": 8},
-    "input_embed_type": {"type": "categorical", "choices": ["attention", "linear", "mlp"]},
+    "input_embed_type": {"type": "categorical", "choices": list(EMBEDDINGS)},
     "h0_init": {"type": "float", "low": 0.0, "high": 0.5},
     "weight_decay": {"type": "float", "low": 1.0e-8, "high": 1.0e-3, "log": True},
-    "loss": {"type": "categorical", "choices": ["mse", "poisson"]},
+    "loss": {"type": "categorical", "choices": list(LOSSES)},
 }
 
 # distribution type -> (required keys, optional keys)

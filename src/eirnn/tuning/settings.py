@@ -1,5 +1,5 @@
-"""What `eirnn tune` adds to a TrainConfig (study, pruner), what it returns, and the names it
-writes on runs and trials (tags, trial attributes)."""
+"""What `eirnn tune` adds to a TrainConfig (study, pruner), what it returns, and the trial
+attributes it writes (its tags are in `eirnn.logged_names`)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ from typing import Any
 import optuna
 
 from eirnn.config import ConfigError
-from eirnn.tracking.metric_names import SELECTION_METRIC
+from eirnn.logged_names import SELECTION_METRIC
 from eirnn.tuning.launcher import SlurmSettings
+from eirnn.tuning.options import PRUNERS
 from eirnn.tuning.search_space import SearchSpace
 
 # per epoch, the validation score of TrainConfig.selection_metric; a trial's value is its best
 OBJECTIVE_METRIC = "selection_score"
 # the study's objective, named as the MLflow metric it equals (shown in optuna-dashboard)
 OBJECTIVE_NAME = SELECTION_METRIC
-
-STUDY_TAG = "eirnn.tuning.study"
-STORAGE_TAG = "eirnn.tuning.storage"
-TRIAL_TAG = "eirnn.tuning.trial"
-TRIAL_STATE_TAG = "eirnn.tuning.trial_state"
-NOTE_TAG = "eirnn.tuning.note"
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
@@ -68,7 +63,7 @@ class PrunerSettings:
             )
         if self.kind == "none":
             return optuna.pruners.NopPruner()
-        raise ConfigError(f"pruner: expected halving, median, hyperband or none, found {self.kind!r}")
+        raise ConfigError(f"pruner: expected one of {', '.join(PRUNERS)}, found {self.kind!r}")
 
 
 @dataclass

@@ -13,9 +13,8 @@ machines the lead runs with n_workers=0: it waits until `n_trials` trials of its
 finished, run by workers started elsewhere with `--parent-run-id`.
 
 Modules: ``settings`` (StudySettings, PrunerSettings, StudyOutcome, tag names), ``storage``
-(where the study lives), ``workers`` (trials as child runs, local worker processes), ``summary``
-(results on the parent run, registration of the best model); this one drives a study and
-re-exports their public names.
+(where the study lives), ``workers`` (trials as child runs, local worker processes), ``study_summary``
+(results on the parent run, registration of the best model); this one drives a study.
 """
 
 from __future__ import annotations
@@ -33,9 +32,10 @@ import optuna
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
+from eirnn.logged_names import RUN_NAME_TAG, STORAGE_TAG, STUDY_TAG
 from eirnn.pipeline import load_configured_data
-from eirnn.tracking.run import ERROR_TAG, MAX_TAG_LENGTH, experiment_id_for, log_new_params
-from eirnn.tracking.summary import run_url
+from eirnn.tracking.run_records import experiment_id_for, log_new_params, record_error
+from eirnn.tracking.run_summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
 from eirnn.tuning.launcher import slurm_settings_from_args
@@ -50,62 +50,20 @@ from eirnn.tuning.search_space import (
 from eirnn.tuning.settings import (
     ARTIFACT_DIR,
     FIXED_SETTINGS_ATTR,
-    MODEL_URI_ATTR,
-    NOTE_TAG,
-    OBJECTIVE_METRIC,
     OBJECTIVE_NAME,
-    PARENT_RUN_ATTR,
-    RUN_ATTR,
-    STORAGE_TAG,
-    STUDY_TAG,
-    TRIAL_STATE_TAG,
-    TRIAL_TAG,
     PrunerSettings,
     StudyOutcome,
     StudySettings,
 )
 from eirnn.tuning.slurm_workers import check_slurm_study, keep_study_workers, submit_study_workers
-from eirnn.tuning.storage import DEFAULT_JOURNAL_FILE, open_storage, resolve_storage, storage_kind
-from eirnn.tuning.summary import summarize_study
+from eirnn.tuning.storage import open_storage, resolve_storage, storage_kind
+from eirnn.tuning.study_summary import summarize_study
 from eirnn.tuning.workers import (
-    PruningReporter,
-    TrialObjective,
-    WorkerJob,
     _run_local_workers,
     _trial_environment,
     _worker_jobs,
     count_finished_trials,
-    run_trials,
-    split_trials,
 )
-
-__all__ = [
-    "ARTIFACT_DIR",
-    "DEFAULT_JOURNAL_FILE",
-    "MODEL_URI_ATTR",
-    "NOTE_TAG",
-    "OBJECTIVE_METRIC",
-    "PARENT_RUN_ATTR",
-    "RUN_ATTR",
-    "STORAGE_TAG",
-    "STUDY_TAG",
-    "TRIAL_STATE_TAG",
-    "TRIAL_TAG",
-    "PrunerSettings",
-    "PruningReporter",
-    "StudyOutcome",
-    "StudySettings",
-    "TrialObjective",
-    "WorkerJob",
-    "open_storage",
-    "resolve_storage",
-    "run_study",
-    "run_study_from_args",
-    "run_trials",
-    "split_trials",
-    "storage_kind",
-    "summarize_study",
-]
 
 POLL_S = 5.0
 
@@ -114,7 +72,7 @@ def _open_parent_run(client: MlflowClient, config: TrainConfig, settings: StudyS
     """The launcher run of `mlflow run -e tune`, or a new run in the configured experiment."""
     run_id = os.environ.get("MLFLOW_RUN_ID") or client.create_run(experiment_id_for(config)).info.run_id
     for key, value in {
-        "mlflow.runName": settings.study_name,
+        RUN_NAME_TAG: settings.study_name,
         STUDY_TAG: settings.study_name,
         STORAGE_TAG: storage_kind(settings.storage),
     }.items():
@@ -269,7 +227,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         return outcome
     except BaseException as error:
         if leading:
-            client.set_tag(parent_run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:MAX_TAG_LENGTH])
+            record_error(client, parent_run_id, error, with_traceback=False)
             client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
     finally:

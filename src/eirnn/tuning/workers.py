@@ -18,7 +18,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from eirnn.config import TrainConfig
-from eirnn.tracking.run import ERROR_TAG, train_and_log
+from eirnn.logged_names import ERROR_TAG, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG
+from eirnn.tracking.run import train_and_log
 from eirnn.training import EarlyStopping, TrainingInterrupted
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.dead_trials import requeue_stopped_trial, retried_trial_numbers, trial_run_id
@@ -28,9 +29,6 @@ from eirnn.tuning.settings import (
     OBJECTIVE_METRIC,
     PARENT_RUN_ATTR,
     RUN_ATTR,
-    STUDY_TAG,
-    TRIAL_STATE_TAG,
-    TRIAL_TAG,
     PrunerSettings,
     StudySettings,
 )
@@ -202,7 +200,7 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
     context = multiprocessing.get_context("spawn")
     slots = context.Value("i", sum(job.n_trials for job in jobs))
     workers = [
-        # a spawned worker imports eirnn to unpickle its job, which applies eirnn.runtime's settings
+        # each trial's run applies eirnn.runtime's settings in its worker before its first tensor
         context.Process(target=run_trials, args=(job, slots), name=f"eirnn-tune-{n}")
         for n, job in enumerate(jobs)
     ]

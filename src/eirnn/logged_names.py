@@ -1,11 +1,13 @@
-"""The one table from the science core's metric names to the names logged in MLflow.
+"""The names a run is recorded under: the one table from the science core's metric names to
+the logged metric names, and every tag name a run, a study or a registered version carries.
 
 The core's history and summaries say `train_loss`, `val_psth_corr`, `psth_corr`, ... MLflow's UI
 groups a run's charts by the prefix before `/` and lists the groups alphabetically, so the
 logged names carry a prefix chosen for that order: `final/` (the scores of the best weights, one
 value each) before `train/` and `val/` (per-epoch curves, step = epoch).
-Everything that writes or reads metrics in MLflow (the epoch logger, the final metrics, the
-registry's champion rule, study summaries, reports, notebooks) goes through this table.
+Everything that writes or reads metrics or tags in MLflow (the epoch logger, the final metrics,
+the registry's champion rule, study summaries, reports, notebooks) takes the names from here; the
+module imports nothing, so the core's report can print the logged names without MLflow.
 """
 
 from __future__ import annotations
@@ -55,4 +57,31 @@ def fit_tag(key: str) -> str:
 
 # the champion rule: the best epoch's validation score of the run's `selection_metric`
 SELECTION_METRIC = final_metric("best_selection_score")
-CEILING_METRIC = final_metric("noise_ceiling")
+
+# tags of a training run
+ERROR_TAG = "eirnn.error"  # the error that ended a run FAILED (or KILLED)
+TRACEBACK_TAG = "eirnn.traceback"
+RESUME_TAG = "eirnn.resume"  # the command that continues an interrupted run
+CONTINUED_IN_TAG = "eirnn.continued_in"  # on a launcher's run whose work went to the resumed one
+DATA_TAG = "eirnn.data"  # the data's file name
+VERSION_TAG = "eirnn.version"
+GIT_COMMIT_TAG = "eirnn.git_commit"
+RUN_NAME_TAG = "mlflow.runName"
+NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
+GIT_SOURCE_TAG = "mlflow.source.git.commit"  # what the UI's Source column shows
+SHA256_INPUT_TAG = "eirnn.sha256"  # on a dataset input: the whole file's sha256
+STOP_REASON_TAG = fit_tag("stop_reason")
+
+# tags of a study's parent run and its trials
+STUDY_TAG = "eirnn.tuning.study"
+STORAGE_TAG = "eirnn.tuning.storage"
+TRIAL_TAG = "eirnn.tuning.trial"
+TRIAL_STATE_TAG = "eirnn.tuning.trial_state"
+STUDY_NOTE_TAG = "eirnn.tuning.note"
+BEST_TRIAL_TAG = "eirnn.tuning.best_trial"
+BEST_RUN_ID_TAG = "eirnn.tuning.best_run_id"
+
+# tags of a registered model version: what the champion rule compares
+SELECTION_METRIC_TAG = "selection_metric"
+DATA_SHA256_TAG = "data_sha256"
+SCORE_TAG = "selection_score"

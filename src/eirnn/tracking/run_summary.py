@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import mlflow
 
-NOTE_TAG = "mlflow.note.content"
+from eirnn.tracking.model_registry import Standing
+
 DEFAULT_UI_ADDRESS = "http://127.0.0.1:5000"
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
@@ -60,6 +61,8 @@ class RunSummary:
     report_path: str = "report.html"
     # set when the run is not in the configured experiment (`mlflow run` without --experiment-name)
     experiment_hint: str = ""
+    # the aliases after the champion rule (`eirnn.tracking.model_registry.standing`), when registered
+    standing: Standing | None = None
 
     @property
     def score_line(self) -> str:
@@ -87,11 +90,34 @@ class RunSummary:
     def registry_line(self) -> str:
         if not self.model_version:
             return "not registered"
+        this = f"{self.model_name} version {self.model_version}"
         if self.champion_version == self.model_version:
-            return f"{self.model_name} version {self.model_version}, now the champion"
+            return f"{this}, now the champion"
+        standing = self.standing
+        if standing is None or standing.champion_group == standing.own_group or standing.champion is None:
+            if self.champion_version is None:
+                return f"{this}; no version may be champion (failed, killed, diverged or without a finite score)"
+            return f"{this}; champion stays version {self.champion_version} (its score is at least as high)"
+        metric, sha = standing.own_group
+        other_metric, other_sha = standing.champion_group
+        group = f"{metric} on data {sha[:12]}" if sha else metric
+        if standing.group_champion == self.model_version:
+            own = f"the best of its group ({group}): alias {standing.group_alias}"
+        elif standing.group_champion is not None:
+            own = (
+                f"its group's ({group}) champion stays version {standing.group_champion}, alias "
+                f"{standing.group_alias} (its score is at least as high)"
+            )
+        else:
+            own = f"not the best of its group ({group}): its score is not finite"
+        elsewhere = (
+            f"fitted to another recording (data {other_sha[:12]})"
+            if other_sha != sha
+            else f"selected on another metric ({other_metric})"
+        )
         return (
-            f"{self.model_name} version {self.model_version}; champion stays version {self.champion_version} "
-            "(its score is at least as high)"
+            f"{this}, {own}; the `champion` alias stays on version {standing.champion}, {elsewhere}, "
+            "which this run does not compete with"
         )
 
     @property

@@ -15,7 +15,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import LOWER_IS_BETTER
-from eirnn.tracking.metric_names import SELECTION_METRIC, final_metric, fit_tag
+from eirnn.logged_names import (
+    DATA_SHA256_TAG,
+    ERROR_TAG,
+    SCORE_TAG,
+    SELECTION_METRIC,
+    SELECTION_METRIC_TAG,
+    STOP_REASON_TAG,
+    final_metric,
+)
 
 CHAMPION = "champion"
 SCORE_METRIC = SELECTION_METRIC
@@ -23,14 +31,9 @@ SCORE_METRIC = SELECTION_METRIC
 # logged under this name (or, before the metric-name table, without the prefix)
 LEGACY_SCORE_METRICS = (final_metric("best_val_psth_corr"), "best_val_psth_corr")
 LEGACY_SELECTION_METRIC = "psth_corr"
-SELECTION_METRIC_TAG = "selection_metric"
-DATA_TAG = "data_sha256"
-SCORE_TAG = "selection_score"
 # a broken run never holds the alias: the run failed or was killed, or training diverged
 BROKEN_RUN_STATUSES = ("FAILED", "KILLED")
 BROKEN_STOP_REASONS = ("diverged",)
-ERROR_TAG = "eirnn.error"
-STOP_REASON_TAG = fit_tag("stop_reason")
 MAX_ALIAS_ROUNDS = 20
 
 
@@ -50,7 +53,7 @@ class Candidate:
 
 def version_group(version: Any) -> tuple[str, str]:
     tags = version.tags or {}
-    return tags.get(SELECTION_METRIC_TAG, LEGACY_SELECTION_METRIC), tags.get(DATA_TAG, "")
+    return tags.get(SELECTION_METRIC_TAG, LEGACY_SELECTION_METRIC), tags.get(DATA_SHA256_TAG, "")
 
 
 def version_score(client: MlflowClient, version: Any) -> float:
@@ -135,6 +138,29 @@ def update_champion(name: str, client: MlflowClient | None = None, version: str 
     return champion
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a new version stands after the champion rule: the global `champion`, the best version
+    of its own group (selection metric, data sha256) under `group_alias`, and both groups."""
+
+    version: str
+    own_group: tuple[str, str]
+    group_alias: str | None
+    group_champion: str | None
+    champion: str | None
+    champion_group: tuple[str, str] | None
+
+
+def standing(client: MlflowClient, name: str, version: str) -> Standing:
+    """Read the aliases after `update_champion` for the closing block and the run's description."""
+    own_group = version_group(client.get_model_version(name, version))
+    alias = group_alias(own_group)
+    champion = _alias_target(client, name, CHAMPION)
+    champion_group = version_group(client.get_model_version(name, champion)) if champion else None
+    group_champion = _alias_target(client, name, alias) if alias else None
+    return Standing(str(version), own_group, alias, group_champion, champion, champion_group)
+
+
 def tag_version(client: MlflowClient, name: str, version: str, run_id: str, selection_metric: str) -> None:
     """Tag a new version with what the champion rule compares (selection metric, data sha256,
     score) and the run's held-out test scores, so that the registry UI shows them."""
@@ -142,7 +168,7 @@ def tag_version(client: MlflowClient, name: str, version: str, run_id: str, sele
     metrics = run.data.metrics
     tags = {
         SELECTION_METRIC_TAG: selection_metric,
-        DATA_TAG: run.data.params.get("data.sha256", ""),
+        DATA_SHA256_TAG: run.data.params.get("data.sha256", ""),
         SCORE_TAG: str(metrics.get(SCORE_METRIC)),
         "best_val_psth_corr": str(metrics.get(final_metric("best_val_psth_corr"))),
     }
@@ -158,19 +184,59 @@ def tag_version(client: MlflowClient, name: str, version: str, run_id: str, sele
         client.set_model_version_tag(name, version, key, value)
 
 
+def register_model(
+    model_uri: str, run_id: str, name: str, selection_metric: str, client: MlflowClient | None = None
+) -> tuple[str, str | None]:
+    """Register a logged model as a new version of `name`, tag it with what the champion rule
+    compares (selection metric, data hash, score) and its test scores, and apply the rule.
+    Returns (version, champion version)."""
+    client = client or MlflowClient()
+    version = str(mlflow.register_model(model_uri, name).version)
+    tag_version(client, name, version, run_id, selection_metric)
+    return version, update_champion(name, client, version)
+
+
 def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | str | None = None) -> Any:
     """The registered network `name` (alias `champion` unless `alias` or `version` is given),
     in eval mode on the CPU, with `train_config` (TrainConfig) and `data_facts` (dict) attached.
 
     Set the tracking URI first (MLFLOW_TRACKING_URI or mlflow.set_tracking_uri) when the store
     is not ./mlflow.db.
+
+    Examples
+    --------
+    Train and register a small model in a fresh tracking store, then load it back:
+
+    >>> import tempfile
+    >>> import mlflow
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> folder = tempfile.mkdtemp()
+    >>> previous = mlflow.get_tracking_uri()
+    >>> mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+    >>> _ = mlflow.create_experiment("docs", artifact_location=f"{folder}/artifacts")
+    >>> dataset, _ = make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)
+    >>> _ = eirnn.train(
+    ...     dataset,
+    ...     experiment_name="docs",
+    ...     registered_model_name="docs-example",
+    ...     max_epochs=1,
+    ...     input_embed_dim=8,
+    ...     attention_heads=2,
+    ...     threads=1,
+    ...     log_figures=False,
+    ... )
+    >>> model = eirnn.load_model("docs-example")
+    >>> model.train_config.max_epochs, model.data_facts["n_neurons"]
+    (1, 11)
+    >>> mlflow.set_tracking_uri(previous)
     """
     from eirnn.config import TrainConfig
 
     if alias is not None and version is not None:
         raise ValueError("give alias or version, not both")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or CHAMPION}"
-    from eirnn.tracking.serving import find_network_files, load_network
+    from eirnn.model.network_files import find_network_files, load_network
 
     # tensors (weights_only) and JSON only: nothing from the store is unpickled or executed
     network = load_network(*find_network_files(mlflow.artifacts.download_artifacts(artifact_uri=reference)))

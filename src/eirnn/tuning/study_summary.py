@@ -15,12 +15,10 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.config import TrainConfig, mlproject_default
-from eirnn.tracking.metric_names import final_metric, study_metric
-from eirnn.tracking.registry import update_champion
-from eirnn.tracking.run import register_model
-from eirnn.tracking.summary import NOTE_TAG as DESCRIPTION_TAG
-from eirnn.tracking.summary import run_url
-from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, NOTE_TAG, OBJECTIVE_NAME, RUN_ATTR, StudyOutcome
+from eirnn.logged_names import BEST_RUN_ID_TAG, BEST_TRIAL_TAG, NOTE_TAG, STUDY_NOTE_TAG, final_metric, study_metric
+from eirnn.tracking.model_registry import register_model, update_champion
+from eirnn.tracking.run_summary import run_url
+from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, OBJECTIVE_NAME, RUN_ATTR, StudyOutcome
 
 # the scores of the best trial shown on the parent run, on validation and on the test trials
 BEST_TRIAL_SCORES = ("cond_psth_corr", "psth_corr", "bits_per_spike", "noise_ceiling", "cond_noise_ceiling")
@@ -134,7 +132,7 @@ def summarize_study(client: MlflowClient, study: optuna.Study, parent_run_id: st
     now = int(time.time() * 1000)
     if not completed:
         client.log_batch(parent_run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])
-        client.set_tag(parent_run_id, NOTE_TAG, "no trial completed: nothing to register")
+        client.set_tag(parent_run_id, STUDY_NOTE_TAG, "no trial completed: nothing to register")
         return outcome
     best = study.best_trial
     metrics[study_metric("best_value")] = best.value
@@ -147,12 +145,12 @@ def summarize_study(client: MlflowClient, study: optuna.Study, parent_run_id: st
         metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
         params=[Param(f"best.{name}", mlproject_default(value)) for name, value in best.params.items()],
         tags=[
-            RunTag("eirnn.tuning.best_trial", str(best.number)),
-            RunTag("eirnn.tuning.best_run_id", best.user_attrs.get(RUN_ATTR, "")),
+            RunTag(BEST_TRIAL_TAG, str(best.number)),
+            RunTag(BEST_RUN_ID_TAG, best.user_attrs.get(RUN_ATTR, "")),
         ],
     )
     version, champion = _register_best(client, best, config)
-    client.set_tag(parent_run_id, DESCRIPTION_TAG, _study_note(client, study, best, parent_run_id, version, champion))
+    client.set_tag(parent_run_id, NOTE_TAG, _study_note(client, study, best, parent_run_id, version, champion))
     return StudyOutcome(
         study.study_name, parent_run_id, best.number, best.value, dict(best.params), version, champion, validation, test
     )
