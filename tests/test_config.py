@@ -10,6 +10,7 @@ import yaml
 
 from eirnn.cli import build_parser
 from eirnn.config import ConfigError, TrainConfig, flag_name, parse_value
+from eirnn.tuning.ensemble_options import ENSEMBLE_DEFAULTS
 from eirnn.tuning.options import TUNE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +26,11 @@ def _subparser(name: str):
 
 
 def _expected_default(command: str, name: str):
-    defaults = TUNE_DEFAULTS if command == "tune" else {}
+    defaults = {"tune": TUNE_DEFAULTS, "ensemble": ENSEMBLE_DEFAULTS}.get(command, {})
     return defaults.get(name, TrainConfig.__dataclass_fields__[name].default)
 
 
-@pytest.mark.parametrize("entry_point", ["main", "tune"])
+@pytest.mark.parametrize("entry_point", ["main", "tune", "ensemble"])
 def test_mlproject_parameters_match_the_dataclass(entry_point):
     entry = _mlproject()["entry_points"][entry_point]
     for spec in fields(TrainConfig):
@@ -42,7 +43,7 @@ def test_mlproject_parameters_match_the_dataclass(entry_point):
         assert set(entry["parameters"]) == {spec.name for spec in fields(TrainConfig)}
 
 
-@pytest.mark.parametrize("command", ["train", "tune"])
+@pytest.mark.parametrize("command", ["train", "tune", "ensemble"])
 def test_cli_flags_match_the_dataclass(command):
     defaults = vars(_subparser(command).parse_args([]))
     for spec in fields(TrainConfig):

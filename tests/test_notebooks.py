@@ -24,6 +24,8 @@ OVERRIDES = {
     "03_real_m1_data.ipynb": dict(MAX_EPOCHS=5, LOG_FIGURES=False, **SMALL_MODEL),
     # the built-in recording at its full size: silencing I runs away within its 219 bins
     "04_perturbation.ipynb": dict(MAX_EPOCHS=3, LOG_FIGURES=False, **SMALL_MODEL),
+    # the M1 example: two fits of a few epochs, in-process
+    "06_ensemble_m1.ipynb": dict(N_FITS=2, N_WORKERS=1, MAX_EPOCHS=3, **SMALL_MODEL),
     "05_nwb_recording.ipynb": dict(
         N_UNITS=12, N_TRIALS=48, N_DIRECTIONS=4, MAX_EPOCHS=3, LOG_FIGURES=False, **SMALL_MODEL
     ),

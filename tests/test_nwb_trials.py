@@ -143,7 +143,9 @@ def test_conditions_as_numbers_text_and_bytes_with_missing_values_dropped(tmp_pa
 @pytest.mark.slow
 def test_a_session_with_trials_in_a_named_table_trains_through_mlflow_run(tmp_path, tracking_store):
     columns = _columns(seed=3)
-    path = write_tables(tmp_path / "mtl.nwb", _trains(seed=3, n_units=6), {"encoding_table": columns})
+    trains = _trains(seed=3, n_units=6)
+    trains[2] = np.concatenate([trains[2], trains[2][:5], [np.nan]])  # a usable file with problems
+    path = write_tables(tmp_path / "mtl.nwb", trains, {"encoding_table": columns})
     submitted = mlflow.projects.run(
         str(REPO_ROOT),
         entry_point="main",
@@ -169,7 +171,28 @@ def test_a_session_with_trials_in_a_named_table_trains_through_mlflow_run(tmp_pa
     assert params["trials_table"] == "encoding_table" and params["data.trials_table"] == "intervals/encoding_table"
     assert params["data.n_trials"] == str(int(kept.sum()))
     assert params["data.trial_filters"] == "success=1; stimCategory=0,1"
+    assert params["data.spike_time_problems"] == (
+        "1 non-finite spike times removed (unit index 2); 5 repeated spike times removed (unit index 2)"
+    )
     dropped_by_success = int((~columns["success"]).sum())
     assert params["data.dropped_trials"] == (
         f"{dropped_by_success} not success=1; {int((~kept).sum()) - dropped_by_success} not stimCategory=0,1"
     )
+
+
+def test_events_stored_relative_to_the_trial_start_align_as_start_time_plus_the_column(tmp_path):
+    """As the Svoboda lab's sessions store them: refused as session-clock times, with the way out
+    named; 'start_time+COLUMN' gives what the same events on the session clock give."""
+    columns = _columns()
+    relative = {**columns, "stim_rel": columns["stim_onset"] - columns["start_time"]}
+    path = write_tables(tmp_path / "relative.nwb", _trains(), {"trials": relative})
+    window = dict(window_ms="-100,500", bin_ms=50, condition="stimCategory", inputs="cue-go")
+    with pytest.raises(DatasetError, match=r"column 'stim_rel': .*\(then align on start_time\+stim_rel\)"):
+        load_dataset(path, align="stim_rel", **window)
+    events = dict(cue_event="start_time", go_event="start_time + stim_rel")
+    summed = load_dataset(path, align="start_time+stim_rel", **window, **events)
+    absolute = load_dataset(path, align="stim_onset", **window, cue_event="start_time", go_event="stim_onset")
+    assert summed.n_trials == absolute.n_trials > 0
+    np.testing.assert_array_equal(summed.counts, absolute.counts)
+    np.testing.assert_array_equal(summed.inputs, absolute.inputs)
+    assert summed.meta["align"] == "start_time+stim_rel"

@@ -1,6 +1,7 @@
 """eirnn: fit excitatory/inhibitory (Dale's-law) recurrent networks to recorded neural populations.
 
-Public API: `train` (fit and track one MLflow run; returns a `TrainingResult`), `load_model`
+Public API: `train` (fit and track one MLflow run; returns a `TrainingResult`), `ensemble`
+(several fits and what they agree on; returns an `EnsembleResult`), `load_model`
 (a registered model by name), `evaluate`, `split`, `load_dataset`, `NeuralDataset`,
 `TrainConfig`. Heavy modules (torch models, MLflow) load on first use so that `eirnn --help`
 and data tools start fast. Importing eirnn changes nothing in the process: a run applies its
@@ -17,6 +18,7 @@ _LAZY = {
     "train": "eirnn.api",
     "TrainingResult": "eirnn.api",
     "split": "eirnn.api",
+    "ensemble": "eirnn.api",
     "load_model": "eirnn.tracking",
     "evaluate": "eirnn.evaluation",
     "TrainConfig": "eirnn.config",

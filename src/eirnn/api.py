@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from eirnn.tracking.run import TrainingOutcome
     from eirnn.training import FitResult
     from eirnn.training_run import RunResult
+    from eirnn.tuning.ensemble_summary import EnsembleResult
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,6 +181,45 @@ def train(
 
     outcome = train_and_log(config, dataset=dataset, callbacks=callbacks, register=register)
     return TrainingResult.from_outcome(outcome)
+
+
+def ensemble(
+    data: str | Path | NeuralDataset | None = None,
+    *,
+    n_fits: int = 8,
+    n_workers: int = 1,
+    bootstrap_trials: bool = False,
+    ei_ratios: Sequence[float] = (),
+    storage: str = "",
+    **settings: Any,
+) -> EnsembleResult:
+    """Fit `data` `n_fits` times under one MLflow parent run (children `fit-N`) and return what the
+    fits agree on, as `eirnn ensemble` does.
+
+    The model seed varies between fits (`seed`, `seed + 1`, ...); `bootstrap_trials` gives each fit
+    its own resample of the training trials; `ei_ratios` varies the hidden units. `n_workers` local
+    single-thread processes run the fits; a fit whose worker dies is run again. `settings` are
+    `TrainConfig` fields. The answers and the verdict rule: docs/metrics.md (Ensembles).
+    """
+    from eirnn.pipeline import load_configured_data_and_truth
+    from eirnn.tuning.ensemble import EnsembleSettings, run_ensemble
+
+    dataset = None
+    if data is not None and not isinstance(data, str | Path):
+        dataset, data = data, None
+    config = make_config(data, **{"log_figures": False, **settings})
+    truth = None  # a data set handed over in memory carries no ground truth
+    if dataset is None:
+        dataset, truth = load_configured_data_and_truth(config)
+    ensemble_settings = EnsembleSettings(
+        n_fits=n_fits,
+        n_workers=n_workers,
+        bootstrap_trials=bootstrap_trials,
+        ei_ratios=tuple(float(ratio) for ratio in ei_ratios),
+        storage=storage,
+        run_name=config.run_name or "ensemble",
+    )
+    return run_ensemble(config, ensemble_settings, dataset=dataset, truth=truth)  # type: ignore[return-value]
 
 
 def split(dataset: NeuralDataset, config: TrainConfig | None = None) -> tuple[NeuralDataset, NeuralDataset]:

@@ -155,6 +155,15 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ensemble(args: argparse.Namespace) -> int:
+    from eirnn import console
+    from eirnn.tuning.ensemble import run_ensemble_from_args
+
+    console.quiet_tracking_logs()
+    run_ensemble_from_args(args)
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from eirnn.tracking.ui import serve_ui
 
@@ -162,6 +171,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from eirnn.tuning.ensemble_options import add_ensemble_arguments
     from eirnn.tuning.options import add_tune_arguments
 
     parser = EirnnParser(
@@ -201,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser("tune", help="run an Optuna study of nested MLflow runs")
     add_tune_arguments(tune)
     tune.set_defaults(handler=_tune)
+
+    ensemble = commands.add_parser(
+        "ensemble", help="fit the same data several times and report which circuit answers the fits agree on"
+    )
+    add_ensemble_arguments(ensemble)
+    ensemble.set_defaults(handler=_ensemble)
 
     ui = commands.add_parser("ui", help="start the MLflow UI on this tracking store and print the experiment's address")
     ui.add_argument("--experiment-name", default="eirnn", help="experiment to open (default: %(default)s)")

@@ -98,8 +98,8 @@ class TrainConfig:
     )
     align: str = _setting(
         "",
-        "NWB: trials column to align on, e.g. move_onset_time; spike-time files: per-trial time-zero variable"
-        " (empty = start_time / trial_times)",
+        "NWB: trials column to align on, e.g. move_onset_time, or start_time+CueTime for events stored relative"
+        " to the trial start; spike-time files: per-trial time-zero variable (empty = start_time / trial_times)",
     )
     window_ms: str = _setting(
         "", "NWB and spike times: window START,STOP in ms around the alignment, e.g. -250,450 (empty = whole trials)"
@@ -153,6 +153,12 @@ class TrainConfig:
         "",
         "NWB: keep only trials whose columns hold these values, e.g. 'success=1;stimCategory=0,1' "
         "(';' joins columns, ',' lists allowed values; empty = all trials)",
+    )
+    bootstrap_seed: int = _setting(
+        -1,
+        "train on a resample (with replacement) of the training trials drawn with this seed; validation and "
+        "test trials stay as split (-1 = no resampling)",
+        allowed=ANY,
     )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 FINAL_PREFIX = "final/"
 STUDY_PREFIX = "study/"
+ENSEMBLE_PREFIX = "ensemble/"
 
 # per-epoch history key -> logged name (the learning rate per epoch: `lr_schedule` changes it)
 EPOCH_METRICS = {
@@ -43,6 +44,12 @@ def final_metric(key: str) -> str:
 def study_metric(key: str) -> str:
     """The logged name of a study summary value on the study's parent run."""
     return STUDY_PREFIX + key
+
+
+def ensemble_metric(key: str) -> str:
+    """The logged name of an ensemble summary value on the ensemble's parent run (coverage,
+    calibration against a ground truth: docs/metrics.md, "Ensembles")."""
+    return ENSEMBLE_PREFIX + key
 
 
 # fit facts that are counts, flags or durations: run tags `eirnn.fit.<key>`, not metrics, so that
@@ -80,6 +87,9 @@ TRIAL_STATE_TAG = "eirnn.tuning.trial_state"
 STUDY_NOTE_TAG = "eirnn.tuning.note"
 BEST_TRIAL_TAG = "eirnn.tuning.best_trial"
 BEST_RUN_ID_TAG = "eirnn.tuning.best_run_id"
+ENSEMBLE_TAG = "eirnn.ensemble"  # on an ensemble's parent and every fit: the ensemble's name
+FIT_TAG = "eirnn.ensemble.fit"  # on a fit's child run: its fit index
+ENSEMBLE_VERSION_TAG = "eirnn.ensemble.n_fits"  # on a registered model version that is an ensemble
 
 # tags of a registered model version: what the champion rule compares
 SELECTION_METRIC_TAG = "selection_metric"

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from eirnn.config import TrainConfig
@@ -78,6 +79,10 @@ def split_with_test(dataset: NeuralDataset, config: TrainConfig) -> tuple[Neural
         rest, test = hold_out_test(dataset, config.test_fraction, seed)
     val_fraction = min(config.val_fraction * dataset.n_trials / rest.n_trials, 0.99)
     train, val = train_val_split(rest, val_fraction=val_fraction, seed=seed)
+    if config.bootstrap_seed >= 0:
+        # an ensemble's fit sees its own resample of the training trials (eirnn.tuning.ensemble)
+        draw = np.random.default_rng([config.bootstrap_seed, 7]).integers(0, train.n_trials, train.n_trials)
+        train = train.subset(np.sort(draw))
     return train, val, test
 
 

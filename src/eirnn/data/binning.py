@@ -130,7 +130,7 @@ def time_unit_problem(
     for unit, train in enumerate(trains):
         if len(train) and np.median(train) > limit:
             found = f"median spike time {np.median(train):g} s, while the last trial ends at {last_trial_s:g} s"
-            return "spikes", unit, found + " (spike times in ms?)"
+            return "spikes", unit, found + " (spike times in samples, or in ms?)"
     last_spike = max((float(train.max()) for train in trains if len(train)), default=None)
     if last_spike is not None and np.nanmedian(trial_times_s) > UNIT_MISMATCH_FACTOR * max(last_spike, 1.0):
         found = f"a median trial time of {np.nanmedian(trial_times_s):g} s, while the last spike is at {last_spike:g} s"

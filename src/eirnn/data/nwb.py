@@ -34,8 +34,10 @@ from .nwb_trials import (
     condition_codes,
     condition_columns,
     condition_values,
+    event_times,
     filter_mask,
     find_trials_table,
+    is_event,
     numbers,
     object_path,
     parse_trial_filters,
@@ -200,8 +202,8 @@ def _event_times(reader: _Reader, trials: Any, cut: _Cut) -> EventTimes:
     or a number of ms."""
 
     def resolve(setting: str, text: str) -> np.ndarray:
-        if text in trials.colnames:
-            times = numbers(reader, trials, text, f"event times (s) ({setting})")[cut.keep]
+        if is_event(trials, text):
+            times = event_times(reader, trials, text, f"event times (s) ({setting})")[cut.keep]
             return (times - cut.zero_s[cut.keep]) * 1000.0
         try:
             return np.array(float(text))
@@ -262,8 +264,8 @@ def _kept_trials(
     check_time_units(reader, trials, units, trains, *bounds)
     _cut_trials(reader, cut, (trials, units), bounds, align, window_ms, bin_ms)
     for event in events:
-        if event in trials.colnames:
-            cut.drop(~np.isfinite(numbers(reader, trials, event, "event times (s)")), f"NaN {event}")
+        if is_event(trials, event):
+            cut.drop(~np.isfinite(event_times(reader, trials, event, "event times (s)")), f"NaN {event}")
     cut.require_some(reader, trials)
     return cut
 
@@ -292,7 +294,7 @@ def _cut_trials(
     (trials, units), (starts, stops) = tables, bounds
     lengths_ms = (stops - starts)[cut.keep] * 1000.0
     if align:
-        zero = numbers(reader, trials, align, "an alignment column of event times (s)")
+        zero = event_times(reader, trials, align, "an alignment column of event times (s)")
         check_event_times(reader, trials, align, zero, starts, stops)
         if window_ms is None:
             reader.fail(

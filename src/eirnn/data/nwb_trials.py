@@ -94,6 +94,19 @@ def numbers(reader: Any, table: Any, name: str, expected: str) -> np.ndarray:
         reader.fail(f"table '{table.name}', column '{name}'", f"{expected}: numbers", f"text such as {text!r}")
 
 
+def is_event(table: Any, spec: str) -> bool:
+    """Whether `spec` names event times of `table`: a column, or columns joined by '+'."""
+    return all(part.strip() in (*table.colnames, "start_time", "stop_time") for part in spec.split("+"))
+
+
+def event_times(reader: Any, table: Any, spec: str, expected: str) -> np.ndarray:
+    """Event times (s) on the session clock from a column, or from the sum of columns joined by '+':
+    'start_time+CueTime' for events stored relative to each trial's start_time (as the Svoboda
+    lab's sessions store them)."""
+    parts = [part.strip() for part in spec.split("+")]
+    return np.sum([numbers(reader, table, part, expected) for part in parts], axis=0)
+
+
 def _is_number(item: Any) -> bool:
     try:
         float(item)
@@ -120,7 +133,7 @@ def check_event_times(
         "event times in seconds on the session clock, within their trials (start_time..stop_time)",
         f"{int((finite & ~inside).sum())} of {int(finite.sum())} outside their own trial (row {first}: "
         f"{times[first]:g} s, trial {starts[first]:g}..{stops[first]:g} s): times relative to each trial's "
-        "start, or in ms?",
+        f"start (then align on start_time+{name}), or in ms?",
     )
 
 

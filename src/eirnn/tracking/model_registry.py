@@ -198,7 +198,8 @@ def register_model(
 
 def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | str | None = None) -> Any:
     """The registered network `name` (alias `champion` unless `alias` or `version` is given),
-    in eval mode on the CPU, with `train_config` (TrainConfig) and `data_facts` (dict) attached.
+    in eval mode on the CPU, with `train_config` (TrainConfig) and `data_facts` (dict) attached;
+    a registered ensemble (`eirnn ensemble`) loads as a `NetworkEnsemble` of its fits.
 
     Set the tracking URI first (MLFLOW_TRACKING_URI or mlflow.set_tracking_uri) when the store
     is not ./mlflow.db.
@@ -237,9 +238,12 @@ def load_model(name: str = "eirnn", *, alias: str | None = None, version: int | 
         raise ValueError("give alias or version, not both")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or CHAMPION}"
     from eirnn.model.network_files import find_network_files, load_network
+    from eirnn.tracking.serving import load_ensemble
 
     # tensors (weights_only) and JSON only: nothing from the store is unpickled or executed
-    network = load_network(*find_network_files(mlflow.artifacts.download_artifacts(artifact_uri=reference)))
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=reference)
+    ensemble = load_ensemble(folder)
+    network = ensemble if ensemble is not None else load_network(*find_network_files(folder))
     client = MlflowClient()
     model_version = (
         client.get_model_version(name, str(version))

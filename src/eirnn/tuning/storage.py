@@ -19,10 +19,14 @@ def resolve_storage(spec: str) -> str:
     the working folder for any other store."""
     if spec:
         return spec
+    return str(store_folder() / DEFAULT_JOURNAL_FILE)
+
+
+def store_folder() -> Path:
+    """The folder of a local SQLite tracking store, or the working folder for any other store."""
     uri = mlflow.get_tracking_uri()
     database = make_url(uri).database if uri.startswith("sqlite:") else None
-    folder = Path(database).resolve().parent if database and database != ":memory:" else Path.cwd()
-    return str(folder / DEFAULT_JOURNAL_FILE)
+    return Path(database).resolve().parent if database and database != ":memory:" else Path.cwd()
 
 
 def open_storage(spec: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.BaseStorage:

@@ -34,11 +34,11 @@ from mlflow.tracking import MlflowClient
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.logged_names import RUN_NAME_TAG, STORAGE_TAG, STUDY_TAG
 from eirnn.pipeline import load_configured_data
-from eirnn.tracking.run_records import experiment_id_for, log_new_params, record_error
+from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
-from eirnn.tuning.launcher import slurm_settings_from_args
+from eirnn.tuning.launcher import SlurmWorkers, slurm_settings_from_args
 from eirnn.tuning.options import FIRST_TRIAL_CHOICES
 from eirnn.tuning.search_space import (
     SearchSpace,
@@ -59,10 +59,12 @@ from eirnn.tuning.slurm_workers import check_slurm_study, keep_study_workers, su
 from eirnn.tuning.storage import open_storage, resolve_storage, storage_kind
 from eirnn.tuning.study_summary import summarize_study
 from eirnn.tuning.workers import (
+    WorkerJob,
     _run_local_workers,
     _trial_environment,
     _worker_jobs,
     count_finished_trials,
+    ending_parent_on_error,
 )
 
 POLL_S = 5.0
@@ -211,28 +213,31 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
     slurm = settings.launcher == "slurm" and jobs
     _announce(client, config, settings, storage_spec, parent_run_id, len(jobs), leading)
     workers, on_poll = None, None
-    try:
-        if slurm:
-            workers, commands_for = submit_study_workers(jobs, settings, space, config.threads)
-            on_poll = keep_study_workers(study, settings.n_trials, workers, commands_for)
-            print(f"{len(jobs)} worker(s) submitted to SLURM as job {workers.job_ids[0]}, output in {workers.log_dir}")
-        else:
-            with _trial_environment():
-                _run_local_workers(jobs)
-        if not leading:
-            return None
-        _wait_for_trials(study, parent_run_id, settings.n_trials, on_poll)
-        outcome = summarize_study(client, study, parent_run_id, config)
-        client.set_terminated(parent_run_id, "FINISHED")
-        return outcome
-    except BaseException as error:
-        if leading:
-            record_error(client, parent_run_id, error, with_traceback=False)
-            client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
-    finally:
-        if workers is not None:  # workers still queued once the study is done (or given up) have nothing to do
-            workers.cancel()
+    with ending_parent_on_error(client, parent_run_id, leading):
+        try:
+            if slurm:
+                workers, on_poll = _submit_slurm_workers(study, jobs, settings, space, config.threads)
+            else:
+                with _trial_environment():
+                    _run_local_workers(jobs)
+            if not leading:
+                return None
+            _wait_for_trials(study, parent_run_id, settings.n_trials, on_poll)
+            outcome = summarize_study(client, study, parent_run_id, config)
+            client.set_terminated(parent_run_id, "FINISHED")
+            return outcome
+        finally:
+            if workers is not None:  # workers still queued once the study is done (or given up) have nothing to do
+                workers.cancel()
+
+
+def _submit_slurm_workers(
+    study: optuna.Study, jobs: list[WorkerJob], settings: StudySettings, space: SearchSpace, threads: int
+) -> tuple[SlurmWorkers, Callable[[int], None]]:
+    """The lead's workers as one SLURM job array, and its check on every poll that tops them up."""
+    workers, commands_for = submit_study_workers(jobs, settings, space, threads)
+    print(f"{len(jobs)} worker(s) submitted to SLURM as job {workers.job_ids[0]}, output in {workers.log_dir}")
+    return workers, keep_study_workers(study, settings.n_trials, workers, commands_for)
 
 
 def study_direction(selection_metric: str) -> str:

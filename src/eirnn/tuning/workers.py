@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from eirnn.config import TrainConfig
 from eirnn.logged_names import ERROR_TAG, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.run import train_and_log
+from eirnn.tracking.run_records import record_error
 from eirnn.training import EarlyStopping, TrainingInterrupted
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.dead_trials import requeue_stopped_trial, retried_trial_numbers, trial_run_id
@@ -211,6 +212,19 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
     failed = [worker.name for worker in workers if worker.exitcode != 0]
     if failed:
         raise RuntimeError(f"tuning workers {', '.join(failed)} exited with an error (see their output above)")
+
+
+@contextlib.contextmanager
+def ending_parent_on_error(client: MlflowClient, parent_run_id: str, leading: bool) -> Iterator[None]:
+    """The lead's parent run ends KILLED (Ctrl-C) or FAILED, with the error in its tag, when
+    anything raises; workers leave the parent to the lead."""
+    try:
+        yield
+    except BaseException as error:
+        if leading:
+            record_error(client, parent_run_id, error, with_traceback=False)
+            client.set_terminated(parent_run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
 
 
 @contextlib.contextmanager
