@@ -172,3 +172,9 @@ def test_choices_are_the_ones_the_model_and_losses_accept():
         create_embedding(embedding, 2, 4, heads=2, token_dim=4)
     for activation in ACTIVATIONS:
         activate(torch.zeros(1), activation)
+
+
+def test_command_line_starts_a_worker_with_exactly_these_settings():
+    config = TrainConfig(window_ms="-250,450", learning_rate=3e-3, learnable_h0=False, data="a b.npz")
+    args = _subparser("tune").parse_args(config.command_line())
+    assert TrainConfig(**{spec.name: getattr(args, spec.name) for spec in fields(TrainConfig)}) == config

@@ -142,3 +142,36 @@ def test_validation_scorer_matches_the_metric_definitions(small_recording):
     got = [scored[k] for k in ("val_psth_corr", "val_psth_corr_E", "val_psth_corr_I", "val_cond_psth_corr")]
     # the scorer averages in float32 on the device: equal up to float32 rounding
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_validation_bits_per_spike_is_the_metric_on_the_same_rates(small_recording):
+    from eirnn.metrics import bits_per_spike
+    from eirnn.training import ValidationScorer
+
+    model_rates = np.random.default_rng(1).gamma(2.0, 5.0, size=small_recording.counts.shape).astype(np.float32)
+    scored = ValidationScorer(small_recording, torch.device("cpu"))(torch.as_tensor(model_rates))
+    expected = bits_per_spike(model_rates.astype(float) * small_recording.bin_s, small_recording.counts)
+    assert scored["val_bits_per_spike"] == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_plateau_schedule_halves_the_rate_and_resumes_exactly(small_recording, tmp_path):
+    # min_delta 1: no epoch after the first counts as a rise, so the rate halves every patience/4 + 1 epochs
+    plateau = dict(lr_schedule="plateau", learning_rate=1e-3, patience=8, min_delta=1.0, max_epochs=10)
+    _, uninterrupted = _fit(small_recording, **plateau)
+    rates = [entry["learning_rate"] for entry in uninterrupted.history]
+    assert rates == [1e-3] * 3 + [5e-4] * 3 + [2.5e-4] * 3
+    _fit(small_recording, checkpoint_dir=tmp_path, checkpoint_every=4, **{**plateau, "max_epochs": 4})
+    _, resumed = _fit(small_recording, resume_from=tmp_path / RESUME_FILE, **plateau)
+    assert [entry["learning_rate"] for entry in resumed.history] == rates
+    assert _trajectory(resumed) == _trajectory(uninterrupted)
+
+
+def test_warmup_cosine_schedule_rises_then_decays_to_the_floor():
+    from eirnn.training.schedules import FLOOR, WARMUP_EPOCHS, epoch_learning_rate
+
+    config = TrainConfig(learning_rate=0.01, max_epochs=110)
+    rates = [epoch_learning_rate("warmup_cosine", config, epoch, [], -1) for epoch in range(110)]
+    assert rates[0] == pytest.approx(0.01 / WARMUP_EPOCHS) and rates[WARMUP_EPOCHS - 1] == pytest.approx(0.01)
+    assert rates[WARMUP_EPOCHS] == pytest.approx(0.01)
+    assert all(later < earlier for earlier, later in zip(rates[WARMUP_EPOCHS:], rates[WARMUP_EPOCHS + 1 :]))
+    assert rates[-1] == pytest.approx(0.01 * FLOOR, rel=1e-3)

@@ -11,3 +11,4 @@ INITIAL_STATES = ("shared", "inferred")  # x[0]: one learned h0, or per trial (e
 OBJECTIVES = ("free_running", "teacher_forced")  # fitting objective, eirnn.training.teacher_forcing
 RECURRENT_INITS = ("least_squares", "random")  # initial W_rec, eirnn.training.next_step
 PERTURBATION_GAINS = ("fixed", "learned")  # drive per unit of perturbation strength, docs/perturbations.md
+LR_SCHEDULES = ("constant", "warmup_cosine", "plateau")  # learning rate per epoch, eirnn.training.schedules

@@ -18,6 +18,7 @@ from eirnn.choices import (
     EMBEDDINGS,
     INITIAL_STATES,
     LOSSES,
+    LR_SCHEDULES,
     OBJECTIVES,
     PERTURBATION_GAINS,
     RECURRENT_INITS,
@@ -243,7 +244,7 @@ class TrainConfig:
     min_delta: float = _setting(
         0.001, "smallest rise of the (smoothed) selection score that restarts the patience count", allowed=NON_NEGATIVE
     )
-    learning_rate: float = _setting(0.001, "Adam learning rate", allowed=POSITIVE)
+    learning_rate: float = _setting(0.005, "Adam learning rate (the base rate of lr_schedule)", allowed=POSITIVE)
     weight_decay: float = _setting(0.0, "Adam weight decay", allowed=NON_NEGATIVE)
     grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)", allowed=NON_NEGATIVE)
     batch_size: int = _setting(0, "trials per batch (0 = full batch)", allowed=NON_NEGATIVE)
@@ -287,6 +288,12 @@ class TrainConfig:
         RECURRENT_INITS,
     )
     recurrent: bool = _setting(True, "false = recurrent weights held at zero (an ablation control)")
+    lr_schedule: str = _setting(
+        "constant",
+        "learning rate per epoch: constant, warmup_cosine (10 epochs up, cosine down to 1% at max_epochs) or "
+        "plateau (halved after patience/4 epochs without a rise)",
+        LR_SCHEDULES,
+    )
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
     registered_model_name: str = _setting("eirnn", "registry name of the trained model")
@@ -346,6 +353,11 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+    def command_line(self) -> list[str]:
+        """Every setting as its CLI flag (`--name=value`, which also carries values that start
+        with '-'), for starting a worker process with exactly these settings."""
+        return [f"{flag_name(spec.name)}={mlproject_default(getattr(self, spec.name))}" for spec in fields(self)]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

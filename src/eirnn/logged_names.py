@@ -16,11 +16,11 @@ FINAL_PREFIX = "final/"
 STUDY_PREFIX = "study/"
 ENSEMBLE_PREFIX = "ensemble/"
 
-# per-epoch history key -> logged name; the learning rate is the `learning_rate` param (no
-# schedule changes it), so it is not drawn as a flat curve
+# per-epoch history key -> logged name (the learning rate per epoch: `lr_schedule` changes it)
 EPOCH_METRICS = {
     "train_loss": "train/loss",
     "epoch_seconds": "train/epoch_seconds",
+    "learning_rate": "train/learning_rate",
     "val_loss": "val/loss",
     "val_psth_corr": "val/psth_corr",
     "val_psth_corr_E": "val/psth_corr_E",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from mlflow.entities import DatasetInput, InputTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from eirnn.data.loaders import arrays_sha256
@@ -95,4 +96,11 @@ def log_datasets(client: MlflowClient, run_id: str, data_path: str, full: Any, s
             )
         tags = [InputTag("mlflow.data.context", context), InputTag(SHA256_INPUT_TAG, file_hash)]
         inputs.append(DatasetInput(logged._to_mlflow_entity(), tags))
-    client.log_inputs(run_id, datasets=inputs)
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except MlflowException as error:
+        # workers starting together insert the same dataset at once, and all but one of them
+        # lose the race on the server's unique key; the dataset exists now, so one retry links it
+        if "dataset_pk" not in str(error) and "UNIQUE constraint" not in str(error):
+            raise
+        client.log_inputs(run_id, datasets=inputs)

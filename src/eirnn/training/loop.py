@@ -27,6 +27,7 @@ from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
 from eirnn.training.interrupts import StopRequest
 from eirnn.training.next_step import single_trial_rates
 from eirnn.training.progress import ProgressDisplay
+from eirnn.training.schedules import epoch_learning_rate
 from eirnn.training.teacher_forcing import initialise_from_regression, teacher_forced_loss
 from eirnn.training.validation import (
     ValidationScorer,
@@ -194,6 +195,11 @@ class _Training:
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One training pass and the validation scores; appended to the history."""
         epoch_started = time.perf_counter()
+        rate = epoch_learning_rate(
+            self.config.lr_schedule, self.config, epoch, self.history, self.stopping.reference_epoch
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
         train_loss = train_epoch(
             self.model,
             self.train_inputs,

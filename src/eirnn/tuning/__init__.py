@@ -1,5 +1,6 @@
 """Optuna studies whose trials are nested MLflow runs.
 
-`search_space` and `options` import neither optuna nor mlflow (the CLI builds its flags from them);
-the study itself is `study` (driver), `workers`, `summary`, `settings` and `storage`.
+`search_space`, `options` and `launcher` (SLURM jobs) import neither optuna nor mlflow (the CLI
+builds its flags from them); the study itself is `study` (driver), `workers`, `slurm_workers`,
+`summary`, `settings` and `storage`.
 """

@@ -1,7 +1,8 @@
 """Trials whose worker died (SIGKILL, a lost machine): with an RDB storage every running trial
 sends heartbeats, and whichever process of the study next finds one silent for longer than the
 grace period fails it (Optuna), ends its MLflow child run FAILED with the reason, and queues the
-same settings again as a new trial (Optuna's RetryFailedTrialCallback)."""
+same settings again as a new trial (Optuna's RetryFailedTrialCallback). A worker asked to stop
+by SIGTERM (a scheduler's wall time, `scancel`) queues its trial again itself, at once."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ def retried_trial_numbers(trials: list[FrozenTrial]) -> set[int]:
     with warnings.catch_warnings():  # retry_history is marked experimental since Optuna 3.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return {number for trial in trials for number in RetryFailedTrialCallback.retry_history(trial)}
+
+
+def requeue_stopped_trial(trial: optuna.Trial, parent_run_id: str) -> None:
+    """Queue the settings of a trial whose worker was stopped by SIGTERM again as a new trial,
+    and say so on its child run (which training ended KILLED)."""
+    client = MlflowClient()
+    run_id = trial_run_id(client, parent_run_id, trial.number)
+    if run_id:
+        reason = f"worker stopped by SIGTERM: trial {trial.number}'s settings are queued again as a new trial"
+        client.set_tag(run_id, ERROR_TAG, reason)
+        client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
+    frozen = next(past for past in trial.study.get_trials(deepcopy=False) if past.number == trial.number)
+    with warnings.catch_warnings():  # deprecated in favour of an experimental class since Optuna 4.9
+        warnings.simplefilter("ignore", (FutureWarning, optuna.exceptions.ExperimentalWarning))
+        RetryFailedTrialCallback(max_retry=MAX_RETRIES)(trial.study, frozen)
 
 
 class RetryDeadTrial(RetryFailedTrialCallback):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from eirnn.config import add_config_arguments
+from eirnn.tuning.launcher import add_launcher_arguments
 
 PRUNERS = ("halving", "median", "hyperband", "none")
 FIRST_TRIAL_CHOICES = ("given", "sampled")
@@ -17,7 +18,12 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     tuning = parser.add_argument_group("tuning settings")
     tuning.add_argument("--study-name", default="eirnn", help="Optuna study; re-running a name resumes it")
     tuning.add_argument("--n-trials", type=int, default=20, help="trials to run in this invocation (all workers)")
-    tuning.add_argument("--n-workers", type=int, default=1, help="local worker processes on one study")
+    tuning.add_argument(
+        "--n-workers",
+        type=int,
+        default=1,
+        help="worker processes on one study (local, or SLURM jobs with --launcher slurm)",
+    )
     tuning.add_argument(
         "--storage",
         default="",
@@ -57,4 +63,5 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     for action in tuning._group_actions:
         if "(default" not in action.help:
             action.help += ' (default: "")' if action.default == "" else " (default: %(default)s)"
+    add_launcher_arguments(parser)
     add_config_arguments(parser, defaults=TUNE_DEFAULTS)

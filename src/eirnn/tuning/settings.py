@@ -10,6 +10,7 @@ import optuna
 
 from eirnn.config import ConfigError
 from eirnn.logged_names import SELECTION_METRIC
+from eirnn.tuning.launcher import SlurmSettings
 from eirnn.tuning.options import PRUNERS
 from eirnn.tuning.search_space import SearchSpace
 
@@ -68,7 +69,7 @@ class PrunerSettings:
 @dataclass
 class StudySettings:
     """What `eirnn tune` adds to a TrainConfig. `n_trials` counts the trials of this invocation,
-    shared across its `n_workers` local processes; `storage` is an RDB URL (postgresql://...,
+    shared across its `n_workers` local processes (SLURM jobs with launcher "slurm"); `storage` is an RDB URL (postgresql://...,
     sqlite:///...) or a journal file path (empty: see `resolve_storage`)."""
 
     study_name: str = "eirnn"
@@ -80,6 +81,8 @@ class StudySettings:
     first_trial: str = "given"  # trial 0 of a new study: the given settings, or sampled (eirnn.tuning.first_trial)
     parent_run_id: str = ""
     heartbeat_s: int = 60
+    launcher: str = "local"  # local processes, or SLURM jobs of `slurm` (eirnn.tuning.slurm_workers)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
 
 @dataclass

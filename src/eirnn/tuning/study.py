@@ -23,6 +23,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
 from eirnn.training.validation import higher_is_better
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
+from eirnn.tuning.launcher import SlurmWorkers, slurm_settings_from_args
 from eirnn.tuning.options import FIRST_TRIAL_CHOICES
 from eirnn.tuning.search_space import (
     SearchSpace,
@@ -53,9 +55,11 @@ from eirnn.tuning.settings import (
     StudyOutcome,
     StudySettings,
 )
+from eirnn.tuning.slurm_workers import check_slurm_study, keep_study_workers, submit_study_workers
 from eirnn.tuning.storage import open_storage, resolve_storage, storage_kind
 from eirnn.tuning.study_summary import summarize_study
 from eirnn.tuning.workers import (
+    WorkerJob,
     _run_local_workers,
     _trial_environment,
     _worker_jobs,
@@ -135,8 +139,11 @@ def check_fixed_settings(study: optuna.Study, mine: dict[str, Any]) -> None:
             )
 
 
-def _wait_for_trials(study: optuna.Study, parent_run_id: str, n_trials: int) -> None:
-    """Wait until `n_trials` trials of this parent have finished, whichever workers run them."""
+def _wait_for_trials(
+    study: optuna.Study, parent_run_id: str, n_trials: int, on_poll: Callable[[int], None] | None = None
+) -> None:
+    """Wait until `n_trials` trials of this parent have finished, whichever workers run them;
+    `on_poll(finished)` after each look (SLURM: top up the workers)."""
     shown = -1
     try:
         while (finished := count_finished_trials(study, parent_run_id)) < n_trials:
@@ -145,6 +152,8 @@ def _wait_for_trials(study: optuna.Study, parent_run_id: str, n_trials: int) -> 
                 shown = finished
             # a machine that died leaves RUNNING trials; with heartbeats (RDB storage) they fail here
             optuna.storages.fail_stale_trials(study)
+            if on_poll is not None:
+                on_poll(finished)
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         print("stopped waiting: the summary covers the trials finished so far")
@@ -172,6 +181,8 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
     dataset = dataset if dataset is not None else load_configured_data(config)
     space = validate_search_space(settings.search_space or default_search_space(dataset), config, dataset)
     storage_spec = resolve_storage(settings.storage)
+    if settings.launcher == "slurm":
+        check_slurm_study(settings, storage_spec, leading)
     storage = open_storage(storage_spec, settings.heartbeat_s)
     client = MlflowClient()
     if leading:
@@ -199,16 +210,34 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         check_fixed_settings(study, fixed_settings(config, space, dataset))
         parent_run_id, seeds = settings.parent_run_id, [None] * settings.n_workers
     jobs = _worker_jobs(config, settings, storage_spec, space, parent_run_id, seeds, dataset)
+    slurm = settings.launcher == "slurm" and jobs
     _announce(client, config, settings, storage_spec, parent_run_id, len(jobs), leading)
+    workers, on_poll = None, None
     with ending_parent_on_error(client, parent_run_id, leading):
-        with _trial_environment():
-            _run_local_workers(jobs)
-        if not leading:
-            return None
-        _wait_for_trials(study, parent_run_id, settings.n_trials)
-        outcome = summarize_study(client, study, parent_run_id, config)
-        client.set_terminated(parent_run_id, "FINISHED")
-        return outcome
+        try:
+            if slurm:
+                workers, on_poll = _submit_slurm_workers(study, jobs, settings, space, config.threads)
+            else:
+                with _trial_environment():
+                    _run_local_workers(jobs)
+            if not leading:
+                return None
+            _wait_for_trials(study, parent_run_id, settings.n_trials, on_poll)
+            outcome = summarize_study(client, study, parent_run_id, config)
+            client.set_terminated(parent_run_id, "FINISHED")
+            return outcome
+        finally:
+            if workers is not None:  # workers still queued once the study is done (or given up) have nothing to do
+                workers.cancel()
+
+
+def _submit_slurm_workers(
+    study: optuna.Study, jobs: list[WorkerJob], settings: StudySettings, space: SearchSpace, threads: int
+) -> tuple[SlurmWorkers, Callable[[int], None]]:
+    """The lead's workers as one SLURM job array, and its check on every poll that tops them up."""
+    workers, commands_for = submit_study_workers(jobs, settings, space, threads)
+    print(f"{len(jobs)} worker(s) submitted to SLURM as job {workers.job_ids[0]}, output in {workers.log_dir}")
+    return workers, keep_study_workers(study, settings.n_trials, workers, commands_for)
 
 
 def study_direction(selection_metric: str) -> str:
@@ -221,7 +250,7 @@ def _announce(
     settings: StudySettings,
     storage_spec: str,
     parent_run_id: str,
-    n_local_workers: int,
+    n_workers: int,
     leading: bool,
 ) -> None:
     """Where the study lives and who runs its trials; how to start workers elsewhere; a hint when
@@ -229,17 +258,20 @@ def _announce(
     experiment_name = client.get_experiment(client.get_run(parent_run_id).info.experiment_id).name
     print(
         f"study {settings.study_name!r} ({storage_kind(storage_spec)} storage), parent run {parent_run_id} "
-        f"in experiment {experiment_name!r}: {settings.n_trials} trials on {n_local_workers} local worker(s)",
+        f"in experiment {experiment_name!r}: {settings.n_trials} trials on {n_workers} "
+        + ("SLURM worker job(s)" if settings.launcher == "slurm" else "local worker(s)"),
         flush=True,
     )
+    if settings.launcher == "slurm":
+        return
     cores = os.cpu_count() or 1
-    if n_local_workers == 1 and not config.threads and cores > 1 and settings.n_trials > 1:
+    if n_workers == 1 and not config.threads and cores > 1 and settings.n_trials > 1:
         print(
             f"hint: this machine has {cores} cores; --n-workers {cores} runs {cores} trials at a time on one "
             "thread each, more epochs per second than one trial on every core (benchmarks/README.md)",
             flush=True,
         )
-    if leading and not n_local_workers:
+    if leading and not n_workers:
         print(
             f"start workers with: eirnn tune --parent-run-id {parent_run_id} --study-name {settings.study_name} "
             f"--storage URL --n-trials N (the same settings; their N add up to {settings.n_trials})",
@@ -262,6 +294,8 @@ def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
         first_trial=args.first_trial,
         parent_run_id=args.parent_run_id,
         heartbeat_s=args.heartbeat_seconds,
+        launcher=args.launcher,
+        slurm=slurm_settings_from_args(args),
     )
     outcome = run_study(config_from_args(args), settings, dataset=dataset)
     if outcome is None:

@@ -7,6 +7,7 @@ import contextlib
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +21,9 @@ from eirnn.config import TrainConfig
 from eirnn.logged_names import ERROR_TAG, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.run import train_and_log
 from eirnn.tracking.run_records import record_error
-from eirnn.training import EarlyStopping
+from eirnn.training import EarlyStopping, TrainingInterrupted
 from eirnn.training.validation import higher_is_better
-from eirnn.tuning.dead_trials import retried_trial_numbers, trial_run_id
+from eirnn.tuning.dead_trials import requeue_stopped_trial, retried_trial_numbers, trial_run_id
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
     MODEL_URI_ATTR,
@@ -94,6 +95,10 @@ class TrialObjective:
                 tags={STUDY_TAG: self.study_name, TRIAL_TAG: str(trial.number)},
                 status_when_stopped_by_callback="KILLED",
             )
+        except TrainingInterrupted as stopped:
+            if stopped.signum == signal.SIGTERM:  # a scheduler's wall time or scancel: nothing is lost
+                requeue_stopped_trial(trial, self.parent_run_id)
+            raise
         except Exception:
             run_id = trial_run_id(client, self.parent_run_id, trial.number)
             if run_id:

@@ -1,0 +1,178 @@
+"""`eirnn tune --launcher slurm` against a real single-node SLURM cluster (`.ci/slurm`, which
+`.ci/run` starts): the lead submits its workers as a job array, the trials land under one parent
+run on an `mlflow server`, and a worker job cancelled mid-fit (`scancel`: SIGTERM, then SIGKILL)
+has its trial failed, queued again and run by a worker the lead submits in its place.
+
+Needs PostgreSQL (EIRNN_TEST_POSTGRES_URL) for the Optuna storage and the MLflow backend store.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages import RetryFailedTrialCallback
+
+# the PostgreSQL databases and the mlflow server of the several-machines tests
+from test_tuning_postgres import POSTGRES_URL, databases, mlflow_server  # noqa: F401
+
+from eirnn.logged_names import EPOCH_METRICS, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
+from eirnn.tracking.ui import stop_server
+
+
+def _slurmctld_answers() -> bool:
+    if shutil.which("scontrol") is None:
+        return False
+    result = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    return result.returncode == 0 and "is UP" in result.stdout
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not POSTGRES_URL, reason="EIRNN_TEST_POSTGRES_URL is not set: no PostgreSQL server"),
+    pytest.mark.skipif(
+        not _slurmctld_answers(), reason="slurmctld is not running: start a single-node cluster with `.ci/slurm`"
+    ),
+]
+RUN_TIMEOUT_S = 420
+
+
+def _tune(arguments: list[str], mlflow_url: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / "lead.log"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url}
+    env.pop("MLFLOW_RUN_ID", None)
+    with open(log, "w") as output:
+        lead = subprocess.Popen(
+            [sys.executable, "-m", "eirnn.cli", "tune", "--launcher", "slurm", *arguments],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+    return lead, log
+
+
+def _common(study: str, storage: str, data: Path, tmp_path: Path) -> list[str]:
+    return [
+        *("--study-name", study, "--storage", storage, "--experiment-name", study, "--data", str(data)),
+        *("--pruner", "none", "--heartbeat-seconds", "1", "--input-embed-dim", "8", "--attention-heads", "2"),
+        *("--log-figures", "false", "--slurm-time", "15", "--slurm-memory", "1G"),
+        *("--slurm-log-dir", str(tmp_path / "slurm")),
+    ]
+
+
+def _wait(lead: subprocess.Popen, log: Path) -> None:
+    try:
+        code = lead.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        stop_server(lead)
+    workers = "".join(path.read_text()[-1500:] for path in sorted(log.parent.glob("slurm/*.out")))
+    assert code == 0, f"the lead exited with {code}:\n{log.read_text()[-3000:]}\nworkers:\n{workers}"
+
+
+def _children(client: MlflowClient, parent_run_id: str) -> list:
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def _parent_run_id(log: Path) -> str:
+    return re.search(r"parent run (\w+)", log.read_text()).group(1)
+
+
+def _jobs_left(parent_run_id: str) -> str:
+    return subprocess.run(
+        ["squeue", "--noheader", "--states=PENDING,RUNNING", f"--name=eirnn-tune-{parent_run_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_a_study_submitted_through_slurm_has_its_trials_under_one_parent(
+    databases,  # noqa: F811
+    mlflow_server,  # noqa: F811
+    tiny_recording_file,
+    tmp_path,
+):
+    lead, log = _tune(
+        [
+            *_common("cluster", databases["optuna"], tiny_recording_file, tmp_path),
+            *("--n-trials", "2", "--n-workers", "2", "--max-epochs", "3"),
+        ],
+        mlflow_server,
+        tmp_path,
+    )
+    _wait(lead, log)
+
+    parent_run_id = _parent_run_id(log)
+    assert "2 worker(s) submitted to SLURM as job" in log.read_text()
+    assert len(list((tmp_path / "slurm").glob(f"eirnn-tune-{parent_run_id}-*.out"))) == 2
+    trials = optuna.load_study(study_name="cluster", storage=databases["optuna"]).trials
+    assert sorted(trial.state.name for trial in trials) == ["COMPLETE", "COMPLETE"]
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    parent = client.get_run(parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics[study_metric("trials_complete")] == 2
+    children = _children(client, parent_run_id)
+    assert sorted(int(run.data.tags[TRIAL_TAG]) for run in children) == [0, 1]
+    assert all(run.info.status == "FINISHED" and run.data.tags[TRIAL_STATE_TAG] == "COMPLETE" for run in children)
+    assert _jobs_left(parent_run_id) == ""
+
+
+def test_a_slurm_worker_cancelled_mid_fit_has_its_trial_retried(
+    databases,  # noqa: F811
+    mlflow_server,  # noqa: F811
+    tiny_recording_file,
+    tmp_path,
+):
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    lead, log = _tune(
+        [
+            *_common("cancelled", databases["optuna"], tiny_recording_file, tmp_path),
+            *("--n-trials", "1", "--n-workers", "1", "--max-epochs", "150", "--patience", "1000"),
+        ],
+        mlflow_server,
+        tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        running = []
+        while time.monotonic() < deadline and not running:
+            assert lead.poll() is None, log.read_text()[-3000:]
+            job = re.search(r"submitted to SLURM as job (\d+)", log.read_text())
+            parent = re.search(r"parent run (\w+)", log.read_text())
+            if job and parent:
+                running = [
+                    run
+                    for run in _children(client, parent.group(1))
+                    if run.info.status == "RUNNING"
+                    and client.get_metric_history(run.info.run_id, EPOCH_METRICS["val_psth_corr"])
+                ]
+            time.sleep(0.5)
+        assert running, f"no trial got to its first epoch:\n{log.read_text()[-3000:]}"
+        subprocess.run(["scancel", job.group(1)], check=True)
+    except BaseException:
+        stop_server(lead)
+        raise
+    _wait(lead, log)
+
+    parent_run_id = _parent_run_id(log)
+    assert "submitted SLURM workers for the 1 trial(s) still missing" in log.read_text()
+    cancelled = client.get_run(running[0].info.run_id)
+    assert cancelled.info.status == "KILLED" and "stopped by SIGTERM" in cancelled.data.tags["eirnn.error"]
+    trials = optuna.load_study(study_name="cancelled", storage=databases["optuna"]).trials
+    lost = int(cancelled.data.tags[TRIAL_TAG])
+    retries = [trial for trial in trials if RetryFailedTrialCallback.retried_trial_number(trial) == lost]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].params == next(trial for trial in trials if trial.number == lost).params
+    children = _children(client, parent_run_id)
+    assert not [run.info.run_id for run in children if run.info.status == "RUNNING"]
+    assert sorted(run.info.status for run in children) == ["FINISHED", "KILLED"]
+    assert client.get_run(parent_run_id).info.status == "FINISHED"
+    assert _jobs_left(parent_run_id) == ""
