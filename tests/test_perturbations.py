@@ -249,7 +249,7 @@ def _recorded_only(twin, dataset, sees):
             super().__init__()
             self.twin = twin
 
-        def prepare_inputs(self, inputs, perturbation=None):
+        def prepare_inputs(self, inputs, spikes=None, perturbation=None):
             return twin.prepare_inputs(inputs, perturbation=perturbation if sees else None)
 
         def forward(self, prepared, noise=None, generator=None):
