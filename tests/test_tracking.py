@@ -10,7 +10,7 @@ from conftest import REPO, small_settings
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import TrainConfig
-from eirnn.logged_names import EPOCH_METRICS, FIT_TAGS, final_metric, fit_tag
+from eirnn.logged_names import EPOCH_METRICS, FIT_TAGS, HELDOUT_EPOCH_METRICS, final_metric, fit_tag
 from eirnn.tracking.model_registry import CHAMPION
 
 SMALL_MODEL = small_settings()
@@ -93,7 +93,7 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
     assert params["max_epochs"] == "5" and params["tau"] == "50.0" and params["loss"] == "mse"
     assert params["data.n_e"] == "8" and params["data.n_i"] == "3" and params["data.bin_ms"] == "25.0"
     assert int(params["data.n_train_trials"]) + int(params["data.n_val_trials"]) == 96
-    for key in (name for name in EPOCH_METRICS.values() if name != "val/co_bps"):  # co_bps: held-out neurons only
+    for key in (name for key, name in EPOCH_METRICS.items() if key not in HELDOUT_EPOCH_METRICS):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert sorted(steps) == list(range(5)), key
     for key in FINAL_METRICS:

@@ -30,6 +30,8 @@ EPOCH_METRICS = {
     "val_co_bps": "val/co_bps",
     "selection_score": "val/selection_score",
 }
+# logged only by runs with held-out neurons (`heldout_neurons`), every epoch of those
+HELDOUT_EPOCH_METRICS = frozenset({"val_co_bps"})
 
 
 def epoch_metric(key: str) -> str:
