@@ -1,6 +1,7 @@
 """Faults a real `eirnn train` process meets: SIGKILL at any moment, SIGTERM from a scheduler, a
 resume that must not be trusted blindly. Real processes, real signals, a real SQLite store."""
 
+import math
 import os
 import signal
 import subprocess
@@ -81,9 +82,14 @@ def epoch_values(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int,
     }
 
 
-def final_metrics(client: MlflowClient, run_id: str) -> dict[str, float]:
+def final_metrics(client: MlflowClient, run_id: str) -> dict[str, float | str]:
+    """Final metrics, a metric the data cannot support (logged NaN) as "n/a", which compares equal."""
     metrics = client.get_run(run_id).data.metrics
-    return {key: value for key, value in metrics.items() if key not in TIMINGS and key not in EPOCH_NAMES}
+    return {
+        key: "n/a" if math.isnan(value) else value
+        for key, value in metrics.items()
+        if key not in TIMINGS and key not in EPOCH_NAMES
+    }
 
 
 @pytest.mark.slow
