@@ -13,8 +13,7 @@ import torch
 from eirnn.data.perturbations import Channel, PerturbationSteps
 from eirnn.data.synthetic import make_recording
 from eirnn.evaluation import predict_rates
-from eirnn.metrics import condition_psths
-from eirnn.perturbation_recovery import pearson
+from eirnn.metrics import condition_psths, pearson_r
 from eirnn.recovery import ground_truth_model, perturbation_effect, perturbation_groups
 
 STRENGTHS = (1, 2, 3, 5, 8)
@@ -42,7 +41,7 @@ def main() -> None:
             print(
                 f"true {name} group ({len(neurons)} neurons), drive -{strength}: targeted rate "
                 f"{after[..., neurons].mean() / base[..., neurons].mean():.3f} of control; effect on the others "
-                f"r = {pearson(drive, gain_zero):.3f} with output gain 0, slope {slope:.2f}"
+                f"r = {pearson_r(drive, gain_zero):.3f} with output gain 0, slope {slope:.2f}"
             )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from eirnn.circuit_answers import CircuitAnswers
+from eirnn.metrics import pearson_r
 
 COUNT_ANSWERS = ("n_stable_fixed_points",)
 MAGNITUDE_FACTOR = 2.0
@@ -157,13 +158,6 @@ def calibrate(
     return result
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    keep = np.isfinite(a) & np.isfinite(b)
-    if keep.sum() < 3 or np.ptp(a[keep]) == 0 or np.ptp(b[keep]) == 0:
-        return float("nan")
-    return float(np.corrcoef(a[keep], b[keep])[0, 1])
-
-
 def _correlations(
     agreement: dict[str, AnswerAgreement], truth: CircuitAnswers, names: Sequence[str]
 ) -> dict[str, float]:
@@ -174,10 +168,10 @@ def _correlations(
     mean = np.concatenate([np.ravel(agreement[name].mean) for name in names])
     n_fits = len(agreement[names[0]].values)
     singles = [
-        _pearson(np.concatenate([np.ravel(agreement[name].values[fit]) for name in names]), true)
+        pearson_r(np.concatenate([np.ravel(agreement[name].values[fit]) for name in names]), true)
         for fit in range(n_fits)
     ]
     return {
-        "ensemble_mean_corr": _pearson(mean, true),
+        "ensemble_mean_corr": pearson_r(mean, true),
         "single_fit_corr": float(np.nanmean(singles)) if singles else float("nan"),
     }

@@ -22,7 +22,7 @@ import numpy as np
 
 from eirnn.data.perturbations import time_axis_ms
 from eirnn.evaluation import predict_rates
-from eirnn.metrics import condition_psths
+from eirnn.metrics import condition_psths, pearson_r
 
 
 @dataclass(eq=False)
@@ -34,14 +34,6 @@ class TypeEffect:
     heldout: bool
     corr: float
     sign_agreement: float
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep] - a[keep].mean(), b[keep] - b[keep].mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if keep.sum() > 2 and denominator > 0 else float("nan")
 
 
 def _change(model: Any, dataset: Any, steps: Any, n_neurons: int) -> np.ndarray:
@@ -63,7 +55,7 @@ def type_effects(
         true = _change(twin, dataset, steps, n_neurons)[..., scored]
         signs = np.sign(predicted.mean(axis=(0, 1))) == np.sign(true.mean(axis=(0, 1)))
         effects[label] = TypeEffect(
-            predicted, true, label not in trained_types, pearson(predicted, true), float(signs.mean())
+            predicted, true, label not in trained_types, pearson_r(predicted, true), float(signs.mean())
         )
     return effects
 

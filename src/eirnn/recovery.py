@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from eirnn.analysis import run_perturbation
-from eirnn.metrics import condition_psths
+from eirnn.metrics import condition_psths, pearson_r
 from eirnn.perturbation_recovery import TypeEffect, summary_metrics, type_effects
 from eirnn.training.next_step import next_step_regression, single_trial_rates
 
@@ -118,26 +118,18 @@ def effective_weights(model: torch.nn.Module, n_neurons: int) -> np.ndarray:
         return (weights / gains[None, :]).double().cpu().numpy()
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep] - a[keep].mean(), b[keep] - b[keep].mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if keep.sum() > 2 and denominator > 0 else float("nan")
-
-
 def weight_recovery(fitted: np.ndarray, true: np.ndarray, true_is_inhibitory: np.ndarray) -> dict[str, float]:
     """Correlation overall and per block, and sign agreement, over ordered pairs a != b."""
     off_diagonal = ~np.eye(len(fitted), dtype=bool)
     result = {
-        "weight_corr": _pearson(fitted[off_diagonal], true[off_diagonal]),
+        "weight_corr": pearson_r(fitted[off_diagonal], true[off_diagonal]),
         "sign_agreement": float((np.sign(fitted[off_diagonal]) == np.sign(true[off_diagonal])).mean()),
     }
     for block in BLOCKS:
         post = true_is_inhibitory if block[0] == "I" else ~true_is_inhibitory
         pre = true_is_inhibitory if block[1] == "I" else ~true_is_inhibitory
         pairs = off_diagonal & post[:, None] & pre[None, :]
-        result[f"weight_corr_{block}"] = _pearson(fitted[pairs], true[pairs])
+        result[f"weight_corr_{block}"] = pearson_r(fitted[pairs], true[pairs])
     return result
 
 
@@ -199,7 +191,7 @@ def compare_effects(
     if fitted_change.shape[1] == 0:
         return float("nan"), float("nan"), fitted_change, true_change
     signs = np.sign(fitted_change.mean(axis=(0, 1))) == np.sign(true_change.mean(axis=(0, 1)))
-    return _pearson(fitted_change, true_change), float(signs.mean()), fitted_change, true_change
+    return pearson_r(fitted_change, true_change), float(signs.mean()), fitted_change, true_change
 
 
 def shuffled_within_blocks(model: torch.nn.Module, seed: int) -> torch.nn.Module:

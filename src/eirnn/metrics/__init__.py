@@ -32,6 +32,7 @@ from eirnn.metrics.correlation import (
     PsthCorrelation,
     condition_psth_correlation,
     correlation_of_psths,
+    pearson_r,
     psth_correlation,
     psth_r2,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "normalized_mean_correlation",
     "pca_fit",
     "pca_project",
+    "pearson_r",
     "per_neuron_summary",
     "psth_correlation",
     "psth_r2",

@@ -174,3 +174,20 @@ def r2_uniform_average(y: np.ndarray, yhat: np.ndarray) -> float:
     r2[ok] = 1.0 - ss_res[ok] / ss_tot[ok]
     r2[~ok & (ss_res != 0)] = 0.0
     return float(r2.mean())
+
+
+def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two arrays of the same size, flattened, over the entries finite in
+    both; NaN with fewer than 3 such entries or when either side is constant on them.
+
+    Examples
+    --------
+    >>> from eirnn.metrics import pearson_r
+    >>> round(pearson_r([1.0, 2.0, 3.0, float("nan")], [2.0, 4.0, 7.0, 1.0]), 3)
+    0.993
+    """
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep] - a[keep].mean(), b[keep] - b[keep].mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if keep.sum() > 2 and denominator > 0 else float("nan")
