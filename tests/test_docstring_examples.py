@@ -15,6 +15,7 @@ PUBLIC_FUNCTIONS = [
     "eirnn.metrics.correlation.psth_correlation",
     "eirnn.metrics.correlation.condition_psth_correlation",
     "eirnn.metrics.correlation.psth_r2",
+    "eirnn.metrics.correlation.pearson_r",
     "eirnn.metrics.likelihood.bits_per_spike",
     "eirnn.metrics.variability.fano_factor",
     "eirnn.metrics.reliability.noise_ceiling",
