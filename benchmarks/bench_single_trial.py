@@ -166,9 +166,7 @@ def eirnn_fit(dataset, initial_state: str, seed: int, max_epochs: int, forward_b
         max_epochs=max_epochs,
         forward_bins=forward_bins,
     )
-    prepared = prepare(config, dataset=dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
-    prepared.model.load_state_dict(result.best_state)
+    prepared, result = fitted(config, dataset)
     evaluation = evaluate(prepared.model, prepared.val, seed=seed, train=prepared.train)
     values = evaluation.scalar_metrics()
     return {
@@ -177,6 +175,14 @@ def eirnn_fit(dataset, initial_state: str, seed: int, max_epochs: int, forward_b
         "best_epoch": result.best_epoch,
         "epoch_seconds_median": statistics.median(h["epoch_seconds"] for h in result.history),
     }
+
+
+def fitted(config: TrainConfig, dataset):
+    """(prepared data and model, fit result), the model holding its best epoch's weights."""
+    prepared = prepare(config, dataset=dataset)
+    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    prepared.model.load_state_dict(result.best_state)
+    return prepared, result
 
 
 def shuffle_control(dataset, seed: int, max_epochs: int, forward_bins: int) -> dict:
@@ -192,9 +198,7 @@ def shuffle_control(dataset, seed: int, max_epochs: int, forward_bins: int) -> d
         max_epochs=max_epochs,
         forward_bins=forward_bins,
     )
-    prepared = prepare(config, dataset=dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
-    prepared.model.load_state_dict(result.best_state)
+    prepared, _ = fitted(config, dataset)
     val, rng = prepared.val, np.random.default_rng(seed)
     other = np.arange(val.n_trials)
     for code in np.unique(val.conditions):
