@@ -11,6 +11,7 @@ so that verdict rules can be scored afterwards without refitting:
     python benchmarks/bench_ensemble.py fit --teachers heldout1,heldout2         # for choosing the rule
     python benchmarks/bench_ensemble.py select --teachers heldout1,heldout2      # the rule, held-out only
     python benchmarks/bench_ensemble.py table --teachers builtin,wide,mixed       # calibration table
+    python benchmarks/bench_ensemble.py walltime --n-workers 2                    # `eirnn ensemble`'s wall time
 
 The verdict rule is chosen on the held-out teachers (true labels) only: among the candidate
 rules, the one with the highest coverage whose pooled precision of agreed answers is at least
@@ -22,7 +23,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import resource
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +39,7 @@ from eirnn.agreement import VerdictRule, aggregate, calibrate
 from eirnn.circuit_answers import CircuitAnswers, ask_circuit, load_answers, save_answers
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
+from eirnn.logged_names import ENSEMBLE_TAG, fit_tag
 from eirnn.pipeline import prepare
 from eirnn.recovery import ground_truth_model, shuffled_within_blocks
 from eirnn.training import fit
@@ -187,19 +194,94 @@ def table(out: Path, teachers: list[str], rule: VerdictRule) -> str:
     return "\n".join(lines)
 
 
+def _sample_load(samples: list[float], done: threading.Event) -> None:
+    while not done.wait(30.0):
+        samples.append(os.getloadavg()[0])
+
+
+def fit_facts(tracking_uri: str) -> list[dict]:
+    """Epochs, training seconds and wall seconds of each fit run of the ensemble."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("bench-ensemble")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ENSEMBLE_TAG}` LIKE 'ensemble%'")
+    return [
+        {
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            "total_epochs": int(run.data.tags.get(fit_tag("total_epochs"), -1)),
+            "training_seconds": float(run.data.tags.get(fit_tag("training_seconds"), "nan")),
+            "run_seconds": (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None,
+        }
+        for run in runs
+        if run.info.run_name.startswith("fit-")
+    ]
+
+
+def walltime(n_fits: int, n_workers: int, out: Path, extra: list[str]) -> dict:
+    """`eirnn ensemble` with its defaults (the built-in recording), `n_workers` local workers on
+    one thread each, timed end to end in a fresh tracking store; the CPU seconds of the whole
+    process tree (lead and workers) come from the children's rusage."""
+    from machine import describe_machine
+
+    with tempfile.TemporaryDirectory(prefix="bench-ensemble-") as scratch:
+        tracking_uri = f"sqlite:///{scratch}/mlflow.db"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env.pop("MLFLOW_RUN_ID", None)
+        command = [sys.executable, "-m", "eirnn.cli", "ensemble", f"--n-fits={n_fits}", f"--n-workers={n_workers}"]
+        command += ["--threads=1", "--experiment-name=bench-ensemble", *extra]
+        machine = describe_machine()
+        samples: list[float] = []
+        done = threading.Event()
+        threading.Thread(target=_sample_load, args=(samples, done), daemon=True).start()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        completed = subprocess.run(command, env=env, cwd=scratch, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done.set()
+        if completed.returncode != 0:
+            raise RuntimeError(f"eirnn ensemble exited with {completed.returncode}:\n{completed.stderr[-3000:]}")
+        fits = fit_facts(tracking_uri)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = {
+        "command": " ".join(command[1:]),
+        "machine": machine,
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds_all_processes": round(cpu, 1),
+        "load_average_1min_samples": samples,
+        "load_average_at_end": list(os.getloadavg()),
+        "fits": fits,
+        "closing_block": completed.stdout[-1500:],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps({key: value for key, value in result.items() if key != "closing_block"}, indent=2))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("fit", "select", "table"))
+    parser.add_argument("step", choices=("fit", "select", "table", "walltime"))
     parser.add_argument("--teachers", default="builtin,wide,mixed")
     parser.add_argument("--labels", default=",".join(LABELS))
     parser.add_argument("--n-fits", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--out", type=Path, default=Path("bench_ensemble_out"))
     parser.add_argument("--rule", default="", help="min_sign_fraction,min_mean_over_spread (default: chosen by select)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--n-workers", type=int, default=2, help="walltime: local ensemble workers")
+    parser.add_argument(
+        "--walltime-out", type=Path, default=Path(__file__).parent / "results" / "bench_ensemble_walltime.json"
+    )
+    args, extra = parser.parse_known_args(argv)  # walltime passes the rest to `eirnn ensemble`
+    if extra and args.step != "walltime":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     torch.set_num_threads(1)
     teachers = args.teachers.split(",")
-    if args.step == "fit":
+    if args.step == "walltime":
+        walltime(args.n_fits, args.n_workers, args.walltime_out, extra)
+    elif args.step == "fit":
         for teacher in teachers:
             for variant in args.labels.split(","):
                 run_fits(teacher, variant, args.n_fits, args.epochs, args.out)

@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from eirnn.logged_names import EPOCH_METRICS, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
 from eirnn.tracking.model_registry import CHAMPION
@@ -256,7 +256,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_a_mismatched_worker_refused(
     trials = optuna.load_study(study_name="lost", storage=databases["optuna"]).trials
     states = {trial.number: trial.state for trial in trials}
     assert states[dead_number] == optuna.trial.TrialState.FAIL
-    retries = [trial for trial in trials if RetryFailedTrialCallback.retried_trial_number(trial) == dead_number]
+    retries = [trial for trial in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) == dead_number]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
     assert retries[0].params == next(trial for trial in trials if trial.number == dead_number).params
     assert sum(state == optuna.trial.TrialState.COMPLETE for state in states.values()) == 3

@@ -1,7 +1,8 @@
-"""`eirnn tune --launcher slurm` against a real single-node SLURM cluster (`.ci/slurm`, which
-`.ci/run` starts): the lead submits its workers as a job array, the trials land under one parent
-run on an `mlflow server`, and a worker job cancelled mid-fit (`scancel`: SIGTERM, then SIGKILL)
-has its trial failed, queued again and run by a worker the lead submits in its place.
+"""`eirnn tune --launcher slurm` and `eirnn ensemble --launcher slurm` against a real single-node
+SLURM cluster (`.ci/slurm`, which `.ci/run` starts): the lead submits its workers as a job array,
+the trials (fits) land under one parent run on an `mlflow server`, and a worker job cancelled
+mid-fit (`scancel`: SIGTERM, then SIGKILL) has its trial failed, queued again and run by a worker
+the lead submits in its place.
 
 Needs PostgreSQL (EIRNN_TEST_POSTGRES_URL) for the Optuna storage and the MLflow backend store.
 """
@@ -17,12 +18,12 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 # the PostgreSQL databases and the mlflow server of the several-machines tests
 from test_tuning_postgres import POSTGRES_URL, databases, mlflow_server  # noqa: F401
 
-from eirnn.logged_names import EPOCH_METRICS, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
+from eirnn.logged_names import EPOCH_METRICS, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG, ensemble_metric, study_metric
 from eirnn.tracking.ui import stop_server
 
 
@@ -43,13 +44,14 @@ pytestmark = [
 RUN_TIMEOUT_S = 420
 
 
-def _tune(arguments: list[str], mlflow_url: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+def _lead(command: str, arguments: list[str], mlflow_url: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """`eirnn COMMAND --launcher slurm ARGUMENTS`, the lead, started in the background."""
     log = tmp_path / "lead.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url}
     env.pop("MLFLOW_RUN_ID", None)
     with open(log, "w") as output:
         lead = subprocess.Popen(
-            [sys.executable, "-m", "eirnn.cli", "tune", "--launcher", "slurm", *arguments],
+            [sys.executable, "-m", "eirnn.cli", command, "--launcher", "slurm", *arguments],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
@@ -59,13 +61,22 @@ def _tune(arguments: list[str], mlflow_url: str, tmp_path: Path) -> tuple[subpro
     return lead, log
 
 
-def _common(study: str, storage: str, data: Path, tmp_path: Path) -> list[str]:
+def _tune(arguments: list[str], mlflow_url: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    return _lead("tune", arguments, mlflow_url, tmp_path)
+
+
+def _shared(name: str, storage: str, data: Path, tmp_path: Path) -> list[str]:
+    """The settings of the tune and ensemble leads: tiny model, 1 s heartbeats, small jobs."""
     return [
-        *("--study-name", study, "--storage", storage, "--experiment-name", study, "--data", str(data)),
-        *("--pruner", "none", "--heartbeat-seconds", "1", "--input-embed-dim", "8", "--attention-heads", "2"),
+        *("--storage", storage, "--experiment-name", name, "--data", str(data)),
+        *("--heartbeat-seconds", "1", "--input-embed-dim", "8", "--attention-heads", "2"),
         *("--log-figures", "false", "--slurm-time", "15", "--slurm-memory", "1G"),
         *("--slurm-log-dir", str(tmp_path / "slurm")),
     ]
+
+
+def _common(study: str, storage: str, data: Path, tmp_path: Path) -> list[str]:
+    return ["--study-name", study, "--pruner", "none", *_shared(study, storage, data, tmp_path)]
 
 
 def _wait(lead: subprocess.Popen, log: Path) -> None:
@@ -86,13 +97,38 @@ def _parent_run_id(log: Path) -> str:
     return re.search(r"parent run (\w+)", log.read_text()).group(1)
 
 
-def _jobs_left(parent_run_id: str) -> str:
+def _jobs_left(parent_run_id: str, command: str = "tune") -> str:
     return subprocess.run(
-        ["squeue", "--noheader", "--states=PENDING,RUNNING", f"--name=eirnn-tune-{parent_run_id}"],
+        ["squeue", "--noheader", "--states=PENDING,RUNNING", f"--name=eirnn-{command}-{parent_run_id}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+def _cancel_the_worker_mid_fit(lead: subprocess.Popen, log: Path, client: MlflowClient):
+    """`scancel` the lead's first job once a child run has logged an epoch; returns that run."""
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        running = []
+        while time.monotonic() < deadline and not running:
+            assert lead.poll() is None, log.read_text()[-3000:]
+            job = re.search(r"submitted to SLURM as job (\d+)", log.read_text())
+            parent = re.search(r"parent run (\w+)", log.read_text())
+            if job and parent:
+                running = [
+                    run
+                    for run in _children(client, parent.group(1))
+                    if run.info.status == "RUNNING"
+                    and client.get_metric_history(run.info.run_id, EPOCH_METRICS["val_psth_corr"])
+                ]
+            time.sleep(0.5)
+        assert running, f"no fit got to its first epoch:\n{log.read_text()[-3000:]}"
+        subprocess.run(["scancel", job.group(1)], check=True)
+    except BaseException:
+        stop_server(lead)
+        raise
+    return running[0]
 
 
 def test_a_study_submitted_through_slurm_has_its_trials_under_one_parent(
@@ -140,35 +176,16 @@ def test_a_slurm_worker_cancelled_mid_fit_has_its_trial_retried(
         mlflow_server,
         tmp_path,
     )
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        running = []
-        while time.monotonic() < deadline and not running:
-            assert lead.poll() is None, log.read_text()[-3000:]
-            job = re.search(r"submitted to SLURM as job (\d+)", log.read_text())
-            parent = re.search(r"parent run (\w+)", log.read_text())
-            if job and parent:
-                running = [
-                    run
-                    for run in _children(client, parent.group(1))
-                    if run.info.status == "RUNNING"
-                    and client.get_metric_history(run.info.run_id, EPOCH_METRICS["val_psth_corr"])
-                ]
-            time.sleep(0.5)
-        assert running, f"no trial got to its first epoch:\n{log.read_text()[-3000:]}"
-        subprocess.run(["scancel", job.group(1)], check=True)
-    except BaseException:
-        stop_server(lead)
-        raise
+    cancelled_run_id = _cancel_the_worker_mid_fit(lead, log, client).info.run_id
     _wait(lead, log)
 
     parent_run_id = _parent_run_id(log)
     assert "submitted SLURM workers for the 1 trial(s) still missing" in log.read_text()
-    cancelled = client.get_run(running[0].info.run_id)
+    cancelled = client.get_run(cancelled_run_id)
     assert cancelled.info.status == "KILLED" and "stopped by SIGTERM" in cancelled.data.tags["eirnn.error"]
     trials = optuna.load_study(study_name="cancelled", storage=databases["optuna"]).trials
     lost = int(cancelled.data.tags[TRIAL_TAG])
-    retries = [trial for trial in trials if RetryFailedTrialCallback.retried_trial_number(trial) == lost]
+    retries = [trial for trial in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) == lost]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
     assert retries[0].params == next(trial for trial in trials if trial.number == lost).params
     children = _children(client, parent_run_id)
@@ -176,3 +193,63 @@ def test_a_slurm_worker_cancelled_mid_fit_has_its_trial_retried(
     assert sorted(run.info.status for run in children) == ["FINISHED", "KILLED"]
     assert client.get_run(parent_run_id).info.status == "FINISHED"
     assert _jobs_left(parent_run_id) == ""
+
+
+def _ensemble(name: str, arguments: list[str], storage: str, mlflow_url: str, data: Path, tmp_path: Path):
+    return _lead("ensemble", [*_shared(name, storage, data, tmp_path), *arguments], mlflow_url, tmp_path)
+
+
+def test_an_ensemble_submitted_through_slurm_has_its_fits_under_one_parent_and_a_summary(
+    databases,  # noqa: F811
+    mlflow_server,  # noqa: F811
+    tiny_recording_file,
+    tmp_path,
+):
+    arguments = ["--n-fits", "2", "--n-workers", "2", "--max-epochs", "3"]
+    lead, log = _ensemble(
+        "cluster-ensemble", arguments, databases["optuna"], mlflow_server, tiny_recording_file, tmp_path
+    )
+    _wait(lead, log)
+
+    parent_run_id = _parent_run_id(log)
+    assert "2 worker(s) submitted to SLURM as job" in log.read_text()
+    assert len(list((tmp_path / "slurm").glob(f"eirnn-ensemble-{parent_run_id}-*.out"))) == 2
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    parent = client.get_run(parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics[ensemble_metric("n_fits")] == 2
+    assert parent.data.metrics[ensemble_metric("n_answers")] > 0
+    assert 0 <= parent.data.metrics[ensemble_metric("coverage")] <= 1
+    children = _children(client, parent_run_id)
+    assert sorted(int(run.data.tags[FIT_TAG]) for run in children) == [0, 1]
+    assert all(run.info.status == "FINISHED" and run.data.tags[TRIAL_STATE_TAG] == "COMPLETE" for run in children)
+    assert _jobs_left(parent_run_id, "ensemble") == ""
+
+
+def test_a_slurm_ensemble_worker_cancelled_mid_fit_has_its_fit_retried(
+    databases,  # noqa: F811
+    mlflow_server,  # noqa: F811
+    tiny_recording_file,
+    tmp_path,
+):
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    arguments = ["--n-fits", "1", "--n-workers", "1", "--max-epochs", "150", "--patience", "1000"]
+    lead, log = _ensemble(
+        "cancelled-ensemble", arguments, databases["optuna"], mlflow_server, tiny_recording_file, tmp_path
+    )
+    cancelled_run_id = _cancel_the_worker_mid_fit(lead, log, client).info.run_id
+    _wait(lead, log)
+
+    parent_run_id = _parent_run_id(log)
+    assert "submitted SLURM workers for the 1 fit(s) still missing" in log.read_text()
+    cancelled = client.get_run(cancelled_run_id)
+    assert cancelled.info.status == "KILLED" and "stopped by SIGTERM" in cancelled.data.tags["eirnn.error"]
+    children = _children(client, parent_run_id)
+    assert sorted(run.info.status for run in children) == ["FINISHED", "KILLED"]
+    assert [run.data.tags[FIT_TAG] for run in children] == ["0", "0"]
+    retried = next(run for run in children if run.info.status == "FINISHED")
+    assert retried.data.params["seed"] == cancelled.data.params["seed"]
+    assert retried.data.tags[TRIAL_STATE_TAG] == "COMPLETE"
+    parent = client.get_run(parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics[ensemble_metric("n_fits")] == 1
+    assert _jobs_left(parent_run_id, "ensemble") == ""

@@ -1,20 +1,24 @@
 """Trials whose worker died (SIGKILL, a lost machine): with an RDB storage every running trial
 sends heartbeats, and whichever process of the study next finds one silent for longer than the
 grace period fails it (Optuna), ends its MLflow child run FAILED with the reason, and queues the
-same settings again as a new trial (Optuna's RetryFailedTrialCallback). A worker asked to stop
+same settings again as a new trial (Optuna's RetryHeartbeatStaleTrialCallback). A worker asked to stop
 by SIGTERM (a scheduler's wall time, `scancel`) queues its trial again itself, at once."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import warnings
+from collections.abc import Iterator
 
 import optuna
 from mlflow.tracking import MlflowClient
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.logged_names import ERROR_TAG, TRIAL_STATE_TAG, TRIAL_TAG
-from eirnn.tuning.settings import PARENT_RUN_ATTR
+from eirnn.training import TrainingInterrupted
+from eirnn.tuning.settings import PARENT_RUN_ATTR, RUN_ATTR
 
 MAX_RETRIES = 3
 
@@ -34,7 +38,7 @@ def retried_trial_numbers(trials: list[FrozenTrial]) -> set[int]:
     """Numbers of the failed trials that a later trial re-runs."""
     with warnings.catch_warnings():  # retry_history is marked experimental since Optuna 3.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return {number for trial in trials for number in RetryFailedTrialCallback.retry_history(trial)}
+        return {number for trial in trials for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
 
 
 def requeue_stopped_trial(trial: optuna.Trial, parent_run_id: str) -> None:
@@ -47,13 +51,34 @@ def requeue_stopped_trial(trial: optuna.Trial, parent_run_id: str) -> None:
         client.set_tag(run_id, ERROR_TAG, reason)
         client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
     frozen = next(past for past in trial.study.get_trials(deepcopy=False) if past.number == trial.number)
-    with warnings.catch_warnings():  # deprecated in favour of an experimental class since Optuna 4.9
-        warnings.simplefilter("ignore", (FutureWarning, optuna.exceptions.ExperimentalWarning))
-        RetryFailedTrialCallback(max_retry=MAX_RETRIES)(trial.study, frozen)
+    with warnings.catch_warnings():  # the callback class is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(trial.study, frozen)
 
 
-class RetryDeadTrial(RetryFailedTrialCallback):
-    """Optuna's failed-trial callback of the study's storage, run by whoever notices the dead trial."""
+@contextlib.contextmanager
+def recording_trial_failure(trial: optuna.Trial, parent_run_id: str) -> Iterator[None]:
+    """Around a trial's training (a study's trial, an ensemble's fit): a worker stopped by
+    SIGTERM (a scheduler's wall time, `scancel`) queues the trial's settings again at once, so
+    that nothing is lost; any other error marks the trial's child run, if it started, FAIL."""
+    try:
+        yield
+    except TrainingInterrupted as stopped:
+        if stopped.signum == signal.SIGTERM:
+            requeue_stopped_trial(trial, parent_run_id)
+        raise
+    except Exception:
+        client = MlflowClient()
+        run_id = trial_run_id(client, parent_run_id, trial.number)
+        if run_id:
+            trial.set_user_attr(RUN_ATTR, run_id)
+            client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
+        raise
+
+
+class RetryDeadTrial(RetryHeartbeatStaleTrialCallback):
+    """Optuna's heartbeat-stale-trial callback of the study's storage, run by whoever notices the
+    dead trial."""
 
     def __init__(self, grace_period_s: int) -> None:
         super().__init__(max_retry=MAX_RETRIES)

@@ -8,7 +8,9 @@ fit is run again. The invocation that opens the parent (the lead) enqueues the f
 on `n_workers` local single-thread processes, takes over any fit left behind by a worker that
 died, and writes the summary (`eirnn.tuning.ensemble_summary`). On several machines: the lead
 with n_workers=0 waits; `eirnn ensemble --parent-run-id ID --storage URL` starts workers
-elsewhere (a plain command, so a scheduler can launch it).
+elsewhere (a plain command, so a scheduler can launch it). With launcher "slurm" the lead submits
+`n_workers` such commands as SLURM jobs and tops them up while fits are missing
+(`eirnn.tuning.slurm_workers`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import multiprocessing
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +44,8 @@ from eirnn.tuning.ensemble_fits import (
 )
 from eirnn.tuning.ensemble_options import parse_ratios
 from eirnn.tuning.ensemble_summary import EnsembleResult, summarize_ensemble
+from eirnn.tuning.launcher import SlurmSettings, SlurmWorkers, slurm_settings_from_args
+from eirnn.tuning.slurm_workers import check_slurm_storage, keep_workers, submit_ensemble_workers
 from eirnn.tuning.storage import open_storage, store_folder
 from eirnn.tuning.workers import _trial_environment, ending_parent_on_error
 
@@ -61,6 +66,8 @@ class EnsembleSettings:
     parent_run_id: str = ""
     heartbeat_s: int = 30
     run_name: str = "ensemble"
+    launcher: str = "local"  # local processes, or SLURM jobs of `slurm` (eirnn.tuning.slurm_workers)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
 
 def ensemble_storage(spec: str) -> str:
@@ -103,7 +110,10 @@ def _local_workers(jobs: list[EnsembleJob]) -> None:
             print(f"{worker.name} ended with exit code {worker.exitcode}; its fit is run again", flush=True)
 
 
-def _wait_for_fits(study: optuna.Study, parent_run_id: str) -> None:
+def _wait_for_fits(
+    study: optuna.Study, parent_run_id: str, n_fits: int, on_poll: Callable[[int], None] | None = None
+) -> None:
+    """Wait until every fit has finished; `on_poll(finished)` after each look (SLURM: top up)."""
     shown = None
     while left := unfinished_fits(study, parent_run_id):
         if left != shown:
@@ -112,7 +122,40 @@ def _wait_for_fits(study: optuna.Study, parent_run_id: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+        if on_poll is not None:
+            on_poll(n_fits - len(left))
         time.sleep(POLL_S)
+
+
+def _check_settings(config: TrainConfig, settings: EnsembleSettings) -> None:
+    if settings.n_fits < 1 or settings.n_workers < (1 if settings.launcher == "slurm" else 0):
+        raise ConfigError(
+            f"n-fits must be >= 1 and n-workers >= {1 if settings.launcher == 'slurm' else 0}, "
+            f"found {settings.n_fits} and {settings.n_workers}"
+        )
+    if config.resume:
+        raise ConfigError("resume: the fits of an ensemble cannot resume a run")
+
+
+def _run_workers(
+    study: optuna.Study, job: EnsembleJob, settings: EnsembleSettings
+) -> tuple[SlurmWorkers | None, Callable[[int], None] | None]:
+    """Run the fits on local workers (returns no SLURM workers), or submit the SLURM workers
+    (returns them and the lead's check that tops them up)."""
+    if settings.launcher == "slurm":
+        workers, commands_for = submit_ensemble_workers(job, settings.n_fits, settings.n_workers, settings.slurm)
+        print(
+            f"{len(commands_for(settings.n_fits))} worker(s) submitted to SLURM as job {workers.job_ids[0]}, "
+            f"output in {workers.log_dir}",
+            flush=True,
+        )
+        return workers, keep_workers(study, settings.n_fits, workers, commands_for, task="fit")
+    with _trial_environment():
+        if settings.n_workers > 1:
+            _local_workers([job] * settings.n_workers)
+        if settings.n_workers >= 1:
+            run_fits(job)  # the fits a dead worker left behind, once their heartbeat has stopped
+    return None, None
 
 
 def run_ensemble(
@@ -120,16 +163,15 @@ def run_ensemble(
 ) -> EnsembleResult | None:
     """Fit `settings.n_fits` models and summarise what they agree on (the lead), or, with
     `settings.parent_run_id`, run fits of that ensemble as a worker (returns None)."""
-    if settings.n_fits < 1 or settings.n_workers < 0:
-        raise ConfigError(f"n-fits must be >= 1 and n-workers >= 0, found {settings.n_fits} and {settings.n_workers}")
-    if config.resume:
-        raise ConfigError("resume: the fits of an ensemble cannot resume a run")
+    _check_settings(config, settings)
+    leading = not settings.parent_run_id
     if dataset is None:
         dataset, truth = load_configured_data_and_truth(config)
     storage_spec = ensemble_storage(settings.storage)
+    if settings.launcher == "slurm":
+        check_slurm_storage(storage_spec, leading)
     storage = open_storage(storage_spec, settings.heartbeat_s)
     client = MlflowClient()
-    leading = not settings.parent_run_id
     if leading:
         parent_run_id = _open_parent(client, config, settings)
         study = optuna.create_study(study_name=study_name_of(parent_run_id), storage=storage)
@@ -139,7 +181,8 @@ def run_ensemble(
     else:
         parent_run_id = settings.parent_run_id
         study = optuna.load_study(study_name=study_name_of(parent_run_id), storage=storage)
-    threads = config.threads or 1  # one thread per worker: several single-thread fits beat one on every core
+    # one thread per local worker: several single-thread fits beat one on every core
+    threads = config.threads or (settings.slurm.cpus_per_worker if settings.launcher == "slurm" else 1)
     job = EnsembleJob(
         study.study_name,
         storage_spec,
@@ -155,14 +198,15 @@ def run_ensemble(
         flush=True,
     )
     with ending_parent_on_error(client, parent_run_id, leading):
-        with _trial_environment():
-            if settings.n_workers > 1:
-                _local_workers([job] * settings.n_workers)
-            if settings.n_workers >= 1:
-                run_fits(job)  # the fits a dead worker left behind, once their heartbeat has stopped
-        if not leading:
-            return None
-        _wait_for_fits(study, parent_run_id)
+        workers, on_poll = None, None
+        try:
+            workers, on_poll = _run_workers(study, job, settings)
+            if not leading:
+                return None
+            _wait_for_fits(study, parent_run_id, settings.n_fits, on_poll)
+        finally:
+            if workers is not None:  # workers still queued once the fits are done (or given up) have nothing to do
+                workers.cancel()
         completed = completed_fits(study, parent_run_id)
         result = summarize_ensemble(client, completed, parent_run_id, config, dataset, truth, settings.n_fits)
         client.set_terminated(parent_run_id, "FINISHED")
@@ -182,6 +226,8 @@ def run_ensemble_from_args(args: Any) -> EnsembleResult | None:
         parent_run_id=args.parent_run_id,
         heartbeat_s=args.heartbeat_seconds,
         run_name=config.run_name or "ensemble",
+        launcher=args.launcher,
+        slurm=slurm_settings_from_args(args),
     )
     result = run_ensemble(config, settings)
     if result is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from eirnn.config import ConfigError, add_config_arguments, parse_bool
+from eirnn.tuning.launcher import add_launcher_arguments
 
 # fits skip figures to keep the ensemble light (the parent's report shows what they agree on)
 ENSEMBLE_DEFAULTS = {"log_figures": False}
@@ -24,7 +25,12 @@ def parse_ratios(text: str) -> tuple[float, ...]:
 def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
     ensemble = parser.add_argument_group("ensemble settings")
     ensemble.add_argument("--n-fits", type=int, default=8, help="fits in the ensemble (model seeds seed, seed+1, ...)")
-    ensemble.add_argument("--n-workers", type=int, default=1, help="local single-thread worker processes")
+    ensemble.add_argument(
+        "--n-workers",
+        type=int,
+        default=1,
+        help="worker processes: local, one thread each; or SLURM jobs with --launcher slurm",
+    )
     ensemble.add_argument(
         "--bootstrap-trials",
         type=parse_bool,
@@ -52,4 +58,5 @@ def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
     for action in ensemble._group_actions:
         if "(default" not in action.help:
             action.help += ' (default: "")' if action.default == "" else " (default: %(default)s)"
+    add_launcher_arguments(parser)
     add_config_arguments(parser, defaults=ENSEMBLE_DEFAULTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -36,9 +37,11 @@ def open_storage(spec: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.B
 
         # heartbeats let any process of the study fail, end and re-queue the trials of a worker
         # that died, once they are silent for twice the interval
-        return optuna.storages.RDBStorage(
-            spec, heartbeat_interval=heartbeat_s, failed_trial_callback=RetryDeadTrial(2 * heartbeat_s)
-        )
+        with warnings.catch_warnings():  # heartbeats and their retry callback are marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                spec, heartbeat_interval=heartbeat_s, heartbeat_stale_trial_callback=RetryDeadTrial(2 * heartbeat_s)
+            )
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(spec))
 
 

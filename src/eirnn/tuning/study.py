@@ -55,7 +55,7 @@ from eirnn.tuning.settings import (
     StudyOutcome,
     StudySettings,
 )
-from eirnn.tuning.slurm_workers import check_slurm_study, keep_study_workers, submit_study_workers
+from eirnn.tuning.slurm_workers import check_slurm_storage, keep_workers, submit_study_workers
 from eirnn.tuning.storage import open_storage, resolve_storage, storage_kind
 from eirnn.tuning.study_summary import summarize_study
 from eirnn.tuning.workers import (
@@ -182,7 +182,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
     space = validate_search_space(settings.search_space or default_search_space(dataset), config, dataset)
     storage_spec = resolve_storage(settings.storage)
     if settings.launcher == "slurm":
-        check_slurm_study(settings, storage_spec, leading)
+        check_slurm_storage(storage_spec, leading)
     storage = open_storage(storage_spec, settings.heartbeat_s)
     client = MlflowClient()
     if leading:
@@ -237,7 +237,7 @@ def _submit_slurm_workers(
     """The lead's workers as one SLURM job array, and its check on every poll that tops them up."""
     workers, commands_for = submit_study_workers(jobs, settings, space, threads)
     print(f"{len(jobs)} worker(s) submitted to SLURM as job {workers.job_ids[0]}, output in {workers.log_dir}")
-    return workers, keep_study_workers(study, settings.n_trials, workers, commands_for)
+    return workers, keep_workers(study, settings.n_trials, workers, commands_for)
 
 
 def study_direction(selection_metric: str) -> str:

@@ -7,7 +7,6 @@ import contextlib
 import math
 import multiprocessing
 import os
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +20,9 @@ from eirnn.config import TrainConfig
 from eirnn.logged_names import ERROR_TAG, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.run import train_and_log
 from eirnn.tracking.run_records import record_error
-from eirnn.training import EarlyStopping, TrainingInterrupted
+from eirnn.training import EarlyStopping
 from eirnn.training.validation import higher_is_better
-from eirnn.tuning.dead_trials import requeue_stopped_trial, retried_trial_numbers, trial_run_id
+from eirnn.tuning.dead_trials import recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
     MODEL_URI_ATTR,
@@ -85,7 +84,7 @@ class TrialObjective:
         config = settings.replace(run_name=f"trial-{trial.number}")
         reporter = PruningReporter(trial, config)
         client = MlflowClient()
-        try:
+        with recording_trial_failure(trial, self.parent_run_id):
             outcome = train_and_log(
                 config,
                 dataset=self.dataset,
@@ -95,16 +94,6 @@ class TrialObjective:
                 tags={STUDY_TAG: self.study_name, TRIAL_TAG: str(trial.number)},
                 status_when_stopped_by_callback="KILLED",
             )
-        except TrainingInterrupted as stopped:
-            if stopped.signum == signal.SIGTERM:  # a scheduler's wall time or scancel: nothing is lost
-                requeue_stopped_trial(trial, self.parent_run_id)
-            raise
-        except Exception:
-            run_id = trial_run_id(client, self.parent_run_id, trial.number)
-            if run_id:
-                trial.set_user_attr(RUN_ATTR, run_id)
-                client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
-            raise
         trial.set_user_attr(RUN_ATTR, outcome.run_id)
         trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
         value = outcome.fit.best_selection_score
