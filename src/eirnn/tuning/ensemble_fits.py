@@ -2,7 +2,8 @@
 seed, E:I ratio) are enqueued as a waiting trial when the ensemble starts, so that the study
 machinery runs them: any worker takes the next waiting fit, heartbeats (RDB storage) let any
 process of the ensemble fail a fit whose worker died, end its child run FAILED and queue the
-same fit again (`eirnn.tuning.dead_trials.RetryDeadTrial`). Each fit trains through
+same fit again (`eirnn.tuning.dead_trials.RetryDeadTrial`); a worker stopped by SIGTERM (a
+scheduler's wall time, `scancel`) queues its fit again itself. Each fit trains through
 `train_and_log` as a child run `fit-N` of the ensemble's parent run and logs its circuit
 answers (`eirnn.circuit_answers`) as `ensemble/answers.npz`."""
 
@@ -24,7 +25,7 @@ from eirnn.circuit_answers import ask_circuit, save_answers
 from eirnn.config import TrainConfig
 from eirnn.logged_names import ENSEMBLE_TAG, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.run import train_and_log
-from eirnn.tuning.dead_trials import retried_trial_numbers, trial_run_id
+from eirnn.tuning.dead_trials import recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.settings import MODEL_URI_ATTR, PARENT_RUN_ATTR, RUN_ATTR
 from eirnn.tuning.storage import open_storage
 
@@ -109,15 +110,10 @@ class FitObjective:
         )
         client = MlflowClient()
         tags = {ENSEMBLE_TAG: self.ensemble_name, TRIAL_TAG: str(trial.number), FIT_TAG: str(fit["fit_index"])}
-        try:
+        with recording_trial_failure(trial, self.parent_run_id):
             outcome = train_and_log(
                 config, dataset=self.dataset, parent_run_id=self.parent_run_id, register=False, tags=tags
             )
-        except Exception:
-            run_id = trial_run_id(client, self.parent_run_id, trial.number)
-            if run_id:
-                client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
-            raise
         # the fixed-point starts and perturbed groups are the ensemble's, the same for every fit
         answers = ask_circuit(
             outcome.prepared.model, outcome.prepared.val, group_seed=self.base.seed, seed=self.base.seed
