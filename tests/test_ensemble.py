@@ -161,3 +161,15 @@ def test_ensemble_nests_fits_reports_agreement_and_registers_one_model(tracking_
     served = mlflow.pyfunc.load_model(result.model_uri).predict(inputs.astype(np.float32))
     np.testing.assert_allclose(served["mean_rates_hz"], mean, rtol=1e-6)
     assert ensemble.train_config.max_epochs == 3
+
+
+def test_a_slurm_ensemble_refuses_a_storage_the_nodes_cannot_reach_before_opening_a_run(
+    tracking_store, tiny_recording_file
+):
+    from eirnn.config import ConfigError, TrainConfig
+    from eirnn.tuning.ensemble import EnsembleSettings, run_ensemble
+
+    config = TrainConfig(data=str(tiny_recording_file), experiment_name="ensemble-test")
+    with pytest.raises(ConfigError, match=r"storage: --launcher slurm needs a database server .*sqlite:///"):
+        run_ensemble(config, EnsembleSettings(n_fits=2, launcher="slurm"))
+    assert MlflowClient().get_experiment_by_name("ensemble-test") is None

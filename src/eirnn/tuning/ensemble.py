@@ -165,11 +165,11 @@ def run_ensemble(
     `settings.parent_run_id`, run fits of that ensemble as a worker (returns None)."""
     _check_settings(config, settings)
     leading = not settings.parent_run_id
-    if dataset is None:
-        dataset, truth = load_configured_data_and_truth(config)
     storage_spec = ensemble_storage(settings.storage)
     if settings.launcher == "slurm":
         check_slurm_storage(storage_spec, leading)
+    if dataset is None:
+        dataset, truth = load_configured_data_and_truth(config)
     storage = open_storage(storage_spec, settings.heartbeat_s)
     client = MlflowClient()
     if leading:
