@@ -131,6 +131,18 @@ def _cancel_the_worker_mid_fit(lead: subprocess.Popen, log: Path, client: Mlflow
     return running[0]
 
 
+def _cancel_mid_fit_and_wait(lead: subprocess.Popen, log: Path, client: MlflowClient, task: str):
+    """Cancel the lead's one worker mid-fit, wait for the lead, check that it submitted a worker
+    for the lost `task` and that the cancelled child run says why it ended; returns the parent
+    run id and that run."""
+    cancelled_run_id = _cancel_the_worker_mid_fit(lead, log, client).info.run_id
+    _wait(lead, log)
+    assert f"submitted SLURM workers for the 1 {task}(s) still missing" in log.read_text()
+    cancelled = client.get_run(cancelled_run_id)
+    assert cancelled.info.status == "KILLED" and "stopped by SIGTERM" in cancelled.data.tags["eirnn.error"]
+    return _parent_run_id(log), cancelled
+
+
 def test_a_study_submitted_through_slurm_has_its_trials_under_one_parent(
     databases,  # noqa: F811
     mlflow_server,  # noqa: F811
@@ -176,13 +188,7 @@ def test_a_slurm_worker_cancelled_mid_fit_has_its_trial_retried(
         mlflow_server,
         tmp_path,
     )
-    cancelled_run_id = _cancel_the_worker_mid_fit(lead, log, client).info.run_id
-    _wait(lead, log)
-
-    parent_run_id = _parent_run_id(log)
-    assert "submitted SLURM workers for the 1 trial(s) still missing" in log.read_text()
-    cancelled = client.get_run(cancelled_run_id)
-    assert cancelled.info.status == "KILLED" and "stopped by SIGTERM" in cancelled.data.tags["eirnn.error"]
+    parent_run_id, cancelled = _cancel_mid_fit_and_wait(lead, log, client, "trial")
     trials = optuna.load_study(study_name="cancelled", storage=databases["optuna"]).trials
     lost = int(cancelled.data.tags[TRIAL_TAG])
     retries = [trial for trial in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) == lost]
@@ -237,13 +243,7 @@ def test_a_slurm_ensemble_worker_cancelled_mid_fit_has_its_fit_retried(
     lead, log = _ensemble(
         "cancelled-ensemble", arguments, databases["optuna"], mlflow_server, tiny_recording_file, tmp_path
     )
-    cancelled_run_id = _cancel_the_worker_mid_fit(lead, log, client).info.run_id
-    _wait(lead, log)
-
-    parent_run_id = _parent_run_id(log)
-    assert "submitted SLURM workers for the 1 fit(s) still missing" in log.read_text()
-    cancelled = client.get_run(cancelled_run_id)
-    assert cancelled.info.status == "KILLED" and "stopped by SIGTERM" in cancelled.data.tags["eirnn.error"]
+    parent_run_id, cancelled = _cancel_mid_fit_and_wait(lead, log, client, "fit")
     children = _children(client, parent_run_id)
     assert sorted(run.info.status for run in children) == ["FINISHED", "KILLED"]
     assert [run.data.tags[FIT_TAG] for run in children] == ["0", "0"]
