@@ -66,10 +66,12 @@ def _tune(arguments: list[str], mlflow_url: str, tmp_path: Path) -> tuple[subpro
 
 
 def _shared(name: str, storage: str, data: Path, tmp_path: Path) -> list[str]:
-    """The settings of the tune and ensemble leads: tiny model, 1 s heartbeats, small jobs."""
+    """The settings of the tune and ensemble leads: tiny model, small jobs. Heartbeats of 10 s:
+    on a loaded machine shorter ones go missing from live workers, whose trials are then failed
+    and re-run; a cancelled worker's trial is queued again at SIGTERM, not through heartbeats."""
     return [
         *("--storage", storage, "--experiment-name", name, "--data", str(data)),
-        *("--heartbeat-seconds", "1", "--input-embed-dim", "8", "--attention-heads", "2"),
+        *("--heartbeat-seconds", "10", "--input-embed-dim", "8", "--attention-heads", "2"),
         *("--log-figures", "false", "--slurm-time", "15", "--slurm-memory", "1G"),
         *("--slurm-log-dir", str(tmp_path / "slurm")),
     ]

@@ -41,6 +41,14 @@ def retried_trial_numbers(trials: list[FrozenTrial]) -> set[int]:
         return {number for trial in trials for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
 
 
+def fail_dead_trials(study: optuna.Study) -> None:
+    """Fail (and, through the storage's callback, queue again) the running trials whose
+    heartbeats stopped; any process of the study may call it."""
+    with warnings.catch_warnings():  # fail_stale_trials is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def requeue_stopped_trial(trial: optuna.Trial, parent_run_id: str) -> None:
     """Queue the settings of a trial whose worker was stopped by SIGTERM again as a new trial,
     and say so on its child run (which training ended KILLED)."""

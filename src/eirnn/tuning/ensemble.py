@@ -18,7 +18,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from eirnn.logged_names import ENSEMBLE_TAG, RUN_NAME_TAG
 from eirnn.pipeline import load_configured_data_and_truth
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
+from eirnn.tuning.dead_trials import fail_dead_trials
 from eirnn.tuning.ensemble_fits import (
     POLL_S,
     EnsembleJob,
@@ -119,9 +119,7 @@ def _wait_for_fits(
         if left != shown:
             print(f"waiting for fits {sorted(left)}", flush=True)
             shown = left
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+        fail_dead_trials(study)
         if on_poll is not None:
             on_poll(n_fits - len(left))
         time.sleep(POLL_S)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from eirnn.circuit_answers import ask_circuit, save_answers
 from eirnn.config import TrainConfig
 from eirnn.logged_names import ENSEMBLE_TAG, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.run import train_and_log
-from eirnn.tuning.dead_trials import recording_trial_failure, retried_trial_numbers
+from eirnn.tuning.dead_trials import fail_dead_trials, recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.settings import MODEL_URI_ATTR, PARENT_RUN_ATTR, RUN_ATTR
 from eirnn.tuning.storage import open_storage
 
@@ -148,9 +147,7 @@ def run_fits(job: EnsembleJob) -> None:
     study = optuna.load_study(study_name=job.ensemble_name, storage=open_storage(job.storage, job.heartbeat_s))
     objective = FitObjective(job.config, job.dataset, job.parent_run_id, job.ensemble_name)
     while unfinished_fits(study, job.parent_run_id):
-        with warnings.catch_warnings():  # fail_stale_trials is marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+        fail_dead_trials(study)
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.optimize(objective, n_trials=1, catch=(Exception,))
         else:

@@ -37,6 +37,7 @@ from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
 from eirnn.training.validation import higher_is_better
+from eirnn.tuning.dead_trials import fail_dead_trials
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
 from eirnn.tuning.launcher import SlurmWorkers, slurm_settings_from_args
 from eirnn.tuning.options import FIRST_TRIAL_CHOICES
@@ -151,7 +152,7 @@ def _wait_for_trials(
                 print(f"waiting: {finished} of {n_trials} trials of this parent have finished", flush=True)
                 shown = finished
             # a machine that died leaves RUNNING trials; with heartbeats (RDB storage) they fail here
-            optuna.storages.fail_stale_trials(study)
+            fail_dead_trials(study)
             if on_poll is not None:
                 on_poll(finished)
             time.sleep(POLL_S)
