@@ -41,6 +41,7 @@ from machine import describe_machine
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
+from eirnn.data.synthetic_perturbations import PROTOCOLS, RECORDED_TYPES
 from eirnn.evaluation import evaluate
 from eirnn.pipeline import prepare
 from eirnn.recovery import effective_weights, recover, shuffled_within_blocks, weight_recovery
@@ -212,11 +213,25 @@ def _mean_sd(rows: list[dict], column: str) -> dict:
     return {"mean": float(np.mean(values)), "sd": float(np.std(values)), "n": len(values)}
 
 
+def with_type_means(row: dict) -> dict:
+    """`row` plus the mean correlation over the recorded types (held out at 0 %, trained on
+    otherwise) and over the types never recorded (held out at every share): the same types at
+    every share, unlike gt_heldout_perturbation_corr (all six types at 0 %, two otherwise)."""
+    never = [label for label in PROTOCOLS if label not in RECORDED_TYPES]
+    return {
+        **row,
+        "recorded_types_corr": float(np.mean([row[f"type_corr/{label}"] for label in RECORDED_TYPES])),
+        "never_recorded_types_corr": float(np.mean([row[f"type_corr/{label}"] for label in never])),
+    }
+
+
 def perturbed_summary() -> dict:
-    rows = [json.loads(p.read_text()) for p in sorted((RESULTS / "bench_recovery_perturbed").glob("*.json"))]
+    folder = RESULTS / "bench_recovery_perturbed"
+    rows = [with_type_means(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
     # per perturbation type of the true circuit: trained on with 10/25 %, held out with 0 % (and
     # E-group activation, I inactivation held out always)
-    columns = PERTURBED_COLUMNS + tuple(sorted({key for row in rows for key in row if key.startswith("type_corr/")}))
+    types = tuple(sorted({key for row in rows for key in row if key.startswith("type_corr/")}))
+    columns = (*PERTURBED_COLUMNS, "recorded_types_corr", "never_recorded_types_corr", *types)
     out = {"runs": rows, "summary": {}}
     for teacher in TEACHERS:
         cells = sorted(
