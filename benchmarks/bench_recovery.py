@@ -225,6 +225,26 @@ def with_type_means(row: dict) -> dict:
     }
 
 
+def _mean_sd_text(cell: dict, digits: int) -> str:
+    return "—" if not np.isfinite(cell["mean"]) else f"{cell['mean']:.{digits}f} ± {cell['sd']:.{digits}f}"
+
+
+def print_table(table: dict, columns: tuple[str, ...]) -> None:
+    """One markdown row per score, its null's mean ± sd beside it in brackets."""
+    print("| score (null) | " + " | ".join(f"{k} (n={len(v['seeds'])})" for k, v in table.items()) + " |")
+    print("| --- |" + " --- |" * len(table))
+    for column in columns:
+        null = f"gt_null_{column.removeprefix('gt_')}"
+        if column.startswith("gt_null_"):
+            continue
+        digits = 0 if column in ("training_seconds", "epochs") else 2
+        cells = []
+        for cell in table.values():
+            text = _mean_sd_text(cell[column], digits)
+            cells.append(text + (f" ({_mean_sd_text(cell[null], digits)})" if null in cell and text != "—" else ""))
+        print(f"| {column} | " + " | ".join(cells) + " |")
+
+
 def perturbed_summary() -> dict:
     folder = RESULTS / "bench_recovery_perturbed"
     rows = [with_type_means(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
@@ -247,11 +267,7 @@ def perturbed_summary() -> dict:
             continue
         out["summary"][teacher] = table
         print(f"\n{teacher}\n")
-        print("| score | " + " | ".join(f"{k} (n={len(v['seeds'])})" for k, v in table.items()) + " |")
-        print("| --- |" + " --- |" * len(table))
-        for column in columns:
-            cells = [f"{v[column]['mean']:.3f} ± {v[column]['sd']:.3f}" for v in table.values()]
-            print(f"| {column} | " + " | ".join(cells) + " |")
+        print_table(table, columns)
     (RESULTS / "bench_recovery_perturbed.json").write_text(json.dumps(out, indent=1))
     return out
 
