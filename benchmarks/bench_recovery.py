@@ -208,11 +208,6 @@ def run_perturbed(teacher: str, fraction: float, seed: int, max_epochs: int, lab
     }
 
 
-def _mean_sd(rows: list[dict], column: str) -> dict:
-    values = [r[column] for r in rows if r.get(column) is not None]
-    return {"mean": float(np.mean(values)), "sd": float(np.std(values)), "n": len(values)}
-
-
 def with_type_means(row: dict) -> dict:
     """`row` plus the mean correlation over the recorded types (held out at 0 %, trained on
     otherwise) and over the types never recorded (held out at every share): the same types at
@@ -225,8 +220,8 @@ def with_type_means(row: dict) -> dict:
     }
 
 
-def _mean_sd_text(cell: dict, digits: int) -> str:
-    return "—" if not np.isfinite(cell["mean"]) else f"{cell['mean']:.{digits}f} ± {cell['sd']:.{digits}f}"
+def _mean_sd_text(cell: dict | None, digits: int) -> str:
+    return "—" if cell is None else f"{cell['mean']:.{digits}f} ± {cell['sd']:.{digits}f}"
 
 
 def print_table(table: dict, columns: tuple[str, ...]) -> None:
@@ -234,9 +229,9 @@ def print_table(table: dict, columns: tuple[str, ...]) -> None:
     print("| score (null) | " + " | ".join(f"{k} (n={len(v['seeds'])})" for k, v in table.items()) + " |")
     print("| --- |" + " --- |" * len(table))
     for column in columns:
-        null = f"gt_null_{column.removeprefix('gt_')}"
         if column.startswith("gt_null_"):
             continue
+        null = f"gt_null_{column.removeprefix('gt_')}"
         digits = 0 if column in ("training_seconds", "epochs") else 2
         cells = []
         for cell in table.values():
@@ -262,7 +257,7 @@ def perturbed_summary() -> dict:
         for fraction, labelling in cells:
             chosen = [r for r in rows if (r["teacher"], r["fraction"], r["labels"]) == (teacher, fraction, labelling)]
             name = f"{fraction:.0%}" + ("" if labelling == "true" else f", {labelling} labels")
-            table[name] = {"seeds": sorted(r["seed"] for r in chosen), **{c: _mean_sd(chosen, c) for c in columns}}
+            table[name] = {"seeds": sorted(r["seed"] for r in chosen), **{c: _cell(chosen, c) for c in columns}}
         if not table:
             continue
         out["summary"][teacher] = table
