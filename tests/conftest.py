@@ -50,7 +50,7 @@ def tiny_recording(seed: int = 0, **sizes):
 @pytest.fixture(scope="session")
 def tiny_recording_file(tmp_path_factory) -> Path:
     """A small synthetic recording written in the documented schema (.npz)."""
-    from eirnn.data.loaders import write_dataset
+    from eirnn.data.binned_files import write_dataset
 
     dataset, _ = tiny_recording()
     path = tmp_path_factory.mktemp("data") / "tiny.npz"

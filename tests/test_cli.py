@@ -137,7 +137,7 @@ def test_run_logs_its_datasets_and_code_version(cli_run, tiny_recording_file):
 
 
 def test_builtin_recording_has_a_name_a_hash_and_its_bin():
-    from eirnn.data.loaders import arrays_sha256
+    from eirnn.data.binned_files import arrays_sha256
     from eirnn.pipeline import BUILTIN_DATA_NAME, load_configured_data
 
     dataset = load_configured_data(TrainConfig())

@@ -11,7 +11,7 @@ import yaml
 from eirnn.cli import build_parser
 from eirnn.config import ConfigError, TrainConfig, flag_name, parse_value
 from eirnn.tuning.ensemble_options import ENSEMBLE_DEFAULTS
-from eirnn.tuning.options import TUNE_DEFAULTS
+from eirnn.tuning.tune_options import TUNE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 

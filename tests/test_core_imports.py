@@ -15,7 +15,7 @@ CORE = [
     "figures",
     "losses.py",
     "evaluation.py",
-    "analysis.py",
+    "in_silico_perturbations.py",
     "recovery.py",
     "pipeline.py",
     "training_run.py",
@@ -25,7 +25,7 @@ CORE = [
     "logged_names.py",
     "choices.py",
     "config.py",
-    "runtime.py",
+    "memory_allocator.py",
 ]
 SHELLS = ("mlflow", "optuna", "eirnn.tracking", "eirnn.tuning")
 

@@ -9,7 +9,7 @@ import pytest
 PUBLIC_FUNCTIONS = [
     "eirnn.api.train",
     "eirnn.api.split",
-    "eirnn.data.load.load_dataset",
+    "eirnn.data.format_dispatch.load_dataset",
     "eirnn.evaluation.evaluate",
     "eirnn.tracking.model_registry.load_model",
     "eirnn.metrics.correlation.psth_correlation",

@@ -394,7 +394,7 @@ def test_the_perturbation_gain_setting_builds_a_learned_parameter_only_when_aske
 
 
 def test_dropping_silent_neurons_keeps_the_perturbations_of_the_others():
-    from eirnn.data.validation import check_trainable
+    from eirnn.data.trainability import check_trainable
 
     variables = small_file_variables()
     counts = variables["spikes"].copy()

@@ -23,7 +23,7 @@ def _png_size(path):
 
 
 def test_run_report_matches_logged_metrics_and_eirnn_report_rebuilds_it(tracking_store, tiny_recording_file):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     config = TrainConfig(
         data=str(tiny_recording_file),

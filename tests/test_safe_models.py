@@ -11,7 +11,7 @@ import torch
 import eirnn
 from eirnn.config import TrainConfig
 from eirnn.evaluation import predict_rates
-from eirnn.tracking.run import train_and_log
+from eirnn.tracking.mlflow_run import train_and_log
 
 
 def test_checkpoint_and_logged_model_load_with_pickle_disabled(tracking_store, tiny_recording_file, monkeypatch):

@@ -86,7 +86,7 @@ def test_validation_bits_per_spike_is_the_published_metric(tiny):
 
 
 def test_noise_ceilings_do_not_depend_on_the_model_seed(tracking_store, tiny):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     dataset, _ = tiny
     logged = []
@@ -170,7 +170,7 @@ def test_a_noise_ceiling_is_computed_once_per_data_and_follows_any_change_of_it(
 
 
 def test_a_test_score_the_test_trials_cannot_support_says_why(tracking_store, tiny):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     dataset, _ = tiny
     # 10% of 96 trials over 8 conditions: most conditions get a single test trial

@@ -65,7 +65,7 @@ def _wait_until_up(server: subprocess.Popen, base_url: str, log_file: Path) -> N
 def test_served_champion_answers_invocations_like_load_model(tracking_store, tiny_recording_file):
     import eirnn
     from eirnn.evaluation import predict_rates
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     outcome = train_and_log(TrainConfig(data=str(tiny_recording_file), max_epochs=3, **SMALL_MODEL))
     assert outcome.model_version is not None and outcome.champion_version == outcome.model_version

@@ -133,7 +133,7 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
 
 
 def _train(config_changes, data_file):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     config = TrainConfig(data=str(data_file), patience=100, **SMALL_MODEL, **config_changes)
     return train_and_log(config)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from eirnn.data import NeuralDataset
     from eirnn.evaluation import Evaluation
     from eirnn.model import EIRNN
-    from eirnn.tracking.run import TrainingOutcome
+    from eirnn.tracking.mlflow_run import TrainingOutcome
     from eirnn.training import FitResult
     from eirnn.training_run import RunResult
     from eirnn.tuning.ensemble_summary import EnsembleResult
@@ -177,7 +177,7 @@ def train(
         from eirnn.training_run import train_into_folder
 
         return TrainingResult.from_folder_run(train_into_folder(config, out, dataset=dataset, callbacks=callbacks))
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     outcome = train_and_log(config, dataset=dataset, callbacks=callbacks, register=register)
     return TrainingResult.from_outcome(outcome)

@@ -3,7 +3,7 @@ defines each with its unit.
 
 * **Perturbations** (`silence_E`, `boost_E`, `silence_I`, `boost_I`, and the same for seeded
   groups of recorded neurons, `silence_group1`, ...): the output of the chosen units is scaled
-  by 0 (silence) or 2 (boost) with `eirnn.analysis.perturbed_copy`, the condition's trials are
+  by 0 (silence) or 2 (boost) with `eirnn.in_silico_perturbations.perturbed_copy`, the condition's trials are
   simulated with noise off, and the answer for (condition, neuron) is the change of the
   neuron's condition PSTH averaged over the time bins before the network ran away (Hz).
   Perturbed recorded neurons get NaN (the question is about the *other* neurons).
@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from eirnn.analysis import perturbed_copy, population_units
 from eirnn.evaluation import predict_rates
 from eirnn.fixed_points import (
     FixedPoints,
@@ -39,12 +38,13 @@ from eirnn.fixed_points import (
     seeded_starts,
     simulate_states,
 )
+from eirnn.in_silico_perturbations import perturbed_copy, population_units
 from eirnn.metrics import condition_psths
 from eirnn.model.recurrence import activate
 from eirnn.recovery import GROUP_FRACTION, PERTURBATIONS
 
 N_GROUPS = 2
-RUNAWAY_ACTIVITY = 1e6  # as eirnn.analysis: far beyond a fitted network's O(1) unit rates
+RUNAWAY_ACTIVITY = 1e6  # as eirnn.in_silico_perturbations: far beyond a fitted network's O(1) unit rates
 
 #: answer name pattern -> unit
 ANSWER_UNITS = {"silence_*, boost_*": "Hz", "gain_EI, gain_IE": "1 (r per r)", "leading_eigenvalue": "1/s"}

@@ -71,8 +71,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.no_tracking:
         return _train_into_folder(args)
     from eirnn import console
+    from eirnn.tracking.mlflow_run import train_and_log
     from eirnn.tracking.resume import resume_command
-    from eirnn.tracking.run import train_and_log
     from eirnn.training import TrainingInterrupted
 
     config = config_from_args(args)
@@ -107,7 +107,7 @@ def _train_into_folder(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from eirnn.data.loaders import write_dataset
+    from eirnn.data.binned_files import write_dataset
     from eirnn.data.nwb_write import write_nwb
     from eirnn.data.synthetic import make_recording
     from eirnn.data.truth_file import write_truth
@@ -179,7 +179,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from eirnn.tuning.ensemble_options import add_ensemble_arguments
-    from eirnn.tuning.options import add_tune_arguments
+    from eirnn.tuning.tune_options import add_tune_arguments
 
     parser = EirnnParser(
         prog="eirnn", description="Fit excitatory/inhibitory (Dale's-law) RNNs to neural recordings, tracked in MLflow."

@@ -15,9 +15,9 @@ import torch
 
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
-from eirnn.data.loaders import arrays_sha256
+from eirnn.data.binned_files import arrays_sha256
 from eirnn.data.split import heldout_neuron_index, without_perturbation_types
-from eirnn.data.validation import check_trainable, validates_on_train
+from eirnn.data.trainability import check_trainable, validates_on_train
 
 BUILTIN_DATA_NAME = "builtin-synthetic"
 

@@ -14,7 +14,7 @@ hidden units of the true network):
   fixes every weight's sign by its presynaptic label).
 * **Perturbations.** A seeded group of recorded neurons that are truly inhibitory (then a group
   that are truly excitatory) is silenced (output x 0) and separately boosted (output x 2) with
-  `eirnn.analysis.perturbed_copy`, in the true network and in the fitted model, on the same
+  `eirnn.in_silico_perturbations.perturbed_copy`, in the true network and in the fitted model, on the same
   inputs, noise off. For every other recorded neuron, the change of its condition PSTHs
   (Hz, conditions x time bins, bins before either network ran away) is compared:
   `perturbation_corr` is the Pearson correlation of predicted vs true changes pooled over
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eirnn.analysis import run_perturbation
+from eirnn.in_silico_perturbations import run_perturbation
 from eirnn.metrics import condition_psths, pearson_r
 from eirnn.perturbation_recovery import TypeEffect, summary_metrics, type_effects
 from eirnn.training.next_step import next_step_regression, single_trial_rates

@@ -4,7 +4,7 @@ evaluate -> test split and recovery -> run folder -> figures and report.md.
 `TrainingRun.execute` does the science and tells its sinks what happened, in this order (see
 `RunSink`): the settings at the start, the prepared data, the epochs (through the sinks' epoch
 callbacks), the end of fitting, and the finished `RunResult` with its run folder. It never
-imports mlflow: MLflow tracking is one sink (`eirnn.tracking.run.MlflowSink`: params and tags
+imports mlflow: MLflow tracking is one sink (`eirnn.tracking.mlflow_run.MlflowSink`: params and tags
 at the start, the epoch logger, then the folder, the model and the registration), a plain
 folder another (`FolderSink`, what `eirnn.train(..., tracking=False)` and
 `eirnn train --no-tracking` use).
@@ -25,9 +25,9 @@ from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
+from eirnn.memory_allocator import configure_unless_opted_out
 from eirnn.metrics import Metric, to_float
 from eirnn.pipeline import Prepared, dataset_sha256, prepare
-from eirnn.runtime import configure_unless_opted_out
 from eirnn.training import FitResult, fit
 
 SPLIT_FILE = "split.json"  # trial ids of train, val and test: what no selection step may touch
@@ -180,7 +180,7 @@ class TrainingRun:
 
     def execute(self, folder: Path, checkpoint_dir: Path) -> RunResult:
         """Run every step; the run folder goes to `folder`, checkpoints to `checkpoint_dir`."""
-        # where a run starts, before its first tensor: the allocator settings (eirnn.runtime)
+        # where a run starts, before its first tensor: the allocator settings (eirnn.memory_allocator)
         configure_unless_opted_out()
         self._tell("on_start", self.config)
         prepared = prepare(self.config, self.dataset, self.truth)

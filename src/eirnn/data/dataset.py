@@ -19,8 +19,8 @@ from .perturbations import (
     same_tables,
     trial_types,
 )
-from .values import as_text, magnitude_problem, normalised_ids, plain_object_array, whole_numbers_or_none
-from .values import first_index_text as _first_index_text
+from .value_checks import as_text, magnitude_problem, normalised_ids, plain_object_array, whole_numbers_or_none
+from .value_checks import first_index_text as _first_index_text
 
 #: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
 #: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)

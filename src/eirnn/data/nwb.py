@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .binned_files import HDF5_SIGNATURE, SCHEMA_NAMES, file_sha256
 from .binning import (
     DEFAULT_SPIKE_BIN_MS,
     bin_centres_ms,
@@ -27,7 +28,6 @@ from .binning import (
     parse_window_ms,
 )
 from .dataset import EXCITATORY_NAMES, INHIBITORY_NAMES, DatasetError, NeuralDataset, label_key
-from .loaders import HDF5_SIGNATURE, SCHEMA_NAMES, file_sha256
 from .nwb_perturbations import read_perturbations
 from .nwb_trials import (
     check_event_times,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import as_text
+from .value_checks import as_text
 
 TARGETS = ("E", "I", "neurons")
 KINDS = ("activation", "inactivation")

@@ -29,7 +29,7 @@ from eirnn.training.next_step import single_trial_rates
 from eirnn.training.progress import ProgressDisplay
 from eirnn.training.schedules import epoch_learning_rate
 from eirnn.training.teacher_forcing import initialise_from_regression, teacher_forced_loss
-from eirnn.training.validation import (
+from eirnn.training.validation_scores import (
     ValidationScorer,
     check_selection_metric,
     higher_is_better,

@@ -2,7 +2,7 @@
 
 - NWB (``.nwb``, or HDF5 with an NWB version): `eirnn.data.nwb`;
 - spike times in ``.mat``/``.npz``: `eirnn.data.spike_times`;
-- binned arrays in ``.npz``/``.mat``/HDF5: `eirnn.data.loaders`;
+- binned arrays in ``.npz``/``.mat``/HDF5: `eirnn.data.binned_files`;
 then task inputs built from the task when asked (`eirnn.data.task_inputs`).
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .binned_files import load_binned, parse_keys, read_variables
 from .dataset import DatasetError, NeuralDataset
-from .loaders import load_binned, parse_keys, read_variables
 from .nwb import is_nwb_file, load_nwb
 from .spike_times import has_spike_times, load_spike_times
 from .task_inputs import with_task_inputs
@@ -94,7 +94,7 @@ def load_dataset(
     --------
     >>> import pathlib, tempfile
     >>> from eirnn.data import load_dataset
-    >>> from eirnn.data.loaders import write_dataset
+    >>> from eirnn.data.binned_files import write_dataset
     >>> from eirnn.data.synthetic import make_recording
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "recording.npz"
     >>> path = write_dataset(make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)[0], path)
