@@ -146,7 +146,26 @@ def ask_circuit(
     """Ask `model` every question on the trials of `dataset` (inputs and conditions only):
     perturbation answers for the E and I populations and for `neuron_groups(..., group_seed)`,
     effective gains and stability at each condition's operating point, and fixed points under
-    each condition's mean input from `n_starts` starts drawn with `seed`."""
+    each condition's mean input from `n_starts` starts drawn with `seed`.
+
+    Examples
+    --------
+    A (here untrained) network asked about a small recording with 2 conditions and 8 neurons:
+
+    >>> from eirnn.circuit_answers import ask_circuit
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.model import create_model_for_dataset
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=8, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> model = create_model_for_dataset(dataset, seed=0)
+    >>> answers = ask_circuit(model, dataset, n_starts=2)
+    >>> sorted(answers.values)
+    ['boost_E', 'boost_I', 'boost_group1', 'boost_group2', 'gain_EI', 'gain_IE', 'leading_eigenvalue',
+     'n_stable_fixed_points', 'silence_E', 'silence_I', 'silence_group1', 'silence_group2']
+    >>> answers.values["silence_I"].shape, answers.values["gain_EI"].shape  # [conditions, neurons], [conditions]
+    ((2, 8), (2,))
+    >>> len(answers.fixed_points)  # one search per condition
+    2
+    """
     inputs = np.asarray(dataset.inputs, dtype=np.float32)
     conditions = np.asarray(dataset.conditions)
     codes = np.unique(conditions)

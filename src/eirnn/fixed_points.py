@@ -114,7 +114,24 @@ def find_fixed_points(
     """Fixed points of `step` (a map [S, N] -> [S, N] in float64) reached from `starts` [S, N].
 
     Returns the distinct fixed points with q < `tolerance`, their Jacobian eigenvalues (largest
-    modulus first) and whether each is stable (every |eigenvalue| < 1)."""
+    modulus first) and whether each is stable (every |eigenvalue| < 1).
+
+    Examples
+    --------
+    The map x -> tanh(2x) has two stable fixed points and an unstable one at 0 (slope 2):
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from eirnn.fixed_points import find_fixed_points
+    >>> points = find_fixed_points(lambda x: torch.tanh(2.0 * x), np.array([[-1.0], [0.01], [1.0]]))
+    >>> points.states.round(4).ravel(), points.stable, points.n_stable
+    (array([-0.9575,  0.    ,  0.9575]), array([ True, False,  True]), 2)
+    >>> np.abs(points.eigenvalues).round(4).ravel()  # |slope| at each point: < 1 is stable
+    array([0.1664, 2.    , 0.1664])
+
+    A fitted network's map under one condition's mean input (`network_map`) is searched from
+    states the network visits (`simulate_states`, `seeded_starts`) in the same way.
+    """
     starts = torch.as_tensor(np.asarray(starts, dtype=np.float64))
     states = _minimise_q(step, starts, adam_steps, learning_rate)
     near = speed(step, states) < NEWTON_FROM_Q
