@@ -60,7 +60,8 @@ def type_effects(
     >>> twin = ground_truth_model(truth, dataset.bin_ms, dataset.inputs[:, 0])
     >>> effects = type_effects(twin, twin, truth, dataset, trained_types=(), n_neurons=dataset.n_neurons)
     >>> sorted(effects)
-    ['E activation', 'E-group activation', 'E-group inactivation', 'I activation', 'I inactivation', 'I-group inactivation']
+    ['E activation', 'E-group activation', 'E-group inactivation', 'I activation', 'I inactivation',
+     'I-group inactivation']
     >>> effects["I inactivation"].predicted.shape, effects["I inactivation"].heldout  # [conditions, time, neurons]
     ((2, 20, 8), True)
     >>> summary_metrics(effects)

@@ -27,7 +27,7 @@ from .binning import (
     cleaned_trains,
     parse_window_ms,
 )
-from .dataset import EXCITATORY_NAMES, INHIBITORY_NAMES, DatasetError, NeuralDataset, label_key
+from .dataset import DatasetError, NeuralDataset
 from .nwb_perturbations import read_perturbations
 from .nwb_trials import (
     check_event_times,
@@ -46,6 +46,7 @@ from .nwb_trials import (
     tables_listing,
 )
 from .task_inputs import EventTimes, TaskTrials, build_task_inputs
+from .value_checks import EXCITATORY_NAMES, INHIBITORY_NAMES, label_key
 
 #: units columns read as E/I labels when --ei names none
 EI_COLUMNS = SCHEMA_NAMES["ei_labels"]

@@ -14,6 +14,23 @@ the go time, a one-hot cue channel per condition from cue onset to go, a go step
 time on, and trial-constant binary context channels. Cue onset and go time jitter by a few
 bins per trial. The behaviour is a linear readout of the E-unit rates, fitted once to a
 bell-shaped hand velocity in the cue direction after go.
+
+Examples
+--------
+A small recording and the network that generated it (16 units, 8 of them recorded); the
+weights obey Dale's law, and the same seed gives the same recording:
+
+>>> from eirnn.data.synthetic import make_recording
+>>> dataset, truth = make_recording(seed=0, n_e=6, n_i=2, n_trials=16, n_bins=20, n_conditions=2, n_inputs=4)
+>>> dataset
+NeuralDataset('synthetic-seed0': 16 trials x 20 bins of 25 ms x 8 neurons (6 E, 2 I), 4 inputs, 2 conditions)
+>>> dataset.input_names, truth.w_rec.shape
+(['fixation', 'cue_0', 'cue_1', 'go'], (16, 16))
+>>> inhibitory = truth.unit_is_inhibitory
+>>> bool((truth.w_rec[:, inhibitory] <= 0).all() and (truth.w_rec[:, ~inhibitory] >= 0).all())
+True
+>>> dataset == make_recording(seed=0, n_e=6, n_i=2, n_trials=16, n_bins=20, n_conditions=2, n_inputs=4)[0]
+True
 """
 
 from __future__ import annotations
@@ -247,23 +264,6 @@ def make_recording(
     of that s.d. along the TRIAL_STATE_DIMS slowest modes of W (`GroundTruth.initial_offsets`).
     ``perturbation_fraction`` of the trials get one perturbation each, of ``perturbation_types``
     (`synthetic_perturbations.PROTOCOLS`) in turn; with 0 the recording is the one without.
-
-    Examples
-    --------
-    A small recording and the network that generated it (16 units, 8 of them recorded); the
-    weights obey Dale's law, and the same seed gives the same recording:
-
-    >>> from eirnn.data.synthetic import make_recording
-    >>> dataset, truth = make_recording(seed=0, n_e=6, n_i=2, n_trials=16, n_bins=20, n_conditions=2, n_inputs=4)
-    >>> dataset
-    NeuralDataset('synthetic-seed0': 16 trials x 20 bins of 25 ms x 8 neurons (6 E, 2 I), 4 inputs, 2 conditions)
-    >>> dataset.input_names, truth.w_rec.shape
-    (['fixation', 'cue_0', 'cue_1', 'go'], (16, 16))
-    >>> inhibitory = truth.unit_is_inhibitory
-    >>> bool((truth.w_rec[:, inhibitory] <= 0).all() and (truth.w_rec[:, ~inhibitory] >= 0).all())
-    True
-    >>> dataset == make_recording(seed=0, n_e=6, n_i=2, n_trials=16, n_bins=20, n_conditions=2, n_inputs=4)[0]
-    True
     """
     _check_sizes(n_inputs, n_conditions, bin_ms, min(n_e, n_i, n_bins, n_trials, n_conditions), spectral_radius)
     rng = np.random.default_rng(seed)
