@@ -8,13 +8,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import small_settings, tiny_recording
+from conftest import fit_config, small_settings, tiny_recording
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data import NeuralDataset
 from eirnn.metrics import bits_per_spike
-from eirnn.pipeline import prepare
 from eirnn.training import EarlyStopping, fit
 
 SMALL = small_settings(learning_rate=0.01)
@@ -53,9 +52,7 @@ def test_early_stopping_waits_for_an_improvement_of_min_delta():
 )
 def test_the_best_checkpoint_follows_the_selection_metric(tiny, selection_metric, key, pick):
     dataset, _ = tiny
-    config = TrainConfig(max_epochs=8, selection_metric=selection_metric, **SMALL)
-    prepared = prepare(config, dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    _, result = fit_config(TrainConfig(max_epochs=8, selection_metric=selection_metric, **SMALL), dataset)
     values = [h[key] for h in result.history]
     assert result.best_epoch == int(pick(values))
     assert result.best_selection_score == values[result.best_epoch]
@@ -69,8 +66,7 @@ def test_validation_bits_per_spike_is_the_published_metric(tiny):
 
     dataset, _ = tiny
     config = TrainConfig(max_epochs=3, selection_metric="bits_per_spike", **SMALL)
-    prepared = prepare(config, dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    prepared, result = fit_config(config, dataset)
     rates = predict_rates(prepared.model, prepared.val.inputs).rates.numpy().astype(np.float64)
     expected = bits_per_spike(rates * prepared.val.bin_s, prepared.val.counts)
     assert result.history[-1]["val_bits_per_spike"] == pytest.approx(expected, abs=1e-4)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import small_flags
 from mlflow.tracking import MlflowClient
 from optuna.storages import RetryFailedTrialCallback
 
@@ -125,30 +126,15 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
 ):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
-    common = [
-        "--study-name",
-        "machines",
-        "--storage",
-        databases["optuna"],
-        "--experiment-name",
-        "machines",
-        "--data",
-        str(tiny_recording_file),
-        "--search-space",
-        str(space),
-        "--pruner",
-        "none",
-        "--max-epochs",
-        "3",
-        "--input-embed-dim",
-        "8",
-        "--attention-heads",
-        "2",
-        "--threads",
-        "1",
-        "--log-figures",
-        "false",
-    ]
+    common = small_flags(
+        study_name="machines",
+        storage=databases["optuna"],
+        experiment_name="machines",
+        data=str(tiny_recording_file),
+        search_space=str(space),
+        pruner="none",
+        max_epochs=3,
+    )
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     env.pop("MLFLOW_RUN_ID", None)
     processes = []
