@@ -57,6 +57,14 @@ def small_project_parameters(**overrides) -> dict:
     return {name: _text(value) for name, value in small_settings(**overrides).items()}
 
 
+def tracking_env(uri, **variables) -> dict:
+    """The environment of an `eirnn`/`mlflow run` subprocess that logs to the store `uri` (not
+    to a launcher's run), with `variables` added."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": str(uri), **variables}
+    env.pop("MLFLOW_RUN_ID", None)
+    return env
+
+
 def fit_config(config, dataset, truth=None, callbacks=(), **fit_options):
     """(Prepared, FitResult): `config`'s pipeline up to the model on `dataset`, then `fit` with
     `fit_options` (``checkpoint_dir``, ``resume_from``), no progress line."""
