@@ -192,7 +192,7 @@ class TrainConfig:
         0.1, "process-noise standard deviation (state units)", model_arg=True, allowed=NON_NEGATIVE
     )
     input_embed_dim: int = _setting(56, "size of the input embedding", model_arg=True, allowed=AT_LEAST_ONE)
-    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS, model_arg=True)
+    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS.names, model_arg=True)
     attention_heads: int = _setting(
         4, "attention heads of the attention embedding", model_arg=True, allowed=AT_LEAST_ONE
     )
@@ -200,14 +200,14 @@ class TrainConfig:
     h0_init: float = _setting(0.1, "initial value of h0", model_arg=True)
     enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio", model_arg=True)
     ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", model_arg=True, allowed=POSITIVE)
-    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
+    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS.names, model_arg=True)
     spectral_radius: float = _setting(
         1.0, "spectral radius of the initial recurrent matrix", model_arg=True, allowed=POSITIVE
     )
     initial_state: str = _setting(
         "shared",
         "initial state x[0]: one shared h0, or inferred per trial from its held-in spikes by an encoder",
-        INITIAL_STATES,
+        INITIAL_STATES.names,
         model_arg=True,
     )
     encoder_hidden: int = _setting(
@@ -225,7 +225,7 @@ class TrainConfig:
     perturbation_gain: str = _setting(
         "fixed",
         "drive per unit of perturbation strength: fixed at 1, or learned per population (E, I) with the weights",
-        PERTURBATION_GAINS,
+        PERTURBATION_GAINS.names,
         model_arg=True,
     )
     # training
@@ -248,7 +248,7 @@ class TrainConfig:
     weight_decay: float = _setting(0.0, "Adam weight decay", allowed=NON_NEGATIVE)
     grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)", allowed=NON_NEGATIVE)
     batch_size: int = _setting(0, "trials per batch (0 = full batch)", allowed=NON_NEGATIVE)
-    loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
+    loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES.names)
     behavior_weight: float = _setting(
         1.0, "weight of the behaviour readout loss (data with behaviour only)", allowed=NON_NEGATIVE
     )
@@ -270,7 +270,7 @@ class TrainConfig:
         "free_running",
         "fitting objective: free_running matches the free-running network's rates to the data; teacher_forced "
         "adds teacher_forcing_weight x a one-step prediction of the recorded neurons' single-trial currents",
-        OBJECTIVES,
+        OBJECTIVES.names,
     )
     teacher_forcing_weight: float = _setting(
         1.0, "weight of the teacher-forced term (objective teacher_forced)", allowed=NON_NEGATIVE
@@ -285,14 +285,14 @@ class TrainConfig:
         "least_squares",
         "initial W_rec among recorded neurons: random (balanced Dale matrix) or least_squares (Dale's-law "
         "regression of next-step single-trial currents)",
-        RECURRENT_INITS,
+        RECURRENT_INITS.names,
     )
     recurrent: bool = _setting(True, "false = recurrent weights held at zero (an ablation control)")
     lr_schedule: str = _setting(
         "constant",
         "learning rate per epoch: constant, warmup_cosine (10 epochs up, cosine down to 1% at max_epochs) or "
         "plateau (halved after patience/4 epochs without a rise)",
-        LR_SCHEDULES,
+        LR_SCHEDULES.names,
     )
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")

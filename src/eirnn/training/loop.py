@@ -17,9 +17,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from eirnn.choices import LOSSES, OBJECTIVES, RECURRENT_INITS
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data.perturbations import perturbation_steps
-from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
+from eirnn.losses import Targets, behavior_mse, time_major
 from eirnn.model.encoder import encoder_spikes
 from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state, state_on_cpu
 from eirnn.training.early_stopping import EarlyStopping
@@ -28,7 +29,7 @@ from eirnn.training.interrupts import StopRequest
 from eirnn.training.next_step import single_trial_rates
 from eirnn.training.progress import ProgressDisplay
 from eirnn.training.schedules import epoch_learning_rate
-from eirnn.training.teacher_forcing import initialise_from_regression, teacher_forced_loss
+from eirnn.training.teacher_forcing import teacher_forced_loss
 from eirnn.training.validation import (
     ValidationScorer,
     check_selection_metric,
@@ -85,11 +86,11 @@ def prepared_trials(model: torch.nn.Module, dataset: Any, device: torch.device) 
 
 
 def make_loss(config: TrainConfig, train: Any, targets: Targets):
-    if config.loss == "poisson":
-        if targets.counts is None:
-            raise ConfigError("loss: 'poisson' needs spike counts, but the data has rates only; use loss=mse")
-        return PoissonNLL(train.bin_s)
-    return NormalizedMSE(targets.rates_hz)
+    """The training loss named by `config.loss` (`eirnn.choices.LOSSES`) for these targets."""
+    loss_class = LOSSES[config.loss]
+    if loss_class.needs_counts and targets.counts is None:
+        raise ConfigError(f"loss: {config.loss!r} needs spike counts, but the data has rates only; use loss=mse")
+    return loss_class.for_training(targets, train.bin_s)
 
 
 def train_epoch(
@@ -159,9 +160,8 @@ class _Training:
         self.model, self.config = model, config
         self.device = device = next(model.parameters()).device
         self.train_inputs, self.val_inputs = (prepared_trials(model, part, device) for part in (train, val))
-        teacher_forced = config.objective == "teacher_forced" and config.teacher_forcing_weight > 0
-        self.teacher_forcing_weight = config.teacher_forcing_weight if teacher_forced else 0.0
-        smoothing = config.single_trial_smoothing_bins if teacher_forced else None
+        self.teacher_forcing_weight = OBJECTIVES[config.objective](config)
+        smoothing = config.single_trial_smoothing_bins if self.teacher_forcing_weight > 0 else None
         self.train_targets, self.val_targets = make_targets(train, device, smoothing), make_targets(val, device)
         if not config.recurrent:
             hold_recurrence_at_zero(model)
@@ -188,9 +188,9 @@ class _Training:
             restore_resumable_state(self, resume_from)
         else:
             self.model.set_rate_scale(torch.as_tensor(train.rates_hz.mean(axis=(0, 1)), dtype=torch.float32))
-            if self.config.recurrent_init == "least_squares" and self.config.recurrent:
-                rates = single_trial_rates(train, self.config.single_trial_smoothing_bins)
-                initialise_from_regression(self.model, rates, train.inputs, train.ei_labels)
+            if self.config.recurrent:
+                initialise = RECURRENT_INITS[self.config.recurrent_init]
+                initialise(self.model, train, self.config.single_trial_smoothing_bins)
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One training pass and the validation scores; appended to the history."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from eirnn.choices import EMBEDDINGS, LOSSES
+from eirnn.choices import EMBEDDINGS, LOSSES, REGISTRIES
 from eirnn.config import ConfigError, TrainConfig, parse_value
 
 SearchSpace = dict[str, dict[str, Any]]
@@ -122,6 +122,9 @@ def _checked_distribution(name: str, spec: Any) -> dict[str, Any]:
         if spec["type"] == "categorical":
             for choice in spec["choices"]:
                 parse_value(field_type, choice)
+            unknown = [choice for choice in spec["choices"] if name in REGISTRIES and choice not in REGISTRIES[name]]
+            if unknown:
+                raise ConfigError(f"search space: {name}: {unknown} not among {', '.join(REGISTRIES[name])}")
             return {"type": "categorical", "choices": list(spec["choices"])}
         number = float if spec["type"] == "float" else int
         checked = {"type": spec["type"], "low": number(float(spec["low"])), "high": number(float(spec["high"]))}
