@@ -60,7 +60,7 @@ def test_every_entry_builds_and_fits(recording, setting, name):
     finite losses (the learned perturbation gain and the encoder show up as parameters)."""
     config = small_config(max_epochs=2, patience=5, **{setting: name})
     prepared = prepare(config, dataset=recording)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     assert len(result.history) == 2
     assert all(math.isfinite(epoch["train_loss"]) for epoch in result.history)
     assert prepared.model.hparams.get(setting, name) == name
@@ -108,9 +108,9 @@ def test_reading_the_names_and_the_help_imports_no_torch():
 
 
 @pytest.mark.parametrize(
-    "module", ["eirnn.choices", "eirnn.model.activations", "eirnn.losses", "eirnn.training.schedules"]
+    "module", ["eirnn.choices", "eirnn.config", "eirnn.model.activations", "eirnn.losses", "eirnn.training.schedules"]
 )
-def test_the_registry_examples_run(module, tmp_path, monkeypatch):
+def test_the_registry_and_section_examples_run(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     examples = doctest.DocTestFinder().find(importlib.import_module(module), module, globs={})
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

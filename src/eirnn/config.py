@@ -6,11 +6,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from eirnn.choices import (
@@ -23,6 +21,7 @@ from eirnn.choices import (
     PERTURBATION_GAINS,
     RECURRENT_INITS,
 )
+from eirnn.value_ranges import ANY, AT_LEAST_ONE, HALF_OPEN_UNIT, NON_NEGATIVE, OPEN_UNIT, POSITIVE, range_text, within
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = (
@@ -49,30 +48,25 @@ class ConfigError(ValueError):
     """A setting that cannot work, named with the value found."""
 
 
-#: allowed ranges of numeric settings: (lowest, highest, lowest allowed?, highest allowed?)
-ANY = (-math.inf, math.inf, False, False)
-POSITIVE = (0.0, math.inf, False, False)
-NON_NEGATIVE = (0.0, math.inf, True, False)
-AT_LEAST_ONE = (1, math.inf, True, False)
-OPEN_UNIT = (0.0, 1.0, False, False)
-HALF_OPEN_UNIT = (0.0, 1.0, True, False)
+def check_each_setting(settings: Any) -> None:
+    """Raise ConfigError for a field of the dataclass `settings` outside its choices or range
+    (TrainConfig and its sections run it when built).
 
-
-def _within(value: float, allowed: tuple) -> bool:
-    low, high, low_in, high_in = allowed
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return False
-    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
-
-
-def range_text(allowed: tuple) -> str:
-    """(0, inf, False, False) -> 'a value > 0'; (0, 1, True, False) -> 'a value in [0, 1)'."""
-    low, high, low_in, high_in = allowed
-    if low == -math.inf and high == math.inf:
-        return "a finite value"
-    if high == math.inf:
-        return f"a value {'>=' if low_in else '>'} {low:g}"
-    return f"a value in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+    Examples
+    --------
+    >>> from eirnn.config import FitSettings
+    >>> FitSettings(learning_rate=-1.0)
+    Traceback (most recent call last):
+    ...
+    eirnn.config.ConfigError: learning_rate: expected a value > 0, found -1.0
+    """
+    for spec in fields(settings):
+        choices = spec.metadata.get("choices")
+        value = getattr(settings, spec.name)
+        if choices and value not in choices:
+            raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
+        if spec.type in ("int", "float") and not within(value, spec.metadata["allowed"]):
+            raise ConfigError(f"{spec.name}: expected {range_text(spec.metadata['allowed'])}, found {value!r}")
 
 
 def _setting(
@@ -302,13 +296,7 @@ class TrainConfig:
     resume: str = _setting("", "MLflow run id of a killed run to continue from its last checkpoint")
 
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            choices = spec.metadata.get("choices")
-            value = getattr(self, spec.name)
-            if choices and value not in choices:
-                raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
-            if spec.type in ("int", "float") and not _within(value, spec.metadata["allowed"]):
-                raise ConfigError(f"{spec.name}: expected {range_text(spec.metadata['allowed'])}, found {value!r}")
+        check_each_setting(self)
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ConfigError(
                 f"test_fraction: expected val_fraction + test_fraction < 1 (training needs trials), found "
@@ -339,17 +327,25 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The settings the model's constructor takes (fields marked `model_arg`), by name."""
-        return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
+        """The settings the model's constructor takes (the model section), by name."""
+        return dataclasses.asdict(self.section("model"))
 
-    def section(self, name: str) -> SimpleNamespace:
-        """The settings of one section (`data`, `model`, `training`, `tracking`: the help groups
-        of `GROUP_STARTS`, so a field added within a section belongs to it), as attributes:
-        ``config.section("training").max_epochs`` is ``config.max_epochs``."""
-        groups = setting_groups()
-        if name not in groups:
-            raise ConfigError(f"section: expected one of {', '.join(groups)}, found {name!r}")
-        return SimpleNamespace(**{field_name: getattr(self, field_name) for field_name in groups[name]})
+    def section(self, name: str) -> Any:
+        """The settings of one section (`SECTIONS`: data, model, training, tracking) as a frozen
+        dataclass: ``config.section("training")`` is the `FitSettings` that `eirnn.training.fit`
+        takes, ``config.section("training").max_epochs`` is ``config.max_epochs``.
+
+        Examples
+        --------
+        >>> from eirnn.config import TrainConfig
+        >>> fit_settings = TrainConfig(max_epochs=300, seed=2).section("training")
+        >>> type(fit_settings).__name__, fit_settings.max_epochs, fit_settings.seed
+        ('FitSettings', 300, 2)
+        """
+        if name not in SECTIONS:
+            raise ConfigError(f"section: expected one of {', '.join(SECTIONS)}, found {name!r}")
+        section = SECTIONS[name]
+        return section(**{spec.name: getattr(self, spec.name) for spec in fields(section)})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -457,3 +453,30 @@ def mlproject_default(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _section_class(name: str, field_names: list[str], doc: str) -> type:
+    """A frozen dataclass of these TrainConfig fields (types, defaults, help, checks)."""
+    specs = {spec.name: spec for spec in fields(TrainConfig)}
+    chosen = [(n, specs[n].type, field(default=specs[n].default, metadata=specs[n].metadata)) for n in field_names]
+    namespace = {"__post_init__": check_each_setting, "__doc__": doc}
+    section = dataclasses.make_dataclass(name, chosen, namespace=namespace, frozen=True)
+    section.__module__ = __name__
+    return section
+
+
+_GROUPS = setting_groups()
+DataSettings = _section_class("DataSettings", _GROUPS["data"], "What loading and splitting the data read.")
+ModelSettings = _section_class(
+    "ModelSettings",
+    [spec.name for spec in fields(TrainConfig) if spec.metadata["model_arg"]],
+    "What the model's constructor takes (fields marked `model_arg`: the model group, the seed and the device).",
+)
+FitSettings = _section_class(
+    "FitSettings",
+    ["seed", *_GROUPS["training"]],
+    "What `eirnn.training.fit` reads: the training settings and the seed of its random steps.",
+)
+TrackingSettings = _section_class("TrackingSettings", _GROUPS["tracking"], "What the MLflow sink reads.")
+#: section name -> its settings class; `TrainConfig.section(name)` builds one
+SECTIONS = {"data": DataSettings, "model": ModelSettings, "training": FitSettings, "tracking": TrackingSettings}

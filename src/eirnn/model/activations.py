@@ -43,7 +43,15 @@ class Softplus:
 
     @staticmethod
     def inverse(rates: Any) -> Any:
-        """x with f(x) = r, for positive rates r (numpy array or torch tensor)."""
+        """x with f(x) = r, for positive rates r (numpy array or torch tensor).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from eirnn.model.activations import Softplus
+        >>> print(np.round(Softplus.inverse(np.log(2.0)), 6))
+        0.0
+        """
         module = torch if isinstance(rates, torch.Tensor) else np
         return rates + module.log(-module.expm1(-rates))  # log(exp(r) - 1), overflow-free
 
@@ -66,7 +74,17 @@ class ReLU:
 
     @staticmethod
     def multiply_by_slope(grad: torch.Tensor, rate: torch.Tensor, scratch: torch.Tensor) -> None:
-        """grad *= f'(x), from the rate r = f(x): zero where r is zero."""
+        """grad *= f'(x), from the rate r = f(x): zero where r is zero.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from eirnn.model.activations import ReLU
+        >>> grad = torch.ones(2)
+        >>> ReLU.multiply_by_slope(grad, torch.tensor([0.0, 3.0]), torch.empty(2))
+        >>> grad
+        tensor([0., 1.])
+        """
         grad.masked_fill_(rate <= 0, 0.0)
 
     @staticmethod
