@@ -59,7 +59,7 @@ def default_search_space(dataset: Any) -> SearchSpace:
     space = {name: dict(spec) for name, spec in DEFAULT_SEARCH_SPACE.items()}
     space["tau"]["low"] = max(space["tau"]["low"], float(dataset.bin_ms))
     if not dataset.has_counts:
-        space["loss"]["choices"] = [loss for loss in space["loss"]["choices"] if loss != "poisson"]
+        space["loss"]["choices"] = [loss for loss in space["loss"]["choices"] if not LOSSES[loss].needs_counts]
     return space
 
 
@@ -82,8 +82,9 @@ def validate_search_space(space: SearchSpace, base: TrainConfig, dataset: Any) -
     trial runs. Returns the space with numeric bounds as numbers (YAML reads `1e-4` without a
     dot as a string)."""
     checked = {name: _checked_distribution(name, spec) for name, spec in space.items()}
-    if not dataset.has_counts and "poisson" in checked.get("loss", {}).get("choices", ()):
-        raise ConfigError("search space: loss 'poisson' needs spike counts, but the data has rates only")
+    counts_only = [loss for loss in checked.get("loss", {}).get("choices", ()) if LOSSES[loss].needs_counts]
+    if not dataset.has_counts and counts_only:
+        raise ConfigError(f"search space: loss {counts_only[0]!r} needs spike counts, but the data has rates only")
     if min(map(float, _possible_values(checked.get("tau"), base.tau))) < dataset.bin_ms:
         raise ConfigError(f"search space: tau must stay >= the bin size, {dataset.bin_ms:g} ms")
     if "attention" in _possible_values(checked.get("input_embed_type"), base.input_embed_type):
