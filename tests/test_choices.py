@@ -96,13 +96,14 @@ def test_an_unknown_name_is_refused_naming_the_setting():
     assert issubclass(UnknownChoice, ValueError)
 
 
-def test_reading_the_names_and_the_help_imports_no_torch():
+def test_reading_the_names_and_the_help_imports_no_torch_and_makes_no_sections():
     code = (
         "import sys\n"
         "from eirnn.cli import build_parser\n"
         "from eirnn.config import TrainConfig\n"
         "build_parser().format_help(); TrainConfig(loss='poisson', lr_schedule='plateau')\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'eirnn.config_sections' not in sys.modules, 'sections made'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

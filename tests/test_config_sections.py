@@ -8,7 +8,8 @@ from dataclasses import fields
 import pytest
 from conftest import small_config, tiny_recording
 
-from eirnn.config import GROUP_STARTS, SECTIONS, ConfigError, FitSettings, ModelSettings, TrainConfig, setting_groups
+from eirnn.config import GROUP_STARTS, ConfigError, TrainConfig, setting_groups
+from eirnn.config_sections import SECTIONS, FitSettings, ModelSettings
 from eirnn.pipeline import prepare
 from eirnn.training import fit
 

@@ -54,7 +54,7 @@ def check_each_setting(settings: Any) -> None:
 
     Examples
     --------
-    >>> from eirnn.config import FitSettings
+    >>> from eirnn.config_sections import FitSettings
     >>> FitSettings(learning_rate=-1.0)
     Traceback (most recent call last):
     ...
@@ -331,9 +331,9 @@ class TrainConfig:
         return dataclasses.asdict(self.section("model"))
 
     def section(self, name: str) -> Any:
-        """The settings of one section (`SECTIONS`: data, model, training, tracking) as a frozen
-        dataclass: ``config.section("training")`` is the `FitSettings` that `eirnn.training.fit`
-        takes, ``config.section("training").max_epochs`` is ``config.max_epochs``.
+        """The settings of one section (`eirnn.config_sections.SECTIONS`: data, model, training,
+        tracking) as a frozen, checked dataclass: ``config.section("training")`` is the
+        `FitSettings` that `eirnn.training.fit` takes.
 
         Examples
         --------
@@ -342,10 +342,13 @@ class TrainConfig:
         >>> type(fit_settings).__name__, fit_settings.max_epochs, fit_settings.seed
         ('FitSettings', 300, 2)
         """
+        # imported here, not at the top: that module imports this one, and `eirnn --help` needs
+        # no sections
+        from eirnn.config_sections import SECTIONS
+
         if name not in SECTIONS:
             raise ConfigError(f"section: expected one of {', '.join(SECTIONS)}, found {name!r}")
-        section = SECTIONS[name]
-        return section(**{spec.name: getattr(self, spec.name) for spec in fields(section)})
+        return SECTIONS[name](**{spec.name: getattr(self, spec.name) for spec in fields(SECTIONS[name])})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -453,30 +456,3 @@ def mlproject_default(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _section_class(name: str, field_names: list[str], doc: str) -> type:
-    """A frozen dataclass of these TrainConfig fields (types, defaults, help, checks)."""
-    specs = {spec.name: spec for spec in fields(TrainConfig)}
-    chosen = [(n, specs[n].type, field(default=specs[n].default, metadata=specs[n].metadata)) for n in field_names]
-    namespace = {"__post_init__": check_each_setting, "__doc__": doc}
-    section = dataclasses.make_dataclass(name, chosen, namespace=namespace, frozen=True)
-    section.__module__ = __name__
-    return section
-
-
-_GROUPS = setting_groups()
-DataSettings = _section_class("DataSettings", _GROUPS["data"], "What loading and splitting the data read.")
-ModelSettings = _section_class(
-    "ModelSettings",
-    [spec.name for spec in fields(TrainConfig) if spec.metadata["model_arg"]],
-    "What the model's constructor takes (fields marked `model_arg`: the model group, the seed and the device).",
-)
-FitSettings = _section_class(
-    "FitSettings",
-    ["seed", *_GROUPS["training"]],
-    "What `eirnn.training.fit` reads: the training settings and the seed of its random steps.",
-)
-TrackingSettings = _section_class("TrackingSettings", _GROUPS["tracking"], "What the MLflow sink reads.")
-#: section name -> its settings class; `TrainConfig.section(name)` builds one
-SECTIONS = {"data": DataSettings, "model": ModelSettings, "training": FitSettings, "tracking": TrackingSettings}

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from eirnn.choices import LOSSES, OBJECTIVES, RECURRENT_INITS
-from eirnn.config import ConfigError, FitSettings
+from eirnn.config import ConfigError
+from eirnn.config_sections import FitSettings
 from eirnn.data.perturbations import perturbation_steps
 from eirnn.losses import Targets, behavior_mse, time_major
 from eirnn.model.encoder import encoder_spikes
