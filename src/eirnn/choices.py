@@ -44,12 +44,15 @@ class Registry(Mapping[str, Any]):
         self.setting = setting
         self.paths = dict(implementations)
         self.names = tuple(implementations)
+        self._resolved: dict[str, Any] = {}  # the recurrence looks its activation up every batch
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self.paths:
-            raise UnknownChoice(f"{self.setting} must be one of {self.names}, got {name!r}")
-        module, attribute = self.paths[name].split(":")
-        return getattr(importlib.import_module(module), attribute)
+        if name not in self._resolved:
+            if name not in self.paths:
+                raise UnknownChoice(f"{self.setting} must be one of {self.names}, got {name!r}")
+            module, attribute = self.paths[name].split(":")
+            self._resolved[name] = getattr(importlib.import_module(module), attribute)
+        return self._resolved[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self.paths
