@@ -72,7 +72,10 @@ def fit_config(config, dataset, truth=None, callbacks=(), **fit_options):
     from eirnn.training import fit
 
     prepared = prepare(config, dataset, truth)
-    return prepared, fit(prepared.model, prepared.train, prepared.val, config, callbacks, progress=False, **fit_options)
+    training = config.section("training")
+    return prepared, fit(
+        prepared.model, prepared.train, prepared.val, training, callbacks, progress=False, **fit_options
+    )
 
 
 def fit_small(dataset, callbacks=(), checkpoint_dir=None, resume_from=None, **overrides):

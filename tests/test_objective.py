@@ -71,8 +71,14 @@ def test_teacher_forced_objective_trains_and_moves_the_loss(teacher):
     dataset, truth = teacher
     config = TrainConfig(**{**FIT, "max_epochs": 2}, objective="teacher_forced", teacher_forcing_weight=1.0)
     prepared = prepare(config, dataset, truth)
-    plain = fit(prepared.model, prepared.train, prepared.val, config.replace(objective="free_running"), progress=False)
+    plain = fit(
+        prepared.model,
+        prepared.train,
+        prepared.val,
+        config.replace(objective="free_running").section("training"),
+        progress=False,
+    )
     prepared = prepare(config, dataset, truth)
-    mixed = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    mixed = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     # same seed, same first free-running loss; the mixed objective adds a positive term
     assert mixed.history[0]["train_loss"] > plain.history[0]["train_loss"]

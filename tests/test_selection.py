@@ -78,7 +78,7 @@ def test_validation_bits_per_spike_is_the_published_metric(tiny):
         bin_ms=prepared.val.bin_ms,
     )
     with pytest.raises(ConfigError, match="selection_metric"):
-        fit(prepared.model, rates_only, rates_only, config, progress=False)
+        fit(prepared.model, rates_only, rates_only, config.section("training"), progress=False)
 
 
 def test_noise_ceilings_do_not_depend_on_the_model_seed(tracking_store, tiny):

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from eirnn.choices import ACTIVATIONS
 from eirnn.evaluation import predict_rates
 from eirnn.fixed_points import (
     FixedPoints,
@@ -40,7 +41,6 @@ from eirnn.fixed_points import (
 )
 from eirnn.in_silico_perturbations import perturbed_copy, population_units
 from eirnn.metrics import condition_psths
-from eirnn.model.recurrence import activate
 from eirnn.recovery import GROUP_FRACTION, PERTURBATIONS
 
 N_GROUPS = 2
@@ -117,7 +117,7 @@ def perturbation_answers(
 
 def _slopes(states: torch.Tensor, activation: str) -> torch.Tensor:
     states = states.clone().requires_grad_(True)
-    (slope,) = torch.autograd.grad(activate(states, activation).sum(), states)
+    (slope,) = torch.autograd.grad(ACTIVATIONS[activation].rate(states).sum(), states)
     return slope
 
 
@@ -183,7 +183,7 @@ def ask_circuit(
         visited = states[trials].reshape(-1, states.shape[-1])
         points = find_fixed_points(step, seeded_starts(visited, n_starts, seed=seed + index))
         answers.fixed_points.append(points)
-        rates = activate(torch.as_tensor(points.states), model.activation)[:, recorded].numpy() * gains
+        rates = ACTIVATIONS[model.activation].rate(torch.as_tensor(points.states))[:, recorded].numpy() * gains
         answers.fixed_point_rates.append(rates)
     values["n_stable_fixed_points"] = np.asarray([points.n_stable for points in answers.fixed_points], dtype=float)
     return answers

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from eirnn.model.recurrence import activate
+from eirnn.choices import ACTIVATIONS
 
 Map = Callable[[torch.Tensor], torch.Tensor]  # [S, N] -> [S, N], float64
 
@@ -171,7 +171,7 @@ def network_map(model: torch.nn.Module, input_vector: np.ndarray) -> Map:
     alpha, activation = float(model.alpha), model.activation
 
     def step(states: torch.Tensor) -> torch.Tensor:
-        return (1 - alpha) * states + alpha * (activate(states, activation) @ weight.T + drive)
+        return (1 - alpha) * states + alpha * (ACTIVATIONS[activation].rate(states) @ weight.T + drive)
 
     return step
 
@@ -186,7 +186,7 @@ def simulate_states(model: torch.nn.Module, inputs: np.ndarray) -> torch.Tensor:
     state = model.initial_state().detach().double().cpu().expand(len(inputs), -1)
     states = []
     for t in range(inputs.shape[1]):
-        state = (1 - alpha) * state + alpha * (activate(state, activation) @ weight.T + drives[:, t])
+        state = (1 - alpha) * state + alpha * (ACTIVATIONS[activation].rate(state) @ weight.T + drives[:, t])
         states.append(state)
     return torch.stack(states, dim=1)
 
