@@ -167,12 +167,16 @@ def test_synthetic_perturbations_reach_their_targets(perturbed):
     assert silenced < 0.5 * control
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".mat", ".nwb"])
-def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, capsys):
+@pytest.mark.parametrize("suffix,per_trial", [(".npz", 2), (".mat", 2), (".nwb", 1), (".nwb", 2)])
+def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, per_trial, capsys):
     out = tmp_path / f"sim{suffix}"
     sizes = ["--n-trials", "40", "--n-bins", "30", "--n-e", "6", "--n-i", "2", "--seed", "2"]
-    assert main(["simulate", "--out", str(out), "--perturbation-fraction", "0.3", *sizes]) == 0
-    dataset, truth = make_recording(seed=2, n_trials=40, n_bins=30, n_e=6, n_i=2, perturbation_fraction=0.3)
+    flags = ["--perturbation-fraction", "0.3", "--perturbations-per-trial", str(per_trial)]
+    assert main(["simulate", "--out", str(out), *flags, *sizes]) == 0
+    dataset, truth = make_recording(
+        seed=2, n_trials=40, n_bins=30, n_e=6, n_i=2, perturbation_fraction=0.3, perturbations_per_trial=per_trial
+    )
+    assert np.bincount(dataset.perturbations.trial).max() == per_trial
     back = load_dataset(out, bin_ms=25.0 if suffix == ".nwb" else None)
     np.testing.assert_array_equal(back.counts, dataset.counts)
     read, written = back.perturbations, dataset.perturbations

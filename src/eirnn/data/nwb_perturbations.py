@@ -5,7 +5,8 @@ Two ways, as labs store them:
 * columns named ``perturbation_target`` ("E", "I", unit ids "3,7,9", or empty for a control
   trial), ``perturbation_kind``, ``perturbation_onset_time`` / ``perturbation_offset_time``
   (seconds on the session clock, as every NWB ``*_time`` column) and ``perturbation_power``
-  (the strength), with an optional ``perturbation_label``;
+  (the strength), with an optional ``perturbation_label``: one value per trial, or ragged
+  (indexed) columns with an entry per perturbation of the trial (none for a control trial);
 * a coded column whose meaning the file only gives in words (DANDI 000221's
   ``PhotostimulationType``), decoded by the user's map
   ``COLUMN:CODE=TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS;CODE=control`` with the window in ms on
@@ -81,41 +82,85 @@ def _row(trial_id: Any, target: str, neurons: np.ndarray, kind: str, strength: f
     )
 
 
+def _entries(values: np.ndarray | list, trial: int) -> list[Any]:
+    """One trial's entries of a column: a ragged column's row, or a plain column's one value."""
+    return list(values[trial]) if isinstance(values, list) else [values[trial]]
+
+
 def _column_rows(reader: Any, trials: Any, cut: Any, unit_ids: np.ndarray) -> list[dict[str, Any]]:
-    values = {key: reader.column(trials, name, f"the perturbations' {key}") for key, name in COLUMNS.items()}
-    labels = reader.column(trials, "perturbation_label", "") if "perturbation_label" in trials.colnames else None
+    """The rows of the perturbation_* columns: one value per trial, or ragged columns with an
+    entry per perturbation of the trial (all of a trial's entries in step across the columns)."""
+    names = dict(COLUMNS, **({"label": "perturbation_label"} if "perturbation_label" in trials.colnames else {}))
+    values = {key: reader.column(trials, name, f"the perturbations' {key}") for key, name in names.items()}
+    bounds = [np.asarray(reader.column(trials, name, ""), dtype=float) for name in ("start_time", "stop_time")]
     ids = np.asarray(trials.id.data[:])
     rows = []
     for trial in np.flatnonzero(cut.keep):
-        target = str(values["target"][trial]).strip()
-        if target.lower() in CONTROL_WORDS:
-            continue
-        neurons = np.zeros(len(unit_ids), dtype=bool)
-        if target not in ("E", "I"):
-            wanted = [item.strip() for item in target.split(",")]
-            known = np.isin(unit_ids.astype(str), wanted)
-            if known.sum() != len(wanted):
+        entries = {key: _entries(column, trial) for key, column in values.items()}
+        for key, found in entries.items():
+            if len(found) != len(entries["target"]):
                 reader.fail(
-                    f"table 'trials', column '{COLUMNS['target']}'",
-                    "E, I, unit ids of the units table (e.g. '3,7') or empty",
-                    f"{target!r} in trial {ids[trial]}",
+                    f"table 'trials', column '{names[key]}'",
+                    f"{len(entries['target'])} entries in trial {ids[trial]} (one per perturbation, as "
+                    f"{COLUMNS['target']})",
+                    f"{len(found)}",
                 )
-            neurons, target = known, "neurons"
-        zero = cut.zero_s[trial]
-        onset, offset = ((float(values[key][trial]) - zero) * 1000.0 for key in ("onset", "offset"))
-        row = _row(
-            ids[trial],
-            target,
-            neurons,
-            str(values["kind"][trial]).strip(),
-            float(values["strength"][trial]),
-            onset,
-            offset,
-        )
-        if labels is not None:
-            row["label"] = str(labels[trial])
-        rows.append(row)
+        for entry in range(len(entries["target"])):
+            row = {key: found[entry] for key, found in entries.items()}
+            target = str(row["target"]).strip()
+            if target.lower() in CONTROL_WORDS:
+                continue
+            onset, offset = _window_s(reader, row, ids[trial], (bounds[0][trial], bounds[1][trial]))
+            target, neurons = _target(reader, target, unit_ids, ids[trial])
+            zero = cut.zero_s[trial]
+            rows.append(
+                _row(
+                    ids[trial],
+                    target,
+                    neurons,
+                    str(row["kind"]).strip(),
+                    float(row["strength"]),
+                    (onset - zero) * 1000.0,
+                    (offset - zero) * 1000.0,
+                )
+            )
+            if "label" in row:
+                rows[-1]["label"] = str(row["label"])
     return rows
+
+
+def _target(reader: Any, target: str, unit_ids: np.ndarray, trial_id: Any) -> tuple[str, np.ndarray]:
+    """("E" or "I", no neurons) or ("neurons", the mask of the listed unit ids)."""
+    if target in ("E", "I"):
+        return target, np.zeros(len(unit_ids), dtype=bool)
+    wanted = [item.strip() for item in target.split(",")]
+    known = np.isin(unit_ids.astype(str), wanted)
+    if known.sum() != len(wanted):
+        reader.fail(
+            f"table 'trials', column '{COLUMNS['target']}'",
+            "E, I, unit ids of the units table (e.g. '3,7') or empty",
+            f"{target!r} in trial {trial_id}",
+        )
+    return "neurons", known
+
+
+def _window_s(reader: Any, row: dict[str, Any], trial_id: Any, trial_s: tuple[float, float]) -> tuple[float, float]:
+    """A perturbation's onset and offset (s), refused when not numbers ending after they start or
+    when outside its own trial (times on another clock or in ms)."""
+    where = f"table 'trials', column '{COLUMNS['onset']}'/'{COLUMNS['offset']}'"
+    try:
+        onset, offset = float(row["onset"]), float(row["offset"])
+    except (TypeError, ValueError):
+        reader.fail(where, "times in s", f"{row['onset']!r}..{row['offset']!r} in trial {trial_id}")
+    if not (np.isfinite(onset) and np.isfinite(offset) and offset > onset):
+        reader.fail(where, "finite times in s, offset after onset", f"{onset:g}..{offset:g} s in trial {trial_id}")
+    if offset <= trial_s[0] or onset >= trial_s[1]:
+        reader.fail(
+            where,
+            f"a window overlapping its trial ({trial_s[0]:g}..{trial_s[1]:g} s, session clock)",
+            f"{onset:g}..{offset:g} s in trial {trial_id}",
+        )
+    return onset, offset
 
 
 def _parse_codes(reader: Any, spec: str) -> tuple[str, dict[str, tuple | None]]:
