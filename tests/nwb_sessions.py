@@ -108,6 +108,10 @@ def bin_by_hand(session: Session, zero_s: np.ndarray, window_ms: tuple[float, fl
     return counts
 
 
+def _is_ragged(values: np.ndarray | list) -> bool:
+    return isinstance(values, list) and len(values) > 0 and isinstance(values[0], list)
+
+
 def write_tables(
     path: Path,
     spike_times: list[np.ndarray] | None,
@@ -116,8 +120,8 @@ def write_tables(
 ) -> Path:
     """An NWB file with one unit per spike train (None: an empty units table) and one intervals
     table per entry of `tables` (name -> columns, start_time and stop_time among them; no
-    columns: an empty table), written as labs write them: `trials` with add_trial, others
-    as TimeIntervals under /intervals."""
+    columns: an empty table; a column given as a list of lists is ragged, indexed), written as
+    labs write them: `trials` with add_trial, others as TimeIntervals under /intervals."""
     from pynwb import NWBHDF5IO
     from pynwb.epoch import TimeIntervals
     from pynwb.misc import Units
@@ -134,15 +138,16 @@ def write_tables(
             {column: values[row] for column, values in columns.items()}
             for row in range(len(columns.get("start_time", ())))
         ]
+        ragged = {column: _is_ragged(columns[column]) for column in extra}
         if name == "trials" and rows:
             for column in extra:
-                nwbfile.add_trial_column(column, (descriptions or {}).get(column, column))
+                nwbfile.add_trial_column(column, (descriptions or {}).get(column, column), index=ragged[column])
             for row in rows:
                 nwbfile.add_trial(**row)
             continue
         table = TimeIntervals(name=name, description=name)
         for column in extra:
-            table.add_column(column, (descriptions or {}).get(column, column))
+            table.add_column(column, (descriptions or {}).get(column, column), index=ragged[column])
         for row in rows:
             table.add_row(**row)
         nwbfile.add_time_intervals(table)

@@ -31,6 +31,27 @@ def _trials(**changes):
     return {**columns, **changes}
 
 
+def _opto_trials(**changes):
+    """Trials with ragged perturbation columns: every third trial (1, 4, ...) has two, E then I."""
+    start = _trials()["start_time"]
+    two = [trial % 3 == 1 for trial in range(N_TRIALS)]
+    columns = {
+        "perturbation_target": [["E", "I"] if on else [] for on in two],
+        "perturbation_kind": [["activation", "inactivation"] if on else [] for on in two],
+        "perturbation_onset_time": [[t + 0.2, t + 0.6] if on else [] for t, on in zip(start, two)],
+        "perturbation_offset_time": [[t + 0.4, t + 0.8] if on else [] for t, on in zip(start, two)],
+        "perturbation_power": [[1.0, 3.0] if on else [] for on in two],
+    }
+    return _trials(**{**columns, **changes})
+
+
+#: perturbation windows in s from each trial's start, not on the session clock
+RELATIVE_WINDOWS = {
+    f"perturbation_{edge}_time": [[first, second] if t % 3 == 1 else [] for t in range(N_TRIALS)]
+    for edge, first, second in (("onset", 0.2, 0.6), ("offset", 0.4, 0.8))
+}
+
+
 def _nwb(trains=(), tables=None, **options):
     """A builder: (tmp_path) -> (path, load options); trains None: an empty units table."""
 
@@ -150,6 +171,16 @@ CASES = {
     "a filter without '='": (
         _nwb(tables={"trials": _trials()}, keep_trials="success"),
         ["setting 'keep_trials' (--keep-trials)", "'success'"],
+    ),
+    "ragged perturbation columns of different lengths": (
+        _nwb(
+            tables={"trials": _opto_trials(perturbation_power=[[1.0] if t % 3 == 1 else [] for t in range(N_TRIALS)])}
+        ),
+        ["table 'trials', column 'perturbation_power'", "2 entries in trial 1", "found 1"],
+    ),
+    "a perturbation window outside its trial": (
+        _nwb(tables={"trials": _opto_trials(**RELATIVE_WINDOWS)}),
+        ["column 'perturbation_onset_time'/'perturbation_offset_time'", "overlapping its trial (2..3.5 s", "trial 1"],
     ),
     "flat arrays of inconsistent lengths": (
         _flat(spike_units=np.zeros(10, dtype=int)),

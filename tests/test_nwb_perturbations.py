@@ -1,0 +1,57 @@
+"""Perturbations as labs write them in NWB: ragged trials columns with several per trial, and
+OptogeneticSeries power traces (files written with pynwb at test time)."""
+
+import numpy as np
+from nwb_sessions import write_tables
+
+from eirnn.data import load_dataset
+from eirnn.data.perturbations import CONTROL, trial_types
+
+N_TRIALS, EVERY_S, TRIAL_S = 8, 2.0, 1.5
+
+
+def _trains(n_units=4, seed=0):
+    rng = np.random.default_rng(seed)
+    end = N_TRIALS * EVERY_S
+    return [np.sort(rng.uniform(0, end, 40 * int(end))) for _ in range(n_units)]
+
+
+def test_ragged_trials_columns_give_each_trial_its_perturbations(tmp_path):
+    start = np.arange(N_TRIALS) * EVERY_S
+    # trial 1: I activation 200-400 ms after the go cue and units 1,3 silenced 600-900 ms after it;
+    # trial 2: one E activation; trial 3: a row whose target is empty (a control entry); others none
+    rows = {
+        1: [("I", "activation", 0.2, 0.4, 1.5), ("1,3", "inactivation", 0.6, 0.9, 4.0)],
+        2: [("E", "activation", 0.1, 1.4, 0.5)],
+        3: [("", "activation", 0.1, 0.2, 0.0)],
+    }
+    go = start + 0.1
+
+    def column(field, on_clock=False):
+        return [
+            [entry[field] + go[t] if on_clock else entry[field] for entry in rows.get(t, [])] for t in range(N_TRIALS)
+        ]
+
+    trials = {
+        "start_time": start,
+        "stop_time": start + TRIAL_S,
+        "go_time": go,
+        "perturbation_target": column(0),
+        "perturbation_kind": column(1),
+        "perturbation_onset_time": column(2, on_clock=True),
+        "perturbation_offset_time": column(3, on_clock=True),
+        "perturbation_power": column(4),
+    }
+    path = write_tables(tmp_path / "ragged.nwb", _trains(), {"trials": trials})
+    dataset = load_dataset(path, align="go_time", window_ms="-100,1000", bin_ms=50.0)
+    table = dataset.perturbations
+    assert table.trial.tolist() == [1, 1, 2]
+    assert table.target.tolist() == ["I", "neurons", "E"]
+    assert table.neurons[1].tolist() == [False, True, False, True]
+    np.testing.assert_allclose(table.onset_ms, [200.0, 600.0, 100.0], atol=1e-6)
+    # the E activation outlasts the analysed window: cut to its end
+    np.testing.assert_allclose(table.offset_ms, [400.0, 900.0, 1000.0], atol=1e-6)
+    assert table.strength.tolist() == [1.5, 4.0, 0.5]
+    types = trial_types(dataset)
+    assert types[1] == "I activation + neurons 1,3 inactivation" and types[2] == "E activation"
+    assert set(types[[0, 3, 4, 5, 6, 7]]) == {CONTROL}
