@@ -154,3 +154,35 @@ def write_tables(
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
     return path
+
+
+def write_light_session(
+    path: Path,
+    spike_times: list[np.ndarray],
+    trials: dict[str, np.ndarray],
+    power_w: np.ndarray,
+    rate_hz: float,
+    site_description: str,
+) -> Path:
+    """An NWB file whose perturbations are only an OptogeneticSeries (power in W, sampled at
+    `rate_hz` from t = 0, in stimulus/) at an OptogeneticStimulusSite "photostim" described by
+    `site_description`, beside a units and a trials table."""
+    from pynwb import NWBHDF5IO
+    from pynwb.ogen import OptogeneticSeries
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    nwbfile = mock_NWBFile(session_description="light session", identifier=path.stem)
+    device = nwbfile.create_device(name="473 nm laser", description="laser")
+    site = nwbfile.create_ogen_site(
+        name="photostim", device=device, description=site_description, excitation_lambda=473.0, location="M1"
+    )
+    nwbfile.add_stimulus(
+        OptogeneticSeries(name="laser_power", data=power_w, site=site, rate=rate_hz, starting_time=0.0)
+    )
+    for times in spike_times:
+        nwbfile.add_unit(spike_times=np.asarray(times, dtype=float))
+    for row in range(len(trials["start_time"])):
+        nwbfile.add_trial(**{name: values[row] for name, values in trials.items()})
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path

@@ -3,10 +3,11 @@ the file and the variable or column (DatasetError; `eirnn summary` and `eirnn tr
 the training run ends FAILED, never left RUNNING), or, where the file is usable, loads with what
 was dropped reported."""
 
+import h5py
 import numpy as np
 import pytest
 import scipy.io
-from nwb_sessions import write_tables
+from nwb_sessions import write_light_session, write_tables
 
 from eirnn.cli import main
 from eirnn.data import DatasetError, load_dataset
@@ -57,6 +58,24 @@ def _nwb(trains=(), tables=None, **options):
 
     def build(tmp_path):
         path = write_tables(tmp_path / "session.nwb", _trains() if trains == () else trains, tables or {})
+        return path, options
+
+    return build
+
+
+def _light_nwb(description="I activation", without=None, **options):
+    """A session whose perturbations are an OptogeneticSeries (one 5 mW pulse in trial 1); `without`:
+    a dataset of the file deleted afterwards, as a damaged export leaves it."""
+
+    def build(tmp_path):
+        power = np.zeros(int(N_TRIALS * EVERY_S * 100))
+        power[int((EVERY_S + 0.3) * 100) : int((EVERY_S + 0.6) * 100)] = 0.005
+        path = tmp_path / "light.nwb"
+        trials = {key: _trials()[key] for key in ("start_time", "stop_time")}
+        write_light_session(path, _trains(), trials, power, 100.0, description)
+        if without:
+            with h5py.File(path, "a") as handle:
+                del handle[without]
         return path, options
 
     return build
@@ -181,6 +200,18 @@ CASES = {
     "a perturbation window outside its trial": (
         _nwb(tables={"trials": _opto_trials(**RELATIVE_WINDOWS)}),
         ["column 'perturbation_onset_time'/'perturbation_offset_time'", "overlapping its trial (2..3.5 s", "trial 1"],
+    ),
+    "an optogenetic site that names no target": (
+        _light_nwb(description="VGAT-ChR2 mouse"),
+        ["OptogeneticStimulusSite 'photostim' (of OptogeneticSeries 'stimulus/laser_power')", "'VGAT-ChR2 mouse'"],
+    ),
+    "an OptogeneticSeries with neither timestamps nor rate": (
+        _light_nwb(without="stimulus/presentation/laser_power/starting_time"),
+        ["stimulus/presentation/laser_power", "either 'timestamps' or 'rate' must be specified"],
+    ),
+    "an optogenetic site setting that does not parse": (
+        _light_nwb(optogenetic_sites="photostim=PV"),
+        ["setting 'optogenetic_sites' (--optogenetic-sites)", "'photostim=PV'"],
     ),
     "flat arrays of inconsistent lengths": (
         _flat(spike_units=np.zeros(10, dtype=int)),

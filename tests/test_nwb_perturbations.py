@@ -2,7 +2,7 @@
 OptogeneticSeries power traces (files written with pynwb at test time)."""
 
 import numpy as np
-from nwb_sessions import write_tables
+from nwb_sessions import write_light_session, write_tables
 
 from eirnn.data import load_dataset
 from eirnn.data.perturbations import CONTROL, trial_types
@@ -55,3 +55,51 @@ def test_ragged_trials_columns_give_each_trial_its_perturbations(tmp_path):
     types = trial_types(dataset)
     assert types[1] == "I activation + neurons 1,3 inactivation" and types[2] == "E activation"
     assert set(types[[0, 3, 4, 5, 6, 7]]) == {CONTROL}
+
+
+RATE_HZ = 1000.0
+
+
+def _light(*pulses):
+    """A power trace (W) at RATE_HZ over the session: (start s, stop s, mW) runs of light."""
+    power = np.zeros(int(N_TRIALS * EVERY_S * RATE_HZ))
+    for start, stop, milliwatts in pulses:
+        power[round(start * RATE_HZ) : round(stop * RATE_HZ)] = milliwatts / 1000.0
+    return power
+
+
+def _light_session(tmp_path, description="I activation"):
+    start = np.arange(N_TRIALS) * EVERY_S
+    train = [(2 * EVERY_S + 0.2 + k * 0.025, 2 * EVERY_S + 0.205 + k * 0.025, 10.0) for k in range(20)]
+    power = _light(
+        (EVERY_S + 0.3, EVERY_S + 0.6, 5.0),  # trial 1: one 5 mW pulse
+        *train,  # trial 2: a 40 Hz train of 5 ms pulses at 10 mW
+        (4 * EVERY_S + 0.1, 4 * EVERY_S + 0.3, 3.0),  # trial 4: two runs
+        (4 * EVERY_S + 0.8, 4 * EVERY_S + 1.0, 6.0),
+    )
+    trials = {"start_time": start, "stop_time": start + TRIAL_S}
+    return write_light_session(tmp_path / "light.nwb", _trains(), trials, power, RATE_HZ, description)
+
+
+def test_optogenetic_series_power_gives_windows_and_strengths_per_trial(tmp_path):
+    path = _light_session(tmp_path)
+    dataset = load_dataset(path, bin_ms=10.0)
+    table = dataset.perturbations
+    assert table.trial.tolist() == [1, 2, 4, 4]
+    assert set(table.target) == {"I"} and set(table.kind) == {"activation"}
+    # the pulse train is one window, from its first pulse to the end of its last
+    np.testing.assert_allclose(table.onset_ms, [300.0, 200.0, 100.0, 800.0], atol=1e-6)
+    np.testing.assert_allclose(table.offset_ms, [600.0, 680.0, 300.0, 1000.0], atol=1e-6)
+    train_mw = 20 * 5.0 * 10.0 / 480.0  # 20 pulses of 5 ms at 10 mW over 480 ms
+    np.testing.assert_allclose(table.strength, [5.0, train_mw, 3.0, 6.0], rtol=1e-9)
+    assert dataset.meta["perturbations_from"] == (
+        "OptogeneticSeries stimulus/laser_power (site photostim: I activation, from the site's description)"
+    )
+
+
+def test_optogenetic_site_meaning_can_be_given_or_the_series_ignored(tmp_path):
+    path = _light_session(tmp_path, description="VGAT-ChR2, fibre over M1")
+    given = load_dataset(path, bin_ms=10.0, optogenetic_sites="photostim=2,3/inactivation")
+    assert set(given.perturbations.target) == {"neurons"} and set(given.perturbations.kind) == {"inactivation"}
+    assert given.perturbations.neurons[0].tolist() == [False, False, True, True]
+    assert load_dataset(path, bin_ms=10.0, optogenetic_sites="ignore").perturbations is None

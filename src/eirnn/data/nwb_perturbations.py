@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .nwb_optogenetics import SETTING as SITES_SETTING
+from .nwb_optogenetics import LightWindow, optogenetic_windows
 from .perturbations import KINDS, TARGETS
 
 COLUMNS = {
@@ -36,9 +38,11 @@ CONTROL_WORDS = ("", "none", "control", "nan")
 
 
 def read_perturbations(
-    reader: Any, trials: Any, spec: str, cut: Any, time_ms: np.ndarray, units: Any
+    reader: Any, trials: Any, settings: tuple[str, str], cut: Any, time_ms: np.ndarray, units: Any
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
-    """(table columns for `NeuralDataset(perturbations=...)` or None, facts for the data's meta)."""
+    """(table columns for `NeuralDataset(perturbations=...)` or None, facts for the data's meta);
+    `settings`: (`perturbations`, `optogenetic_sites`)."""
+    spec, sites = settings
     unit_ids = np.asarray(units.id.data[:])
     facts = _optogenetics_facts(reader.file)
     if spec:
@@ -46,6 +50,8 @@ def read_perturbations(
         source = f"trials column {spec.split(':')[0]} (codes as given)"
     elif COLUMNS["target"] in trials.colnames:
         rows, source = _column_rows(reader, trials, cut, unit_ids), "trials columns perturbation_*"
+    elif (light := optogenetic_windows(reader, sites, cut)) is not None:
+        rows, source = _light_rows(reader, trials, light[0], cut, unit_ids), light[1]
     else:
         return None, facts
     kept, dropped = _cut_to_window(rows, time_ms, cut.window_ms)
@@ -111,7 +117,8 @@ def _column_rows(reader: Any, trials: Any, cut: Any, unit_ids: np.ndarray) -> li
             if target.lower() in CONTROL_WORDS:
                 continue
             onset, offset = _window_s(reader, row, ids[trial], (bounds[0][trial], bounds[1][trial]))
-            target, neurons = _target(reader, target, unit_ids, ids[trial])
+            where = f"table 'trials', column '{COLUMNS['target']}'"
+            target, neurons = _target(reader, target, unit_ids, where, f"in trial {ids[trial]}")
             zero = cut.zero_s[trial]
             rows.append(
                 _row(
@@ -129,19 +136,29 @@ def _column_rows(reader: Any, trials: Any, cut: Any, unit_ids: np.ndarray) -> li
     return rows
 
 
-def _target(reader: Any, target: str, unit_ids: np.ndarray, trial_id: Any) -> tuple[str, np.ndarray]:
+def _target(reader: Any, target: str, unit_ids: np.ndarray, where: str, context: str) -> tuple[str, np.ndarray]:
     """("E" or "I", no neurons) or ("neurons", the mask of the listed unit ids)."""
     if target in ("E", "I"):
         return target, np.zeros(len(unit_ids), dtype=bool)
     wanted = [item.strip() for item in target.split(",")]
     known = np.isin(unit_ids.astype(str), wanted)
     if known.sum() != len(wanted):
-        reader.fail(
-            f"table 'trials', column '{COLUMNS['target']}'",
-            "E, I, unit ids of the units table (e.g. '3,7') or empty",
-            f"{target!r} in trial {trial_id}",
-        )
+        reader.fail(where, "E, I, unit ids of the units table (e.g. '3,7') or empty", f"{target!r} {context}")
     return "neurons", known
+
+
+def _light_rows(
+    reader: Any, trials: Any, windows: list[LightWindow], cut: Any, unit_ids: np.ndarray
+) -> list[dict[str, Any]]:
+    """The rows of the runs of light of the OptogeneticSeries, on each trial's time axis."""
+    ids = np.asarray(trials.id.data[:])
+    rows = []
+    for window in windows:
+        target, neurons = _target(reader, window.target, unit_ids, SITES_SETTING, "(unit ids of an optogenetic site)")
+        zero = cut.zero_s[window.trial]
+        onset, offset = ((time - zero) * 1000.0 for time in (window.onset_s, window.offset_s))
+        rows.append(_row(ids[window.trial], target, neurons, window.kind, window.strength, onset, offset))
+    return rows
 
 
 def _window_s(reader: Any, row: dict[str, Any], trial_id: Any, trial_s: tuple[float, float]) -> tuple[float, float]:
