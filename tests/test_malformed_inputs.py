@@ -201,6 +201,21 @@ CASES = {
         _nwb(tables={"trials": _opto_trials(**RELATIVE_WINDOWS)}),
         ["column 'perturbation_onset_time'/'perturbation_offset_time'", "overlapping its trial (2..3.5 s", "trial 1"],
     ),
+    "a perturbation epoch that ends before it starts": (
+        _nwb(
+            tables={
+                "trials": _trials(),
+                "optogenetic_epochs": {
+                    "start_time": np.array([2.5, 6.5]),
+                    "stop_time": np.array([2.8, 6.2]),
+                    "perturbation_target": np.array(["I", "E"]),
+                    "perturbation_kind": np.array(["activation", "activation"]),
+                    "perturbation_power": np.array([1.0, 1.0]),
+                },
+            }
+        ),
+        ["table 'optogenetic_epochs', columns 'start_time'/'stop_time'", "6.5..6.2 in row 1"],
+    ),
     "an optogenetic site that names no target": (
         _light_nwb(description="VGAT-ChR2 mouse"),
         ["OptogeneticStimulusSite 'photostim' (of OptogeneticSeries 'stimulus/laser_power')", "'VGAT-ChR2 mouse'"],

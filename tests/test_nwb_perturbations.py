@@ -103,3 +103,24 @@ def test_optogenetic_site_meaning_can_be_given_or_the_series_ignored(tmp_path):
     assert set(given.perturbations.target) == {"neurons"} and set(given.perturbations.kind) == {"inactivation"}
     assert given.perturbations.neurons[0].tolist() == [False, False, True, True]
     assert load_dataset(path, bin_ms=10.0, optogenetic_sites="ignore").perturbations is None
+
+
+def test_an_intervals_table_of_perturbation_epochs_is_matched_to_the_trials_by_time(tmp_path):
+    start = np.arange(N_TRIALS) * EVERY_S
+    epochs = {  # session clock: two in trial 1, one in trial 3, one between trials 5 and 6
+        "start_time": np.array([2.1, 2.9, 6.5, 11.6]),
+        "stop_time": np.array([2.4, 3.2, 7.9, 11.9]),
+        "perturbation_target": np.array(["I", "0,2", "E", "I"]),
+        "perturbation_kind": np.array(["activation", "inactivation", "activation", "activation"]),
+        "perturbation_power": np.array([1.0, 4.0, 0.5, 2.0]),
+    }
+    tables = {"trials": {"start_time": start, "stop_time": start + TRIAL_S}, "optogenetic_epochs": epochs}
+    path = write_tables(tmp_path / "epochs.nwb", _trains(), tables)
+    dataset = load_dataset(path, bin_ms=50.0)
+    table = dataset.perturbations
+    assert table.trial.tolist() == [1, 1, 3]
+    assert table.target.tolist() == ["I", "neurons", "E"] and table.neurons[1].tolist() == [True, False, True, False]
+    np.testing.assert_allclose(table.onset_ms, [100.0, 900.0, 500.0], atol=1e-6)
+    np.testing.assert_allclose(table.offset_ms, [400.0, 1200.0, 1500.0], atol=1e-6)  # cut to the 1.5 s trial
+    assert table.strength.tolist() == [1.0, 4.0, 0.5]
+    assert dataset.meta["perturbations_from"] == "intervals table intervals/optogenetic_epochs"

@@ -32,9 +32,10 @@ MEANING = re.compile(r"^\s*(E|I|units?\s+[0-9][0-9,\s]*?|[0-9][0-9,\s]*?)\s*[/\s
 
 
 @dataclass(frozen=True)
-class LightWindow:
-    """One run of light overlapping one trial: the trial's row in the trials table, the site's
-    target ("E", "I" or unit ids "3,7") and kind, the mean power (mW) and the window (s)."""
+class SessionWindow:
+    """A perturbation on the session clock, once per trial it overlaps: the trial's row in the
+    trials table, the target ("E", "I" or unit ids "3,7"), kind, strength and window (s), label
+    ("" for the default)."""
 
     trial: int
     target: str
@@ -42,9 +43,19 @@ class LightWindow:
     strength: float
     onset_s: float
     offset_s: float
+    label: str = ""
 
 
-def optogenetic_windows(reader: Any, setting: str, cut: Any) -> tuple[list[LightWindow], str] | None:
+def windows_in_trials(cut: Any, onset_s: float, offset_s: float, **perturbation: Any) -> list[SessionWindow]:
+    """The window `onset_s..offset_s` once for every kept trial whose analysed window it overlaps
+    (none for a window between trials)."""
+    overlapping = cut.keep & (cut.starts_s < offset_s) & (cut.stops_s > onset_s)
+    return [
+        SessionWindow(trial=t, onset_s=onset_s, offset_s=offset_s, **perturbation) for t in np.flatnonzero(overlapping)
+    ]
+
+
+def optogenetic_windows(reader: Any, setting: str, cut: Any) -> tuple[list[SessionWindow], str] | None:
     """Every run of light of every OptogeneticSeries, once per kept trial whose analysed window it
     overlaps, and where they came from; None when the file has no series or `setting` is ignore."""
     series = _series(reader.file)
@@ -56,8 +67,7 @@ def optogenetic_windows(reader: Any, setting: str, cut: Any) -> tuple[list[Light
         target, kind, how = _site_meaning(reader, path, item.site, meanings)
         times, power = _trace(reader, path, item)
         for onset, offset, strength in light_runs(times, power, max(MERGE_GAP_S, cut.bin_s)):
-            overlapping = cut.keep & (cut.starts_s < offset) & (cut.stops_s > onset)
-            windows += [LightWindow(t, target, kind, strength, onset, offset) for t in np.flatnonzero(overlapping)]
+            windows += windows_in_trials(cut, onset, offset, target=target, kind=kind, strength=strength)
         sources.append(f"{path} (site {item.site.name}: {target} {kind}, {how})")
     return windows, "OptogeneticSeries " + "; ".join(sources)
 

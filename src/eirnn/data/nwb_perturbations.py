@@ -1,12 +1,16 @@
-"""Perturbation (optogenetic) trials of an NWB file, from its trials table (docs/data-format.md).
+"""Perturbation (optogenetic) trials of an NWB file: trials columns, epochs, power traces (docs/data-format.md).
 
-Two ways, as labs store them:
+The ways labs store them, the first the file has taken (a code map given by the user first):
 
 * columns named ``perturbation_target`` ("E", "I", unit ids "3,7,9", or empty for a control
   trial), ``perturbation_kind``, ``perturbation_onset_time`` / ``perturbation_offset_time``
   (seconds on the session clock, as every NWB ``*_time`` column) and ``perturbation_power``
   (the strength), with an optional ``perturbation_label``: one value per trial, or ragged
   (indexed) columns with an entry per perturbation of the trial (none for a control trial);
+* an intervals table of perturbation epochs (any but the trials table with a
+  ``perturbation_target`` column): a row per perturbation from its start_time to its stop_time,
+  matched to the trials it overlaps;
+* the runs of light of the file's `OptogeneticSeries` (`eirnn.data.nwb_optogenetics`);
 * a coded column whose meaning the file only gives in words (DANDI 000221's
   ``PhotostimulationType``), decoded by the user's map
   ``COLUMN:CODE=TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS;CODE=control`` with the window in ms on
@@ -24,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from .nwb_optogenetics import SETTING as SITES_SETTING
-from .nwb_optogenetics import LightWindow, optogenetic_windows
+from .nwb_optogenetics import SessionWindow, optogenetic_windows, windows_in_trials
+from .nwb_trials import interval_tables, numbers
 from .perturbations import KINDS, TARGETS
 
 COLUMNS = {
@@ -50,8 +55,15 @@ def read_perturbations(
         source = f"trials column {spec.split(':')[0]} (codes as given)"
     elif COLUMNS["target"] in trials.colnames:
         rows, source = _column_rows(reader, trials, cut, unit_ids), "trials columns perturbation_*"
+    elif epochs := _epoch_tables(reader, trials):
+        windows, where = _epoch_windows(reader, epochs, cut), f"column '{COLUMNS['target']}' of {', '.join(epochs)}"
+        rows, source = (
+            _session_rows(reader, trials, windows, cut, unit_ids, where),
+            f"intervals table {', '.join(epochs)}",
+        )
     elif (light := optogenetic_windows(reader, sites, cut)) is not None:
-        rows, source = _light_rows(reader, trials, light[0], cut, unit_ids), light[1]
+        where = f"the target of an optogenetic site (its description or the {SITES_SETTING})"
+        rows, source = _session_rows(reader, trials, light[0], cut, unit_ids, where), light[1]
     else:
         return None, facts
     kept, dropped = _cut_to_window(rows, time_ms, cut.window_ms)
@@ -143,22 +155,62 @@ def _target(reader: Any, target: str, unit_ids: np.ndarray, where: str, context:
     wanted = [item.strip() for item in target.split(",")]
     known = np.isin(unit_ids.astype(str), wanted)
     if known.sum() != len(wanted):
-        reader.fail(where, "E, I, unit ids of the units table (e.g. '3,7') or empty", f"{target!r} {context}")
+        found = f"{target!r} {context}".strip()
+        reader.fail(where, "E, I, unit ids of the units table (e.g. '3,7') or empty", found)
     return "neurons", known
 
 
-def _light_rows(
-    reader: Any, trials: Any, windows: list[LightWindow], cut: Any, unit_ids: np.ndarray
+def _session_rows(
+    reader: Any, trials: Any, windows: list[SessionWindow], cut: Any, unit_ids: np.ndarray, where: str
 ) -> list[dict[str, Any]]:
-    """The rows of the runs of light of the OptogeneticSeries, on each trial's time axis."""
+    """The rows of perturbations on the session clock, on each trial's time axis; `where` names
+    the source of their targets for the error."""
     ids = np.asarray(trials.id.data[:])
     rows = []
     for window in windows:
-        target, neurons = _target(reader, window.target, unit_ids, SITES_SETTING, "(unit ids of an optogenetic site)")
+        target, neurons = _target(reader, window.target, unit_ids, where, "")
         zero = cut.zero_s[window.trial]
         onset, offset = ((time - zero) * 1000.0 for time in (window.onset_s, window.offset_s))
         rows.append(_row(ids[window.trial], target, neurons, window.kind, window.strength, onset, offset))
+        if window.label:
+            rows[-1]["label"] = window.label
     return rows
+
+
+def _epoch_tables(reader: Any, trials: Any) -> dict[str, Any]:
+    """path -> every intervals table other than the trials table with a perturbation_target column."""
+    return {
+        path: table
+        for path, table in interval_tables(reader.file).items()
+        if table is not trials and COLUMNS["target"] in table.colnames
+    }
+
+
+def _epoch_windows(reader: Any, tables: dict[str, Any], cut: Any) -> list[SessionWindow]:
+    """Each row of the epochs tables (a perturbation from start_time to stop_time, s), once per
+    kept trial it overlaps."""
+    windows = []
+    for table in tables.values():
+        names = {key: COLUMNS[key] for key in ("target", "kind", "strength")}
+        names.update({"label": "perturbation_label"} if "perturbation_label" in table.colnames else {})
+        values = {key: reader.column(table, name, f"the perturbations' {key}") for key, name in names.items()}
+        bounds = [numbers(reader, table, name, "times (s)") for name in ("start_time", "stop_time")]
+        for row in range(len(table)):
+            target = str(values["target"][row]).strip()
+            if target.lower() in CONTROL_WORDS:
+                continue
+            if not (np.isfinite(bounds[0][row]) and bounds[1][row] > bounds[0][row]):
+                reader.fail(
+                    f"table '{table.name}', columns 'start_time'/'stop_time'",
+                    "finite times (s), stop_time after start_time",
+                    f"{bounds[0][row]:g}..{bounds[1][row]:g} in row {row}",
+                )
+            meaning = dict(
+                target=target, kind=str(values["kind"][row]).strip(), strength=float(values["strength"][row])
+            )
+            label = str(values["label"][row]) if "label" in values else ""
+            windows += windows_in_trials(cut, bounds[0][row], bounds[1][row], label=label, **meaning)
+    return windows
 
 
 def _window_s(reader: Any, row: dict[str, Any], trial_id: Any, trial_s: tuple[float, float]) -> tuple[float, float]:
