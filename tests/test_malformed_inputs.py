@@ -228,6 +228,10 @@ CASES = {
         _light_nwb(optogenetic_sites="photostim=PV"),
         ["setting 'optogenetic_sites' (--optogenetic-sites)", "'photostim=PV'"],
     ),
+    "an optogenetic site setting for a file without OptogeneticSeries": (
+        _nwb(tables={"trials": _opto_trials()}, optogenetic_sites="I/activation"),
+        ["setting 'optogenetic_sites'", "perturbations from trials columns perturbation_*"],
+    ),
     "flat arrays of inconsistent lengths": (
         _flat(spike_units=np.zeros(10, dtype=int)),
         ["variable 'spike_units'", "one neuron index per spike (90"],

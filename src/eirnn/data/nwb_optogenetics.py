@@ -26,6 +26,8 @@ POWER_THRESHOLD = 0.05
 #: runs of light closer than this (s) are one perturbation (a pulse train)
 MERGE_GAP_S = 0.1
 IGNORE = "ignore"
+#: how the data facts name perturbations read from power traces
+SERIES_SOURCE = "OptogeneticSeries"
 SETTING = "setting 'optogenetic_sites' (--optogenetic-sites)"
 #: "TARGET KIND" or "TARGET/KIND": E, I or "units 3,7" (unit ids), then a kind
 MEANING = re.compile(r"^\s*(E|I|units?\s+[0-9][0-9,\s]*?|[0-9][0-9,\s]*?)\s*[/\s]\s*([a-z]+)\s*$", re.IGNORECASE)
@@ -69,7 +71,7 @@ def optogenetic_windows(reader: Any, setting: str, cut: Any) -> tuple[list[Sessi
         for onset, offset, strength in light_runs(times, power, max(MERGE_GAP_S, cut.bin_s)):
             windows += windows_in_trials(cut, onset, offset, target=target, kind=kind, strength=strength)
         sources.append(f"{path} (site {item.site.name}: {target} {kind}, {how})")
-    return windows, "OptogeneticSeries " + "; ".join(sources)
+    return windows, f"{SERIES_SOURCE} " + "; ".join(sources)
 
 
 def light_runs(times: np.ndarray, power_w: np.ndarray, min_gap_s: float) -> list[tuple[float, float, float]]:

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .nwb_optogenetics import IGNORE, SERIES_SOURCE, SessionWindow, optogenetic_windows, windows_in_trials
 from .nwb_optogenetics import SETTING as SITES_SETTING
-from .nwb_optogenetics import SessionWindow, optogenetic_windows, windows_in_trials
 from .nwb_trials import interval_tables, numbers
 from .perturbations import KINDS, TARGETS
 
@@ -47,32 +47,41 @@ def read_perturbations(
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """(table columns for `NeuralDataset(perturbations=...)` or None, facts for the data's meta);
     `settings`: (`perturbations`, `optogenetic_sites`)."""
-    spec, sites = settings
-    unit_ids = np.asarray(units.id.data[:])
     facts = _optogenetics_facts(reader.file)
-    if spec:
-        rows = _decoded_rows(reader, trials, spec, cut, len(unit_ids))
-        source = f"trials column {spec.split(':')[0]} (codes as given)"
-    elif COLUMNS["target"] in trials.colnames:
-        rows, source = _column_rows(reader, trials, cut, unit_ids), "trials columns perturbation_*"
-    elif epochs := _epoch_tables(reader, trials):
-        windows, where = _epoch_windows(reader, epochs, cut), f"column '{COLUMNS['target']}' of {', '.join(epochs)}"
-        rows, source = (
-            _session_rows(reader, trials, windows, cut, unit_ids, where),
-            f"intervals table {', '.join(epochs)}",
-        )
-    elif (light := optogenetic_windows(reader, sites, cut)) is not None:
-        where = f"the target of an optogenetic site (its description or the {SITES_SETTING})"
-        rows, source = _session_rows(reader, trials, light[0], cut, unit_ids, where), light[1]
-    else:
+    found = _rows_and_source(reader, trials, settings, cut, np.asarray(units.id.data[:]))
+    sites = settings[1].strip()
+    if sites and sites.lower() != IGNORE and (found is None or not found[1].startswith(SERIES_SOURCE)):
+        where = f"perturbations from {found[1]}" if found else "no OptogeneticSeries in the file"
+        reader.fail(SITES_SETTING, "an OptogeneticSeries to read the perturbations from", where)
+    if found is None:
         return None, facts
-    kept, dropped = _cut_to_window(rows, time_ms, cut.window_ms)
-    facts.update(perturbations_from=source, n_perturbations_outside_window=str(dropped))
+    kept, dropped = _cut_to_window(found[0], time_ms, cut.window_ms)
+    facts.update(perturbations_from=found[1], n_perturbations_outside_window=str(dropped))
     if not kept:
         return None, facts
     columns = {name: np.array([row[name] for row in kept]) for name in kept[0] if name != "neurons"}
     columns["neurons"] = np.array([row["neurons"] for row in kept])
     return columns, facts
+
+
+def _rows_and_source(
+    reader: Any, trials: Any, settings: tuple[str, str], cut: Any, unit_ids: np.ndarray
+) -> tuple[list[dict[str, Any]], str] | None:
+    """The perturbations' rows from the first way the file stores them, and which it is."""
+    spec, sites = settings
+    if spec:
+        source = f"trials column {spec.split(':')[0]} (codes as given)"
+        return _decoded_rows(reader, trials, spec, cut, len(unit_ids)), source
+    if COLUMNS["target"] in trials.colnames:
+        return _column_rows(reader, trials, cut, unit_ids), "trials columns perturbation_*"
+    if epochs := _epoch_tables(reader, trials):
+        where = f"column '{COLUMNS['target']}' of {', '.join(epochs)}"
+        rows = _session_rows(reader, trials, _epoch_windows(reader, epochs, cut), cut, unit_ids, where)
+        return rows, f"intervals table {', '.join(epochs)}"
+    if (light := optogenetic_windows(reader, sites, cut)) is not None:
+        where = f"the target of an optogenetic site (its description or the {SITES_SETTING})"
+        return _session_rows(reader, trials, light[0], cut, unit_ids, where), light[1]
+    return None
 
 
 def _optogenetics_facts(nwbfile: Any) -> dict[str, str]:
