@@ -151,8 +151,9 @@ SILENCE_I = {
 }
 
 
-def silence_steps(model):
-    """SILENCE_I as the in-process model takes it (`PerturbationSteps` on bins 0, bin_ms, ...)."""
+def silence_steps(model, time_ms=None):
+    """SILENCE_I as the in-process model takes it (`PerturbationSteps` on `time_ms`, by default
+    the bins 0, bin_ms, ...)."""
     from eirnn.data.perturbations import PerturbationTable
 
     table = PerturbationTable(
@@ -165,7 +166,7 @@ def silence_steps(model):
         strength=np.array([3.0]),
         label=np.array(["I inactivation"]),
     )
-    return table.steps(N_TRIALS, np.arange(N_BINS) * float(model.hparams["dt"]))
+    return table.steps(N_TRIALS, np.arange(N_BINS) * float(model.hparams["dt"]) if time_ms is None else time_ms)
 
 
 def test_the_registered_model_applies_perturbations_given_as_params_as_the_trained_model_does(
@@ -193,6 +194,14 @@ def test_the_registered_model_applies_perturbations_given_as_params_as_the_train
     assert 0 < first < N_BINS
     np.testing.assert_array_equal(silenced[1, :first], control[1, :first])
     assert np.abs(silenced[1, first:] - control[1, first:]).max() > 1e-3
+    # bin times given: the window falls on other bins, as for the in-process model on that time axis
+    time_ms = np.arange(N_BINS) * float(model.hparams["dt"]) - 100.0
+    shifted = served.predict(inputs, params={**SILENCE_I, "time_ms": time_ms.tolist()})
+    expected = predict_rates(model, inputs, perturbation=silence_steps(model, time_ms)).rates.numpy()
+    np.testing.assert_allclose(shifted, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(shifted - silenced).max() > 1e-3
+    with pytest.raises(Exception, match=rf"params 'time_ms': expected {N_BINS} bin times"):
+        served.predict(inputs, params={**SILENCE_I, "time_ms": [0.0, 25.0]})
     with pytest.raises(Exception, match=r"params 'perturbation_kind': expected 'activation' or 'inactivation'"):
         served.predict(inputs, params={**SILENCE_I, "perturbation_kind": ["silencing"]})
     with pytest.raises(Exception, match=r"params 'perturbation_neurons': expected neuron indices 0\.\."):
