@@ -163,10 +163,12 @@ def write_light_session(
     power_w: np.ndarray,
     rate_hz: float,
     site_description: str,
+    acquired: bool = False,
 ) -> Path:
     """An NWB file whose perturbations are only an OptogeneticSeries (power in W, sampled at
-    `rate_hz` from t = 0, in stimulus/) at an OptogeneticStimulusSite "photostim" described by
-    `site_description`, beside a units and a trials table."""
+    `rate_hz` from t = 0) at an OptogeneticStimulusSite "photostim" described by
+    `site_description`, beside a units and a trials table: in stimulus/ with a rate, or
+    (`acquired`) in acquisition/ with timestamps, as a measured power trace is stored."""
     from pynwb import NWBHDF5IO
     from pynwb.ogen import OptogeneticSeries
     from pynwb.testing.mock.file import mock_NWBFile
@@ -176,9 +178,12 @@ def write_light_session(
     site = nwbfile.create_ogen_site(
         name="photostim", device=device, description=site_description, excitation_lambda=473.0, location="M1"
     )
-    nwbfile.add_stimulus(
-        OptogeneticSeries(name="laser_power", data=power_w, site=site, rate=rate_hz, starting_time=0.0)
-    )
+    if acquired:
+        timestamps = np.arange(len(power_w)) / rate_hz
+        nwbfile.add_acquisition(OptogeneticSeries(name="laser_power", data=power_w, site=site, timestamps=timestamps))
+    else:
+        series = OptogeneticSeries(name="laser_power", data=power_w, site=site, rate=rate_hz, starting_time=0.0)
+        nwbfile.add_stimulus(series)
     for times in spike_times:
         nwbfile.add_unit(spike_times=np.asarray(times, dtype=float))
     for row in range(len(trials["start_time"])):

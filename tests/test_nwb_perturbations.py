@@ -2,6 +2,7 @@
 OptogeneticSeries power traces (files written with pynwb at test time)."""
 
 import numpy as np
+import pytest
 from nwb_sessions import write_light_session, write_tables
 
 from eirnn.data import load_dataset
@@ -68,7 +69,7 @@ def _light(*pulses):
     return power
 
 
-def _light_session(tmp_path, description="I activation"):
+def _light_session(tmp_path, description="I activation", acquired=False):
     start = np.arange(N_TRIALS) * EVERY_S
     train = [(2 * EVERY_S + 0.2 + k * 0.025, 2 * EVERY_S + 0.205 + k * 0.025, 10.0) for k in range(20)]
     power = _light(
@@ -78,11 +79,12 @@ def _light_session(tmp_path, description="I activation"):
         (4 * EVERY_S + 0.8, 4 * EVERY_S + 1.0, 6.0),
     )
     trials = {"start_time": start, "stop_time": start + TRIAL_S}
-    return write_light_session(tmp_path / "light.nwb", _trains(), trials, power, RATE_HZ, description)
+    return write_light_session(tmp_path / "light.nwb", _trains(), trials, power, RATE_HZ, description, acquired)
 
 
-def test_optogenetic_series_power_gives_windows_and_strengths_per_trial(tmp_path):
-    path = _light_session(tmp_path)
+@pytest.mark.parametrize("acquired", [False, True])
+def test_optogenetic_series_power_gives_windows_and_strengths_per_trial(tmp_path, acquired):
+    path = _light_session(tmp_path, acquired=acquired)
     dataset = load_dataset(path, bin_ms=10.0)
     table = dataset.perturbations
     assert table.trial.tolist() == [1, 2, 4, 4]
@@ -93,7 +95,8 @@ def test_optogenetic_series_power_gives_windows_and_strengths_per_trial(tmp_path
     train_mw = 20 * 5.0 * 10.0 / 480.0  # 20 pulses of 5 ms at 10 mW over 480 ms
     np.testing.assert_allclose(table.strength, [5.0, train_mw, 3.0, 6.0], rtol=1e-9)
     assert dataset.meta["perturbations_from"] == (
-        "OptogeneticSeries stimulus/laser_power (site photostim: I activation, from the site's description)"
+        f"OptogeneticSeries {'acquisition' if acquired else 'stimulus'}/laser_power (site photostim: I activation, "
+        "from the site's description)"
     )
 
 
