@@ -127,3 +127,26 @@ def test_an_intervals_table_of_perturbation_epochs_is_matched_to_the_trials_by_t
     np.testing.assert_allclose(table.offset_ms, [400.0, 1200.0, 1500.0], atol=1e-6)  # cut to the 1.5 s trial
     assert table.strength.tolist() == [1.0, 4.0, 0.5]
     assert dataset.meta["perturbations_from"] == "intervals table intervals/optogenetic_epochs"
+
+
+def test_training_on_a_simulated_nwb_file_with_several_perturbations_per_trial(tmp_path):
+    """The file holds no task inputs (they are built from the task), so the true circuit beside it,
+    driven by other inputs, is not scored; the fit runs and scores control and perturbed trials."""
+    import json
+
+    from eirnn.cli import main
+
+    data, folder = tmp_path / "sim.nwb", tmp_path / "run"
+    sizes = ["--n-trials", "60", "--n-bins", "30", "--n-e", "6", "--n-i", "2"]
+    assert (
+        main(
+            ["simulate", "--out", str(data), "--perturbation-fraction", "0.5", "--perturbations-per-trial", "2", *sizes]
+        )
+        == 0
+    )
+    flags = ["--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1", "--log-figures", "false"]
+    argv = ["train", "--data", str(data), "--bin-ms", "25", "--max-epochs", "2", "--no-tracking", "--out", str(folder)]
+    assert main([*argv, *flags]) == 0
+    metrics = json.loads((folder / "metrics.json").read_text())["final"]
+    assert {"control_cond_psth_corr", "perturbed_cond_psth_corr"} <= set(metrics)
+    assert not [name for name in metrics if name.startswith("gt_")]
