@@ -10,7 +10,7 @@ from eirnn.cli import main
 from eirnn.data import DatasetError, NeuralDataset, load_dataset, train_val_split
 from eirnn.data.perturbations import CONTROL, PerturbationSteps, perturbation_labels, perturbation_steps, trial_types
 from eirnn.data.split import without_perturbation_types
-from eirnn.data.synthetic import make_recording
+from eirnn.data.synthetic import GroundTruth, make_recording
 from eirnn.data.synthetic_perturbations import RECORDED_TYPES
 from eirnn.data.truth_file import read_truth_for, truth_path
 from eirnn.evaluation import evaluate, predict_rates
@@ -18,6 +18,12 @@ from eirnn.metrics import NotAvailable
 from eirnn.recovery import ground_truth_model, recover, shuffled_within_blocks
 
 TINY = dict(n_e=9, n_i=3, n_bins=60, n_trials=96, n_conditions=4, n_inputs=8)
+#: the teachers `make_recording` offers (benchmarks/bench_recovery.py TEACHERS, at TINY size)
+TEACHER_OPTIONS = {
+    "builtin": {},
+    "fully_observed": {"fully_observed": True},
+    "strong_recurrence": {"spectral_radius": 1.5},
+}
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +215,29 @@ def first_input_group(dataset):
     return dataset.subset(inverse.ravel() == np.argmax(counts))
 
 
-def test_true_network_predicts_its_perturbed_trials_exactly_with_noise_off(perturbed):
-    dataset, truth = perturbed
+@pytest.mark.parametrize("teacher", TEACHER_OPTIONS)
+def test_every_teacher_records_its_perturbations_on_the_same_trials_as_without(teacher):
+    dataset, truth = make_recording(seed=3, perturbation_fraction=0.5, **TINY, **TEACHER_OPTIONS[teacher])
+    _, plain_truth = make_recording(seed=3, **TINY, **TEACHER_OPTIONS[teacher])
+    assert isinstance(truth, GroundTruth) and np.array_equal(truth.w_rec, plain_truth.w_rec)
+    types = trial_types(dataset)
+    assert (types != CONTROL).sum() == round(0.5 * dataset.n_trials)
+    # the perturbations draw from their own stream: the same noise, so every difference is theirs
+    control = types == CONTROL
+    np.testing.assert_array_equal(truth.rates_hz[control], plain_truth.rates_hz[control])
+    for label in ("E-group inactivation", "I-group inactivation"):
+        protocol = truth.perturbation_protocols[label]
+        group = list(protocol.channel.neurons)
+        before = dataset.time_ms < protocol.onset_ms
+        window = (dataset.time_ms > protocol.onset_ms) & (dataset.time_ms < protocol.offset_ms)
+        silenced, unperturbed = truth.rates_hz[types == label], plain_truth.rates_hz[types == label]
+        np.testing.assert_array_equal(silenced[:, before], unperturbed[:, before])
+        assert silenced[:, window][..., group].mean() < unperturbed[:, window][..., group].mean()
+
+
+@pytest.mark.parametrize("teacher", TEACHER_OPTIONS)
+def test_true_network_predicts_its_perturbed_trials_exactly_with_noise_off(teacher):
+    dataset, truth = make_recording(seed=3, perturbation_fraction=0.5, **TINY, **TEACHER_OPTIONS[teacher])
     group = first_input_group(dataset)
     assert (trial_types(group) != CONTROL).any()
     twin = ground_truth_model(truth, dataset.bin_ms, group.inputs[:, 0])
