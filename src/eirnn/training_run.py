@@ -209,7 +209,7 @@ class TrainingRun:
                 prepared.model,
                 prepared.train,
                 prepared.val,
-                self.config,
+                self.config.section("training"),
                 callbacks,
                 checkpoint_dir=checkpoint_dir,
                 resume_from=self.resume_from,
