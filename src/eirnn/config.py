@@ -36,6 +36,7 @@ DATA_OPTIONS = (
     "trials_table",
     "keep_trials",
     "perturbations",
+    "optogenetic_sites",
 )
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
@@ -179,6 +180,12 @@ class TrainConfig:
         "",
         "perturbation types (labels, comma-separated) kept out of training: the validation trials and the"
         " true circuit's held-out scores test predicting them",
+    )
+    optogenetic_sites: str = _setting(
+        "",
+        "NWB: what the site of each OptogeneticSeries (power trace) stimulated, SITE=TARGET/KIND;... or TARGET/KIND"
+        " for every site (TARGET E, I or unit ids 3,7; KIND activation or inactivation), or ignore;"
+        " empty = each site's description, e.g. 'I activation'",
     )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
