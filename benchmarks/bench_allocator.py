@@ -1,6 +1,6 @@
 """Seconds per training epoch before and after a run's memory settings, in one process.
 
-`import eirnn` no longer changes the process; a run applies `eirnn.runtime`'s settings when it
+`import eirnn` no longer changes the process; a run applies `eirnn.memory_allocator`'s settings when it
 starts. This times `train_epoch` on the built-in recording (default size, one torch thread):
 `--epochs` epochs with the allocator as the process found it (B), then the call a run starts
 with (`configure_unless_opted_out`), then `--epochs` epochs again (A), with each phase's minor
@@ -23,8 +23,8 @@ from bench_epoch import train_epoch_runner
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
+from eirnn.memory_allocator import configure_unless_opted_out
 from eirnn.pipeline import prepare
-from eirnn.runtime import configure_unless_opted_out
 from eirnn.training import make_targets
 
 

@@ -9,7 +9,7 @@ turns epoch by epoch in one process (a slow spell of a shared machine slows them
 each timing is the median of `--epochs` epochs after `--warmup` epochs. The full-batch rows add
 a user's own loop with the package model: `out = model(inputs)` on the raw [trials, time,
 inputs] tensor, `F.mse_loss` on `out.rates`, `backward()`, Adam `step()`, in a process with
-the run's memory settings (`eirnn.runtime`).
+the run's memory settings (`eirnn.memory_allocator`).
 A second part measures MLflow tracking overhead: the wall time per epoch of `fit` with and
 without the per-epoch MLflow logger.
 
@@ -38,10 +38,10 @@ from machine import describe_machine, load_average
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
 from eirnn.losses import NormalizedMSE
+from eirnn.memory_allocator import configure_unless_opted_out
 from eirnn.model import create_model_for_dataset
 from eirnn.model.reference import ReferenceEIRNN
 from eirnn.pipeline import split
-from eirnn.runtime import configure_unless_opted_out
 from eirnn.training import fit, make_targets, train_epoch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -200,7 +200,7 @@ def tracking_overhead(dataset, train, val, args) -> dict:
                 logger = _TimedCallback(EpochMetricLogger(run.info.run_id, client))
                 callbacks.insert(0, logger)
             started = time.perf_counter()
-            fit(model, train, val, config, callbacks, progress=False)
+            fit(model, train, val, config.section("training"), callbacks, progress=False)
             if tracked:
                 flush_started = time.perf_counter()
                 logger.inner.flush()

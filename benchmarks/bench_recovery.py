@@ -87,7 +87,7 @@ def run_one(teacher: str, method: str, labelling: str, seed: int, max_epochs: in
     row = {"teacher": teacher, "method": method, "labels": labelling, "seed": seed, "max_epochs": max_epochs}
     if method == "least_squares":
         return {**row, **least_squares_scores(prepared, truth), "training_seconds": time.perf_counter() - started}
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     prepared.model.load_state_dict(result.best_state)
     scores = evaluate(prepared.model, prepared.val, seed=seed, ceiling_seed=0).scalar_metrics()
     recovery = recover(prepared.model, truth, prepared.val, seed=0)
@@ -184,7 +184,7 @@ def run_perturbed(teacher: str, fraction: float, seed: int, max_epochs: int, lab
     prepared = prepare(config, labelled(dataset, labelling, seed), truth)
     machine = describe_machine()
     started = time.perf_counter()
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     seconds = time.perf_counter() - started
     prepared.model.load_state_dict(result.best_state)
     scores = evaluate(prepared.model, prepared.val, seed=seed, ceiling_seed=0).scalar_metrics()

@@ -39,15 +39,15 @@ import mlflow
 import optuna
 import torch
 
-import eirnn.tracking.run as tracking_run
+import eirnn.tracking.mlflow_run as tracking_run
 import eirnn.training_run as training_run
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
 from eirnn.logged_names import epoch_metric
-from eirnn.tuning.options import TUNE_DEFAULTS
 from eirnn.tuning.settings import OBJECTIVE_METRIC, PrunerSettings, StudySettings
 from eirnn.tuning.storage import open_storage
 from eirnn.tuning.study import run_study
+from eirnn.tuning.tune_options import TUNE_DEFAULTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, load_average
@@ -197,7 +197,7 @@ def _fit_epochs(threads: int, epochs: int) -> float:
     config = TrainConfig(**TUNE_DEFAULTS, threads=threads, max_epochs=epochs, patience=epochs)
     prepared = prepare(config)
     started = time.perf_counter()
-    fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     return time.perf_counter() - started
 
 

@@ -3,7 +3,8 @@
 Built-in recording (835 training / 208 validation trials x 219 bins), default settings. Each
 epoch runs one training epoch, then the validation pass (`validation_metrics`: forward without
 noise, loss, every score) of this checkout (B) and of `--baseline` (A, `eirnn/training/
-validation.py` as of that revision, loaded beside it), in alternating order, on the same model.
+validation_scores.py` as of that revision, `validation.py` before issue 26, loaded beside it), in
+alternating order, on the same model.
 CPU seconds of this process (`time.process_time`), so that other jobs on a shared machine slow
 the clock less than wall time; use one torch thread. Medians of `--epochs` after 2 warm-up epochs.
 
@@ -33,16 +34,21 @@ from eirnn.data.synthetic import make_recording
 from eirnn.model import create_model_for_dataset
 from eirnn.pipeline import split
 from eirnn.training import train_epoch
-from eirnn.training import validation as current
+from eirnn.training import validation_scores as current
 from eirnn.training.loop import make_loss, make_targets
 
-VALIDATION_FILE = "src/eirnn/training/validation.py"
+# the module's path now, then its path in revisions before the rename (issue 26)
+VALIDATION_FILES = ("src/eirnn/training/validation_scores.py", "src/eirnn/training/validation.py")
 
 
 def baseline_module(revision: str):
-    source = subprocess.run(
-        ["git", "show", f"{revision}:{VALIDATION_FILE}"], capture_output=True, text=True, check=True
-    ).stdout
+    shown = [
+        subprocess.run(["git", "show", f"{revision}:{file}"], capture_output=True, text=True)
+        for file in VALIDATION_FILES
+    ]
+    source = next((result.stdout for result in shown if result.returncode == 0), None)
+    if source is None:
+        raise SystemExit(f"{revision} holds none of {', '.join(VALIDATION_FILES)}")
     path = Path(tempfile.mkdtemp()) / "baseline_validation.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_validation", path)
@@ -64,7 +70,7 @@ def main() -> None:
     model.set_rate_scale(torch.as_tensor(train.rates_hz.mean(axis=(0, 1)), dtype=torch.float32))
     train_inputs, val_inputs = (model.prepare_inputs(torch.as_tensor(d.inputs)) for d in (train, val))
     train_targets, val_targets = make_targets(train, torch.device("cpu")), make_targets(val, torch.device("cpu"))
-    loss_fn = make_loss(config, train, train_targets)
+    loss_fn = make_loss(config.section("training"), train, train_targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(0)
     scorers = {"A": baseline_module(args.baseline).ValidationScorer(val, torch.device("cpu"))}

@@ -39,6 +39,51 @@ def small_config(**overrides):
     return TrainConfig(**small_settings(**overrides))
 
 
+def _text(value):
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+def small_flags(**overrides) -> list[str]:
+    """`small_settings(**overrides)` as command-line flags of `eirnn train`/`tune`/`ensemble`
+    (``max_epochs=3`` -> ``--max-epochs 3``; booleans as ``true``/``false``)."""
+    flags = []
+    for name, value in small_settings(**overrides).items():
+        flags += [f"--{name.replace('_', '-')}", str(_text(value))]
+    return flags
+
+
+def small_project_parameters(**overrides) -> dict:
+    """`small_settings(**overrides)` as the parameters of an `mlflow.projects.run` of MLproject."""
+    return {name: _text(value) for name, value in small_settings(**overrides).items()}
+
+
+def tracking_env(uri, **variables) -> dict:
+    """The environment of an `eirnn`/`mlflow run` subprocess that logs to the store `uri` (not
+    to a launcher's run), with `variables` added."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": str(uri), **variables}
+    env.pop("MLFLOW_RUN_ID", None)
+    return env
+
+
+def fit_config(config, dataset, truth=None, callbacks=(), **fit_options):
+    """(Prepared, FitResult): `config`'s pipeline up to the model on `dataset`, then `fit` with
+    `fit_options` (``checkpoint_dir``, ``resume_from``), no progress line."""
+    from eirnn.pipeline import prepare
+    from eirnn.training import fit
+
+    prepared = prepare(config, dataset, truth)
+    training = config.section("training")
+    return prepared, fit(
+        prepared.model, prepared.train, prepared.val, training, callbacks, progress=False, **fit_options
+    )
+
+
+def fit_small(dataset, callbacks=(), checkpoint_dir=None, resume_from=None, **overrides):
+    """`fit_config` of `small_config(**overrides)` on `dataset`."""
+    config = small_config(**overrides)
+    return fit_config(config, dataset, callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume_from=resume_from)
+
+
 def tiny_recording(seed: int = 0, **sizes):
     """(NeuralDataset, GroundTruth) of the built-in synthetic recording at the tiny size
     (`sizes` override TINY_SIZES)."""
@@ -50,7 +95,7 @@ def tiny_recording(seed: int = 0, **sizes):
 @pytest.fixture(scope="session")
 def tiny_recording_file(tmp_path_factory) -> Path:
     """A small synthetic recording written in the documented schema (.npz)."""
-    from eirnn.data.loaders import write_dataset
+    from eirnn.data.binned_files import write_dataset
 
     dataset, _ = tiny_recording()
     path = tmp_path_factory.mktemp("data") / "tiny.npz"

@@ -52,7 +52,7 @@ def record_default_run(folder: Path) -> dict[str, list[str]]:
     import mlflow
 
     import eirnn
-    from eirnn.data.loaders import write_dataset
+    from eirnn.data.binned_files import write_dataset
 
     dataset, _ = tiny_recording()
     data = folder / "tiny.npz"

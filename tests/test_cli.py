@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 
 import pytest
-from conftest import REPO
+from conftest import REPO, small_flags, tracking_env
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import GROUP_STARTS, TrainConfig, flag_name, mlproject_default
@@ -80,11 +80,8 @@ def cli_run(tmp_path_factory, tiny_recording_file):
     """One real `eirnn train` on the tiny recording, started from a folder outside the checkout."""
     folder = tmp_path_factory.mktemp("cli-run")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO / "src")}
-    env.pop("MLFLOW_RUN_ID", None)
-    args = ["train", "--data", str(tiny_recording_file), "--max-epochs", "4", "--input-embed-dim", "8"]
-    args += ["--attention-heads", "2", "--threads", "1", "--log-figures", "false"]
-    result = eirnn(*args, env=env, cwd=folder)
+    env = tracking_env(uri, PYTHONPATH=str(REPO / "src"))
+    result = eirnn("train", *small_flags(data=str(tiny_recording_file), max_epochs=4), env=env, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     run_id = re.search(r"run\s+\S+\s+\(id ([0-9a-f]{32})\)", result.stdout).group(1)
     return result, MlflowClient(tracking_uri=uri), run_id
@@ -137,7 +134,7 @@ def test_run_logs_its_datasets_and_code_version(cli_run, tiny_recording_file):
 
 
 def test_builtin_recording_has_a_name_a_hash_and_its_bin():
-    from eirnn.data.loaders import arrays_sha256
+    from eirnn.data.binned_files import arrays_sha256
     from eirnn.pipeline import BUILTIN_DATA_NAME, load_configured_data
 
     dataset = load_configured_data(TrainConfig())
@@ -185,7 +182,7 @@ def test_eirnn_ui_serves_the_store_and_prints_the_model_training_address(cli_run
     _, client, run_id = cli_run
     experiment_id = client.get_run(run_id).info.experiment_id
     port = free_port("127.0.0.1", 0)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri, "PYTHONPATH": str(REPO / "src")}
+    env = tracking_env(client.tracking_uri, PYTHONPATH=str(REPO / "src"))
     server = subprocess.Popen(
         [sys.executable, "-m", "eirnn.cli", "ui", "--port", str(port)],
         stdout=subprocess.PIPE,

@@ -15,7 +15,7 @@ CORE = [
     "figures",
     "losses.py",
     "evaluation.py",
-    "analysis.py",
+    "in_silico_perturbations.py",
     "recovery.py",
     "pipeline.py",
     "training_run.py",
@@ -25,7 +25,9 @@ CORE = [
     "logged_names.py",
     "choices.py",
     "config.py",
-    "runtime.py",
+    "config_sections.py",
+    "value_ranges.py",
+    "memory_allocator.py",
 ]
 SHELLS = ("mlflow", "optuna", "eirnn.tracking", "eirnn.tuning")
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, small_flags, small_project_parameters
 from mlflow.tracking import MlflowClient
 from nwb_sessions import write_session
 
@@ -23,7 +23,7 @@ needs_m1 = pytest.mark.skipif(not M1_FILE.is_file(), reason=f"shared M1 example 
 M1_SETTINGS = dict(
     data=M1_FILE, inputs="cue-go", go_event=-300, data_keys="behavior=hand_velocity", validate_on_train="true"
 )
-SMALL = dict(max_epochs=3, input_embed_dim=8, attention_heads=2, threads=1, log_figures="false")
+SMALL = small_project_parameters(max_epochs=3)
 
 
 def _mlflow_run(tracking_store, experiment: str, parameters: dict) -> tuple[subprocess.CompletedProcess, object]:
@@ -85,8 +85,7 @@ def test_m1_condition_averaged_example_trains_through_eirnn_train(tracking_store
     command = [sys.executable, "-m", "eirnn.cli", "train", "--data", str(M1_FILE), "--inputs", "cue-go"]
     command += ["--go-event", "-300", "--data-keys", "behavior=hand_velocity", "--experiment-name", "m1"]
     command += ["--validate-on-train", "true"]
-    for name, value in SMALL.items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
+    command += small_flags(max_epochs=3)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ.copy())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "single-trial metrics" in result.stderr  # said where the user sees it, not only in the run

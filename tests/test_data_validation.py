@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from eirnn.cli import main
 from eirnn.config import TrainConfig
 from eirnn.data import DatasetError, NeuralDataset, load_dataset
-from eirnn.data.validation import check_trainable
+from eirnn.data.trainability import check_trainable
 from eirnn.pipeline import prepare
 
 N_TRIALS, N_BINS, N_NEURONS, N_INPUTS = 12, 8, 5, 3

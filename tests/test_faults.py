@@ -10,30 +10,15 @@ import time
 
 import numpy as np
 import pytest
+from conftest import small_flags
 from mlflow.tracking import MlflowClient
 
 from eirnn.cli import main
 from eirnn.logged_names import EPOCH_METRICS, HELDOUT_EPOCH_METRICS
 
 MAX_EPOCHS = 45
-TRAIN = [
-    "--max-epochs",
-    str(MAX_EPOCHS),
-    "--patience",
-    "1000",
-    "--checkpoint-every",
-    "10",
-    "--checkpoint-seconds",
-    "0",
-    "--input-embed-dim",
-    "8",
-    "--attention-heads",
-    "2",
-    "--threads",
-    "1",
-    "--log-figures",
-    "false",
-]
+CHECKPOINTS = dict(patience=1000, checkpoint_every=10, checkpoint_seconds=0)
+TRAIN = small_flags(max_epochs=MAX_EPOCHS, **CHECKPOINTS)
 WAIT_S = 180
 #: metrics that differ between runs by wall-clock time alone
 TIMINGS = {EPOCH_METRICS["epoch_seconds"], "final/training_seconds"}
@@ -174,8 +159,7 @@ def test_sigterm_ends_the_run_killed_and_resume_completes_it(tracking_store, tin
 @pytest.mark.slow
 def test_a_resumed_run_on_the_built_in_recording_still_scores_what_it_recovers(tracking_store):
     client = MlflowClient()
-    short = [*TRAIN[TRAIN.index("--patience") :], "--max-epochs", "8"]
-    process = eirnn("train", *short)
+    process = eirnn("train", *small_flags(max_epochs=8, **CHECKPOINTS))
     run_id = wait_for_steps(client, 2, process)
     process.send_signal(signal.SIGTERM)
     code, err = finish(process)

@@ -5,24 +5,21 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, fit_small, small_project_parameters, tiny_recording
 from mlflow.tracking import MlflowClient
 
-from eirnn.config import TrainConfig
 from eirnn.data.split import heldout_neuron_index
-from eirnn.data.synthetic import make_recording
 from eirnn.evaluation import predict_rates
 from eirnn.logged_names import epoch_metric, final_metric
 from eirnn.model import create_model_for_dataset
-from eirnn.pipeline import prepare
-from eirnn.training import RESUME_FILE, fit
+from eirnn.training import RESUME_FILE
 
-SMALL = dict(input_embed_dim=8, attention_heads=2, threads=1, encoder_hidden=8)
+INFERRED = dict(encoder_hidden=8, initial_state="inferred", heldout_neurons="0.25", forward_bins=4)
 
 
 @pytest.fixture(scope="module")
 def recording():
-    return make_recording(seed=1, n_e=8, n_i=3, n_trials=96, n_bins=40)[0]
+    return tiny_recording(seed=1)[0]
 
 
 def _encoder_model(dataset, heldout, forward_bins):
@@ -71,20 +68,8 @@ def test_shared_model_draws_the_same_weights_as_before(recording):
         assert torch.equal(value, inferred.state_dict()[name]), name
 
 
-def _fit(dataset, checkpoint_dir=None, resume_from=None, **changes):
-    inferred = dict(max_epochs=6, initial_state="inferred", heldout_neurons="0.25", forward_bins=4)
-    config = TrainConfig(**{**SMALL, **inferred, **changes})
-    prepared = prepare(config, dataset=dataset)
-    result = fit(
-        prepared.model,
-        prepared.train,
-        prepared.val,
-        config,
-        checkpoint_dir=checkpoint_dir,
-        resume_from=resume_from,
-        progress=False,
-    )
-    return prepared, result
+def _fit(dataset, **changes):
+    return fit_small(dataset, **{**INFERRED, "max_epochs": 6, **changes})
 
 
 def test_inferred_checkpoints_resume_exactly(recording, tmp_path):
@@ -113,18 +98,9 @@ def test_mlflow_run_inferred_logs_co_bps_and_serves_single_trials(tracking_store
     submitted = mlflow.projects.run(
         str(REPO),
         entry_point="main",
-        parameters={
-            "data": str(tiny_recording_file),
-            "initial_state": "inferred",
-            "heldout_neurons": 0.2,
-            "forward_bins": 4,
-            "max_epochs": 3,
-            "input_embed_dim": 8,
-            "attention_heads": 2,
-            "encoder_hidden": 8,
-            "threads": 1,
-            "log_figures": "false",
-        },
+        parameters=small_project_parameters(
+            data=str(tiny_recording_file), **{**INFERRED, "heldout_neurons": 0.2}, max_epochs=3
+        ),
         env_manager="local",
         synchronous=True,
     )

@@ -5,6 +5,7 @@ session whose trials live in a named table trains end to end through `mlflow run
 import mlflow
 import numpy as np
 import pytest
+from conftest import REPO, small_project_parameters
 from mlflow.tracking import MlflowClient
 from nwb_sessions import write_tables
 
@@ -12,7 +13,6 @@ from eirnn.cli import main
 from eirnn.data import DatasetError, load_dataset
 from eirnn.data.nwb_trials import parse_trial_filters
 
-REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 N_TRIALS = 24
 
 
@@ -147,20 +147,16 @@ def test_a_session_with_trials_in_a_named_table_trains_through_mlflow_run(tmp_pa
     trains[2] = np.concatenate([trains[2], trains[2][:5], [np.nan]])  # a usable file with problems
     path = write_tables(tmp_path / "mtl.nwb", trains, {"encoding_table": columns})
     submitted = mlflow.projects.run(
-        str(REPO_ROOT),
+        str(REPO),
         entry_point="main",
-        parameters={
-            "data": str(path),
-            "trials_table": "encoding_table",
-            "keep_trials": "success=1;stimCategory=0,1",
-            "condition": "stimCategory",
-            "bin_ms": 50,
-            "max_epochs": 2,
-            "input_embed_dim": 8,
-            "attention_heads": 2,
-            "threads": 1,
-            "log_figures": "false",
-        },
+        parameters=small_project_parameters(
+            data=str(path),
+            trials_table="encoding_table",
+            keep_trials="success=1;stimCategory=0,1",
+            condition="stimCategory",
+            bin_ms=50,
+            max_epochs=2,
+        ),
         env_manager="local",
         synchronous=True,
     )

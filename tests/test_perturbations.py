@@ -8,9 +8,10 @@ import torch
 
 from eirnn.cli import main
 from eirnn.data import DatasetError, NeuralDataset, load_dataset, train_val_split
-from eirnn.data.perturbations import CONTROL, PerturbationSteps, perturbation_steps, trial_types
+from eirnn.data.perturbations import CONTROL, PerturbationSteps, perturbation_labels, perturbation_steps, trial_types
 from eirnn.data.split import without_perturbation_types
 from eirnn.data.synthetic import GroundTruth, make_recording
+from eirnn.data.synthetic_perturbations import RECORDED_TYPES
 from eirnn.data.truth_file import read_truth_for, truth_path
 from eirnn.evaluation import evaluate, predict_rates
 from eirnn.metrics import NotAvailable
@@ -173,12 +174,16 @@ def test_synthetic_perturbations_reach_their_targets(perturbed):
     assert silenced < 0.5 * control
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".mat", ".nwb"])
-def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, capsys):
+@pytest.mark.parametrize("suffix,per_trial", [(".npz", 2), (".mat", 2), (".nwb", 1), (".nwb", 2)])
+def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, per_trial, capsys):
     out = tmp_path / f"sim{suffix}"
     sizes = ["--n-trials", "40", "--n-bins", "30", "--n-e", "6", "--n-i", "2", "--seed", "2"]
-    assert main(["simulate", "--out", str(out), "--perturbation-fraction", "0.3", *sizes]) == 0
-    dataset, truth = make_recording(seed=2, n_trials=40, n_bins=30, n_e=6, n_i=2, perturbation_fraction=0.3)
+    flags = ["--perturbation-fraction", "0.3", "--perturbations-per-trial", str(per_trial)]
+    assert main(["simulate", "--out", str(out), *flags, *sizes]) == 0
+    dataset, truth = make_recording(
+        seed=2, n_trials=40, n_bins=30, n_e=6, n_i=2, perturbation_fraction=0.3, perturbations_per_trial=per_trial
+    )
+    assert np.bincount(dataset.perturbations.trial).max() == per_trial
     back = load_dataset(out, bin_ms=25.0 if suffix == ".nwb" else None)
     np.testing.assert_array_equal(back.counts, dataset.counts)
     read, written = back.perturbations, dataset.perturbations
@@ -193,6 +198,15 @@ def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, caps
     assert true_circuit.perturbation_protocols == truth.perturbation_protocols
     np.testing.assert_array_equal(true_circuit.w_rec, truth.w_rec)
     assert read_truth_for(out, "another hash") is None and truth_path(out).is_file()
+
+
+def test_trials_with_several_perturbations_count_for_each_of_their_types():
+    dataset, _ = make_recording(seed=1, perturbation_fraction=0.5, perturbations_per_trial=2, **TINY)
+    types = set(trial_types(dataset)) - {CONTROL}
+    assert all(" + " in label for label in types)
+    # what training saw of each type, e.g. for the held-out scores: every recorded type, in pairs
+    assert perturbation_labels(dataset) == set(RECORDED_TYPES)
+    assert perturbation_labels(dataset.subset(trial_types(dataset) == CONTROL)) == set()
 
 
 def first_input_group(dataset):
@@ -421,7 +435,7 @@ def test_the_perturbation_gain_setting_builds_a_learned_parameter_only_when_aske
 
 
 def test_dropping_silent_neurons_keeps_the_perturbations_of_the_others():
-    from eirnn.data.validation import check_trainable
+    from eirnn.data.trainability import check_trainable
 
     variables = small_file_variables()
     counts = variables["spikes"].copy()

@@ -131,7 +131,7 @@ def test_the_registry_line_of_a_run_on_another_recording_names_its_own_groups_ou
 @pytest.mark.slow
 def test_the_closing_block_of_a_run_on_a_second_recording(tracking_store, tiny_recording_file, capsys):
     from eirnn.cli import main
-    from eirnn.data.loaders import write_dataset
+    from eirnn.data.binned_files import write_dataset
     from eirnn.data.synthetic import make_recording
 
     second = tracking_store / "second.npz"

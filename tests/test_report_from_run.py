@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import mlflow
+from conftest import small_config
 from mlflow.tracking import MlflowClient
 
-from eirnn.config import TrainConfig
 from eirnn.figures import FIGURES
 from eirnn.report import format_metric, parse_report_metrics
 
@@ -23,16 +23,9 @@ def _png_size(path):
 
 
 def test_run_report_matches_logged_metrics_and_eirnn_report_rebuilds_it(tracking_store, tiny_recording_file):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
-    config = TrainConfig(
-        data=str(tiny_recording_file),
-        max_epochs=6,
-        input_embed_dim=8,
-        attention_heads=2,
-        threads=1,
-        checkpoint_every=1000,
-    )
+    config = small_config(data=str(tiny_recording_file), max_epochs=6, checkpoint_every=1000, log_figures=True)
     run_id = train_and_log(config).run_id
     client = MlflowClient()
     run = client.get_run(run_id)

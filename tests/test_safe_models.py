@@ -7,23 +7,15 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
+from conftest import small_config
 
 import eirnn
-from eirnn.config import TrainConfig
 from eirnn.evaluation import predict_rates
-from eirnn.tracking.run import train_and_log
+from eirnn.tracking.mlflow_run import train_and_log
 
 
 def test_checkpoint_and_logged_model_load_with_pickle_disabled(tracking_store, tiny_recording_file, monkeypatch):
-    config = TrainConfig(
-        data=str(tiny_recording_file),
-        max_epochs=3,
-        input_embed_dim=8,
-        attention_heads=2,
-        threads=1,
-        log_figures=False,
-        checkpoint_every=2,
-    )
+    config = small_config(data=str(tiny_recording_file), max_epochs=3, checkpoint_every=2)
     outcome = train_and_log(config)
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import small_settings, tiny_recording
+from conftest import fit_config, small_settings, tiny_recording
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig
 from eirnn.data import NeuralDataset
 from eirnn.metrics import bits_per_spike
-from eirnn.pipeline import prepare
 from eirnn.training import EarlyStopping, fit
 
 SMALL = small_settings(learning_rate=0.01)
@@ -53,9 +52,7 @@ def test_early_stopping_waits_for_an_improvement_of_min_delta():
 )
 def test_the_best_checkpoint_follows_the_selection_metric(tiny, selection_metric, key, pick):
     dataset, _ = tiny
-    config = TrainConfig(max_epochs=8, selection_metric=selection_metric, **SMALL)
-    prepared = prepare(config, dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    _, result = fit_config(TrainConfig(max_epochs=8, selection_metric=selection_metric, **SMALL), dataset)
     values = [h[key] for h in result.history]
     assert result.best_epoch == int(pick(values))
     assert result.best_selection_score == values[result.best_epoch]
@@ -69,8 +66,7 @@ def test_validation_bits_per_spike_is_the_published_metric(tiny):
 
     dataset, _ = tiny
     config = TrainConfig(max_epochs=3, selection_metric="bits_per_spike", **SMALL)
-    prepared = prepare(config, dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    prepared, result = fit_config(config, dataset)
     rates = predict_rates(prepared.model, prepared.val.inputs).rates.numpy().astype(np.float64)
     expected = bits_per_spike(rates * prepared.val.bin_s, prepared.val.counts)
     assert result.history[-1]["val_bits_per_spike"] == pytest.approx(expected, abs=1e-4)
@@ -82,11 +78,11 @@ def test_validation_bits_per_spike_is_the_published_metric(tiny):
         bin_ms=prepared.val.bin_ms,
     )
     with pytest.raises(ConfigError, match="selection_metric"):
-        fit(prepared.model, rates_only, rates_only, config, progress=False)
+        fit(prepared.model, rates_only, rates_only, config.section("training"), progress=False)
 
 
 def test_noise_ceilings_do_not_depend_on_the_model_seed(tracking_store, tiny):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     dataset, _ = tiny
     logged = []
@@ -170,7 +166,7 @@ def test_a_noise_ceiling_is_computed_once_per_data_and_follows_any_change_of_it(
 
 
 def test_a_test_score_the_test_trials_cannot_support_says_why(tracking_store, tiny):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     dataset, _ = tiny
     # 10% of 96 trials over 8 conditions: most conditions get a single test trial

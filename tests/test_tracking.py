@@ -6,7 +6,7 @@ import sys
 import mlflow
 import numpy as np
 import pytest
-from conftest import REPO, small_settings
+from conftest import REPO, small_project_parameters, small_settings
 from mlflow.tracking import MlflowClient
 
 from eirnn.config import TrainConfig
@@ -74,15 +74,7 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
     submitted = mlflow.projects.run(
         str(REPO),
         entry_point="main",
-        parameters={
-            "data": str(tiny_recording_file),
-            "max_epochs": 5,
-            "input_embed_dim": 8,
-            "attention_heads": 2,
-            "threads": 1,
-            "checkpoint_every": 2,
-            "log_figures": "false",
-        },
+        parameters=small_project_parameters(data=str(tiny_recording_file), max_epochs=5, checkpoint_every=2),
         env_manager="local",
         synchronous=True,
     )
@@ -133,7 +125,7 @@ def test_mlflow_project_run_logs_everything(tracking_store, tiny_recording_file)
 
 
 def _train(config_changes, data_file):
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     config = TrainConfig(data=str(data_file), patience=100, **SMALL_MODEL, **config_changes)
     return train_and_log(config)

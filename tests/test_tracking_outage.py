@@ -2,13 +2,13 @@
 for 30 s and started again while `eirnn train` runs against it. Training goes on, the logger
 keeps what it could not send and retries, and the run ends with every epoch's metrics."""
 
-import os
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+from conftest import small_flags, tracking_env
 from mlflow.tracking import MlflowClient
 
 from eirnn.logged_names import EPOCH_METRICS, HELDOUT_EPOCH_METRICS
@@ -50,19 +50,10 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
     url = f"http://127.0.0.1:{port}"
     server = _start_server(tmp_path, port)
     # MLflow's own HTTP retries kept short, so that eirnn's retry loop is what bridges the outage
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": url,
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    }
-    env.pop("MLFLOW_RUN_ID", None)
+    env = tracking_env(url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1")
+    settings = dict(data=str(tiny_recording_file), max_epochs=MAX_EPOCHS, patience=MAX_EPOCHS, checkpoint_every=20)
     training = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "eirnn.cli", "train", "--data", str(tiny_recording_file)),
-            *("--max-epochs", str(MAX_EPOCHS), "--patience", str(MAX_EPOCHS), "--checkpoint-every", "20"),
-            *("--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1", "--log-figures", "false"),
-        ],
+        [sys.executable, "-m", "eirnn.cli", "train", *small_flags(**settings)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,37 +5,21 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_MODEL
+from conftest import fit_small, tiny_recording
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
 from eirnn.evaluation import evaluate
-from eirnn.pipeline import prepare
-from eirnn.training import BEST_WEIGHTS_FILE, FINAL_WEIGHTS_FILE, RESUME_FILE, TrainingDivergedError, fit
-
-SMALL = SMALL_MODEL
+from eirnn.training import BEST_WEIGHTS_FILE, FINAL_WEIGHTS_FILE, RESUME_FILE, TrainingDivergedError
 
 
 @pytest.fixture(scope="module")
 def small_recording():
-    dataset, _ = make_recording(seed=1, n_e=8, n_i=3, n_trials=96, n_bins=40)
-    return dataset
+    return tiny_recording(seed=1)[0]
 
 
-def _fit(dataset, checkpoint_dir=None, resume_from=None, callbacks=(), **changes):
-    config = TrainConfig(**{**SMALL, "max_epochs": 8, "patience": 50, **changes})
-    prepared = prepare(config, dataset=dataset)
-    result = fit(
-        prepared.model,
-        prepared.train,
-        prepared.val,
-        config,
-        callbacks,
-        checkpoint_dir=checkpoint_dir,
-        resume_from=resume_from,
-        progress=False,
-    )
-    return prepared, result
+def _fit(dataset, **changes):
+    return fit_small(dataset, **{"max_epochs": 8, "patience": 50, **changes})
 
 
 def _trajectory(result):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import small_flags, tracking_env
 from mlflow.tracking import MlflowClient
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -125,32 +126,16 @@ def test_two_worker_processes_share_one_postgres_study_and_one_parent_run(
 ):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
-    common = [
-        "--study-name",
-        "machines",
-        "--storage",
-        databases["optuna"],
-        "--experiment-name",
-        "machines",
-        "--data",
-        str(tiny_recording_file),
-        "--search-space",
-        str(space),
-        "--pruner",
-        "none",
-        "--max-epochs",
-        "3",
-        "--input-embed-dim",
-        "8",
-        "--attention-heads",
-        "2",
-        "--threads",
-        "1",
-        "--log-figures",
-        "false",
-    ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
-    env.pop("MLFLOW_RUN_ID", None)
+    common = small_flags(
+        study_name="machines",
+        storage=databases["optuna"],
+        experiment_name="machines",
+        data=str(tiny_recording_file),
+        search_space=str(space),
+        pruner="none",
+        max_epochs=3,
+    )
+    env = tracking_env(mlflow_server)
     processes = []
     try:
         lead_log = tmp_path / "lead.log"
@@ -206,14 +191,17 @@ def _trial_runs(client: MlflowClient, parent_run_id: str) -> list:
 def test_a_worker_killed_mid_trial_is_retried_and_a_mismatched_worker_refused(
     databases, mlflow_server, tiny_recording_file, tmp_path
 ):
-    common = [
-        *("--study-name", "lost", "--storage", databases["optuna"], "--experiment-name", "lost"),
-        *("--data", str(tiny_recording_file), "--pruner", "none", "--heartbeat-seconds", "1"),
-        *("--max-epochs", "150", "--patience", "1000", "--input-embed-dim", "8", "--attention-heads", "2"),
-        *("--threads", "1", "--log-figures", "false"),
-    ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
-    env.pop("MLFLOW_RUN_ID", None)
+    common = small_flags(
+        study_name="lost",
+        storage=databases["optuna"],
+        experiment_name="lost",
+        data=str(tiny_recording_file),
+        pruner="none",
+        heartbeat_seconds=1,
+        max_epochs=150,
+        patience=1000,
+    )
+    env = tracking_env(mlflow_server)
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     processes = []
     try:

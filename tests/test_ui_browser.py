@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, small_flags, tracking_env
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,9 +36,8 @@ def ui_store(tmp_path_factory, tiny_recording_file):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     port = free_port("127.0.0.1", 0)
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "EIRNN_UI_ADDRESS": base, "PYTHONPATH": str(REPO / "src")}
-    env.pop("MLFLOW_RUN_ID", None)
-    small = ["--data", str(tiny_recording_file), "--input-embed-dim", "8", "--attention-heads", "2", "--threads", "1"]
+    env = tracking_env(uri, EIRNN_UI_ADDRESS=base, PYTHONPATH=str(REPO / "src"))
+    small = small_flags(data=str(tiny_recording_file), log_figures=True)
     trained = subprocess.run(
         [sys.executable, "-m", "eirnn.cli", "train", *small, "--max-epochs", "5"],
         capture_output=True,

@@ -5,7 +5,7 @@ Public API: `train` (fit and track one MLflow run; returns a `TrainingResult`), 
 (a registered model by name), `evaluate`, `split`, `load_dataset`, `NeuralDataset`,
 `TrainConfig`. Heavy modules (torch models, MLflow) load on first use so that `eirnn --help`
 and data tools start fast. Importing eirnn changes nothing in the process: a run applies its
-memory settings (`eirnn.runtime`) when it starts.
+memory settings (`eirnn.memory_allocator`) when it starts.
 """
 
 from __future__ import annotations

@@ -82,7 +82,24 @@ def _consensus(name: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def aggregate(answers: Sequence[CircuitAnswers], rule: VerdictRule | None = None) -> dict[str, AnswerAgreement]:
-    """Per answer family: ensemble mean, spread, consensus, sign fraction and verdict."""
+    """Per answer family: ensemble mean, spread, consensus, sign fraction and verdict.
+
+    Examples
+    --------
+    Four fits answer `silence_I` for three neurons in one condition: all agree that neuron 0 goes
+    up and neuron 1 down; they split on neuron 2, which is not agreed:
+
+    >>> import numpy as np
+    >>> from eirnn.agreement import aggregate
+    >>> from eirnn.circuit_answers import CircuitAnswers
+    >>> fits = [
+    ...     CircuitAnswers({"silence_I": np.array([values])})
+    ...     for values in ([2.0, -1.0, 0.5], [3.0, -1.2, -0.5], [2.5, -0.8, 0.4], [2.2, -1.1, -0.3])
+    ... ]
+    >>> entry = aggregate(fits)["silence_I"]
+    >>> entry.mean.round(3), entry.sign_fraction, entry.agreed
+    (array([[ 2.425, -1.025,  0.025]]), array([[1. , 1. , 0.5]]), array([[ True,  True, False]]))
+    """
     rule = rule or VerdictRule()
     result = {}
     for name in answers[0].values:
@@ -101,7 +118,17 @@ def aggregate(answers: Sequence[CircuitAnswers], rule: VerdictRule | None = None
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of `scores` for telling `positive` from the rest (ties count
-    half; Mann-Whitney U); NaN without both classes."""
+    half; Mann-Whitney U); NaN without both classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from eirnn.agreement import auroc
+    >>> auroc(np.array([0.9, 0.8, 0.6, 0.3]), np.array([True, True, False, False]))  # separates perfectly
+    1.0
+    >>> auroc(np.array([0.9, 0.5, 0.6, 0.3]), np.array([True, True, False, False]))  # 3 of 4 pairs in order
+    0.75
+    """
     positive = positive.astype(bool)
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if not n_pos or not n_neg:
@@ -133,7 +160,25 @@ def calibrate(
 ) -> dict[str, float]:
     """Verdicts against the true network's answers, pooled over `names` (default: every answer
     family but the counts). `null`: the same ensemble's block-shuffled nulls; their precision on
-    the answers this ensemble agrees on is the bar to clear."""
+    the answers this ensemble agrees on is the bar to clear.
+
+    Examples
+    --------
+    The fits of `aggregate`'s example against a true network's answers: the two agreed answers
+    have the true sign (precision 1), the one not agreed has not:
+
+    >>> import numpy as np
+    >>> from eirnn.agreement import aggregate, calibrate
+    >>> from eirnn.circuit_answers import CircuitAnswers
+    >>> fits = [
+    ...     CircuitAnswers({"silence_I": np.array([values])})
+    ...     for values in ([2.0, -1.0, 0.5], [3.0, -1.2, -0.5], [2.5, -0.8, 0.4], [2.2, -1.1, -0.3])
+    ... ]
+    >>> truth = CircuitAnswers({"silence_I": np.array([[1.5, -2.0, 0.2]])})
+    >>> scores = calibrate(aggregate(fits), truth)
+    >>> {name: round(scores[name], 3) for name in ("coverage", "precision_agreed", "precision_not_agreed")}
+    {'coverage': 0.667, 'precision_agreed': 1.0, 'precision_not_agreed': 0.0}
+    """
     names = [name for name in agreement if name not in COUNT_ANSWERS] if names is None else list(names)
     mean, fraction, agreed, true, right = _pooled(agreement, truth, names)
     agreed = agreed.astype(bool)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from eirnn.data import NeuralDataset
     from eirnn.evaluation import Evaluation
     from eirnn.model import EIRNN
-    from eirnn.tracking.run import TrainingOutcome
+    from eirnn.tracking.mlflow_run import TrainingOutcome
     from eirnn.training import FitResult
     from eirnn.training_run import RunResult
     from eirnn.tuning.ensemble_summary import EnsembleResult
@@ -177,7 +177,7 @@ def train(
         from eirnn.training_run import train_into_folder
 
         return TrainingResult.from_folder_run(train_into_folder(config, out, dataset=dataset, callbacks=callbacks))
-    from eirnn.tracking.run import train_and_log
+    from eirnn.tracking.mlflow_run import train_and_log
 
     outcome = train_and_log(config, dataset=dataset, callbacks=callbacks, register=register)
     return TrainingResult.from_outcome(outcome)
@@ -200,6 +200,37 @@ def ensemble(
     its own resample of the training trials; `ei_ratios` varies the hidden units. `n_workers` local
     single-thread processes run the fits; a fit whose worker dies is run again. `settings` are
     `TrainConfig` fields. The answers and the verdict rule: docs/metrics.md (Ensembles).
+
+    Examples
+    --------
+    Two one-epoch fits of a small recording in a fresh tracking store (the ensemble's optuna
+    storage goes beside it), each asked the circuit questions (`eirnn.circuit_answers`):
+
+    >>> import tempfile
+    >>> import mlflow
+    >>> import eirnn
+    >>> from eirnn.data.synthetic import make_recording
+    >>> folder = tempfile.mkdtemp()
+    >>> previous = mlflow.get_tracking_uri()
+    >>> mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+    >>> _ = mlflow.create_experiment("docs", artifact_location=f"{folder}/artifacts")
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=16, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> result = eirnn.ensemble(
+    ...     dataset,
+    ...     n_fits=2,
+    ...     experiment_name="docs",
+    ...     registered_model_name="docs-ensemble",
+    ...     max_epochs=1,
+    ...     input_embed_dim=8,
+    ...     attention_heads=2,
+    ...     threads=1,
+    ... )  # doctest: +ELLIPSIS
+    ensemble 'ensemble': 2 fits, parent run ...
+    >>> len(result.fit_run_ids), len(result.answers), result.scores["n_fits"]
+    (2, 2, 2.0)
+    >>> 0 <= result.scores["coverage"] <= 1, result.agreement["silence_I"].agreed.shape  # [conditions, neurons]
+    (True, (2, 8))
+    >>> mlflow.set_tracking_uri(previous)
     """
     from eirnn.pipeline import load_configured_data_and_truth
     from eirnn.tuning.ensemble import EnsembleSettings, run_ensemble

@@ -3,7 +3,7 @@ defines each with its unit.
 
 * **Perturbations** (`silence_E`, `boost_E`, `silence_I`, `boost_I`, and the same for seeded
   groups of recorded neurons, `silence_group1`, ...): the output of the chosen units is scaled
-  by 0 (silence) or 2 (boost) with `eirnn.analysis.perturbed_copy`, the condition's trials are
+  by 0 (silence) or 2 (boost) with `eirnn.in_silico_perturbations.perturbed_copy`, the condition's trials are
   simulated with noise off, and the answer for (condition, neuron) is the change of the
   neuron's condition PSTH averaged over the time bins before the network ran away (Hz).
   Perturbed recorded neurons get NaN (the question is about the *other* neurons).
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eirnn.analysis import perturbed_copy, population_units
+from eirnn.choices import ACTIVATIONS
 from eirnn.evaluation import predict_rates
 from eirnn.fixed_points import (
     FixedPoints,
@@ -39,12 +39,12 @@ from eirnn.fixed_points import (
     seeded_starts,
     simulate_states,
 )
+from eirnn.in_silico_perturbations import perturbed_copy, population_units
 from eirnn.metrics import condition_psths
-from eirnn.model.recurrence import activate
 from eirnn.recovery import GROUP_FRACTION, PERTURBATIONS
 
 N_GROUPS = 2
-RUNAWAY_ACTIVITY = 1e6  # as eirnn.analysis: far beyond a fitted network's O(1) unit rates
+RUNAWAY_ACTIVITY = 1e6  # as eirnn.in_silico_perturbations: far beyond a fitted network's O(1) unit rates
 
 #: answer name pattern -> unit
 ANSWER_UNITS = {"silence_*, boost_*": "Hz", "gain_EI, gain_IE": "1 (r per r)", "leading_eigenvalue": "1/s"}
@@ -117,7 +117,7 @@ def perturbation_answers(
 
 def _slopes(states: torch.Tensor, activation: str) -> torch.Tensor:
     states = states.clone().requires_grad_(True)
-    (slope,) = torch.autograd.grad(activate(states, activation).sum(), states)
+    (slope,) = torch.autograd.grad(ACTIVATIONS[activation].rate(states).sum(), states)
     return slope
 
 
@@ -146,7 +146,26 @@ def ask_circuit(
     """Ask `model` every question on the trials of `dataset` (inputs and conditions only):
     perturbation answers for the E and I populations and for `neuron_groups(..., group_seed)`,
     effective gains and stability at each condition's operating point, and fixed points under
-    each condition's mean input from `n_starts` starts drawn with `seed`."""
+    each condition's mean input from `n_starts` starts drawn with `seed`.
+
+    Examples
+    --------
+    A (here untrained) network asked about a small recording with 2 conditions and 8 neurons:
+
+    >>> from eirnn.circuit_answers import ask_circuit
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.model import create_model_for_dataset
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=8, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> model = create_model_for_dataset(dataset, seed=0)
+    >>> answers = ask_circuit(model, dataset, n_starts=2)
+    >>> sorted(answers.values)
+    ['boost_E', 'boost_I', 'boost_group1', 'boost_group2', 'gain_EI', 'gain_IE', 'leading_eigenvalue',
+     'n_stable_fixed_points', 'silence_E', 'silence_I', 'silence_group1', 'silence_group2']
+    >>> answers.values["silence_I"].shape, answers.values["gain_EI"].shape  # [conditions, neurons], [conditions]
+    ((2, 8), (2,))
+    >>> len(answers.fixed_points)  # one search per condition
+    2
+    """
     inputs = np.asarray(dataset.inputs, dtype=np.float32)
     conditions = np.asarray(dataset.conditions)
     codes = np.unique(conditions)
@@ -164,7 +183,7 @@ def ask_circuit(
         visited = states[trials].reshape(-1, states.shape[-1])
         points = find_fixed_points(step, seeded_starts(visited, n_starts, seed=seed + index))
         answers.fixed_points.append(points)
-        rates = activate(torch.as_tensor(points.states), model.activation)[:, recorded].numpy() * gains
+        rates = ACTIVATIONS[model.activation].rate(torch.as_tensor(points.states))[:, recorded].numpy() * gains
         answers.fixed_point_rates.append(rates)
     values["n_stable_fixed_points"] = np.asarray([points.n_stable for points in answers.fixed_points], dtype=float)
     return answers

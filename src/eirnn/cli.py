@@ -71,8 +71,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.no_tracking:
         return _train_into_folder(args)
     from eirnn import console
+    from eirnn.tracking.mlflow_run import train_and_log
     from eirnn.tracking.resume import resume_command
-    from eirnn.tracking.run import train_and_log
     from eirnn.training import TrainingInterrupted
 
     config = config_from_args(args)
@@ -107,7 +107,7 @@ def _train_into_folder(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from eirnn.data.loaders import write_dataset
+    from eirnn.data.binned_files import write_dataset
     from eirnn.data.nwb_write import write_nwb
     from eirnn.data.synthetic import make_recording
     from eirnn.data.truth_file import write_truth
@@ -116,9 +116,10 @@ def _simulate(args: argparse.Namespace) -> int:
     teacher = {"fully_observed": args.fully_observed}
     if args.spectral_radius:
         teacher["spectral_radius"] = args.spectral_radius
-    dataset, truth = make_recording(
-        seed=args.seed, perturbation_fraction=args.perturbation_fraction, **sizes, **teacher
+    perturbations = dict(
+        perturbation_fraction=args.perturbation_fraction, perturbations_per_trial=args.perturbations_per_trial
     )
+    dataset, truth = make_recording(seed=args.seed, **perturbations, **sizes, **teacher)
     (write_nwb if args.out.lower().endswith(".nwb") else write_dataset)(dataset, args.out)
     print(f"wrote {args.out} and its true circuit {write_truth(truth, args.out)}")
     print(dataset.summary())
@@ -179,7 +180,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from eirnn.tuning.ensemble_options import add_ensemble_arguments
-    from eirnn.tuning.options import add_tune_arguments
+    from eirnn.tuning.tune_options import add_tune_arguments
 
     parser = EirnnParser(
         prog="eirnn", description="Fit excitatory/inhibitory (Dale's-law) RNNs to neural recordings, tracked in MLflow."
@@ -217,7 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--perturbation-fraction",
         type=float,
         default=0.0,
-        help="share of trials with one optogenetic perturbation each (docs/perturbations.md; default: none)",
+        help="share of trials with optogenetic perturbations (docs/perturbations.md; default: none)",
+    )
+    simulate.add_argument(
+        "--perturbations-per-trial",
+        type=int,
+        default=1,
+        help="perturbations of different types in each perturbed trial, at once (default 1)",
     )
     simulate.set_defaults(handler=_simulate)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from eirnn.model.recurrence import activate
+from eirnn.choices import ACTIVATIONS
 
 Map = Callable[[torch.Tensor], torch.Tensor]  # [S, N] -> [S, N], float64
 
@@ -114,7 +114,24 @@ def find_fixed_points(
     """Fixed points of `step` (a map [S, N] -> [S, N] in float64) reached from `starts` [S, N].
 
     Returns the distinct fixed points with q < `tolerance`, their Jacobian eigenvalues (largest
-    modulus first) and whether each is stable (every |eigenvalue| < 1)."""
+    modulus first) and whether each is stable (every |eigenvalue| < 1).
+
+    Examples
+    --------
+    The map x -> tanh(2x) has two stable fixed points and an unstable one at 0 (slope 2):
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from eirnn.fixed_points import find_fixed_points
+    >>> points = find_fixed_points(lambda x: torch.tanh(2.0 * x), np.array([[-1.0], [0.01], [1.0]]))
+    >>> points.states.round(4).ravel(), points.stable, points.n_stable
+    (array([-0.9575,  0.    ,  0.9575]), array([ True, False,  True]), 2)
+    >>> np.abs(points.eigenvalues).round(4).ravel()  # |slope| at each point: < 1 is stable
+    array([0.1664, 2.    , 0.1664])
+
+    A fitted network's map under one condition's mean input (`network_map`) is searched from
+    states the network visits (`simulate_states`, `seeded_starts`) in the same way.
+    """
     starts = torch.as_tensor(np.asarray(starts, dtype=np.float64))
     states = _minimise_q(step, starts, adam_steps, learning_rate)
     near = speed(step, states) < NEWTON_FROM_Q
@@ -154,7 +171,7 @@ def network_map(model: torch.nn.Module, input_vector: np.ndarray) -> Map:
     alpha, activation = float(model.alpha), model.activation
 
     def step(states: torch.Tensor) -> torch.Tensor:
-        return (1 - alpha) * states + alpha * (activate(states, activation) @ weight.T + drive)
+        return (1 - alpha) * states + alpha * (ACTIVATIONS[activation].rate(states) @ weight.T + drive)
 
     return step
 
@@ -169,7 +186,7 @@ def simulate_states(model: torch.nn.Module, inputs: np.ndarray) -> torch.Tensor:
     state = model.initial_state().detach().double().cpu().expand(len(inputs), -1)
     states = []
     for t in range(inputs.shape[1]):
-        state = (1 - alpha) * state + alpha * (activate(state, activation) @ weight.T + drives[:, t])
+        state = (1 - alpha) * state + alpha * (ACTIVATIONS[activation].rate(state) @ weight.T + drives[:, t])
         states.append(state)
     return torch.stack(states, dim=1)
 

@@ -4,7 +4,7 @@ evaluate -> test split and recovery -> run folder -> figures and report.md.
 `TrainingRun.execute` does the science and tells its sinks what happened, in this order (see
 `RunSink`): the settings at the start, the prepared data, the epochs (through the sinks' epoch
 callbacks), the end of fitting, and the finished `RunResult` with its run folder. It never
-imports mlflow: MLflow tracking is one sink (`eirnn.tracking.run.MlflowSink`: params and tags
+imports mlflow: MLflow tracking is one sink (`eirnn.tracking.mlflow_run.MlflowSink`: params and tags
 at the start, the epoch logger, then the folder, the model and the registration), a plain
 folder another (`FolderSink`, what `eirnn.train(..., tracking=False)` and
 `eirnn train --no-tracking` use).
@@ -25,9 +25,9 @@ from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset
 from eirnn.data.dataset import NO_VALIDATION_TEXT
 from eirnn.evaluation import Evaluation, evaluate
+from eirnn.memory_allocator import configure_unless_opted_out
 from eirnn.metrics import Metric, to_float
 from eirnn.pipeline import Prepared, dataset_sha256, prepare
-from eirnn.runtime import configure_unless_opted_out
 from eirnn.training import FitResult, fit
 
 SPLIT_FILE = "split.json"  # trial ids of train, val and test: what no selection step may touch
@@ -86,10 +86,10 @@ def held_out_and_recovery_scores(model: Any, prepared: Prepared, config: TrainCo
         scores.update({f"test_{name}": value for name, value in test.metric_values().items()})
     recovery = None
     if prepared.truth is not None:
-        from eirnn.data.perturbations import trial_types
+        from eirnn.data.perturbations import perturbation_labels
         from eirnn.recovery import recover
 
-        trained = set(trial_types(prepared.train).tolist())
+        trained = perturbation_labels(prepared.train)
         recovery = recover(model, prepared.truth, prepared.val, seed=config.data_split_seed, trained_types=trained)
         scores.update(recovery.metrics)
     return scores, recovery
@@ -180,7 +180,7 @@ class TrainingRun:
 
     def execute(self, folder: Path, checkpoint_dir: Path) -> RunResult:
         """Run every step; the run folder goes to `folder`, checkpoints to `checkpoint_dir`."""
-        # where a run starts, before its first tensor: the allocator settings (eirnn.runtime)
+        # where a run starts, before its first tensor: the allocator settings (eirnn.memory_allocator)
         configure_unless_opted_out()
         self._tell("on_start", self.config)
         prepared = prepare(self.config, self.dataset, self.truth)
@@ -209,7 +209,7 @@ class TrainingRun:
                 prepared.model,
                 prepared.train,
                 prepared.val,
-                self.config,
+                self.config.section("training"),
                 callbacks,
                 checkpoint_dir=checkpoint_dir,
                 resume_from=self.resume_from,
@@ -279,7 +279,23 @@ def train_into_folder(
 ) -> RunResult:
     """A whole run into the folder `out` (default `default_run_folder(config)`), with no tracking
     store: the run folder's files, checkpoints/ and model/. SIGTERM/SIGINT end it with
-    TrainingInterrupted after a resumable checkpoint in `out/checkpoints`."""
+    TrainingInterrupted after a resumable checkpoint in `out/checkpoints`.
+
+    Examples
+    --------
+    A two-epoch fit of a small synthetic recording; with its ground truth, the run also scores
+    recovery:
+
+    >>> import tempfile
+    >>> from eirnn.config import TrainConfig
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.training_run import train_into_folder
+    >>> dataset, truth = make_recording(seed=0, n_e=6, n_i=2, n_trials=16, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> config = TrainConfig(max_epochs=2, input_embed_dim=8, attention_heads=2, threads=1, log_figures=False)
+    >>> result = train_into_folder(config, tempfile.mkdtemp(), dataset=dataset, truth=truth)  # progress on stderr
+    >>> result.fit.total_epochs, (result.folder / "report.md").is_file(), (result.folder / "metrics.json").is_file()
+    (2, True, True)
+    """
     from eirnn.training.interrupts import raising_on_signals
 
     out = Path(out) if out else default_run_folder(config)

@@ -5,9 +5,9 @@ The built-in synthetic recording lives in `eirnn.data.synthetic` and the real M1
 `eirnn.data.examples`; the file schema is described in docs/data-format.md.
 """
 
+from .binned_files import parse_keys, parse_layout, write_dataset
 from .dataset import DatasetError, NeuralDataset
-from .load import load_dataset
-from .loaders import parse_keys, parse_layout, write_dataset
+from .format_dispatch import load_dataset
 from .split import hold_out_test, train_val_split
 
 __all__ = [

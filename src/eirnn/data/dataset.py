@@ -19,15 +19,18 @@ from .perturbations import (
     same_tables,
     trial_types,
 )
-from .values import as_text, magnitude_problem, normalised_ids, plain_object_array, whole_numbers_or_none
-from .values import first_index_text as _first_index_text
-
-#: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
-#: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)
-EXCITATORY_NAMES = frozenset(
-    {"0", "e", "exc", "excitatory", "classic", "pyramidal", "false", "rs", "regular-spiking", "wide", "broad"}
+from .value_checks import (
+    EXCITATORY_NAMES,
+    INHIBITORY_NAMES,
+    as_text,
+    label_key,
+    magnitude_problem,
+    normalised_ids,
+    plain_object_array,
+    same_array,
+    whole_numbers_or_none,
 )
-INHIBITORY_NAMES = frozenset({"1", "i", "inh", "inhibitory", "interneuron", "fast-spiking", "true", "fs", "narrow"})
+from .value_checks import first_index_text as _first_index_text
 
 #: axis names of the three-dimensional arrays, per array, in canonical (storage) order
 ARRAY_AXES = {
@@ -67,26 +70,12 @@ class DatasetError(ValueError):
     """A recording that cannot be used; the one-line message names file, variable, expected, found."""
 
 
-def label_key(label: Any) -> str:
-    """The spelling an E/I label is compared in: case-insensitive, '_' and spaces read as '-',
-    whole-number floats (MATLAB's doubles) as integers."""
-    if isinstance(label, float) and label.is_integer():
-        return str(int(label))
-    return str(label).strip().lower().replace("_", "-").replace(" ", "-")
-
-
 def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(size) for size in shape) if len(shape) else "scalar"
 
 
 def _fact(value: Any) -> str | int | float:
     return value if isinstance(value, (int, float)) else str(value)[:MAX_FACT_LENGTH]
-
-
-def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 @dataclass(kw_only=True, eq=False)
@@ -97,6 +86,14 @@ class NeuralDataset:
     or as integer codes together with ``condition_labels``; it is stored as int64 codes.
     ``ei_labels`` accepts 0/1, booleans (True = inhibitory) or names such as "E"/"I",
     "classic"/"interneuron". Equality (``==``) compares the data, not ``meta``.
+
+    Examples
+    --------
+    >>> from eirnn.data.synthetic import make_recording
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=8, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> part = dataset.subset([0, 1, 2])  # psths: [conditions, time, neurons]
+    >>> part.n_trials, part.condition_psths().shape, part.facts()["n_neurons"], part.summary().splitlines()[3]
+    (3, (2, 20, 8), 8, '| Neurons | 8 (6 E, 2 I) |')
     """
 
     inputs: np.ndarray
@@ -488,7 +485,7 @@ class NeuralDataset:
         return (
             self.bin_ms == other.bin_ms
             and same_tables(self.perturbations, other.perturbations)
-            and all(_same_array(getattr(self, name), getattr(other, name)) for name in arrays)
+            and all(same_array(getattr(self, name), getattr(other, name)) for name in arrays)
             and all(getattr(self, name) == getattr(other, name) for name in lists)
         )
 

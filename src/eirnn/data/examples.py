@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .binned_files import file_sha256, read_variables
 from .dataset import DatasetError, NeuralDataset
-from .loaders import file_sha256, read_variables
 from .task_inputs import cue_go
 
 M1_REACH_FILE = Path("data/hatsopoulos2007_m1/m1_reach_condition_averaged.npz")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .binning import time_unit_problem
 from .dataset import DatasetError
-from .values import as_text
+from .value_checks import as_text
 
 DEFAULT_TRIALS_TABLE = "trials"
 #: text read as a missing value in a condition column (pandas and MATLAB exports write these)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import as_text
+from .value_checks import as_text
 
 TARGETS = ("E", "I", "neurons")
 KINDS = ("activation", "inactivation")
@@ -232,6 +232,12 @@ def trial_types(dataset: Any) -> np.ndarray:
     """Each trial's perturbation type (str [trials]): "control" or its perturbations' labels."""
     table = dataset.perturbations
     return np.full(dataset.n_trials, CONTROL) if table is None else table.trial_types(dataset.n_trials)
+
+
+def perturbation_labels(dataset: Any) -> set[str]:
+    """The perturbation types (labels) that some trial of `dataset` has, alone or beside another."""
+    table = dataset.perturbations
+    return set() if table is None else set(table.label.tolist())
 
 
 def perturbation_steps(dataset: Any) -> PerturbationSteps | None:

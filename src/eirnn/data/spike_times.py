@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .binned_files import FileContents, _file_names, _numbers, _positive_number, _vector, file_sha256
 from .binning import (
     DEFAULT_SPIKE_BIN_MS,
     MAX_RELATIVE_SPIKE_TIME_S,
@@ -33,7 +34,6 @@ from .binning import (
     time_unit_problem,
 )
 from .dataset import NeuralDataset
-from .loaders import FileContents, _file_names, _numbers, _positive_number, _vector, file_sha256
 from .perturbations import columns_from_variables
 
 SPIKE_TIMES = "spike_times"

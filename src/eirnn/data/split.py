@@ -45,6 +45,17 @@ def train_val_split(
 
     The validation size is ``floor(val_fraction * n_trials)`` (1043 trials -> 835/208), shared
     among conditions in proportion to their trials; both parts keep the original trial order.
+
+    Examples
+    --------
+    >>> from eirnn.data.split import train_val_split
+    >>> from eirnn.data.synthetic import make_recording
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=16, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> train, val = train_val_split(dataset, val_fraction=0.25, seed=0)
+    >>> train.n_trials, val.n_trials, val.trials_per_condition  # 4 of 16 trials, 2 per condition
+    (12, 4, array([2, 2]))
+    >>> val.trial_ids  # the same trials for the same seed
+    array([ 4,  6,  7, 11])
     """
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(

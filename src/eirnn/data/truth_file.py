@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loaders import file_sha256
+from .binned_files import file_sha256
 from .perturbations import Channel
 from .synthetic import GroundTruth
 from .synthetic_perturbations import Protocol

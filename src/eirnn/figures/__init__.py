@@ -15,7 +15,7 @@ from eirnn.figures.circuit import (
     pca_trajectories,
     weight_matrices,
 )
-from eirnn.figures.common import Drawing, Group, RunView, condition_colors, neuron_groups, time_axis_ms, unit_groups
+from eirnn.figures.drawing import Drawing, Group, RunView, condition_colors, neuron_groups, time_axis_ms, unit_groups
 from eirnn.figures.fit_quality import (
     best_worst_neurons,
     condition_psth_grid,
@@ -25,7 +25,7 @@ from eirnn.figures.fit_quality import (
     fano_factor_comparison,
     training_curves,
 )
-from eirnn.figures.registry import FIGURE_TITLES, FIGURES, FigureSet, FigureSpec, write_figures
+from eirnn.figures.report_figures import FIGURE_TITLES, FIGURES, FigureSet, FigureSpec, write_figures
 
 __all__ = [
     "FIGURES",

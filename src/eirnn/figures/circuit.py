@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.lines import Line2D
 
-from eirnn.figures.common import (
+from eirnn.figures.drawing import (
     ATTENTION_CMAP,
     Drawing,
     RunView,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from eirnn.figures.common import (
+from eirnn.figures.drawing import (
     DATA_LINE,
     E_COLOR,
     I_COLOR,

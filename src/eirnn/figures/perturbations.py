@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from eirnn.data.perturbations import CONTROL
-from eirnn.figures.common import (
+from eirnn.figures.drawing import (
     DATA_LINE,
     MODEL_LINE,
     Drawing,

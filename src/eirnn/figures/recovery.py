@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eirnn.figures.common import E_COLOR, I_COLOR, Drawing, RunView, new_figure
+from eirnn.figures.drawing import E_COLOR, I_COLOR, Drawing, RunView, new_figure
 from eirnn.metrics import NotAvailable
 
 BLOCK_COLORS = {"EE": E_COLOR, "EI": "#e59866", "IE": "#7fb3d5", "II": I_COLOR}

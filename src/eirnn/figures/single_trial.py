@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eirnn.figures.common import (
+from eirnn.figures.drawing import (
     MODEL_LINE,
     Drawing,
     RunView,

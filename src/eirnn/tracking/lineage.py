@@ -15,7 +15,7 @@ from mlflow.entities import DatasetInput, InputTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from eirnn.data.loaders import arrays_sha256
+from eirnn.data.binned_files import arrays_sha256
 from eirnn.logged_names import GIT_COMMIT_TAG, GIT_SOURCE_TAG, SHA256_INPUT_TAG, VERSION_TAG
 from eirnn.pipeline import dataset_sha256
 

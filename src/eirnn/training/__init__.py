@@ -26,7 +26,7 @@ from eirnn.training.early_stopping import EarlyStopping
 from eirnn.training.errors import TrainingDivergedError, TrainingInterrupted
 from eirnn.training.loop import Callback, FitResult, fit, make_loss, make_targets, train_epoch
 from eirnn.training.progress import ProgressDisplay
-from eirnn.training.validation import ValidationScorer, validation_metrics
+from eirnn.training.validation_scores import ValidationScorer, validation_metrics
 
 __all__ = [
     "BEST_WEIGHTS_FILE",

@@ -6,7 +6,7 @@ import math
 import sys
 import time
 
-from eirnn.training.validation import higher_is_better
+from eirnn.training.validation_scores import higher_is_better
 
 BAR_WIDTH = 24
 LINES_WHEN_PIPED = 20  # about this many plain lines over a full run when the output is not a terminal

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from eirnn.circuit_answers import ask_circuit, save_answers
 from eirnn.config import TrainConfig
 from eirnn.logged_names import ENSEMBLE_TAG, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG
-from eirnn.tracking.run import train_and_log
+from eirnn.tracking.mlflow_run import train_and_log
 from eirnn.tuning.dead_trials import fail_dead_trials, recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.settings import MODEL_URI_ATTR, PARENT_RUN_ATTR, RUN_ATTR
 from eirnn.tuning.storage import open_storage

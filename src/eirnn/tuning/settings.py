@@ -11,8 +11,8 @@ import optuna
 from eirnn.config import ConfigError
 from eirnn.logged_names import SELECTION_METRIC
 from eirnn.tuning.launcher import SlurmSettings
-from eirnn.tuning.options import PRUNERS
 from eirnn.tuning.search_space import SearchSpace
+from eirnn.tuning.tune_options import PRUNERS
 
 # per epoch, the validation score of TrainConfig.selection_metric; a trial's value is its best
 OBJECTIVE_METRIC = "selection_score"

@@ -36,11 +36,10 @@ from eirnn.logged_names import RUN_NAME_TAG, STORAGE_TAG, STUDY_TAG
 from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
-from eirnn.training.validation import higher_is_better
+from eirnn.training.validation_scores import higher_is_better
 from eirnn.tuning.dead_trials import fail_dead_trials
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
 from eirnn.tuning.launcher import SlurmWorkers, slurm_settings_from_args
-from eirnn.tuning.options import FIRST_TRIAL_CHOICES
 from eirnn.tuning.search_space import (
     SearchSpace,
     default_search_space,
@@ -59,6 +58,7 @@ from eirnn.tuning.settings import (
 from eirnn.tuning.slurm_workers import check_slurm_storage, keep_workers, submit_study_workers
 from eirnn.tuning.storage import open_storage, resolve_storage, storage_kind
 from eirnn.tuning.study_summary import summarize_study
+from eirnn.tuning.tune_options import FIRST_TRIAL_CHOICES
 from eirnn.tuning.workers import (
     WorkerJob,
     _run_local_workers,
@@ -281,7 +281,7 @@ def _announce(
 
 
 def run_study_from_args(args: Any, dataset: Any = None) -> StudyOutcome | None:
-    """`eirnn tune`: the tune flags (eirnn.tuning.options) into StudySettings, the rest into a
+    """`eirnn tune`: the tune flags (eirnn.tuning.tune_options) into StudySettings, the rest into a
     TrainConfig; `dataset` when the caller has loaded it already."""
     settings = StudySettings(
         study_name=args.study_name,

@@ -18,10 +18,10 @@ from optuna.trial import TrialState
 
 from eirnn.config import TrainConfig
 from eirnn.logged_names import ERROR_TAG, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG
-from eirnn.tracking.run import train_and_log
+from eirnn.tracking.mlflow_run import train_and_log
 from eirnn.tracking.run_records import record_error
 from eirnn.training import EarlyStopping
-from eirnn.training.validation import higher_is_better
+from eirnn.training.validation_scores import higher_is_better
 from eirnn.tuning.dead_trials import recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
@@ -190,7 +190,7 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
     context = multiprocessing.get_context("spawn")
     slots = context.Value("i", sum(job.n_trials for job in jobs))
     workers = [
-        # each trial's run applies eirnn.runtime's settings in its worker before its first tensor
+        # each trial's run applies eirnn.memory_allocator's settings in its worker before its first tensor
         context.Process(target=run_trials, args=(job, slots), name=f"eirnn-tune-{n}")
         for n, job in enumerate(jobs)
     ]

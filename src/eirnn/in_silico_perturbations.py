@@ -26,7 +26,21 @@ RUNAWAY_ACTIVITY = 1e6  # unit activity r is O(1) in a fitted network; far beyon
 
 
 def population_units(model: torch.nn.Module, population: str) -> np.ndarray:
-    """Unit indices of the E or I population (hidden units included)."""
+    """Unit indices of the E or I population (hidden units included).
+
+    Examples
+    --------
+    A network for a small recording of 6 E and 2 I neurons has 8 E units (2 of them hidden) and
+    2 I units:
+
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.model import create_model_for_dataset
+    >>> from eirnn.in_silico_perturbations import population_units
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=8, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> model = create_model_for_dataset(dataset, seed=0)
+    >>> population_units(model, "I"), population_units(model, "E")
+    (array([8, 9]), array([0, 1, 2, 3, 4, 5, 6, 7]))
+    """
     if population not in POPULATIONS:
         raise ValueError(f"population: expected one of {POPULATIONS}, found {population!r}")
     mask = model.e_mask if population == "E" else model.i_mask
@@ -34,7 +48,24 @@ def population_units(model: torch.nn.Module, population: str) -> np.ndarray:
 
 
 def perturbed_copy(model: torch.nn.Module, units: Sequence[int], factor: float) -> torch.nn.Module:
-    """A copy of `model` whose `units` act with their output scaled by `factor` (>= 0)."""
+    """A copy of `model` whose `units` act with their output scaled by `factor` (>= 0).
+
+    Examples
+    --------
+    Doubling unit 0's output doubles its column of the recurrent weights:
+
+    >>> import torch
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.model import create_model_for_dataset
+    >>> from eirnn.in_silico_perturbations import perturbed_copy
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=8, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> model = create_model_for_dataset(dataset, seed=0)
+    >>> boosted = perturbed_copy(model, [0], factor=2.0)
+    >>> bool(torch.allclose(boosted.recurrent_weight_raw[:, 0], 2 * model.recurrent_weight_raw[:, 0]))
+    True
+    >>> boosted is model  # the model itself is left as it was
+    False
+    """
     if factor < 0:
         raise ValueError(f"factor: expected >= 0 (Dale's law keeps each unit's sign), found {factor}")
     units = torch.as_tensor(np.asarray(units, dtype=np.int64))
@@ -96,7 +127,25 @@ def run_perturbation(
     factor: float = 0.0,
 ) -> PerturbationResult:
     """Simulate `inputs` [trials, time, n_inputs] (noise off) with and without the perturbation
-    of `units` (or of a whole `population`, "E" or "I")."""
+    of `units` (or of a whole `population`, "E" or "I").
+
+    Examples
+    --------
+    Silence the I population of a (here untrained) network on a small recording's trials:
+
+    >>> import numpy as np
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.model import create_model_for_dataset
+    >>> from eirnn.in_silico_perturbations import run_perturbation
+    >>> dataset, _ = make_recording(seed=0, n_e=6, n_i=2, n_trials=8, n_bins=20, n_conditions=2, n_inputs=4)
+    >>> model = create_model_for_dataset(dataset, seed=0)
+    >>> result = run_perturbation(model, dataset.inputs, population="I", factor=0.0)
+    >>> result.units, result.perturbed_rates.shape  # [trials, time, recorded neurons], Hz
+    (array([8, 9]), (8, 20, 8))
+    >>> silenced = np.asarray(dataset.ei_labels) == 1  # the recorded I neurons
+    >>> bool((result.perturbed_rates[..., silenced] == 0).all()), bool((result.baseline_rates[..., silenced] > 0).all())
+    (True, True)
+    """
     if (units is None) == (population is None):
         raise ValueError("give units or population, not both")
     chosen = population_units(model, population) if population is not None else np.asarray(units, dtype=np.int64)

@@ -1,5 +1,5 @@
 """The process memory settings: importing eirnn changes nothing in the process; a run applies
-them when it starts (`eirnn.runtime.configure_unless_opted_out`, the first step of
+them when it starts (`eirnn.memory_allocator.configure_unless_opted_out`, the first step of
 `TrainingRun.execute`), so that freed tensor memory is reused, not faulted in again, unless the
 user opts out."""
 
@@ -15,7 +15,7 @@ FAULTS_OF_REPEATED_ALLOCATIONS = """
 import os, resource, sys
 import eirnn
 if sys.argv[1] == "run-start":
-    from eirnn.runtime import configure_unless_opted_out
+    from eirnn.memory_allocator import configure_unless_opted_out
     configure_unless_opted_out()
 import torch
 for _ in range(4):

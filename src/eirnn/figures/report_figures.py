@@ -15,7 +15,7 @@ from eirnn.figures.circuit import (
     recurrent_spectrum,
     weight_matrices,
 )
-from eirnn.figures.common import DPI, Drawing, RunView
+from eirnn.figures.drawing import DPI, Drawing, RunView
 from eirnn.figures.fit_quality import (
     behavior_readout,
     best_worst_neurons,

@@ -1,4 +1,4 @@
-"""In-silico perturbations (eirnn.analysis) on a champion trained on the built-in recording.
+"""In-silico perturbations (eirnn.in_silico_perturbations) on a champion trained on the built-in recording.
 
 One short training (the built-in recording at its full size, one torch thread) into a plain
 folder, its model loaded back from there; every test perturbs that model on the held-out
@@ -30,7 +30,7 @@ def champion(tmp_path_factory):
 
 
 def test_null_perturbation_changes_nothing(champion):
-    from eirnn.analysis import run_perturbation
+    from eirnn.in_silico_perturbations import run_perturbation
 
     model, inputs = champion
     for population, other in (("I", "E"), ("E", "I")):
@@ -42,7 +42,7 @@ def test_null_perturbation_changes_nothing(champion):
 
 
 def test_silencing_inhibition_raises_excitatory_activity(champion):
-    from eirnn.analysis import run_perturbation
+    from eirnn.in_silico_perturbations import run_perturbation
 
     model, inputs = champion
     result = run_perturbation(model, inputs, population="I", factor=0.0)
@@ -62,7 +62,7 @@ def test_silencing_inhibition_raises_excitatory_activity(champion):
 
 def test_silencing_inhibition_raises_excitatory_activity_at_every_bin(champion):
     """The same experiment bin by bin, over the bins before E activity runs away (if it does)."""
-    from eirnn.analysis import run_perturbation
+    from eirnn.in_silico_perturbations import run_perturbation
 
     model, inputs = champion
     result = run_perturbation(model, inputs, population="I", factor=0.0)
@@ -74,7 +74,7 @@ def test_silencing_inhibition_raises_excitatory_activity_at_every_bin(champion):
 
 
 def test_boosting_inhibition_lowers_excitatory_activity(champion):
-    from eirnn.analysis import run_perturbation
+    from eirnn.in_silico_perturbations import run_perturbation
 
     model, inputs = champion
     result = run_perturbation(model, inputs, population="I", factor=2.0)
@@ -84,7 +84,7 @@ def test_boosting_inhibition_lowers_excitatory_activity(champion):
 
 def test_chosen_units_only_are_perturbed(champion):
     """Silencing chosen units zeroes exactly their recorded neurons and leaves the rest running."""
-    from eirnn.analysis import run_perturbation
+    from eirnn.in_silico_perturbations import run_perturbation
 
     model, inputs = champion
     chosen = np.flatnonzero(model.i_mask.numpy())[:3]

@@ -1,5 +1,6 @@
 """Value-level checks and conversions shared by the dataset's validation: object arrays (pandas
-columns, MATLAB cellstr) read as text or numbers, and magnitudes no recording can have."""
+columns, MATLAB cellstr) read as text or numbers, E/I label spellings, and magnitudes no
+recording can have."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ import numpy as np
 #: above these, values are wrong units or a corrupt file (a neuron fires at most ~1 kHz)
 MAX_RATE_HZ = 5000.0
 MAX_ABS_INPUT = 1e6
+
+#: E/I label spellings, compared through `label_key`; RS/FS and wide/narrow are the putative
+#: types from spike-waveform width (narrow = fast-spiking = putative inhibitory)
+EXCITATORY_NAMES = frozenset(
+    {"0", "e", "exc", "excitatory", "classic", "pyramidal", "false", "rs", "regular-spiking", "wide", "broad"}
+)
+INHIBITORY_NAMES = frozenset({"1", "i", "inh", "inhibitory", "interneuron", "fast-spiking", "true", "fs", "narrow"})
 
 
 def first_index_text(mask: np.ndarray, axes: Sequence[str]) -> str:
@@ -75,3 +83,18 @@ def magnitude_problem(name: str, array: np.ndarray, axes: Sequence[str], bin_ms:
         f"{int(bad.sum())} values beyond, largest {float(np.abs(array).max()):.3g}, first at "
         f"{first_index_text(bad, axes)}",
     )
+
+
+def label_key(label: Any) -> str:
+    """The spelling an E/I label is compared in: case-insensitive, '_' and spaces read as '-',
+    whole-number floats (MATLAB's doubles) as integers."""
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label).strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Both None, or equal shapes and values."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool(np.array_equal(a, b))

@@ -2,7 +2,7 @@
 
 - NWB (``.nwb``, or HDF5 with an NWB version): `eirnn.data.nwb`;
 - spike times in ``.mat``/``.npz``: `eirnn.data.spike_times`;
-- binned arrays in ``.npz``/``.mat``/HDF5: `eirnn.data.loaders`;
+- binned arrays in ``.npz``/``.mat``/HDF5: `eirnn.data.binned_files`;
 then task inputs built from the task when asked (`eirnn.data.task_inputs`).
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .binned_files import load_binned, parse_keys, read_variables
 from .dataset import DatasetError, NeuralDataset
-from .loaders import load_binned, parse_keys, read_variables
 from .nwb import is_nwb_file, load_nwb
 from .spike_times import has_spike_times, load_spike_times
 from .task_inputs import with_task_inputs
@@ -68,6 +68,7 @@ def load_dataset(
     trials_table: str = "",
     keep_trials: str = "",
     perturbations: str = "",
+    optogenetic_sites: str = "",
 ) -> NeuralDataset:
     """Load a recording into a validated `NeuralDataset` (docs/data-format.md).
 
@@ -87,6 +88,8 @@ def load_dataset(
     perturbations : NWB: a trials column of perturbation codes with their meaning,
         "COLUMN:CODE=TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS;CODE=control" (docs/data-format.md);
         empty = the trials table's perturbation_* columns, when it has them.
+    optogenetic_sites : NWB: what the site of each OptogeneticSeries stimulated, "SITE=TARGET/KIND;..."
+        or "TARGET/KIND", or "ignore" (`eirnn.data.nwb_optogenetics`); empty = the sites' descriptions.
     trials_table : NWB intervals table holding the trials (name or path; empty = ``trials``).
     keep_trials : NWB trial filters, "COLUMN=V1,V2;COLUMN!=V3" (`eirnn.data.nwb_trials`).
 
@@ -94,7 +97,7 @@ def load_dataset(
     --------
     >>> import pathlib, tempfile
     >>> from eirnn.data import load_dataset
-    >>> from eirnn.data.loaders import write_dataset
+    >>> from eirnn.data.binned_files import write_dataset
     >>> from eirnn.data.synthetic import make_recording
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "recording.npz"
     >>> path = write_dataset(make_recording(seed=0, n_e=8, n_i=3, n_trials=40, n_bins=20)[0], path)
@@ -106,9 +109,9 @@ def load_dataset(
     if not path.is_file():
         raise DatasetError(f"{path}: expected a data file; found no such file")
     events = dict(cue_event=cue_event, go_event=go_event)
-    options = dict(
-        align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior, perturbations=perturbations
-    )
+    opto = dict(perturbations=perturbations, optogenetic_sites=optogenetic_sites)
+    labels = dict(condition=condition, ei=ei, behavior=behavior, **opto)
+    options = dict(align=align, window_ms=window_ms, **labels)
     trial_options = dict(trials_table=trials_table, keep_trials=keep_trials)
     if is_nwb_file(path):
         if layout or keys:
@@ -119,11 +122,7 @@ def load_dataset(
         return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events, **trial_options)
     contents = read_variables(path)
     if has_spike_times(contents):
-        _refuse(
-            path,
-            "spike times (name variables with --data-keys)",
-            dict(condition=condition, ei=ei, behavior=behavior, perturbations=perturbations, **trial_options),
-        )
+        _refuse(path, "spike times (name variables with --data-keys)", {**labels, **trial_options})
         dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
         build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")
     else:
