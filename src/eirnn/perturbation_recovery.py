@@ -36,23 +36,39 @@ class TypeEffect:
     sign_agreement: float
 
 
-def _change(model: Any, dataset: Any, steps: Any, n_neurons: int) -> np.ndarray:
-    conditions = np.asarray(dataset.conditions)
-    before = predict_rates(model, dataset.inputs).rates.cpu().numpy()[..., :n_neurons].astype(np.float64)
-    after = predict_rates(model, dataset.inputs, perturbation=steps).rates.cpu().numpy()[..., :n_neurons]
-    return condition_psths(after.astype(np.float64), conditions) - condition_psths(before, conditions)
+def _condition_psths(model: Any, dataset: Any, n_neurons: int, steps: Any = None) -> np.ndarray:
+    rates = predict_rates(model, dataset.inputs, perturbation=steps).rates.cpu().numpy()[..., :n_neurons]
+    return condition_psths(rates.astype(np.float64), np.asarray(dataset.conditions))
+
+
+def type_changes(model: Any, truth: Any, dataset: Any, n_neurons: int) -> dict[str, np.ndarray]:
+    """Each protocol's change of the recorded neurons' condition PSTHs in `model` (Hz,
+    [conditions, time, n_neurons]): perturbed minus unperturbed, noise off."""
+    if not truth.perturbation_protocols:
+        return {}
+    unperturbed = _condition_psths(model, dataset, n_neurons)
+    return {
+        label: _condition_psths(model, dataset, n_neurons, protocol.steps(dataset.n_trials, time_axis_ms(dataset)))
+        - unperturbed
+        for label, protocol in truth.perturbation_protocols.items()
+    }
 
 
 def type_effects(
-    model: Any, twin: Any, truth: Any, dataset: Any, trained_types: Collection[str], n_neurons: int
+    model: Any,
+    true_changes: dict[str, np.ndarray],
+    truth: Any,
+    dataset: Any,
+    trained_types: Collection[str],
+    n_neurons: int,
 ) -> dict[str, TypeEffect]:
-    """Each protocol's effect in `model` and in `twin` (the true network as an EIRNN)."""
+    """Each protocol's effect in `model` against `true_changes`, the same protocols' changes in
+    the true network (`type_changes` of `eirnn.recovery.ground_truth_model`)."""
     effects = {}
+    changes = type_changes(model, truth, dataset, n_neurons)
     for label, protocol in truth.perturbation_protocols.items():
-        steps = protocol.steps(dataset.n_trials, time_axis_ms(dataset))
         scored = np.setdiff1d(np.arange(n_neurons), protocol.channel.neurons)
-        predicted = _change(model, dataset, steps, n_neurons)[..., scored]
-        true = _change(twin, dataset, steps, n_neurons)[..., scored]
+        predicted, true = changes[label][..., scored], true_changes[label][..., scored]
         signs = np.sign(predicted.mean(axis=(0, 1))) == np.sign(true.mean(axis=(0, 1)))
         effects[label] = TypeEffect(
             predicted, true, label not in trained_types, pearson_r(predicted, true), float(signs.mean())
