@@ -15,7 +15,7 @@ from eirnn.training.loop import _Training
 torch.set_num_threads(1)
 config = TrainConfig(threads=1)
 prepared = prepare(config)
-training = _Training(prepared.model, prepared.train, prepared.val, config)
+training = _Training(prepared.model, prepared.train, prepared.val, config.section("training"))
 training.start(prepared.train, None)
 epochs, saves = [], []
 with tempfile.TemporaryDirectory() as d:

@@ -78,7 +78,7 @@ def run(name: str, args: argparse.Namespace) -> list[dict]:
         )
         prepared = prepare(config, dataset=dataset)
         wall, cpu = time.perf_counter(), time.process_time()
-        result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+        result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
         row = {
             "dataset": name,
             "shape": f"{prepared.train.n_trials}+{prepared.val.n_trials} trials x {prepared.train.n_bins} bins x "

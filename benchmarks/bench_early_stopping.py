@@ -42,7 +42,7 @@ def record(dataset_name: str, out: Path, max_epochs: int, seed: int) -> None:
     config = TrainConfig(max_epochs=max_epochs, patience=max_epochs, threads=1, seed=seed)
     prepared = prepare(config, dataset)
     started = time.perf_counter()
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     curve = {score: [h[score] for h in result.history] for score in SCORES if score in result.history[0]}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

@@ -77,7 +77,7 @@ def fit_one(dataset, seed: int, epochs: int):
         log_figures=False,
     )
     prepared = prepare(config, dataset=dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     prepared.model.load_state_dict(result.best_state)
     return prepared.model.eval(), prepared.val, result
 

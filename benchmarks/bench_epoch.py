@@ -200,7 +200,7 @@ def tracking_overhead(dataset, train, val, args) -> dict:
                 logger = _TimedCallback(EpochMetricLogger(run.info.run_id, client))
                 callbacks.insert(0, logger)
             started = time.perf_counter()
-            fit(model, train, val, config, callbacks, progress=False)
+            fit(model, train, val, config.section("training"), callbacks, progress=False)
             if tracked:
                 flush_started = time.perf_counter()
                 logger.inner.flush()

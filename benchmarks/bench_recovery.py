@@ -16,13 +16,14 @@ constant (100 ms) without added hidden units; the built-in one the defaults (tau
     python benchmarks/bench_recovery.py run --teacher builtin --method free_running --labels true --seed 0
     python benchmarks/bench_recovery.py summary     # table + results/bench_recovery_methods.json
 
-Perturbation trials (`perturbed` rows): a smaller recording (PERTURBED_SIZES) with a share of
-optogenetic trials (0, 10 or 25 %: I and E activation, E- and I-group inactivation), fitted with
-each trial's perturbation as an input; scored on control and perturbed validation trials, and on
-the true circuit's perturbation types, trained on and held out (E-group activation, I
+Perturbation trials (`perturbed` rows): each teacher with a share of optogenetic trials (0, 10 or
+25 %: I and E activation, E- and I-group inactivation; the built-in teacher at the smaller size
+PERTURBED_SIZES), fitted with today's defaults (least-squares start) and each trial's perturbation
+as an input; scored on control and perturbed validation trials, per block against the null, and
+on the true circuit's perturbation types, trained on and held out (E-group activation, I
 inactivation: never in the recording).
 
-    python benchmarks/bench_recovery.py perturbed --fraction 0.25 --seed 0 --max-epochs 100
+    python benchmarks/bench_recovery.py perturbed --teacher fully_observed --fraction 0.25 --seed 0 --max-epochs 300
     python benchmarks/bench_recovery.py perturbed-summary
 """
 
@@ -40,9 +41,10 @@ from machine import describe_machine
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
+from eirnn.data.synthetic_perturbations import PROTOCOLS, RECORDED_TYPES
 from eirnn.evaluation import evaluate
 from eirnn.pipeline import prepare
-from eirnn.recovery import recover, weight_recovery
+from eirnn.recovery import effective_weights, recover, shuffled_within_blocks, weight_recovery
 from eirnn.training import fit
 from eirnn.training.next_step import single_trial_rates
 from eirnn.training.teacher_forcing import initialise_from_regression
@@ -85,7 +87,7 @@ def run_one(teacher: str, method: str, labelling: str, seed: int, max_epochs: in
     row = {"teacher": teacher, "method": method, "labels": labelling, "seed": seed, "max_epochs": max_epochs}
     if method == "least_squares":
         return {**row, **least_squares_scores(prepared, truth), "training_seconds": time.perf_counter() - started}
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     prepared.model.load_state_dict(result.best_state)
     scores = evaluate(prepared.model, prepared.val, seed=seed, ceiling_seed=0).scalar_metrics()
     recovery = recover(prepared.model, truth, prepared.val, seed=0)
@@ -145,75 +147,122 @@ def summary() -> dict:
     return out
 
 
-PERTURBED_SIZES = dict(n_trials=400, n_bins=120)
+#: the built-in teacher's perturbed recording is shortened to fit a benchmark session
+PERTURBED_SIZES = {"builtin": dict(n_trials=400, n_bins=120)}
+BLOCK_COLUMNS = tuple(f"gt{null}_weight_corr_{b}" for b in ("EE", "EI", "IE", "II") for null in ("", "_null"))
 PERTURBED_COLUMNS = (
     "cond_psth_corr",
     "control_cond_psth_corr",
     "perturbed_cond_psth_corr",
     "gt_weight_corr",
-    "gt_weight_corr_EE",
-    "gt_weight_corr_EI",
-    "gt_weight_corr_IE",
-    "gt_weight_corr_II",
     "gt_null_weight_corr",
+    *BLOCK_COLUMNS,
     "gt_trained_perturbation_corr",
     "gt_null_trained_perturbation_corr",
     "gt_heldout_perturbation_corr",
     "gt_null_heldout_perturbation_corr",
     "gt_heldout_perturbation_sign_agreement",
     "training_seconds",
+    "epochs",
 )
 
 
-def run_perturbed(fraction: float, seed: int, max_epochs: int, labelling: str = "true") -> dict:
+def null_block_corrs(model, recovery, seed: int) -> dict[str, float]:
+    """Per-block weight correlation of the null `recover` scores (same shuffle seed)."""
+    null = effective_weights(shuffled_within_blocks(model, seed), len(recovery.true_weights))
+    scores = weight_recovery(null, recovery.true_weights, recovery.true_is_inhibitory)
+    return {f"gt_null_{k}": v for k, v in scores.items() if k.startswith("weight_corr_")}
+
+
+def run_perturbed(teacher: str, fraction: float, seed: int, max_epochs: int, labelling: str = "true") -> dict:
     from eirnn.data.perturbations import trial_types
 
     torch.set_num_threads(1)
-    dataset, truth = make_recording(seed=0, perturbation_fraction=fraction, **PERTURBED_SIZES)
-    config = TrainConfig(seed=seed, split_seed=0, threads=1, max_epochs=max_epochs)
+    sizes, fitting = TEACHERS[teacher]
+    dataset, truth = make_recording(seed=0, perturbation_fraction=fraction, **sizes, **PERTURBED_SIZES.get(teacher, {}))
+    config = TrainConfig(seed=seed, split_seed=0, threads=1, max_epochs=max_epochs, **fitting)
     prepared = prepare(config, labelled(dataset, labelling, seed), truth)
+    machine = describe_machine()
     started = time.perf_counter()
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     seconds = time.perf_counter() - started
     prepared.model.load_state_dict(result.best_state)
     scores = evaluate(prepared.model, prepared.val, seed=seed, ceiling_seed=0).scalar_metrics()
     trained = set(trial_types(prepared.train).tolist())
     recovery = recover(prepared.model, truth, prepared.val, seed=0, trained_types=trained)
     return {
+        "teacher": teacher,
         "fraction": fraction,
         "labels": labelling,
         "seed": seed,
         "max_epochs": max_epochs,
+        "recurrent_init": config.recurrent_init,
         "epochs": result.total_epochs,
         "training_seconds": seconds,
         "trained_types": sorted(trained),
         **scores,
         **recovery.metrics,
+        **null_block_corrs(prepared.model, recovery, seed=0),
         **{f"type_corr/{label}": effect.corr for label, effect in recovery.type_effects.items()},
+        "machine": machine,
     }
 
 
-def perturbed_summary() -> dict:
-    rows = [json.loads(p.read_text()) for p in sorted((RESULTS / "bench_recovery_perturbed").glob("*.json"))]
-    table = {}
-    # per perturbation type of the true circuit: trained on with 10/25 %, held out with 0 % (and
-    # E-group activation, I inactivation held out always)
-    columns = PERTURBED_COLUMNS + tuple(sorted({key for row in rows for key in row if key.startswith("type_corr/")}))
-    for fraction, labelling in sorted({(row["fraction"], row.get("labels", "true")) for row in rows}):
-        chosen = [row for row in rows if (row["fraction"], row.get("labels", "true")) == (fraction, labelling)]
-        table[f"{fraction:.0%}" + ("" if labelling == "true" else f", {labelling} labels")] = {
-            "n_seeds": len(chosen),
-            **{
-                c: {"mean": float(np.mean([r[c] for r in chosen])), "sd": float(np.std([r[c] for r in chosen]))}
-                for c in columns
-            },
-        }
-    print("| score | " + " | ".join(f"{k} perturbation trials (n={v['n_seeds']})" for k, v in table.items()) + " |")
+def with_type_means(row: dict) -> dict:
+    """`row` plus the mean correlation over the recorded types (held out at 0 %, trained on
+    otherwise) and over the types never recorded (held out at every share): the same types at
+    every share, unlike gt_heldout_perturbation_corr (all six types at 0 %, two otherwise)."""
+    never = [label for label in PROTOCOLS if label not in RECORDED_TYPES]
+    return {
+        **row,
+        "recorded_types_corr": float(np.mean([row[f"type_corr/{label}"] for label in RECORDED_TYPES])),
+        "never_recorded_types_corr": float(np.mean([row[f"type_corr/{label}"] for label in never])),
+    }
+
+
+def _mean_sd_text(cell: dict | None, digits: int) -> str:
+    return "—" if cell is None else f"{cell['mean']:.{digits}f} ± {cell['sd']:.{digits}f}"
+
+
+def print_table(table: dict, columns: tuple[str, ...]) -> None:
+    """One markdown row per score, its null's mean ± sd beside it in brackets."""
+    print("| score (null) | " + " | ".join(f"{k} (n={len(v['seeds'])})" for k, v in table.items()) + " |")
     print("| --- |" + " --- |" * len(table))
     for column in columns:
-        cells = [f"{v[column]['mean']:.3f} ± {v[column]['sd']:.3f}" for v in table.values()]
+        if column.startswith("gt_null_"):
+            continue
+        null = f"gt_null_{column.removeprefix('gt_')}"
+        digits = 0 if column in ("training_seconds", "epochs") else 2
+        cells = []
+        for cell in table.values():
+            text = _mean_sd_text(cell[column], digits)
+            cells.append(text + (f" ({_mean_sd_text(cell[null], digits)})" if null in cell and text != "—" else ""))
         print(f"| {column} | " + " | ".join(cells) + " |")
-    out = {"runs": rows, "summary": table}
+
+
+def perturbed_summary() -> dict:
+    folder = RESULTS / "bench_recovery_perturbed"
+    rows = [with_type_means(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
+    # per perturbation type of the true circuit: trained on with 10/25 %, held out with 0 % (and
+    # E-group activation, I inactivation held out always)
+    types = tuple(sorted({key for row in rows for key in row if key.startswith("type_corr/")}))
+    columns = (*PERTURBED_COLUMNS, "recorded_types_corr", "never_recorded_types_corr", *types)
+    out = {"runs": rows, "summary": {}}
+    for teacher in TEACHERS:
+        cells = sorted(
+            {(r["fraction"], r["labels"]) for r in rows if r["teacher"] == teacher},
+            key=lambda c: (c[1] != "true", c[0]),
+        )
+        table = {}
+        for fraction, labelling in cells:
+            chosen = [r for r in rows if (r["teacher"], r["fraction"], r["labels"]) == (teacher, fraction, labelling)]
+            name = f"{fraction:.0%}" + ("" if labelling == "true" else f", {labelling} labels")
+            table[name] = {"seeds": sorted(r["seed"] for r in chosen), **{c: _cell(chosen, c) for c in columns}}
+        if not table:
+            continue
+        out["summary"][teacher] = table
+        print(f"\n{teacher}\n")
+        print_table(table, columns)
     (RESULTS / "bench_recovery_perturbed.json").write_text(json.dumps(out, indent=1))
     return out
 
@@ -229,6 +278,7 @@ def main() -> None:
     one.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
     commands.add_parser("summary")
     perturbed = commands.add_parser("perturbed")
+    perturbed.add_argument("--teacher", choices=tuple(TEACHERS), default="builtin")
     perturbed.add_argument("--fraction", type=float, required=True)
     perturbed.add_argument("--seed", type=int, required=True)
     perturbed.add_argument("--max-epochs", type=int, default=TrainConfig().max_epochs)
@@ -244,9 +294,11 @@ def main() -> None:
     if args.command == "perturbed":
         folder = RESULTS / "bench_recovery_perturbed"
         folder.mkdir(parents=True, exist_ok=True)
-        row = run_perturbed(args.fraction, args.seed, args.max_epochs, args.labels)
+        row = run_perturbed(args.teacher, args.fraction, args.seed, args.max_epochs, args.labels)
         labels = "" if args.labels == "true" else f"_{args.labels}"
-        (folder / f"fraction{args.fraction:g}{labels}_seed{args.seed}.json").write_text(json.dumps(row, indent=1))
+        (folder / f"{args.teacher}_fraction{args.fraction:g}{labels}_seed{args.seed}.json").write_text(
+            json.dumps(row, indent=1)
+        )
         print(json.dumps(row))
         return
     FOLDER.mkdir(parents=True, exist_ok=True)

@@ -180,7 +180,7 @@ def eirnn_fit(dataset, initial_state: str, seed: int, max_epochs: int, forward_b
 def fitted(config: TrainConfig, dataset):
     """(prepared data and model, fit result), the model holding its best epoch's weights."""
     prepared = prepare(config, dataset=dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     prepared.model.load_state_dict(result.best_state)
     return prepared, result
 
@@ -222,7 +222,7 @@ def epoch_times(dataset, epochs: int = 7) -> dict:
     for initial_state in ("shared", "inferred"):
         config = TrainConfig(**EIRNN_SETTINGS, initial_state=initial_state, split_seed=0)
         prepared = prepare(config, dataset=dataset)
-        runs[initial_state] = _Training(prepared.model, prepared.train, prepared.val, config)
+        runs[initial_state] = _Training(prepared.model, prepared.train, prepared.val, config.section("training"))
         runs[initial_state].start(prepared.train, None)
     seconds = {name: [] for name in runs}
     for epoch in range(epochs):

@@ -197,7 +197,7 @@ def _fit_epochs(threads: int, epochs: int) -> float:
     config = TrainConfig(**TUNE_DEFAULTS, threads=threads, max_epochs=epochs, patience=epochs)
     prepared = prepare(config)
     started = time.perf_counter()
-    fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     return time.perf_counter() - started
 
 

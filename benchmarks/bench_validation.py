@@ -64,7 +64,7 @@ def main() -> None:
     model.set_rate_scale(torch.as_tensor(train.rates_hz.mean(axis=(0, 1)), dtype=torch.float32))
     train_inputs, val_inputs = (model.prepare_inputs(torch.as_tensor(d.inputs)) for d in (train, val))
     train_targets, val_targets = make_targets(train, torch.device("cpu")), make_targets(val, torch.device("cpu"))
-    loss_fn = make_loss(config, train, train_targets)
+    loss_fn = make_loss(config.section("training"), train, train_targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(0)
     scorers = {"A": baseline_module(args.baseline).ValidationScorer(val, torch.device("cpu"))}

@@ -108,6 +108,10 @@ def bin_by_hand(session: Session, zero_s: np.ndarray, window_ms: tuple[float, fl
     return counts
 
 
+def _is_ragged(values: np.ndarray | list) -> bool:
+    return isinstance(values, list) and len(values) > 0 and isinstance(values[0], list)
+
+
 def write_tables(
     path: Path,
     spike_times: list[np.ndarray] | None,
@@ -116,8 +120,8 @@ def write_tables(
 ) -> Path:
     """An NWB file with one unit per spike train (None: an empty units table) and one intervals
     table per entry of `tables` (name -> columns, start_time and stop_time among them; no
-    columns: an empty table), written as labs write them: `trials` with add_trial, others
-    as TimeIntervals under /intervals."""
+    columns: an empty table; a column given as a list of lists is ragged, indexed), written as
+    labs write them: `trials` with add_trial, others as TimeIntervals under /intervals."""
     from pynwb import NWBHDF5IO
     from pynwb.epoch import TimeIntervals
     from pynwb.misc import Units
@@ -134,18 +138,56 @@ def write_tables(
             {column: values[row] for column, values in columns.items()}
             for row in range(len(columns.get("start_time", ())))
         ]
+        ragged = {column: _is_ragged(columns[column]) for column in extra}
         if name == "trials" and rows:
             for column in extra:
-                nwbfile.add_trial_column(column, (descriptions or {}).get(column, column))
+                nwbfile.add_trial_column(column, (descriptions or {}).get(column, column), index=ragged[column])
             for row in rows:
                 nwbfile.add_trial(**row)
             continue
         table = TimeIntervals(name=name, description=name)
         for column in extra:
-            table.add_column(column, (descriptions or {}).get(column, column))
+            table.add_column(column, (descriptions or {}).get(column, column), index=ragged[column])
         for row in rows:
             table.add_row(**row)
         nwbfile.add_time_intervals(table)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path
+
+
+def write_light_session(
+    path: Path,
+    spike_times: list[np.ndarray],
+    trials: dict[str, np.ndarray],
+    power_w: np.ndarray,
+    rate_hz: float,
+    site_description: str,
+    acquired: bool = False,
+) -> Path:
+    """An NWB file whose perturbations are only an OptogeneticSeries (power in W, sampled at
+    `rate_hz` from t = 0) at an OptogeneticStimulusSite "photostim" described by
+    `site_description`, beside a units and a trials table: in stimulus/ with a rate, or
+    (`acquired`) in acquisition/ with timestamps, as a measured power trace is stored."""
+    from pynwb import NWBHDF5IO
+    from pynwb.ogen import OptogeneticSeries
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    nwbfile = mock_NWBFile(session_description="light session", identifier=path.stem)
+    device = nwbfile.create_device(name="473 nm laser", description="laser")
+    site = nwbfile.create_ogen_site(
+        name="photostim", device=device, description=site_description, excitation_lambda=473.0, location="M1"
+    )
+    if acquired:
+        timestamps = np.arange(len(power_w)) / rate_hz
+        nwbfile.add_acquisition(OptogeneticSeries(name="laser_power", data=power_w, site=site, timestamps=timestamps))
+    else:
+        series = OptogeneticSeries(name="laser_power", data=power_w, site=site, rate=rate_hz, starting_time=0.0)
+        nwbfile.add_stimulus(series)
+    for times in spike_times:
+        nwbfile.add_unit(spike_times=np.asarray(times, dtype=float))
+    for row in range(len(trials["start_time"])):
+        nwbfile.add_trial(**{name: values[row] for name, values in trials.items()})
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
     return path

@@ -10,6 +10,7 @@ import yaml
 
 from eirnn.cli import build_parser
 from eirnn.config import ConfigError, TrainConfig, flag_name, parse_value
+from eirnn.model import create_embedding
 from eirnn.tuning.ensemble_options import ENSEMBLE_DEFAULTS
 from eirnn.tuning.options import TUNE_DEFAULTS
 
@@ -159,19 +160,15 @@ def test_every_model_setting_reaches_the_model():
 
 
 def test_choices_are_the_ones_the_model_and_losses_accept():
-    from eirnn import choices
-    from eirnn.model import ACTIVATIONS, EMBEDDINGS, create_embedding
-    from eirnn.model.recurrence import activate
+    from eirnn.choices import REGISTRIES
 
     specs = {spec.name: spec.metadata["choices"] for spec in fields(TrainConfig)}
-    assert specs["input_embed_type"] is choices.EMBEDDINGS is EMBEDDINGS
-    assert specs["activation"] is choices.ACTIVATIONS is ACTIVATIONS
-    assert specs["loss"] is choices.LOSSES
-    assert specs["perturbation_gain"] is choices.PERTURBATION_GAINS
-    for embedding in EMBEDDINGS:
+    for setting in ("input_embed_type", "activation", "loss", "perturbation_gain"):
+        assert specs[setting] == REGISTRIES[setting].names  # the model and losses look names up there
+    for embedding in specs["input_embed_type"]:
         create_embedding(embedding, 2, 4, heads=2, token_dim=4)
-    for activation in ACTIVATIONS:
-        activate(torch.zeros(1), activation)
+    for name in specs["activation"]:
+        REGISTRIES["activation"][name].rate(torch.zeros(1))
 
 
 def test_command_line_starts_a_worker_with_exactly_these_settings():

@@ -25,6 +25,8 @@ CORE = [
     "logged_names.py",
     "choices.py",
     "config.py",
+    "config_sections.py",
+    "value_ranges.py",
     "runtime.py",
 ]
 SHELLS = ("mlflow", "optuna", "eirnn.tracking", "eirnn.tuning")

@@ -79,7 +79,7 @@ def _fit(dataset, checkpoint_dir=None, resume_from=None, **changes):
         prepared.model,
         prepared.train,
         prepared.val,
-        config,
+        config.section("training"),
         checkpoint_dir=checkpoint_dir,
         resume_from=resume_from,
         progress=False,

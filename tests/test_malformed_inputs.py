@@ -3,10 +3,11 @@ the file and the variable or column (DatasetError; `eirnn summary` and `eirnn tr
 the training run ends FAILED, never left RUNNING), or, where the file is usable, loads with what
 was dropped reported."""
 
+import h5py
 import numpy as np
 import pytest
 import scipy.io
-from nwb_sessions import write_tables
+from nwb_sessions import write_light_session, write_tables
 
 from eirnn.cli import main
 from eirnn.data import DatasetError, load_dataset
@@ -31,11 +32,50 @@ def _trials(**changes):
     return {**columns, **changes}
 
 
+def _opto_trials(**changes):
+    """Trials with ragged perturbation columns: every third trial (1, 4, ...) has two, E then I."""
+    start = _trials()["start_time"]
+    two = [trial % 3 == 1 for trial in range(N_TRIALS)]
+    columns = {
+        "perturbation_target": [["E", "I"] if on else [] for on in two],
+        "perturbation_kind": [["activation", "inactivation"] if on else [] for on in two],
+        "perturbation_onset_time": [[t + 0.2, t + 0.6] if on else [] for t, on in zip(start, two)],
+        "perturbation_offset_time": [[t + 0.4, t + 0.8] if on else [] for t, on in zip(start, two)],
+        "perturbation_power": [[1.0, 3.0] if on else [] for on in two],
+    }
+    return _trials(**{**columns, **changes})
+
+
+#: perturbation windows in s from each trial's start, not on the session clock
+RELATIVE_WINDOWS = {
+    f"perturbation_{edge}_time": [[first, second] if t % 3 == 1 else [] for t in range(N_TRIALS)]
+    for edge, first, second in (("onset", 0.2, 0.6), ("offset", 0.4, 0.8))
+}
+
+
 def _nwb(trains=(), tables=None, **options):
     """A builder: (tmp_path) -> (path, load options); trains None: an empty units table."""
 
     def build(tmp_path):
         path = write_tables(tmp_path / "session.nwb", _trains() if trains == () else trains, tables or {})
+        return path, options
+
+    return build
+
+
+def _light_nwb(description="I activation", without=None, **options):
+    """A session whose perturbations are an OptogeneticSeries (one 5 mW pulse in trial 1); `without`:
+    a dataset of the file deleted afterwards, as a damaged export leaves it."""
+
+    def build(tmp_path):
+        power = np.zeros(int(N_TRIALS * EVERY_S * 100))
+        power[int((EVERY_S + 0.3) * 100) : int((EVERY_S + 0.6) * 100)] = 0.005
+        path = tmp_path / "light.nwb"
+        trials = {key: _trials()[key] for key in ("start_time", "stop_time")}
+        write_light_session(path, _trains(), trials, power, 100.0, description)
+        if without:
+            with h5py.File(path, "a") as handle:
+                del handle[without]
         return path, options
 
     return build
@@ -150,6 +190,47 @@ CASES = {
     "a filter without '='": (
         _nwb(tables={"trials": _trials()}, keep_trials="success"),
         ["setting 'keep_trials' (--keep-trials)", "'success'"],
+    ),
+    "ragged perturbation columns of different lengths": (
+        _nwb(
+            tables={"trials": _opto_trials(perturbation_power=[[1.0] if t % 3 == 1 else [] for t in range(N_TRIALS)])}
+        ),
+        ["table 'trials', column 'perturbation_power'", "2 entries in trial 1", "found 1"],
+    ),
+    "a perturbation window outside its trial": (
+        _nwb(tables={"trials": _opto_trials(**RELATIVE_WINDOWS)}),
+        ["column 'perturbation_onset_time'/'perturbation_offset_time'", "overlapping its trial (2..3.5 s", "trial 1"],
+    ),
+    "a perturbation epoch that ends before it starts": (
+        _nwb(
+            tables={
+                "trials": _trials(),
+                "optogenetic_epochs": {
+                    "start_time": np.array([2.5, 6.5]),
+                    "stop_time": np.array([2.8, 6.2]),
+                    "perturbation_target": np.array(["I", "E"]),
+                    "perturbation_kind": np.array(["activation", "activation"]),
+                    "perturbation_power": np.array([1.0, 1.0]),
+                },
+            }
+        ),
+        ["table 'optogenetic_epochs', columns 'start_time'/'stop_time'", "6.5..6.2 in row 1"],
+    ),
+    "an optogenetic site that names no target": (
+        _light_nwb(description="VGAT-ChR2 mouse"),
+        ["OptogeneticStimulusSite 'photostim' (of OptogeneticSeries 'stimulus/laser_power')", "'VGAT-ChR2 mouse'"],
+    ),
+    "an OptogeneticSeries with neither timestamps nor rate": (
+        _light_nwb(without="stimulus/presentation/laser_power/starting_time"),
+        ["stimulus/presentation/laser_power", "either 'timestamps' or 'rate' must be specified"],
+    ),
+    "an optogenetic site setting that does not parse": (
+        _light_nwb(optogenetic_sites="photostim=PV"),
+        ["setting 'optogenetic_sites' (--optogenetic-sites)", "'photostim=PV'"],
+    ),
+    "an optogenetic site setting for a file without OptogeneticSeries": (
+        _nwb(tables={"trials": _opto_trials()}, optogenetic_sites="I/activation"),
+        ["setting 'optogenetic_sites'", "perturbations from trials columns perturbation_*"],
     ),
     "flat arrays of inconsistent lengths": (
         _flat(spike_units=np.zeros(10, dtype=int)),

@@ -26,7 +26,7 @@ def fitted_scores(teacher, **settings) -> dict[str, float]:
     dataset, truth = teacher
     config = TrainConfig(**FIT, **settings)
     prepared = prepare(config, dataset, truth)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     prepared.model.load_state_dict(result.best_state)
     scores = evaluate(prepared.model, prepared.val, seed=0, ceiling_seed=0).scalar_metrics()
     return {"cond_psth_corr": scores["cond_psth_corr"], **recover(prepared.model, truth, prepared.val).metrics}
@@ -48,7 +48,7 @@ def test_recurrence_ablation_keeps_the_recurrent_weights_at_zero(teacher):
     dataset, truth = teacher
     config = TrainConfig(**{**FIT, "max_epochs": 3}, recurrent=False)
     prepared = prepare(config, dataset, truth)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     assert torch.count_nonzero(prepared.model.effective_recurrent_weights()) == 0
     assert torch.count_nonzero(result.best_state["recurrent_weight_raw"]) == 0
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
@@ -74,8 +74,14 @@ def test_teacher_forced_objective_trains_and_moves_the_loss(teacher):
     dataset, truth = teacher
     config = TrainConfig(**{**FIT, "max_epochs": 2}, objective="teacher_forced", teacher_forcing_weight=1.0)
     prepared = prepare(config, dataset, truth)
-    plain = fit(prepared.model, prepared.train, prepared.val, config.replace(objective="free_running"), progress=False)
+    plain = fit(
+        prepared.model,
+        prepared.train,
+        prepared.val,
+        config.replace(objective="free_running").section("training"),
+        progress=False,
+    )
     prepared = prepare(config, dataset, truth)
-    mixed = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    mixed = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     # same seed, same first free-running loss; the mixed objective adds a positive term
     assert mixed.history[0]["train_loss"] > plain.history[0]["train_loss"]

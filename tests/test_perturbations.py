@@ -8,15 +8,22 @@ import torch
 
 from eirnn.cli import main
 from eirnn.data import DatasetError, NeuralDataset, load_dataset, train_val_split
-from eirnn.data.perturbations import CONTROL, PerturbationSteps, perturbation_steps, trial_types
+from eirnn.data.perturbations import CONTROL, PerturbationSteps, perturbation_labels, perturbation_steps, trial_types
 from eirnn.data.split import without_perturbation_types
-from eirnn.data.synthetic import make_recording
+from eirnn.data.synthetic import GroundTruth, make_recording
+from eirnn.data.synthetic_perturbations import RECORDED_TYPES
 from eirnn.data.truth_file import read_truth_for, truth_path
 from eirnn.evaluation import evaluate, predict_rates
 from eirnn.metrics import NotAvailable
 from eirnn.recovery import ground_truth_model, recover, shuffled_within_blocks
 
 TINY = dict(n_e=9, n_i=3, n_bins=60, n_trials=96, n_conditions=4, n_inputs=8)
+#: the teachers `make_recording` offers (benchmarks/bench_recovery.py TEACHERS, at TINY size)
+TEACHER_OPTIONS = {
+    "builtin": {},
+    "fully_observed": {"fully_observed": True},
+    "strong_recurrence": {"spectral_radius": 1.5},
+}
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +174,16 @@ def test_synthetic_perturbations_reach_their_targets(perturbed):
     assert silenced < 0.5 * control
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".mat", ".nwb"])
-def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, capsys):
+@pytest.mark.parametrize("suffix,per_trial", [(".npz", 2), (".mat", 2), (".nwb", 1), (".nwb", 2)])
+def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, per_trial, capsys):
     out = tmp_path / f"sim{suffix}"
     sizes = ["--n-trials", "40", "--n-bins", "30", "--n-e", "6", "--n-i", "2", "--seed", "2"]
-    assert main(["simulate", "--out", str(out), "--perturbation-fraction", "0.3", *sizes]) == 0
-    dataset, truth = make_recording(seed=2, n_trials=40, n_bins=30, n_e=6, n_i=2, perturbation_fraction=0.3)
+    flags = ["--perturbation-fraction", "0.3", "--perturbations-per-trial", str(per_trial)]
+    assert main(["simulate", "--out", str(out), *flags, *sizes]) == 0
+    dataset, truth = make_recording(
+        seed=2, n_trials=40, n_bins=30, n_e=6, n_i=2, perturbation_fraction=0.3, perturbations_per_trial=per_trial
+    )
+    assert np.bincount(dataset.perturbations.trial).max() == per_trial
     back = load_dataset(out, bin_ms=25.0 if suffix == ".nwb" else None)
     np.testing.assert_array_equal(back.counts, dataset.counts)
     read, written = back.perturbations, dataset.perturbations
@@ -189,14 +200,44 @@ def test_simulated_perturbations_round_trip_through_files(tmp_path, suffix, caps
     assert read_truth_for(out, "another hash") is None and truth_path(out).is_file()
 
 
+def test_trials_with_several_perturbations_count_for_each_of_their_types():
+    dataset, _ = make_recording(seed=1, perturbation_fraction=0.5, perturbations_per_trial=2, **TINY)
+    types = set(trial_types(dataset)) - {CONTROL}
+    assert all(" + " in label for label in types)
+    # what training saw of each type, e.g. for the held-out scores: every recorded type, in pairs
+    assert perturbation_labels(dataset) == set(RECORDED_TYPES)
+    assert perturbation_labels(dataset.subset(trial_types(dataset) == CONTROL)) == set()
+
+
 def first_input_group(dataset):
     """The trials that share the most common first input (one shared burn-in state)."""
     _, inverse, counts = np.unique(dataset.inputs[:, 0], axis=0, return_inverse=True, return_counts=True)
     return dataset.subset(inverse.ravel() == np.argmax(counts))
 
 
-def test_true_network_predicts_its_perturbed_trials_exactly_with_noise_off(perturbed):
-    dataset, truth = perturbed
+@pytest.mark.parametrize("teacher", TEACHER_OPTIONS)
+def test_every_teacher_records_its_perturbations_on_the_same_trials_as_without(teacher):
+    dataset, truth = make_recording(seed=3, perturbation_fraction=0.5, **TINY, **TEACHER_OPTIONS[teacher])
+    _, plain_truth = make_recording(seed=3, **TINY, **TEACHER_OPTIONS[teacher])
+    assert isinstance(truth, GroundTruth) and np.array_equal(truth.w_rec, plain_truth.w_rec)
+    types = trial_types(dataset)
+    assert (types != CONTROL).sum() == round(0.5 * dataset.n_trials)
+    # the perturbations draw from their own stream: the same noise, so every difference is theirs
+    control = types == CONTROL
+    np.testing.assert_array_equal(truth.rates_hz[control], plain_truth.rates_hz[control])
+    for label in ("E-group inactivation", "I-group inactivation"):
+        protocol = truth.perturbation_protocols[label]
+        group = list(protocol.channel.neurons)
+        before = dataset.time_ms < protocol.onset_ms
+        window = (dataset.time_ms > protocol.onset_ms) & (dataset.time_ms < protocol.offset_ms)
+        silenced, unperturbed = truth.rates_hz[types == label], plain_truth.rates_hz[types == label]
+        np.testing.assert_array_equal(silenced[:, before], unperturbed[:, before])
+        assert silenced[:, window][..., group].mean() < unperturbed[:, window][..., group].mean()
+
+
+@pytest.mark.parametrize("teacher", TEACHER_OPTIONS)
+def test_true_network_predicts_its_perturbed_trials_exactly_with_noise_off(teacher):
+    dataset, truth = make_recording(seed=3, perturbation_fraction=0.5, **TINY, **TEACHER_OPTIONS[teacher])
     group = first_input_group(dataset)
     assert (trial_types(group) != CONTROL).any()
     twin = ground_truth_model(truth, dataset.bin_ms, group.inputs[:, 0])

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from eirnn.model import ACTIVATIONS, EMBEDDINGS, create_model_from_data
+from eirnn.choices import ACTIVATIONS, EMBEDDINGS
+from eirnn.model import create_model_from_data
 from eirnn.model.recurrence import run_recurrence
 
 BATCH, STEPS, N_UNITS, N_SCALED, N_OUTPUTS, TABLE_ROWS = 2, 4, 5, 3, 2, 3

@@ -55,7 +55,7 @@ def test_the_best_checkpoint_follows_the_selection_metric(tiny, selection_metric
     dataset, _ = tiny
     config = TrainConfig(max_epochs=8, selection_metric=selection_metric, **SMALL)
     prepared = prepare(config, dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     values = [h[key] for h in result.history]
     assert result.best_epoch == int(pick(values))
     assert result.best_selection_score == values[result.best_epoch]
@@ -70,7 +70,7 @@ def test_validation_bits_per_spike_is_the_published_metric(tiny):
     dataset, _ = tiny
     config = TrainConfig(max_epochs=3, selection_metric="bits_per_spike", **SMALL)
     prepared = prepare(config, dataset)
-    result = fit(prepared.model, prepared.train, prepared.val, config, progress=False)
+    result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
     rates = predict_rates(prepared.model, prepared.val.inputs).rates.numpy().astype(np.float64)
     expected = bits_per_spike(rates * prepared.val.bin_s, prepared.val.counts)
     assert result.history[-1]["val_bits_per_spike"] == pytest.approx(expected, abs=1e-4)
@@ -82,7 +82,7 @@ def test_validation_bits_per_spike_is_the_published_metric(tiny):
         bin_ms=prepared.val.bin_ms,
     )
     with pytest.raises(ConfigError, match="selection_metric"):
-        fit(prepared.model, rates_only, rates_only, config, progress=False)
+        fit(prepared.model, rates_only, rates_only, config.section("training"), progress=False)
 
 
 def test_noise_ceilings_do_not_depend_on_the_model_seed(tracking_store, tiny):

@@ -110,6 +110,9 @@ def test_served_champion_answers_invocations_like_load_model(tracking_store, tin
     try:
         _wait_until_up(server, base_url, log_file)
         answer = _post_json(f"{base_url}/invocations", {"inputs": inputs.tolist()}, REQUEST_TIMEOUT_S)
+        silenced = _post_json(
+            f"{base_url}/invocations", {"inputs": inputs.tolist(), "params": SILENCE_I}, REQUEST_TIMEOUT_S
+        )
         # a second shape through the same server: trials and bins are free
         other = _post_json(f"{base_url}/invocations", {"inputs": inputs[:1, :5].tolist()}, REQUEST_TIMEOUT_S)
         # a wrong number of input channels is refused by the signature, not answered
@@ -126,8 +129,85 @@ def test_served_champion_answers_invocations_like_load_model(tracking_store, tin
     np.testing.assert_allclose(predictions, expected, rtol=1e-5, atol=0)
     assert np.all(predictions >= 0)  # rates in Hz
     np.testing.assert_allclose(np.asarray(other["predictions"]), expected[:1, :5], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(
+        np.asarray(silenced["predictions"]),
+        predict_rates(model, inputs, perturbation=silence_steps(model)).rates,
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert refused.value.code == 400, refusal
     assert f"(-1, -1, {n_inputs})" in refusal, refusal
+
+
+#: silence the I population of trial 1 from 100 to 300 ms (params of the served model)
+ONSET_MS, OFFSET_MS = 100.0, 300.0
+SILENCE_I = {
+    "perturbation_trial": [1],
+    "perturbation_target": ["I"],
+    "perturbation_onset_ms": [ONSET_MS],
+    "perturbation_offset_ms": [OFFSET_MS],
+    "perturbation_kind": ["inactivation"],
+    "perturbation_strength": [3.0],
+}
+
+
+def silence_steps(model, time_ms=None):
+    """SILENCE_I as the in-process model takes it (`PerturbationSteps` on `time_ms`, by default
+    the bins 0, bin_ms, ...)."""
+    from eirnn.data.perturbations import PerturbationTable
+
+    table = PerturbationTable(
+        trial=np.array([1]),
+        target=np.array(["I"]),
+        neurons=np.zeros((1, int(model.n_recorded)), dtype=bool),
+        onset_ms=np.array([ONSET_MS]),
+        offset_ms=np.array([OFFSET_MS]),
+        kind=np.array(["inactivation"]),
+        strength=np.array([3.0]),
+        label=np.array(["I inactivation"]),
+    )
+    return table.steps(N_TRIALS, np.arange(N_BINS) * float(model.hparams["dt"]) if time_ms is None else time_ms)
+
+
+def test_the_registered_model_applies_perturbations_given_as_params_as_the_trained_model_does(
+    tracking_store, tiny_recording_file
+):
+    import mlflow
+
+    import eirnn
+    from eirnn.evaluation import predict_rates
+    from eirnn.tracking.run import train_and_log
+
+    train_and_log(TrainConfig(data=str(tiny_recording_file), max_epochs=2, **SMALL_MODEL))
+    model = eirnn.load_model("eirnn")
+    served = mlflow.pyfunc.load_model("models:/eirnn@champion")
+    inputs = (np.random.default_rng(3).random((N_TRIALS, N_BINS, int(model.n_inputs))) < 0.3).astype(np.float32)
+    steps = silence_steps(model)
+    control = served.predict(inputs)
+    silenced = served.predict(inputs, params=SILENCE_I)
+    expected = predict_rates(model, inputs, perturbation=steps).rates.numpy()
+    np.testing.assert_allclose(silenced, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(control, predict_rates(model, inputs).rates.numpy(), rtol=1e-5, atol=1e-6)
+    # trials 0 and 2 and the bins before the window are controls, bit for bit
+    np.testing.assert_array_equal(silenced[[0, 2]], control[[0, 2]])
+    first = int(np.ceil(ONSET_MS / float(model.hparams["dt"])))
+    assert 0 < first < N_BINS
+    np.testing.assert_array_equal(silenced[1, :first], control[1, :first])
+    assert np.abs(silenced[1, first:] - control[1, first:]).max() > 1e-3
+    # bin times given: the window falls on other bins, as for the in-process model on that time axis
+    time_ms = np.arange(N_BINS) * float(model.hparams["dt"]) - 100.0
+    shifted = served.predict(inputs, params={**SILENCE_I, "time_ms": time_ms.tolist()})
+    expected = predict_rates(model, inputs, perturbation=silence_steps(model, time_ms)).rates.numpy()
+    np.testing.assert_allclose(shifted, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(shifted - silenced).max() > 1e-3
+    with pytest.raises(Exception, match=rf"params 'time_ms': expected {N_BINS} bin times"):
+        served.predict(inputs, params={**SILENCE_I, "time_ms": [0.0, 25.0]})
+    with pytest.raises(Exception, match=r"params 'perturbation_kind': expected 'activation' or 'inactivation'"):
+        served.predict(inputs, params={**SILENCE_I, "perturbation_kind": ["silencing"]})
+    with pytest.raises(Exception, match=r"params 'perturbation_neurons': expected neuron indices 0\.\."):
+        served.predict(
+            inputs, params={**SILENCE_I, "perturbation_target": ["neurons"], "perturbation_neurons": ["999"]}
+        )
 
 
 def test_defining_the_served_model_prints_no_type_hint_warning():

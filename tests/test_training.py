@@ -29,7 +29,7 @@ def _fit(dataset, checkpoint_dir=None, resume_from=None, callbacks=(), **changes
         prepared.model,
         prepared.train,
         prepared.val,
-        config,
+        config.section("training"),
         callbacks,
         checkpoint_dir=checkpoint_dir,
         resume_from=resume_from,

@@ -234,6 +234,7 @@ def test_default_search_space_fits_the_data(tiny_dataset):
             "divide",
         ),
         ({"learnable_h0": {"type": "categorical", "choices": [True, "maybe"]}}, "learnable_h0"),
+        ({"lr_schedule": {"type": "categorical", "choices": ["constant", "step"]}}, r"\['step'\] not among constant"),
     ],
 )
 def test_search_space_errors_name_the_setting(space, message, tiny_dataset):

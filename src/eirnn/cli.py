@@ -116,9 +116,10 @@ def _simulate(args: argparse.Namespace) -> int:
     teacher = {"fully_observed": args.fully_observed}
     if args.spectral_radius:
         teacher["spectral_radius"] = args.spectral_radius
-    dataset, truth = make_recording(
-        seed=args.seed, perturbation_fraction=args.perturbation_fraction, **sizes, **teacher
+    perturbations = dict(
+        perturbation_fraction=args.perturbation_fraction, perturbations_per_trial=args.perturbations_per_trial
     )
+    dataset, truth = make_recording(seed=args.seed, **perturbations, **sizes, **teacher)
     (write_nwb if args.out.lower().endswith(".nwb") else write_dataset)(dataset, args.out)
     print(f"wrote {args.out} and its true circuit {write_truth(truth, args.out)}")
     print(dataset.summary())
@@ -217,7 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--perturbation-fraction",
         type=float,
         default=0.0,
-        help="share of trials with one optogenetic perturbation each (docs/perturbations.md; default: none)",
+        help="share of trials with optogenetic perturbations (docs/perturbations.md; default: none)",
+    )
+    simulate.add_argument(
+        "--perturbations-per-trial",
+        type=int,
+        default=1,
+        help="perturbations of different types in each perturbed trial, at once (default 1)",
     )
     simulate.set_defaults(handler=_simulate)
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from eirnn.choices import (
@@ -23,6 +21,7 @@ from eirnn.choices import (
     PERTURBATION_GAINS,
     RECURRENT_INITS,
 )
+from eirnn.value_ranges import ANY, AT_LEAST_ONE, HALF_OPEN_UNIT, NON_NEGATIVE, OPEN_UNIT, POSITIVE, range_text, within
 
 #: settings passed to `load_dataset` under their own name (`eirnn summary` takes them too)
 DATA_OPTIONS = (
@@ -37,6 +36,7 @@ DATA_OPTIONS = (
     "trials_table",
     "keep_trials",
     "perturbations",
+    "optogenetic_sites",
 )
 DATA_SETTINGS = ("data_layout", "data_keys", "bin_ms", *DATA_OPTIONS)
 DEVICES = ("cpu", "cuda", "auto")  # resolved by eirnn.model.network.resolve_device
@@ -49,30 +49,25 @@ class ConfigError(ValueError):
     """A setting that cannot work, named with the value found."""
 
 
-#: allowed ranges of numeric settings: (lowest, highest, lowest allowed?, highest allowed?)
-ANY = (-math.inf, math.inf, False, False)
-POSITIVE = (0.0, math.inf, False, False)
-NON_NEGATIVE = (0.0, math.inf, True, False)
-AT_LEAST_ONE = (1, math.inf, True, False)
-OPEN_UNIT = (0.0, 1.0, False, False)
-HALF_OPEN_UNIT = (0.0, 1.0, True, False)
+def check_each_setting(settings: Any) -> None:
+    """Raise ConfigError for a field of the dataclass `settings` outside its choices or range
+    (TrainConfig and its sections run it when built).
 
-
-def _within(value: float, allowed: tuple) -> bool:
-    low, high, low_in, high_in = allowed
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return False
-    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
-
-
-def range_text(allowed: tuple) -> str:
-    """(0, inf, False, False) -> 'a value > 0'; (0, 1, True, False) -> 'a value in [0, 1)'."""
-    low, high, low_in, high_in = allowed
-    if low == -math.inf and high == math.inf:
-        return "a finite value"
-    if high == math.inf:
-        return f"a value {'>=' if low_in else '>'} {low:g}"
-    return f"a value in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+    Examples
+    --------
+    >>> from eirnn.config_sections import FitSettings
+    >>> FitSettings(learning_rate=-1.0)
+    Traceback (most recent call last):
+    ...
+    eirnn.config.ConfigError: learning_rate: expected a value > 0, found -1.0
+    """
+    for spec in fields(settings):
+        choices = spec.metadata.get("choices")
+        value = getattr(settings, spec.name)
+        if choices and value not in choices:
+            raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
+        if spec.type in ("int", "float") and not within(value, spec.metadata["allowed"]):
+            raise ConfigError(f"{spec.name}: expected {range_text(spec.metadata['allowed'])}, found {value!r}")
 
 
 def _setting(
@@ -186,13 +181,19 @@ class TrainConfig:
         "perturbation types (labels, comma-separated) kept out of training: the validation trials and the"
         " true circuit's held-out scores test predicting them",
     )
+    optogenetic_sites: str = _setting(
+        "",
+        "NWB: what the site of each OptogeneticSeries (power trace) stimulated, SITE=TARGET/KIND;... or TARGET/KIND"
+        " for every site (TARGET E, I or unit ids 3,7; KIND activation or inactivation), or ignore;"
+        " empty = each site's description, e.g. 'I activation'",
+    )
     # model
     tau: float = _setting(50.0, "membrane time constant in ms", model_arg=True, allowed=POSITIVE)
     noise_scale: float = _setting(
         0.1, "process-noise standard deviation (state units)", model_arg=True, allowed=NON_NEGATIVE
     )
     input_embed_dim: int = _setting(56, "size of the input embedding", model_arg=True, allowed=AT_LEAST_ONE)
-    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS, model_arg=True)
+    input_embed_type: str = _setting("attention", "input embedding", EMBEDDINGS.names, model_arg=True)
     attention_heads: int = _setting(
         4, "attention heads of the attention embedding", model_arg=True, allowed=AT_LEAST_ONE
     )
@@ -200,14 +201,14 @@ class TrainConfig:
     h0_init: float = _setting(0.1, "initial value of h0", model_arg=True)
     enforce_ratio: bool = _setting(True, "add hidden units so that n_E : n_I = ei_ratio", model_arg=True)
     ei_ratio: float = _setting(4.0, "E:I ratio used with enforce_ratio", model_arg=True, allowed=POSITIVE)
-    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS, model_arg=True)
+    activation: str = _setting("softplus", "rate nonlinearity", ACTIVATIONS.names, model_arg=True)
     spectral_radius: float = _setting(
         1.0, "spectral radius of the initial recurrent matrix", model_arg=True, allowed=POSITIVE
     )
     initial_state: str = _setting(
         "shared",
         "initial state x[0]: one shared h0, or inferred per trial from its held-in spikes by an encoder",
-        INITIAL_STATES,
+        INITIAL_STATES.names,
         model_arg=True,
     )
     encoder_hidden: int = _setting(
@@ -225,7 +226,7 @@ class TrainConfig:
     perturbation_gain: str = _setting(
         "fixed",
         "drive per unit of perturbation strength: fixed at 1, or learned per population (E, I) with the weights",
-        PERTURBATION_GAINS,
+        PERTURBATION_GAINS.names,
         model_arg=True,
     )
     # training
@@ -248,7 +249,7 @@ class TrainConfig:
     weight_decay: float = _setting(0.0, "Adam weight decay", allowed=NON_NEGATIVE)
     grad_clip: float = _setting(1.0, "gradient-norm clipping (0 = off)", allowed=NON_NEGATIVE)
     batch_size: int = _setting(0, "trials per batch (0 = full batch)", allowed=NON_NEGATIVE)
-    loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES)
+    loss: str = _setting("mse", "training loss: per-neuron normalised rate MSE or Poisson count NLL", LOSSES.names)
     behavior_weight: float = _setting(
         1.0, "weight of the behaviour readout loss (data with behaviour only)", allowed=NON_NEGATIVE
     )
@@ -270,7 +271,7 @@ class TrainConfig:
         "free_running",
         "fitting objective: free_running matches the free-running network's rates to the data; teacher_forced "
         "adds teacher_forcing_weight x a one-step prediction of the recorded neurons' single-trial currents",
-        OBJECTIVES,
+        OBJECTIVES.names,
     )
     teacher_forcing_weight: float = _setting(
         1.0, "weight of the teacher-forced term (objective teacher_forced)", allowed=NON_NEGATIVE
@@ -285,14 +286,14 @@ class TrainConfig:
         "least_squares",
         "initial W_rec among recorded neurons: random (balanced Dale matrix) or least_squares (Dale's-law "
         "regression of next-step single-trial currents)",
-        RECURRENT_INITS,
+        RECURRENT_INITS.names,
     )
     recurrent: bool = _setting(True, "false = recurrent weights held at zero (an ablation control)")
     lr_schedule: str = _setting(
         "constant",
         "learning rate per epoch: constant, warmup_cosine (10 epochs up, cosine down to 1% at max_epochs) or "
         "plateau (halved after patience/4 epochs without a rise)",
-        LR_SCHEDULES,
+        LR_SCHEDULES.names,
     )
     # tracking
     experiment_name: str = _setting("eirnn", "MLflow experiment (when not launched by `mlflow run`)")
@@ -302,13 +303,7 @@ class TrainConfig:
     resume: str = _setting("", "MLflow run id of a killed run to continue from its last checkpoint")
 
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            choices = spec.metadata.get("choices")
-            value = getattr(self, spec.name)
-            if choices and value not in choices:
-                raise ConfigError(f"{spec.name}: expected one of {', '.join(choices)}, found {value!r}")
-            if spec.type in ("int", "float") and not _within(value, spec.metadata["allowed"]):
-                raise ConfigError(f"{spec.name}: expected {range_text(spec.metadata['allowed'])}, found {value!r}")
+        check_each_setting(self)
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ConfigError(
                 f"test_fraction: expected val_fraction + test_fraction < 1 (training needs trials), found "
@@ -339,17 +334,28 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The settings the model's constructor takes (fields marked `model_arg`), by name."""
-        return {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.metadata["model_arg"]}
+        """The settings the model's constructor takes (the model section), by name."""
+        return dataclasses.asdict(self.section("model"))
 
-    def section(self, name: str) -> SimpleNamespace:
-        """The settings of one section (`data`, `model`, `training`, `tracking`: the help groups
-        of `GROUP_STARTS`, so a field added within a section belongs to it), as attributes:
-        ``config.section("training").max_epochs`` is ``config.max_epochs``."""
-        groups = setting_groups()
-        if name not in groups:
-            raise ConfigError(f"section: expected one of {', '.join(groups)}, found {name!r}")
-        return SimpleNamespace(**{field_name: getattr(self, field_name) for field_name in groups[name]})
+    def section(self, name: str) -> Any:
+        """The settings of one section (`eirnn.config_sections.SECTIONS`: data, model, training,
+        tracking) as a frozen, checked dataclass: ``config.section("training")`` is the
+        `FitSettings` that `eirnn.training.fit` takes.
+
+        Examples
+        --------
+        >>> from eirnn.config import TrainConfig
+        >>> fit_settings = TrainConfig(max_epochs=300, seed=2).section("training")
+        >>> type(fit_settings).__name__, fit_settings.max_epochs, fit_settings.seed
+        ('FitSettings', 300, 2)
+        """
+        # imported here, not at the top: that module imports this one, and `eirnn --help` needs
+        # no sections
+        from eirnn.config_sections import SECTIONS
+
+        if name not in SECTIONS:
+            raise ConfigError(f"section: expected one of {', '.join(SECTIONS)}, found {name!r}")
+        return SECTIONS[name](**{spec.name: getattr(self, spec.name) for spec in fields(SECTIONS[name])})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

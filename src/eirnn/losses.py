@@ -71,6 +71,24 @@ class NormalizedMSE:
     training data, so that a 40 Hz neuron does not outweigh a 2 Hz one:
     mean over trials, bins and neurons of (rate - target)^2 / variance_neuron."""
 
+    needs_counts = False
+
+    @classmethod
+    def for_training(cls, train_targets: Targets, bin_s: float) -> NormalizedMSE:
+        """The loss of a fit (`eirnn.choices.LOSSES`, "mse"): weights from the training rates.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from eirnn.choices import LOSSES
+        >>> from eirnn.losses import Targets
+        >>> targets = Targets(torch.rand(4, 6, 3), None, None)
+        >>> loss = LOSSES["mse"].for_training(targets, bin_s=0.01)
+        >>> float(loss(targets.rates_hz, targets))
+        0.0
+        """
+        return cls(train_targets.rates_hz)
+
     def __init__(self, train_rates_hz: torch.Tensor) -> None:
         # the samples of each neuron in memory order: a view of time-major targets, not a copy
         leading_axes = sorted(range(train_rates_hz.dim() - 1), key=train_rates_hz.stride, reverse=True)
@@ -86,6 +104,23 @@ class NormalizedMSE:
 class PoissonNLL:
     """Negative log-likelihood of spike counts per bin under Poisson rates, per bin and neuron
     (the log k! term is constant and left out)."""
+
+    needs_counts = True
+
+    @classmethod
+    def for_training(cls, train_targets: Targets, bin_s: float) -> PoissonNLL:
+        """The loss of a fit (`eirnn.choices.LOSSES`, "poisson") with bins of `bin_s` seconds.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from eirnn.choices import LOSSES
+        >>> from eirnn.losses import Targets
+        >>> targets = Targets(torch.ones(2, 3, 4), torch.zeros(2, 3, 4), None)
+        >>> round(float(LOSSES["poisson"].for_training(targets, bin_s=0.5)(targets.rates_hz, targets)), 3)
+        0.5
+        """
+        return cls(bin_s)
 
     def __init__(self, bin_s: float) -> None:
         self.bin_s = bin_s

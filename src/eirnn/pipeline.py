@@ -41,7 +41,10 @@ def load_configured_data_and_truth(config: TrainConfig) -> tuple[NeuralDataset, 
     from eirnn.data.truth_file import read_truth_for
 
     dataset = load_dataset(config.data, **config.data_options())
-    # a file written by `eirnn simulate` has its true circuit beside it
+    # a file written by `eirnn simulate` has its true circuit beside it; it drove that circuit with
+    # the file's own inputs, not with inputs built from the task (an NWB file stores none)
+    if "inputs" in dataset.meta:
+        return dataset, None
     return dataset, read_truth_for(config.data, str(dataset.meta.get("sha256", "")))
 
 

@@ -86,10 +86,10 @@ def held_out_and_recovery_scores(model: Any, prepared: Prepared, config: TrainCo
         scores.update({f"test_{name}": value for name, value in test.metric_values().items()})
     recovery = None
     if prepared.truth is not None:
-        from eirnn.data.perturbations import trial_types
+        from eirnn.data.perturbations import perturbation_labels
         from eirnn.recovery import recover
 
-        trained = set(trial_types(prepared.train).tolist())
+        trained = perturbation_labels(prepared.train)
         recovery = recover(model, prepared.truth, prepared.val, seed=config.data_split_seed, trained_types=trained)
         scores.update(recovery.metrics)
     return scores, recovery
@@ -209,7 +209,7 @@ class TrainingRun:
                 prepared.model,
                 prepared.train,
                 prepared.val,
-                self.config,
+                self.config.section("training"),
                 callbacks,
                 checkpoint_dir=checkpoint_dir,
                 resume_from=self.resume_from,

@@ -68,6 +68,7 @@ def load_dataset(
     trials_table: str = "",
     keep_trials: str = "",
     perturbations: str = "",
+    optogenetic_sites: str = "",
 ) -> NeuralDataset:
     """Load a recording into a validated `NeuralDataset` (docs/data-format.md).
 
@@ -87,6 +88,8 @@ def load_dataset(
     perturbations : NWB: a trials column of perturbation codes with their meaning,
         "COLUMN:CODE=TARGET/KIND/STRENGTH/ONSET_MS/OFFSET_MS;CODE=control" (docs/data-format.md);
         empty = the trials table's perturbation_* columns, when it has them.
+    optogenetic_sites : NWB: what the site of each OptogeneticSeries stimulated, "SITE=TARGET/KIND;..."
+        or "TARGET/KIND", or "ignore" (`eirnn.data.nwb_optogenetics`); empty = the sites' descriptions.
     trials_table : NWB intervals table holding the trials (name or path; empty = ``trials``).
     keep_trials : NWB trial filters, "COLUMN=V1,V2;COLUMN!=V3" (`eirnn.data.nwb_trials`).
 
@@ -106,9 +109,9 @@ def load_dataset(
     if not path.is_file():
         raise DatasetError(f"{path}: expected a data file; found no such file")
     events = dict(cue_event=cue_event, go_event=go_event)
-    options = dict(
-        align=align, window_ms=window_ms, condition=condition, ei=ei, behavior=behavior, perturbations=perturbations
-    )
+    opto = dict(perturbations=perturbations, optogenetic_sites=optogenetic_sites)
+    labels = dict(condition=condition, ei=ei, behavior=behavior, **opto)
+    options = dict(align=align, window_ms=window_ms, **labels)
     trial_options = dict(trials_table=trials_table, keep_trials=keep_trials)
     if is_nwb_file(path):
         if layout or keys:
@@ -119,11 +122,7 @@ def load_dataset(
         return load_nwb(path, bin_ms=bin_ms, inputs=inputs, **options, **events, **trial_options)
     contents = read_variables(path)
     if has_spike_times(contents):
-        _refuse(
-            path,
-            "spike times (name variables with --data-keys)",
-            dict(condition=condition, ei=ei, behavior=behavior, perturbations=perturbations, **trial_options),
-        )
+        _refuse(path, "spike times (name variables with --data-keys)", {**labels, **trial_options})
         dataset = load_spike_times(contents, keys=parse_keys(keys), bin_ms=bin_ms, window_ms=window_ms, align=align)
         build = inputs or ("" if "inputs" in dataset.meta.get("source_variables", {}) else "condition-onehot")
     else:

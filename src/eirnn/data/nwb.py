@@ -120,9 +120,10 @@ def load_nwb(
     trials_table: str = "",
     keep_trials: str = "",
     perturbations: str = "",
+    optogenetic_sites: str = "",
 ) -> NeuralDataset:
-    """See the module docstring; `inputs` defaults to ``condition-onehot`` (NWB files rarely
-    store task inputs); `perturbations`: a code map of a trials column (`eirnn.data.nwb_perturbations`)."""
+    """See the module docstring; `inputs` defaults to ``condition-onehot`` (NWB files rarely store
+    task inputs); `perturbations`, `optogenetic_sites`: `eirnn.data.nwb_perturbations`, `nwb_optogenetics`."""
     path = Path(path)
     filters = parse_trial_filters(keep_trials, str(path))
     with _open(path) as io:
@@ -162,8 +163,7 @@ def load_nwb(
             "spike_time_problems": spike_problems,
         }
         time_ms = bin_centres_ms(cut.window_ms, cut.n_bins, bin_ms)
-        table, opto_facts = read_perturbations(reader, trials, perturbations, cut, time_ms, units)
-        meta.update(opto_facts)
+        table, opto_facts = read_perturbations(reader, trials, (perturbations, optogenetic_sites), cut, time_ms, units)
         task = TaskTrials(codes, labels, time_ms, str(path))
         events = dict(cue_event=cue_event, go_event=go_event, event_times=_event_times(reader, trials, cut))
         inputs, input_names, meta["inputs"] = build_task_inputs(inputs or "condition-onehot", task, **events)
@@ -181,7 +181,7 @@ def load_nwb(
             neuron_ids=np.asarray(units.id.data[:]),
             trial_ids=np.asarray(trials.id.data[:])[cut.keep],
             perturbations=table,
-            meta=meta,
+            meta={**meta, **opto_facts},
         )
         dataset.meta["sha256"] = file_sha256(path)
         return dataset
@@ -193,11 +193,17 @@ def _open(path: Path) -> Any:
 
     if not path.is_file():
         raise DatasetError(f"{path}: expected an NWB file; found no such file")
+    io = None
     try:
         io = pynwb.NWBHDF5IO(str(path), "r")
         io.read()
     except Exception as exc:  # h5py and hdmf raise many types for damaged or foreign files
+        if io is not None:  # opened but not readable: leave no handle open on the file
+            io.close()
         reason = (str(exc).strip().splitlines() or [""])[0]
+        builder = getattr(exc.args[0], "path", None) if len(exc.args) == 2 else None
+        if isinstance(builder, str):  # hdmf's ConstructError: (the object's builder, why it failed)
+            reason = f"{builder.removeprefix('root/')}: {exc.args[1]}"
         raise DatasetError(f"{path}: expected a readable NWB file; found {type(exc).__name__}: {reason}") from exc
     return io
 

@@ -4,7 +4,7 @@ Trials are laid out on one session clock, each as long as the recording's trial 
 a bin's c spikes are spread evenly inside it, so binning the file again at the same bin size gives
 the same counts. The units table holds the spike times, the E/I labels (``cell_type``) and the
 neuron ids; the trials table the condition and, for a recording with perturbations, the
-``perturbation_*`` columns (session-clock seconds, one perturbation per trial) beside an
+ragged ``perturbation_*`` columns (session-clock seconds, an entry per perturbation) beside an
 `OptogeneticStimulusSite` (docs/data-format.md). Task inputs and behaviour are not written:
 NWB readers build inputs from the task.
 """
@@ -22,6 +22,15 @@ from .dataset import DatasetError, NeuralDataset
 GAP_S = 0.5
 #: session start written into every file, so the same data give the same file contents
 SESSION_START = datetime(2000, 1, 1, tzinfo=timezone.utc)
+#: the ragged trials columns of the perturbations, one entry per perturbation of the trial
+NWB_COLUMNS = {
+    "perturbation_target": "targets of the trial's perturbations: E, I or unit ids '3,7' (none: control)",
+    "perturbation_kind": "activation or inactivation, per perturbation of the trial",
+    "perturbation_label": "type of each perturbation of the trial",
+    "perturbation_onset_time": "start of each perturbation of the trial (s, session clock)",
+    "perturbation_offset_time": "end of each perturbation of the trial (s, session clock)",
+    "perturbation_power": "strength of each perturbation of the trial (drive units)",
+}
 
 
 def _spike_times(counts: np.ndarray, starts_s: np.ndarray, bin_s: float) -> list[np.ndarray]:
@@ -36,31 +45,27 @@ def _spike_times(counts: np.ndarray, starts_s: np.ndarray, bin_s: float) -> list
     return trials
 
 
-def _perturbation_columns(dataset: NeuralDataset, starts_s: np.ndarray) -> dict[str, list[Any]]:
-    """The perturbation_* trials columns; windows on the session clock, from each trial's first bin."""
+def _perturbation_columns(dataset: NeuralDataset, starts_s: np.ndarray) -> dict[str, list[list[Any]]]:
+    """The ragged perturbation_* trials columns (a list per trial, empty for a control trial);
+    windows on the session clock, from each trial's first bin."""
     table = dataset.perturbations
     first_ms = dataset.time_ms[0] if dataset.time_ms is not None else 0.0
-    if len(np.unique(table.trial)) != len(table):
-        raise DatasetError(
-            f"{dataset.source}: variable 'perturbation_trial': expected one perturbation per trial to write "
-            "NWB trials columns; found a trial with several"
-        )
-    columns: dict[str, list[Any]] = {
-        name: [""] * dataset.n_trials for name in ("perturbation_target", "perturbation_kind", "perturbation_label")
-    }
-    for name in ("perturbation_onset_time", "perturbation_offset_time", "perturbation_power"):
-        columns[name] = [np.nan] * dataset.n_trials
+    columns: dict[str, list[list[Any]]] = {name: [[] for _ in range(dataset.n_trials)] for name in NWB_COLUMNS}
     ids = dataset.neuron_ids
     for row, trial in enumerate(table.trial.tolist()):
         target = str(table.target[row])
         if target == "neurons":
             target = ",".join(str(neuron_id) for neuron_id in ids[table.neurons[row]].tolist())
-        columns["perturbation_target"][trial] = target
-        columns["perturbation_kind"][trial] = str(table.kind[row])
-        columns["perturbation_label"][trial] = str(table.label[row])
-        columns["perturbation_onset_time"][trial] = starts_s[trial] + (table.onset_ms[row] - first_ms) / 1000.0
-        columns["perturbation_offset_time"][trial] = starts_s[trial] + (table.offset_ms[row] - first_ms) / 1000.0
-        columns["perturbation_power"][trial] = float(table.strength[row])
+        values = {
+            "perturbation_target": target,
+            "perturbation_kind": str(table.kind[row]),
+            "perturbation_label": str(table.label[row]),
+            "perturbation_onset_time": starts_s[trial] + (table.onset_ms[row] - first_ms) / 1000.0,
+            "perturbation_offset_time": starts_s[trial] + (table.offset_ms[row] - first_ms) / 1000.0,
+            "perturbation_power": float(table.strength[row]),
+        }
+        for name, value in values.items():
+            columns[name][trial].append(value)
     return columns
 
 
@@ -91,9 +96,7 @@ def write_nwb(dataset: NeuralDataset, path: str | Path) -> Path:
         )
         extra = _perturbation_columns(dataset, starts_s)
         for name in extra:
-            nwbfile.add_trial_column(
-                name, f"{name[len('perturbation_') :]} of the trial's perturbation (empty: control)"
-            )
+            nwbfile.add_trial_column(name, NWB_COLUMNS[name], index=True)
     for trial in range(dataset.n_trials):
         row = {name: values[trial] for name, values in extra.items()}
         condition = str(dataset.condition_labels[dataset.conditions[trial]])

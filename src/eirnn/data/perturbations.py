@@ -234,6 +234,12 @@ def trial_types(dataset: Any) -> np.ndarray:
     return np.full(dataset.n_trials, CONTROL) if table is None else table.trial_types(dataset.n_trials)
 
 
+def perturbation_labels(dataset: Any) -> set[str]:
+    """The perturbation types (labels) that some trial of `dataset` has, alone or beside another."""
+    table = dataset.perturbations
+    return set() if table is None else set(table.label.tolist())
+
+
 def perturbation_steps(dataset: Any) -> PerturbationSteps | None:
     """The dataset's perturbations as the model applies them; None when every trial is a control."""
     table = getattr(dataset, "perturbations", None)

@@ -182,6 +182,23 @@ def _simulate_unit_rates(
     return unit_rates
 
 
+def _perturbation_trials(
+    seed: int,
+    time_ms: np.ndarray,
+    is_inhibitory: np.ndarray,
+    recorded: np.ndarray,
+    n_trials: int,
+    settings: tuple[float, Sequence[str], int],
+) -> tuple[dict[str, Protocol], PerturbationTable | None, Callable[[int], np.ndarray] | None]:
+    """The protocols the network knows, the recording's perturbation table and the drive it adds
+    (None, None without perturbations); `settings`: (fraction, types, perturbations per trial)."""
+    fraction, types, per_trial = settings
+    protocols = make_protocols(is_inhibitory[recorded], time_ms, seed)
+    table = perturbation_table(protocols, types, fraction, n_trials, len(recorded), seed, per_trial)
+    drive = None if table is None else _perturbation_drive(table, n_trials, time_ms, is_inhibitory, recorded)
+    return protocols, table, drive
+
+
 def _perturbation_drive(
     table: PerturbationTable, n_trials: int, time_ms: np.ndarray, is_inhibitory: np.ndarray, recorded: np.ndarray
 ) -> Callable[[int], np.ndarray]:
@@ -237,6 +254,7 @@ def make_recording(
     spectral_radius: float = SPECTRAL_RADIUS,
     perturbation_fraction: float = 0.0,
     perturbation_types: Sequence[str] = RECORDED_TYPES,
+    perturbations_per_trial: int = 1,
 ) -> tuple[NeuralDataset, GroundTruth]:
     """Simulate a recording of ``n_e`` + ``n_i`` neurons (labels interleaved in file order).
 
@@ -245,8 +263,8 @@ def make_recording(
     fixation, ``n_conditions`` cues, go, ``n_inputs - n_conditions - 2`` contexts. Deterministic
     per seed. ``trial_state_spread`` > 0 starts each trial from the burnt-in state plus an offset
     of that s.d. along the TRIAL_STATE_DIMS slowest modes of W (`GroundTruth.initial_offsets`).
-    ``perturbation_fraction`` of the trials get one perturbation each, of ``perturbation_types``
-    (`synthetic_perturbations.PROTOCOLS`) in turn; with 0 the recording is the one without.
+    ``perturbation_fraction`` of the trials get ``perturbations_per_trial`` perturbations each, of
+    ``perturbation_types`` (`synthetic_perturbations`) in turn; with 0 the recording is the one without.
     """
     _check_sizes(n_inputs, n_conditions, bin_ms, min(n_e, n_i, n_bins, n_trials, n_conditions), spectral_radius)
     rng = np.random.default_rng(seed)
@@ -257,9 +275,8 @@ def make_recording(
     )
     conditions, go, inputs = _task(rng, n_trials, n_bins, n_conditions, n_inputs)
     time_ms = np.arange(n_bins) * bin_ms
-    protocols = make_protocols(is_inhibitory[recorded], time_ms, seed)
-    table = perturbation_table(protocols, perturbation_types, perturbation_fraction, n_trials, len(recorded), seed)
-    drive = None if table is None else _perturbation_drive(table, n_trials, time_ms, is_inhibitory, recorded)
+    perturbing = (perturbation_fraction, perturbation_types, perturbations_per_trial)
+    protocols, table, drive = _perturbation_trials(seed, time_ms, is_inhibitory, recorded, n_trials, perturbing)
     offsets = _trial_state_offsets(seed, w_rec, n_trials, trial_state_spread) if trial_state_spread > 0 else None
     unit_rates = _simulate_unit_rates(rng, inputs, w_rec, w_in, bias, bin_ms, drive, initial_offsets=offsets)
 

@@ -69,27 +69,39 @@ def make_protocols(is_inhibitory_neuron: np.ndarray, time_ms: np.ndarray, seed: 
 
 
 def perturbation_table(
-    protocols: dict[str, Protocol], types: Sequence[str], fraction: float, n_trials: int, n_neurons: int, seed: int
+    protocols: dict[str, Protocol],
+    types: Sequence[str],
+    fraction: float,
+    n_trials: int,
+    n_neurons: int,
+    seed: int,
+    per_trial: int = 1,
 ) -> PerturbationTable | None:
     """The perturbation table of a recording whose `fraction` of trials (drawn with the seed's own
-    stream) each get one perturbation, the types taking turns in a random order; None for 0."""
+    stream) each get `per_trial` perturbations of different types: the first types taking turns in
+    a random order, each further one the type after the previous in `types`; None for 0."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"perturbation_fraction: expected a fraction in [0, 1]; found {fraction}")
     unknown = [label for label in types if label not in protocols]
     if unknown or not types:
         raise ValueError(f"perturbation_types: expected some of {list(protocols)}; found {list(types)}")
+    if not 1 <= per_trial <= len(types):
+        raise ValueError(f"perturbations_per_trial: expected 1..{len(types)} (the types); found {per_trial}")
     n_perturbed = round(fraction * n_trials)
     if n_perturbed == 0:
         return None
     rng = np.random.default_rng([seed, PERTURBATION_STREAM])
     trials = np.sort(rng.choice(n_trials, n_perturbed, replace=False))
-    labels = np.array(types)[rng.permutation(np.arange(n_perturbed) % len(types))]
+    first = rng.permutation(np.arange(n_perturbed) % len(types))
+    # row r of trial k: the type after the trial's first by r, so one trial's types differ
+    type_index = (first[:, None] + np.arange(per_trial)[None, :]) % len(types)
+    labels = np.array(types)[type_index.ravel()]
     chosen = [protocols[label] for label in labels]
-    neurons = np.zeros((n_perturbed, n_neurons), dtype=bool)
+    neurons = np.zeros((len(chosen), n_neurons), dtype=bool)
     for row, protocol in enumerate(chosen):
         neurons[row, list(protocol.channel.neurons)] = True
     return PerturbationTable(
-        trial=trials,
+        trial=np.repeat(trials, per_trial),
         target=np.array([protocol.channel.target for protocol in chosen]),
         neurons=neurons,
         onset_ms=np.array([protocol.onset_ms for protocol in chosen]),

@@ -1,6 +1,5 @@
 """Excitatory/inhibitory (Dale's-law) leaky rate RNN, its input embeddings and fast recurrence."""
 
-from eirnn.choices import ACTIVATIONS, EMBEDDINGS
 from eirnn.model.embeddings import AttentionEmbedding, LinearEmbedding, MLPEmbedding, create_embedding
 from eirnn.model.network import (
     EIRNN,
@@ -13,9 +12,7 @@ from eirnn.model.network import (
 from eirnn.model.prepared_inputs import PreparedInputs, prepare_inputs
 
 __all__ = [
-    "ACTIVATIONS",
     "EIRNN",
-    "EMBEDDINGS",
     "AttentionEmbedding",
     "LinearEmbedding",
     "MLPEmbedding",

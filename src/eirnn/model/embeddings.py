@@ -9,9 +9,12 @@ from torch import nn
 
 from eirnn.choices import EMBEDDINGS
 
+# Every embedding takes (n_inputs, embed_dim, heads, token_dim), so that `create_embedding` builds
+# each alike from its registry entry; heads and token_dim shape the attention embedding only.
+
 
 class LinearEmbedding(nn.Module):
-    def __init__(self, n_inputs: int, embed_dim: int) -> None:
+    def __init__(self, n_inputs: int, embed_dim: int, heads: int = 4, token_dim: int = 16) -> None:
         super().__init__()
         self.projection = nn.Linear(n_inputs, embed_dim)
 
@@ -22,7 +25,7 @@ class LinearEmbedding(nn.Module):
 class MLPEmbedding(nn.Module):
     """One hidden layer of width `embed_dim` with a GELU."""
 
-    def __init__(self, n_inputs: int, embed_dim: int) -> None:
+    def __init__(self, n_inputs: int, embed_dim: int, heads: int = 4, token_dim: int = 16) -> None:
         super().__init__()
         self.hidden = nn.Linear(n_inputs, embed_dim)
         self.output = nn.Linear(embed_dim, embed_dim)
@@ -78,10 +81,14 @@ class AttentionEmbedding(nn.Module):
 
 
 def create_embedding(kind: str, n_inputs: int, embed_dim: int, *, heads: int = 4, token_dim: int = 16) -> nn.Module:
-    if kind == "linear":
-        return LinearEmbedding(n_inputs, embed_dim)
-    if kind == "mlp":
-        return MLPEmbedding(n_inputs, embed_dim)
-    if kind == "attention":
-        return AttentionEmbedding(n_inputs, embed_dim, heads=heads, token_dim=token_dim)
-    raise ValueError(f"input_embed_type must be one of {EMBEDDINGS}, got {kind!r}")
+    """The input embedding named `kind` (`TrainConfig.input_embed_type`, `eirnn.choices.EMBEDDINGS`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from eirnn.model.embeddings import create_embedding
+    >>> embedding = create_embedding("attention", n_inputs=3, embed_dim=8, heads=2, token_dim=4)
+    >>> embedding(torch.zeros(5, 3)).shape
+    torch.Size([5, 8])
+    """
+    return EMBEDDINGS[kind](n_inputs, embed_dim, heads=heads, token_dim=token_dim)

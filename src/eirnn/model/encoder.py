@@ -64,6 +64,21 @@ class InitialStateEncoder(nn.Module):
         return self.to_offset(torch.cat([last[0], last[1]], dim=-1))
 
 
+def no_encoder(held_in: Sequence[int], n_units: int, hidden: int, forward_bins: int) -> None:
+    """`initial_state` "shared": no encoder, every trial starts from the network's h0 (the
+    arguments are those of `InitialStateEncoder`, which "inferred" builds).
+
+    Examples
+    --------
+    >>> from eirnn.choices import INITIAL_STATES
+    >>> INITIAL_STATES["shared"]([0, 1], 5, 8, 0) is None
+    True
+    >>> type(INITIAL_STATES["inferred"]([0, 1], 5, 8, 0)).__name__
+    'InitialStateEncoder'
+    """
+    return None
+
+
 def encoder_spikes(dataset: Any, device: torch.device | str) -> torch.Tensor:
     """What an inferred-state model reads from a data set (duck-typed: counts, rates_hz, bin_s):
     its spike counts per bin, float32 [trials, time, neurons] (NaN padding kept), or, for

@@ -21,10 +21,10 @@ from torch import nn
 
 from eirnn.choices import ACTIVATIONS, INITIAL_STATES, PERTURBATION_GAINS
 from eirnn.model.embeddings import create_embedding
-from eirnn.model.encoder import InitialStateEncoder, held_in_neurons
+from eirnn.model.encoder import held_in_neurons
 from eirnn.model.noise import fill_standard_normal
 from eirnn.model.prepared_inputs import PreparedInputs, prepare_inputs
-from eirnn.model.recurrence import activate, run_recurrence
+from eirnn.model.recurrence import run_recurrence
 
 # set_rate_scale floors the mean rate of silent neurons, whose gain would otherwise be log(0)
 MIN_MEAN_RATE_HZ = 0.1
@@ -124,6 +124,30 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def fixed_perturbation_gain() -> None:
+    """`perturbation_gain` "fixed": no parameter, a perturbation drives its units by its strength.
+
+    Examples
+    --------
+    >>> from eirnn.choices import PERTURBATION_GAINS
+    >>> PERTURBATION_GAINS["fixed"]() is None
+    True
+    """
+    return None
+
+
+def learned_perturbation_gain() -> nn.Parameter:
+    """`perturbation_gain` "learned": the log gains onto E and onto I units, starting at gain 1.
+
+    Examples
+    --------
+    >>> from eirnn.choices import PERTURBATION_GAINS
+    >>> PERTURBATION_GAINS["learned"]().shape
+    torch.Size([2])
+    """
+    return nn.Parameter(torch.zeros(2))
+
+
 class EIRNN(nn.Module):
     """Dale's-law leaky rate RNN; see the module docstring for the equations.
 
@@ -167,13 +191,9 @@ class EIRNN(nn.Module):
         self.hparams["neuron_labels"] = None if neuron_labels is None else [int(label) for label in neuron_labels]
         self.hparams["device"] = str(device)
         self.hparams["heldout_neurons"] = None if heldout_neurons is None else [int(i) for i in heldout_neurons]
-        for name, value, choices in (
-            ("initial_state", initial_state, INITIAL_STATES),
-            ("activation", activation, ACTIVATIONS),
-            ("perturbation_gain", perturbation_gain, PERTURBATION_GAINS),
-        ):
-            if value not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        # looked up first, so that an unknown name fails before anything is built
+        build_encoder, perturbation_log_gain = INITIAL_STATES[initial_state], PERTURBATION_GAINS[perturbation_gain]
+        self.nonlinearity = ACTIVATIONS[activation]
         if not 0 < dt <= tau:
             raise ValueError(f"need 0 < dt <= tau for stable leaky integration, got dt={dt}, tau={tau}")
         if n_outputs < 0 or n_inputs < 1:
@@ -204,19 +224,13 @@ class EIRNN(nn.Module):
             self.readout = nn.Linear(self.n_e, n_outputs) if n_outputs else None
             # built last, so that a shared-state model draws exactly the weights it always drew
             held_in = held_in_neurons(len(units), heldout_neurons)
-            self.encoder = None
-            if initial_state == "inferred":
-                self.encoder = InitialStateEncoder(held_in, self.n_units, encoder_hidden, forward_bins)
+            self.encoder = build_encoder(held_in, self.n_units, encoder_hidden, forward_bins)
         self._register_shared_state(float(h0_init), learnable_h0)
-        self._register_gains(len(units), perturbation_gain == "learned")
+        # Hz per unit of r of each recorded neuron; the drive per unit of perturbation strength
+        # onto E and onto I units (None: fixed at 1)
+        self.log_rate_gain = nn.Parameter(torch.zeros(len(units)))
+        self.register_parameter("log_perturbation_gain", perturbation_log_gain())
         self.to(resolve_device(device))
-
-    def _register_gains(self, n_recorded: int, learned_perturbation_gain: bool) -> None:
-        """Hz per unit of r of each recorded neuron, and the drive per unit of perturbation
-        strength onto E and onto I units (fixed at 1 unless learned)."""
-        self.log_rate_gain = nn.Parameter(torch.zeros(n_recorded))
-        learned = nn.Parameter(torch.zeros(2)) if learned_perturbation_gain else None
-        self.register_parameter("log_perturbation_gain", learned)
 
     def _register_shared_state(self, h0_init: float, learnable: bool) -> None:
         """The shared initial state h0 [N]: a parameter, or a fixed buffer."""
@@ -278,7 +292,7 @@ class EIRNN(nn.Module):
         if mean.shape != (self.n_recorded,):
             raise ValueError(f"mean_rates_hz must have shape ({self.n_recorded},), got {tuple(mean.shape)}")
         with torch.no_grad():
-            initial_rate = activate(self.h0[self.recorded_units], self.activation).clamp_min(1e-6)
+            initial_rate = self.nonlinearity.rate(self.h0[self.recorded_units]).clamp_min(1e-6)
             self.log_rate_gain.copy_((mean.clamp_min(MIN_MEAN_RATE_HZ) / initial_rate).log())
 
     @property

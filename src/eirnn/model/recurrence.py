@@ -51,36 +51,11 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 
 from eirnn.choices import ACTIVATIONS
 from eirnn.model.cpu_threads import batch_chunks, map_chunks
 from eirnn.model.noise import fill_standard_normal
 from eirnn.model.workspace import WORKSPACE
-
-
-def activate(x: torch.Tensor, activation: str, out: torch.Tensor | None = None) -> torch.Tensor:
-    """The rate nonlinearity, optionally written into `out` (same numbers as F.softplus / F.relu)."""
-    if activation == "softplus":
-        if out is None:
-            return F.softplus(x)
-        return torch.ops.aten.softplus.out(x, 1, 20, out=out)
-    if activation == "relu":
-        return torch.clamp_min(x, 0.0, out=out) if out is not None else F.relu(x)
-    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-
-
-def _multiply_by_activation_slope(
-    grad: torch.Tensor, rate: torch.Tensor, activation: str, scratch: torch.Tensor
-) -> None:
-    """grad *= f'(x), from the rate r = f(x), with `scratch` (shaped like r) as working space."""
-    if activation == "softplus":
-        # f'(x) = sigmoid(x) = 1 - exp(-softplus(x)); above F.softplus's threshold of 20, where
-        # r = x, exp(-r) rounds the slope to exactly 1 in float32, as sigmoid does
-        torch.exp(torch.neg(rate, out=scratch), out=scratch)
-        grad.addcmul_(grad, scratch, value=-1.0)
-    else:
-        grad.masked_fill_(rate <= 0, 0.0)
 
 
 def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtype) -> torch.Tensor:
@@ -129,7 +104,8 @@ def _forward_steps(
     # x[t] and x[t+1] in two small buffers that stay in cache, swapped every step; the drive is
     # gathered straight into x[t+1] rather than in a pass over a whole [T, B, N] buffer
     state, following = initial_state.clone(), torch.empty_like(initial_state)
-    activate(state, activation, out=rate_steps[0])
+    rate_of = ACTIVATIONS[activation].rate
+    rate_of(state, out=rate_steps[0])
     for step in range(len(row_steps)):
         rate = rate_steps[step + 1]
         torch.index_select(drive_table, 0, row_steps[step], out=following)
@@ -137,7 +113,7 @@ def _forward_steps(
             following.add_(noise_steps[step])
         following.add_(state, alpha=leak)
         following.addmm_(rate_steps[step], weight_t)
-        activate(following, activation, out=rate)
+        rate_of(following, out=rate)
         torch.mul(scaled_rate_sources[step], rate_gain, out=scaled_rate_steps[step])
         for readout, readout_weight in zip(readout_steps, readout_weights):
             torch.mm(rate, readout_weight, out=readout[step])
@@ -169,6 +145,7 @@ def _adjoint_steps(
     ]
     weight_grad = weight.new_zeros(weight.shape)
     slope = rates.new_empty(rates.shape[1:])
+    multiply_by_slope = ACTIVATIONS[activation].multiply_by_slope
     for step in range(last, -1, -1):
         current, rate = adjoint_steps[step], rate_steps[step]
         if step < last:
@@ -188,7 +165,7 @@ def _adjoint_steps(
                     readout_grad.addmm_(rate.t(), grad_readout[step - 1])  # type: ignore[union-attr]
             if grad_units is not None:
                 current.add_(grad_units[step - 1])
-        _multiply_by_activation_slope(current, rate, activation, slope)
+        multiply_by_slope(current, rate, slope)
         if step < last:
             current.add_(adjoint_steps[step + 1], alpha=leak)
     gain_grad = None if gain_grad_per_trial is None else gain_grad_per_trial.sum(0)
@@ -329,8 +306,7 @@ def run_recurrence(
     rate_gain [n]: gains of units 0..n-1; noise_std: standard deviation of the state noise per
     step (0 = none); row_sums: `drive_row_sums` of step_rows, built here when not given.
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    ACTIVATIONS[activation]  # an unknown name fails here, before any work
     if step_rows.numel() == 0:
         raise ValueError("inputs need at least one time step")
     differentiable = (x0, weight, drive_table, rate_gain, *readout_weights)

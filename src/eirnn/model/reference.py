@@ -9,12 +9,9 @@ benchmarks/bench_epoch.py times both. It is not used in training.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from eirnn.model.network import EIRNN, ModelOutput
 from eirnn.model.prepared_inputs import PreparedInputs
-
-NONLINEARITIES = {"softplus": F.softplus, "relu": F.relu}
 
 
 class ReferenceEIRNN(EIRNN):
@@ -27,7 +24,7 @@ class ReferenceEIRNN(EIRNN):
         if isinstance(inputs, PreparedInputs):
             inputs = inputs.dense()
         batch_size, n_steps, _ = inputs.shape
-        nonlinearity = NONLINEARITIES[self.activation]
+        nonlinearity = self.nonlinearity.rate
         weights = self.effective_recurrent_weights()
         xi = self.draw_noise(batch_size, n_steps, generator) if self.uses_noise(noise) else None
         x = self.h0.expand(batch_size, self.n_units)

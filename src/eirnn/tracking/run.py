@@ -96,13 +96,14 @@ def _log_model(model: Any, val_inputs: np.ndarray, folder: Path) -> str:
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    from eirnn.tracking.serving import MODEL_CODE, pyfunc_artifacts
+    from eirnn.tracking.serving import MODEL_CODE, perturbation_params_schema, pyfunc_artifacts
 
     n_inputs, n_neurons = val_inputs.shape[-1], int(model.recorded_units.numel())
     # -1 on trials and time: the signature accepts any number of trials and bins
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_inputs))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, n_neurons))]),
+        params=perturbation_params_schema(),
     )
     with _without_mlflow_chatter():
         info = mlflow.pyfunc.log_model(

@@ -11,17 +11,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import torch
 
+from eirnn.data.perturbations import PerturbationSteps, checked_table
 from eirnn.model.network_files import load_network, save_network_files
 
 WEIGHTS_ARTIFACT = "network_state"
 HPARAMS_ARTIFACT = "network_hparams"
 MODEL_CODE = Path(__file__).with_name("model_code.py")
+#: the pyfunc's params: the trials' perturbations, one entry per perturbation, named as the data
+#: format's variables (docs/data-format.md), and the bins' times; all empty = no perturbation
+PERTURBATION_PARAMS = {
+    "perturbation_trial": "long",  # the trial's index in the model input
+    "perturbation_target": "string",  # E, I or neurons
+    "perturbation_neurons": "string",  # a neurons row's neuron indices "3,7" (model order); else ""
+    "perturbation_onset_ms": "double",
+    "perturbation_offset_ms": "double",
+    "perturbation_kind": "string",  # activation or inactivation
+    "perturbation_strength": "double",
+    "time_ms": "double",  # the bins' times, for the windows (default 0, bin_ms, ...)
+}
 
 
 def pyfunc_artifacts(network: torch.nn.Module, folder: str | Path) -> dict[str, str]:
@@ -43,12 +57,68 @@ def predict_input(network: Any, inputs: np.ndarray, spikes: np.ndarray | None = 
     return np.concatenate([inputs, np.asarray(spikes, dtype=np.float32)], axis=-1)
 
 
+def perturbation_params_schema() -> Any:
+    """The logged signature's params: PERTURBATION_PARAMS, lists defaulting to empty."""
+    from mlflow.types import ParamSchema, ParamSpec
+
+    return ParamSchema([ParamSpec(name, kind, [], (-1,)) for name, kind in PERTURBATION_PARAMS.items()])
+
+
+def _params_error(variable: str, expected: str, found: str) -> None:
+    raise ValueError(f"params '{variable}': expected {expected}; found {found}")
+
+
+def _neuron_matrix(texts: np.ndarray, n_neurons: int) -> np.ndarray | None:
+    """[perturbations, neurons] 0/1 from each row's "3,7" (None when no row lists neurons)."""
+    if not any(str(text).strip() for text in texts):
+        return None
+    matrix = np.zeros((len(texts), n_neurons), dtype=np.uint8)
+    for row, text in enumerate(texts):
+        try:
+            listed = [int(item) for item in str(text).split(",") if item.strip()]
+        except ValueError:
+            _params_error(
+                "perturbation_neurons", "neuron indices such as '3,7', one entry per perturbation", repr(text)
+            )
+        if any(not 0 <= neuron < n_neurons for neuron in listed):
+            _params_error("perturbation_neurons", f"neuron indices 0..{n_neurons - 1}", repr(text))
+        matrix[row, listed] = 1
+    return matrix
+
+
+def perturbation_from_params(network: Any, params: dict | None, n_trials: int, n_bins: int) -> PerturbationSteps | None:
+    """The trials' perturbations given as pyfunc params (PERTURBATION_PARAMS), as the model applies
+    them; None without any. Checked as a data file's are: a bad entry is a one-line ValueError."""
+    given = {name: np.asarray(value).ravel() for name, value in (params or {}).items() if name in PERTURBATION_PARAMS}
+    if not len(given.get("perturbation_target", ())):
+        return None
+    n_neurons, bin_ms = int(network.n_recorded), float(network.hparams["dt"])
+    time_ms = given.get("time_ms")
+    if time_ms is None or not len(time_ms):
+        time_ms = np.arange(n_bins) * bin_ms
+    elif len(time_ms) != n_bins:
+        _params_error("time_ms", f"{n_bins} bin times (one per bin of the input)", f"{len(time_ms)}")
+    columns = {name.removeprefix("perturbation_"): value for name, value in given.items() if name != "time_ms"}
+    columns["neurons"] = _neuron_matrix(columns.pop("neurons", np.array([])), n_neurons)
+    trials = SimpleNamespace(
+        n_trials=n_trials,
+        trial_ids=np.arange(n_trials),
+        neuron_ids=np.arange(n_neurons),
+        time_ms=np.asarray(time_ms, dtype=float),
+        n_bins=n_bins,
+        bin_ms=bin_ms,
+    )
+    table = checked_table(columns, trials, _params_error)
+    return None if table is None else table.steps(n_trials, trials.time_ms)
+
+
 class RatePredictor(mlflow.pyfunc.PythonModel):
     """Rates in, rates out: float inputs [trials, time, n_inputs] -> firing rates in Hz
     [trials, time, neurons], deterministic (process noise off), any number of trials and bins.
     An inferred-state model (`initial_state="inferred"`) takes [trials, time, n_inputs + n_neurons]:
     each trial's inputs and then its spike counts (`predict_input`), and predicts each trial
-    from its own inferred initial state."""
+    from its own inferred initial state. The trials' perturbations, if any, are params
+    (PERTURBATION_PARAMS), applied as in training; without them every trial is a control."""
 
     def load_context(self, context: Any) -> None:
         self.network = load_network(context.artifacts[WEIGHTS_ARTIFACT], context.artifacts[HPARAMS_ARTIFACT])
@@ -59,8 +129,9 @@ class RatePredictor(mlflow.pyfunc.PythonModel):
         values = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
         n_inputs = self.network.n_inputs
         spikes = values[..., n_inputs:] if self.network.infers_initial_state else None
+        steps = perturbation_from_params(self.network, params, values.shape[0], values.shape[1])
         with torch.no_grad():
-            prepared = self.network.prepare_inputs(values[..., :n_inputs], spikes)
+            prepared = self.network.prepare_inputs(values[..., :n_inputs], spikes, steps)
             return self.network(prepared, noise=False).rates.numpy()
 
 

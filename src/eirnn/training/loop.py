@@ -17,9 +17,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from eirnn.config import ConfigError, TrainConfig
+from eirnn.choices import LOSSES, OBJECTIVES, RECURRENT_INITS
+from eirnn.config import ConfigError
+from eirnn.config_sections import FitSettings
 from eirnn.data.perturbations import perturbation_steps
-from eirnn.losses import NormalizedMSE, PoissonNLL, Targets, behavior_mse, time_major
+from eirnn.losses import Targets, behavior_mse, time_major
 from eirnn.model.encoder import encoder_spikes
 from eirnn.training.checkpoints import CheckpointWriter, restore_resumable_state, state_on_cpu
 from eirnn.training.early_stopping import EarlyStopping
@@ -28,7 +30,7 @@ from eirnn.training.interrupts import StopRequest
 from eirnn.training.next_step import single_trial_rates
 from eirnn.training.progress import ProgressDisplay
 from eirnn.training.schedules import epoch_learning_rate
-from eirnn.training.teacher_forcing import initialise_from_regression, teacher_forced_loss
+from eirnn.training.teacher_forcing import teacher_forced_loss
 from eirnn.training.validation import (
     ValidationScorer,
     check_selection_metric,
@@ -84,12 +86,12 @@ def prepared_trials(model: torch.nn.Module, dataset: Any, device: torch.device) 
     return model.prepare_inputs(inputs, spikes, perturbation=perturbation_steps(dataset))
 
 
-def make_loss(config: TrainConfig, train: Any, targets: Targets):
-    if config.loss == "poisson":
-        if targets.counts is None:
-            raise ConfigError("loss: 'poisson' needs spike counts, but the data has rates only; use loss=mse")
-        return PoissonNLL(train.bin_s)
-    return NormalizedMSE(targets.rates_hz)
+def make_loss(settings: FitSettings, train: Any, targets: Targets):
+    """The training loss named by `settings.loss` (`eirnn.choices.LOSSES`) for these targets."""
+    loss_class = LOSSES[settings.loss]
+    if loss_class.needs_counts and targets.counts is None:
+        raise ConfigError(f"loss: {settings.loss!r} needs spike counts, but the data has rates only; use loss=mse")
+    return loss_class.for_training(targets, train.bin_s)
 
 
 def train_epoch(
@@ -155,28 +157,29 @@ class _Training:
     """What one fit prepares once and mutates every epoch: the model, its prepared inputs and
     targets, the optimiser, the random generator, early stopping, the history and the best weights."""
 
-    def __init__(self, model: torch.nn.Module, train: Any, val: Any, config: TrainConfig) -> None:
-        self.model, self.config = model, config
+    def __init__(self, model: torch.nn.Module, train: Any, val: Any, settings: FitSettings) -> None:
+        self.model, self.settings = model, settings
         self.device = device = next(model.parameters()).device
         self.train_inputs, self.val_inputs = (prepared_trials(model, part, device) for part in (train, val))
-        teacher_forced = config.objective == "teacher_forced" and config.teacher_forcing_weight > 0
-        self.teacher_forcing_weight = config.teacher_forcing_weight if teacher_forced else 0.0
-        smoothing = config.single_trial_smoothing_bins if teacher_forced else None
+        self.teacher_forcing_weight = OBJECTIVES[settings.objective](settings)
+        smoothing = settings.single_trial_smoothing_bins if self.teacher_forcing_weight > 0 else None
         self.train_targets, self.val_targets = make_targets(train, device, smoothing), make_targets(val, device)
-        if not config.recurrent:
+        if not settings.recurrent:
             hold_recurrence_at_zero(model)
-        self.loss_fn = make_loss(config, train, self.train_targets)
+        self.loss_fn = make_loss(settings, train, self.train_targets)
         hparams = getattr(model, "hparams", {})
-        check_selection_metric(config.selection_metric, val, hparams.get("heldout_neurons"))
+        check_selection_metric(settings.selection_metric, val, hparams.get("heldout_neurons"))
         self.scorer = ValidationScorer(val, device, hparams.get("heldout_neurons"), hparams.get("forward_bins", 0))
         use_behavior = self.train_targets.behavior is not None and getattr(model, "n_outputs", 0) > 0
-        self.behavior_weight = config.behavior_weight if use_behavior else 0.0
+        self.behavior_weight = settings.behavior_weight if use_behavior else 0.0
         n_train = self.train_targets.rates_hz.shape[0]
-        self.batch_size = config.batch_size if 0 < config.batch_size < n_train else n_train
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.batch_size = settings.batch_size if 0 < settings.batch_size < n_train else n_train
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+        self.generator = torch.Generator(device=device).manual_seed(settings.seed)
         self.stopping = EarlyStopping(
-            config.patience, config.smoothing, higher_is_better(config.selection_metric), config.min_delta
+            settings.patience, settings.smoothing, higher_is_better(settings.selection_metric), settings.min_delta
         )
         self.history: list[dict[str, float]] = []
         self.best_state = state_on_cpu(model)
@@ -188,15 +191,15 @@ class _Training:
             restore_resumable_state(self, resume_from)
         else:
             self.model.set_rate_scale(torch.as_tensor(train.rates_hz.mean(axis=(0, 1)), dtype=torch.float32))
-            if self.config.recurrent_init == "least_squares" and self.config.recurrent:
-                rates = single_trial_rates(train, self.config.single_trial_smoothing_bins)
-                initialise_from_regression(self.model, rates, train.inputs, train.ei_labels)
+            if self.settings.recurrent:
+                initialise = RECURRENT_INITS[self.settings.recurrent_init]
+                initialise(self.model, train, self.settings.single_trial_smoothing_bins)
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One training pass and the validation scores; appended to the history."""
         epoch_started = time.perf_counter()
         rate = epoch_learning_rate(
-            self.config.lr_schedule, self.config, epoch, self.history, self.stopping.reference_epoch
+            self.settings.lr_schedule, self.settings, epoch, self.history, self.stopping.reference_epoch
         )
         for group in self.optimizer.param_groups:
             group["lr"] = rate
@@ -208,15 +211,15 @@ class _Training:
             self.optimizer,
             self.generator,
             batch_size=self.batch_size,
-            grad_clip=self.config.grad_clip,
+            grad_clip=self.settings.grad_clip,
             behavior_weight=self.behavior_weight,
             teacher_forcing_weight=self.teacher_forcing_weight,
             epoch=epoch,
-            initial_state_penalty=self.config.initial_state_penalty,
+            initial_state_penalty=self.settings.initial_state_penalty,
         )
         metrics = {"train_loss": train_loss}
         metrics.update(validation_metrics(self.model, self.val_inputs, self.val_targets, self.loss_fn, self.scorer))
-        metrics["selection_score"] = selection_score(metrics, self.config.selection_metric)
+        metrics["selection_score"] = selection_score(metrics, self.settings.selection_metric)
         metrics["learning_rate"] = self.optimizer.param_groups[0]["lr"]
         metrics["epoch_seconds"] = time.perf_counter() - epoch_started
         self.history.append(dict(metrics, epoch=epoch))
@@ -244,22 +247,22 @@ class _Training:
             stop_reason=stop_reason,
             training_seconds=previous_seconds + seconds,
             best_state=copy.deepcopy(self.best_state),
-            selection_metric=self.config.selection_metric,
+            selection_metric=self.settings.selection_metric,
             best_selection_score=best["selection_score"],
             final_selection_score=final["selection_score"],
             stop_detail=self.stop_detail(stop_reason, len(history)),
         )
 
     def stop_detail(self, stop_reason: str, epochs: int) -> str:
-        config = self.config
-        smoothed = f"smoothed ({config.smoothing:g}) " if config.smoothing > 0 else ""
+        settings = self.settings
+        smoothed = f"smoothed ({settings.smoothing:g}) " if settings.smoothing > 0 else ""
         return {
             "patience": (
-                f"the {smoothed}validation {config.selection_metric} rose by less than {config.min_delta:g} in "
-                f"{config.patience} epochs after epoch {self.stopping.reference_epoch + 1}; stopped after epoch "
+                f"the {smoothed}validation {settings.selection_metric} rose by less than {settings.min_delta:g} in "
+                f"{settings.patience} epochs after epoch {self.stopping.reference_epoch + 1}; stopped after epoch "
                 f"{epochs}, best epoch {self.stopping.best_epoch + 1}"
             ),
-            "max_epochs": f"reached max_epochs={config.max_epochs} (the score was still improving within patience)",
+            "max_epochs": f"reached max_epochs={settings.max_epochs} (the score was still improving within patience)",
             "callback": f"stopped by a callback (e.g. the Optuna pruner) after epoch {epochs}",
         }[stop_reason]
 
@@ -268,35 +271,51 @@ def fit(
     model: torch.nn.Module,
     train: Any,
     val: Any,
-    config: TrainConfig,
+    settings: FitSettings,
     callbacks: Sequence[Callback] = (),
     *,
     checkpoint_dir: str | Path | None = None,
     resume_from: str | Path | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train `model` on `train`, early-stopping on `val`'s `config.selection_metric`.
+    """Train `model` on `train`, early-stopping on `val`'s `settings.selection_metric`.
 
+    `settings` are the fit's settings only, ``config.section("training")`` (`FitSettings`).
     With `checkpoint_dir`, writes model_best.pt and model_final.pt (state dicts, loadable with
     `model.load_state_dict(torch.load(path, weights_only=True))`) and a resumable `last.ckpt`
     (model, optimiser, epoch, random generator, early-stopping state and history) every
-    `config.checkpoint_every` epochs (plus a numbered copy) and every `config.checkpoint_seconds`.
+    `settings.checkpoint_every` epochs (plus a numbered copy) and every `settings.checkpoint_seconds`.
     `resume_from` continues from such a file exactly where it stopped.
 
     SIGTERM or SIGINT end the current epoch, write `last.ckpt` and raise TrainingInterrupted.
+
+    Examples
+    --------
+    >>> from eirnn.config import TrainConfig
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.pipeline import prepare
+    >>> from eirnn.training import fit
+    >>> config = TrainConfig(max_epochs=2, input_embed_dim=8, attention_heads=2, threads=1)
+    >>> dataset, _ = make_recording(seed=0, n_e=4, n_i=2, n_trials=20, n_bins=10)
+    >>> prepared = prepare(config, dataset=dataset)
+    >>> result = fit(prepared.model, prepared.train, prepared.val, config.section("training"), progress=False)
+    >>> result.total_epochs, result.stop_reason
+    (2, 'max_epochs')
     """
-    training = _Training(model, train, val, config)
+    if not isinstance(settings, FitSettings):
+        raise TypeError(f"fit takes the fit settings, config.section('training'), found {type(settings).__name__}")
+    training = _Training(model, train, val, settings)
     training.start(train, resume_from)
-    checkpoints = CheckpointWriter(checkpoint_dir, config.checkpoint_every, callbacks, config.checkpoint_seconds)
+    checkpoints = CheckpointWriter(checkpoint_dir, settings.checkpoint_every, callbacks, settings.checkpoint_seconds)
     display = (
-        ProgressDisplay(config.max_epochs, training.start_epoch, selection_metric=config.selection_metric)
+        ProgressDisplay(settings.max_epochs, training.start_epoch, selection_metric=settings.selection_metric)
         if progress
         else None
     )
     listeners: list[Any] = [*([display] if display else []), *callbacks]
     stop_reason, epoch, started = "max_epochs", training.start_epoch - 1, time.perf_counter()
     with StopRequest().installed() as stop_signal:
-        for epoch in range(training.start_epoch, config.max_epochs):
+        for epoch in range(training.start_epoch, settings.max_epochs):
             try:
                 metrics = training.run_epoch(epoch)
             except TrainingDivergedError as error:

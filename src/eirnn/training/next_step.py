@@ -28,6 +28,8 @@ from scipy.linalg import cho_factor, solve_triangular
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import lsq_linear
 
+from eirnn.choices import ACTIVATIONS
+
 # a rate is floored here before the activation is inverted: softplus^-1(r) -> -inf as r -> 0
 MIN_UNIT_RATE = 1e-3
 # ridge as a share of the mean diagonal of the normal equations: the task's fixation and go
@@ -53,12 +55,7 @@ def single_trial_rates(dataset: Any, smoothing_bins: float) -> np.ndarray:
 def inverse_activation(rates: np.ndarray | torch.Tensor, activation: str):
     """x with f(x) = r, for unit rates r floored at MIN_UNIT_RATE (numpy or torch)."""
     module = torch if isinstance(rates, torch.Tensor) else np
-    floored = module.clip(rates, MIN_UNIT_RATE, None)
-    if activation == "softplus":
-        return floored + module.log(-module.expm1(-floored))  # log(exp(r) - 1), overflow-free
-    if activation == "relu":
-        return floored
-    raise ValueError(f"activation must be softplus or relu, got {activation!r}")
+    return ACTIVATIONS[activation].inverse(module.clip(rates, MIN_UNIT_RATE, None))
 
 
 @dataclass(frozen=True)

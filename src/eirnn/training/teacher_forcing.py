@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eirnn.training.next_step import inverse_activation, next_step_regression
+from eirnn.training.next_step import inverse_activation, next_step_regression, single_trial_rates
 
 # an LS weight at its Dale bound (zero) starts at this share of the mean |weight| instead:
 # |W_raw| has zero gradient at exactly zero, so a zero weight could never grow again
@@ -59,6 +59,32 @@ def teacher_forced_loss(model: Any, inputs: Any, single_trial_rates_hz: torch.Te
     error = (prediction - target).square().mean(dim=(0, 1))
     variance = target.detach().var(dim=(0, 1)).clamp_min(1e-6)
     return (error / variance).mean()
+
+
+def free_running_weight(settings: Any) -> float:
+    """`objective` "free_running": the teacher-forced term's weight, zero (the rate loss alone).
+
+    Examples
+    --------
+    >>> from eirnn.choices import OBJECTIVES
+    >>> from eirnn.config import TrainConfig
+    >>> OBJECTIVES["free_running"](TrainConfig(teacher_forcing_weight=0.5))
+    0.0
+    """
+    return 0.0
+
+
+def teacher_forced_weight(settings: Any) -> float:
+    """`objective` "teacher_forced": the teacher-forced term's weight, `settings.teacher_forcing_weight`.
+
+    Examples
+    --------
+    >>> from eirnn.choices import OBJECTIVES
+    >>> from eirnn.config import TrainConfig
+    >>> OBJECTIVES["teacher_forced"](TrainConfig(teacher_forcing_weight=0.5))
+    0.5
+    """
+    return float(settings.teacher_forcing_weight)
 
 
 def balance_rows(model: Any) -> None:
@@ -104,3 +130,37 @@ def initialise_from_regression(model: Any, rates_hz: np.ndarray, inputs: np.ndar
             # recorded block, which can then run away; scaling keeps every weight's share
             raw.mul_(wanted / radius)
     return estimate
+
+
+def initialise_by_least_squares(model: Any, train: Any, smoothing_bins: float) -> None:
+    """`recurrent_init` "least_squares": `initialise_from_regression` on the training set's
+    single-trial rates (spike counts smoothed over `smoothing_bins` bins).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from eirnn.choices import RECURRENT_INITS
+    >>> from eirnn.data.synthetic import make_recording
+    >>> from eirnn.model import create_model_for_dataset
+    >>> dataset, _ = make_recording(seed=0, n_e=3, n_i=2, n_inputs=4, n_bins=20, n_trials=8, n_conditions=2)
+    >>> model = create_model_for_dataset(dataset, input_embed_type="linear", input_embed_dim=4, seed=0)
+    >>> before = model.effective_recurrent_weights().clone()
+    >>> RECURRENT_INITS["least_squares"](model, dataset, 1.0)
+    >>> bool((model.effective_recurrent_weights() != before).any())
+    True
+    """
+    rates = single_trial_rates(train, smoothing_bins)
+    initialise_from_regression(model, rates, train.inputs, train.ei_labels)
+
+
+def keep_random_initialisation(model: Any, train: Any, smoothing_bins: float) -> None:
+    """`recurrent_init` "random": W_rec keeps the model's balanced random Dale matrix
+    (`eirnn.model.network.balanced_dale_magnitudes`); the arguments are those of
+    `initialise_by_least_squares`.
+
+    Examples
+    --------
+    >>> from eirnn.choices import RECURRENT_INITS
+    >>> RECURRENT_INITS["random"](None, None, 1.0) is None
+    True
+    """

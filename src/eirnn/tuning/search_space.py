@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from eirnn.choices import EMBEDDINGS, LOSSES
+from eirnn.choices import EMBEDDINGS, LOSSES, REGISTRIES
 from eirnn.config import ConfigError, TrainConfig, parse_value
 
 SearchSpace = dict[str, dict[str, Any]]
@@ -59,7 +59,7 @@ def default_search_space(dataset: Any) -> SearchSpace:
     space = {name: dict(spec) for name, spec in DEFAULT_SEARCH_SPACE.items()}
     space["tau"]["low"] = max(space["tau"]["low"], float(dataset.bin_ms))
     if not dataset.has_counts:
-        space["loss"]["choices"] = [loss for loss in space["loss"]["choices"] if loss != "poisson"]
+        space["loss"]["choices"] = [loss for loss in space["loss"]["choices"] if not LOSSES[loss].needs_counts]
     return space
 
 
@@ -82,8 +82,9 @@ def validate_search_space(space: SearchSpace, base: TrainConfig, dataset: Any) -
     trial runs. Returns the space with numeric bounds as numbers (YAML reads `1e-4` without a
     dot as a string)."""
     checked = {name: _checked_distribution(name, spec) for name, spec in space.items()}
-    if not dataset.has_counts and "poisson" in checked.get("loss", {}).get("choices", ()):
-        raise ConfigError("search space: loss 'poisson' needs spike counts, but the data has rates only")
+    counts_only = [loss for loss in checked.get("loss", {}).get("choices", ()) if LOSSES[loss].needs_counts]
+    if not dataset.has_counts and counts_only:
+        raise ConfigError(f"search space: loss {counts_only[0]!r} needs spike counts, but the data has rates only")
     if min(map(float, _possible_values(checked.get("tau"), base.tau))) < dataset.bin_ms:
         raise ConfigError(f"search space: tau must stay >= the bin size, {dataset.bin_ms:g} ms")
     if "attention" in _possible_values(checked.get("input_embed_type"), base.input_embed_type):
@@ -122,6 +123,9 @@ def _checked_distribution(name: str, spec: Any) -> dict[str, Any]:
         if spec["type"] == "categorical":
             for choice in spec["choices"]:
                 parse_value(field_type, choice)
+            unknown = [choice for choice in spec["choices"] if name in REGISTRIES and choice not in REGISTRIES[name]]
+            if unknown:
+                raise ConfigError(f"search space: {name}: {unknown} not among {', '.join(REGISTRIES[name])}")
             return {"type": "categorical", "choices": list(spec["choices"])}
         number = float if spec["type"] == "float" else int
         checked = {"type": spec["type"], "low": number(float(spec["low"])), "high": number(float(spec["high"]))}

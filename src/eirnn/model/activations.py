@@ -1,0 +1,93 @@
+"""The rate nonlinearities f (`TrainConfig.activation`, registry `eirnn.choices.ACTIVATIONS`).
+
+Each is the three things the code needs of f: the rate r = f(x) (optionally written into a
+buffer, for the fused recurrence), the slope f'(x) computed from the rate alone (so that the
+recurrence's backward pass stores only rates, `eirnn.model.recurrence`), and the inverse x with
+f(x) = r (for the least-squares initialisation and the teacher-forced term, numpy or torch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Softplus:
+    """f(x) = log(1 + exp(x)), as `torch.nn.functional.softplus` (linear above x = 20)."""
+
+    @staticmethod
+    def rate(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """f(x), written into `out` when given (the same numbers as F.softplus).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from eirnn.choices import ACTIVATIONS
+        >>> ACTIVATIONS["softplus"].rate(torch.zeros(2))
+        tensor([0.6931, 0.6931])
+        """
+        if out is None:
+            return F.softplus(x)
+        return torch.ops.aten.softplus.out(x, 1, 20, out=out)
+
+    @staticmethod
+    def multiply_by_slope(grad: torch.Tensor, rate: torch.Tensor, scratch: torch.Tensor) -> None:
+        """grad *= f'(x), from the rate r = f(x), with `scratch` (shaped like r) as working space."""
+        # f'(x) = sigmoid(x) = 1 - exp(-softplus(x)); above F.softplus's threshold of 20, where
+        # r = x, exp(-r) rounds the slope to exactly 1 in float32, as sigmoid does
+        torch.exp(torch.neg(rate, out=scratch), out=scratch)
+        grad.addcmul_(grad, scratch, value=-1.0)
+
+    @staticmethod
+    def inverse(rates: Any) -> Any:
+        """x with f(x) = r, for positive rates r (numpy array or torch tensor).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from eirnn.model.activations import Softplus
+        >>> print(np.round(Softplus.inverse(np.log(2.0)), 6))
+        0.0
+        """
+        module = torch if isinstance(rates, torch.Tensor) else np
+        return rates + module.log(-module.expm1(-rates))  # log(exp(r) - 1), overflow-free
+
+
+class ReLU:
+    """f(x) = max(x, 0)."""
+
+    @staticmethod
+    def rate(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """f(x), written into `out` when given (the same numbers as F.relu).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from eirnn.choices import ACTIVATIONS
+        >>> ACTIVATIONS["relu"].rate(torch.tensor([-1.0, 2.0]))
+        tensor([0., 2.])
+        """
+        return torch.clamp_min(x, 0.0, out=out) if out is not None else F.relu(x)
+
+    @staticmethod
+    def multiply_by_slope(grad: torch.Tensor, rate: torch.Tensor, scratch: torch.Tensor) -> None:
+        """grad *= f'(x), from the rate r = f(x): zero where r is zero.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from eirnn.model.activations import ReLU
+        >>> grad = torch.ones(2)
+        >>> ReLU.multiply_by_slope(grad, torch.tensor([0.0, 3.0]), torch.empty(2))
+        >>> grad
+        tensor([0., 1.])
+        """
+        grad.masked_fill_(rate <= 0, 0.0)
+
+    @staticmethod
+    def inverse(rates: Any) -> Any:
+        """x with f(x) = r, for positive rates r: r itself."""
+        return rates
