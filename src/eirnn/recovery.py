@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from eirnn.in_silico_perturbations import run_perturbation
 from eirnn.evaluation import predict_rates
+from eirnn.in_silico_perturbations import run_perturbation
 from eirnn.metrics import condition_psths, pearson_r
 from eirnn.perturbation_recovery import TypeEffect, summary_metrics, type_changes, type_effects
 from eirnn.training.next_step import next_step_regression, single_trial_rates
