@@ -237,7 +237,7 @@ class TrainConfig:
         SELECTION_METRICS,
     )
     patience: int = _setting(
-        200, "stop when the selection score rose by less than min_delta in this many epochs", allowed=AT_LEAST_ONE
+        100, "stop when the selection score rose by less than min_delta in this many epochs", allowed=AT_LEAST_ONE
     )
     smoothing: float = _setting(
         0.0, "exponential smoothing of the early-stopping metric (0 = none, 0.9 = strong)", allowed=HALF_OPEN_UNIT

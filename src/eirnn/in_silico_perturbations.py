@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,9 +126,11 @@ def run_perturbation(
     units: Sequence[int] | None = None,
     population: str | None = None,
     factor: float = 0.0,
+    baseline: Any = None,
 ) -> PerturbationResult:
     """Simulate `inputs` [trials, time, n_inputs] (noise off) with and without the perturbation
-    of `units` (or of a whole `population`, "E" or "I").
+    of `units` (or of a whole `population`, "E" or "I"). `baseline`: the model's unperturbed
+    output for these inputs (`eirnn.evaluation.predict_rates`), when already at hand.
 
     Examples
     --------
@@ -149,7 +152,7 @@ def run_perturbation(
     if (units is None) == (population is None):
         raise ValueError("give units or population, not both")
     chosen = population_units(model, population) if population is not None else np.asarray(units, dtype=np.int64)
-    baseline = predict_rates(model, inputs)
+    baseline = predict_rates(model, inputs) if baseline is None else baseline
     perturbed = predict_rates(perturbed_copy(model, chosen, factor), inputs)
     return PerturbationResult(
         units=chosen,

@@ -36,17 +36,34 @@ class TypeEffect:
     sign_agreement: float
 
 
-def _change(model: Any, dataset: Any, steps: Any, n_neurons: int) -> np.ndarray:
-    conditions = np.asarray(dataset.conditions)
-    before = predict_rates(model, dataset.inputs).rates.cpu().numpy()[..., :n_neurons].astype(np.float64)
-    after = predict_rates(model, dataset.inputs, perturbation=steps).rates.cpu().numpy()[..., :n_neurons]
-    return condition_psths(after.astype(np.float64), conditions) - condition_psths(before, conditions)
+def _condition_psths(model: Any, dataset: Any, n_neurons: int, steps: Any = None) -> np.ndarray:
+    rates = predict_rates(model, dataset.inputs, perturbation=steps).rates.cpu().numpy()[..., :n_neurons]
+    return condition_psths(rates.astype(np.float64), np.asarray(dataset.conditions))
+
+
+def type_changes(model: Any, truth: Any, dataset: Any, n_neurons: int) -> dict[str, np.ndarray]:
+    """Each protocol's change of the recorded neurons' condition PSTHs in `model` (Hz,
+    [conditions, time, n_neurons]): perturbed minus unperturbed, noise off."""
+    if not truth.perturbation_protocols:
+        return {}
+    unperturbed = _condition_psths(model, dataset, n_neurons)
+    return {
+        label: _condition_psths(model, dataset, n_neurons, protocol.steps(dataset.n_trials, time_axis_ms(dataset)))
+        - unperturbed
+        for label, protocol in truth.perturbation_protocols.items()
+    }
 
 
 def type_effects(
-    model: Any, twin: Any, truth: Any, dataset: Any, trained_types: Collection[str], n_neurons: int
+    model: Any,
+    true_changes: dict[str, np.ndarray],
+    truth: Any,
+    dataset: Any,
+    trained_types: Collection[str],
+    n_neurons: int,
 ) -> dict[str, TypeEffect]:
-    """Each protocol's effect in `model` and in `twin` (the true network as an EIRNN).
+    """Each protocol's effect in `model` against `true_changes`, the same protocols' changes in
+    the true network (`type_changes` of `eirnn.recovery.ground_truth_model`).
 
     Examples
     --------
@@ -54,11 +71,12 @@ def type_effects(
     trials in training, every type is held out:
 
     >>> from eirnn.data.synthetic import make_recording
-    >>> from eirnn.perturbation_recovery import summary_metrics, type_effects
+    >>> from eirnn.perturbation_recovery import summary_metrics, type_changes, type_effects
     >>> from eirnn.recovery import ground_truth_model
     >>> dataset, truth = make_recording(seed=0, n_e=6, n_i=2, n_trials=8, n_bins=20, n_conditions=2, n_inputs=4)
     >>> twin = ground_truth_model(truth, dataset.bin_ms, dataset.inputs[:, 0])
-    >>> effects = type_effects(twin, twin, truth, dataset, trained_types=(), n_neurons=dataset.n_neurons)
+    >>> true_changes = type_changes(twin, truth, dataset, dataset.n_neurons)
+    >>> effects = type_effects(twin, true_changes, truth, dataset, trained_types=(), n_neurons=dataset.n_neurons)
     >>> sorted(effects)
     ['E activation', 'E-group activation', 'E-group inactivation', 'I activation', 'I inactivation',
      'I-group inactivation']
@@ -69,11 +87,10 @@ def type_effects(
      'trained_perturbation_sign_agreement': nan}
     """
     effects = {}
+    changes = type_changes(model, truth, dataset, n_neurons)
     for label, protocol in truth.perturbation_protocols.items():
-        steps = protocol.steps(dataset.n_trials, time_axis_ms(dataset))
         scored = np.setdiff1d(np.arange(n_neurons), protocol.channel.neurons)
-        predicted = _change(model, dataset, steps, n_neurons)[..., scored]
-        true = _change(twin, dataset, steps, n_neurons)[..., scored]
+        predicted, true = changes[label][..., scored], true_changes[label][..., scored]
         signs = np.sign(predicted.mean(axis=(0, 1))) == np.sign(true.mean(axis=(0, 1)))
         effects[label] = TypeEffect(
             predicted, true, label not in trained_types, pearson_r(predicted, true), float(signs.mean())

@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from eirnn.evaluation import predict_rates
 from eirnn.in_silico_perturbations import run_perturbation
 from eirnn.metrics import condition_psths, pearson_r
-from eirnn.perturbation_recovery import TypeEffect, summary_metrics, type_effects
+from eirnn.perturbation_recovery import TypeEffect, summary_metrics, type_changes, type_effects
 from eirnn.training.next_step import next_step_regression, single_trial_rates
 
 # smoothing of the scored trials' spike counts for the least-squares baseline, in bins
@@ -183,11 +184,17 @@ class PerturbationEffect:
 
 
 def perturbation_effect(
-    model: torch.nn.Module, inputs: np.ndarray, conditions: np.ndarray, neurons: np.ndarray, factor: float
+    model: torch.nn.Module,
+    inputs: np.ndarray,
+    conditions: np.ndarray,
+    neurons: np.ndarray,
+    factor: float,
+    baseline: Any = None,
 ) -> PerturbationEffect:
+    """`baseline`: the model's unperturbed output for `inputs`, shared by several perturbations."""
     n_neurons = getattr(model, "n_data_neurons", model.n_recorded)
     units = model.recorded_units[torch.as_tensor(neurons)].cpu().numpy()
-    result = run_perturbation(model, inputs, units=units, factor=factor)
+    result = run_perturbation(model, inputs, units=units, factor=factor, baseline=baseline)
     before = condition_psths(result.baseline_rates[..., :n_neurons].astype(np.float64), conditions)
     after = condition_psths(result.perturbed_rates[..., :n_neurons].astype(np.float64), conditions)
     return PerturbationEffect(after - before, result.runaway_bin)
@@ -241,10 +248,11 @@ class Recovery:
 def _score(model, twin, inputs, conditions, truth_labels, groups, true_weights, true_effects, n_neurons):
     values = weight_recovery(effective_weights(model, n_neurons), true_weights, truth_labels)
     effects = {}
+    baseline = predict_rates(model, inputs)
     for group, neurons in groups.items():
         for kind, factor in PERTURBATIONS.items():
             name = f"{kind}_{group}"
-            predicted = perturbation_effect(model, inputs, conditions, neurons, factor)
+            predicted = perturbation_effect(model, inputs, conditions, neurons, factor, baseline)
             corr, sign, fitted_change, true_change = compare_effects(predicted, true_effects[name], neurons)
             values[f"perturbation_corr_{name}"] = corr
             values[f"perturbation_sign_agreement_{name}"] = sign
@@ -287,8 +295,9 @@ def recover(
     twin = ground_truth_model(truth, float(dataset.bin_ms), inputs[:, 0])
     true_weights = effective_weights(twin, n_neurons)
     groups = perturbation_groups(truth_labels, seed)
+    twin_baseline = predict_rates(twin, inputs)
     true_effects = {
-        f"{kind}_{group}": perturbation_effect(twin, inputs, conditions, neurons, factor)
+        f"{kind}_{group}": perturbation_effect(twin, inputs, conditions, neurons, factor, twin_baseline)
         for group, neurons in groups.items()
         for kind, factor in PERTURBATIONS.items()
     }
@@ -301,10 +310,11 @@ def recover(
     metrics["gt_null_perturbation_sign_agreement"] = null["perturbation_sign_agreement"]
     baseline = least_squares_baseline(model, dataset, true_weights, truth_labels)
     metrics.update({f"gt_least_squares_{k}": v for k, v in baseline.items() if k != "sign_agreement"})
-    by_type = type_effects(model, twin, truth, dataset, trained_types, n_neurons)
+    true_changes = type_changes(twin, truth, dataset, n_neurons)
+    by_type = type_effects(model, true_changes, truth, dataset, trained_types, n_neurons)
     if by_type:
         metrics.update({f"gt_{k}": v for k, v in summary_metrics(by_type).items()})
-        null_by_type = type_effects(null_model, twin, truth, dataset, trained_types, n_neurons)
+        null_by_type = type_effects(null_model, true_changes, truth, dataset, trained_types, n_neurons)
         metrics.update({f"gt_null_{k}": v for k, v in summary_metrics(null_by_type).items() if k.endswith("_corr")})
     return Recovery(
         metrics=metrics,

@@ -18,7 +18,16 @@ def condition_psths(x: np.ndarray, conditions: np.ndarray, codes: np.ndarray | N
     """[n_codes, time, neurons]: trial average within each condition (codes default to the
     sorted distinct conditions)."""
     codes = np.unique(conditions) if codes is None else codes
-    return np.stack([_nanmean_axis0(x[conditions == c]) for c in codes])
+    x = np.asarray(x)
+    if not np.isfinite(x).all():
+        return np.stack([_nanmean_axis0(x[conditions == c]) for c in codes])
+    # finite values: every condition's sum in one matmul over the trials (no per-condition copies)
+    members = (np.asarray(codes)[:, None] == np.asarray(conditions)[None, :]).astype(np.float64)
+    sums = members @ x.reshape(len(x), -1).astype(np.float64, copy=False)
+    counts = members.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
+    return means.reshape(len(members), *x.shape[1:])
 
 
 def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ NEAR_ZERO_CEILING = 0.1
 # the noise ceiling of each score that has one, as `eirnn.evaluation` names them (likelihoods
 # and losses have none)
 NOISE_CEILING_OF = {"psth_corr": "noise_ceiling", "cond_psth_corr": "cond_noise_ceiling"}
+# the half PSTHs of as many splits as fit in this many bytes are averaged in one matmul
+HALF_MEANS_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,13 +153,12 @@ def _split_half_reliability(
     rel_sum = np.zeros(n_neurons)
     rel_n = np.zeros(n_neurons, dtype=int)
     split_ceilings = np.full((n_splits, n_neurons), np.nan)
-    for split in range(n_splits):
-        halves_a, halves_b = [], []
-        for idx in idx_by_code:
-            p = gen.permutation(idx)
-            halves_a.append(p[: len(p) // 2])
-            halves_b.append(p[len(p) // 2 :])
-        if by_condition:
+    halves = [_split_halves(idx_by_code, gen) for _ in range(n_splits)]
+    half_means = _finite_half_means(x, halves, by_condition) if np.isfinite(x).all() else None
+    for split, (halves_a, halves_b) in enumerate(halves):
+        if half_means is not None:
+            ha, hb = next(half_means)
+        elif by_condition:
             ha = np.concatenate([_nanmean_axis0(x[a]) for a in halves_a])
             hb = np.concatenate([_nanmean_axis0(x[b]) for b in halves_b])
         else:
@@ -170,6 +172,37 @@ def _split_half_reliability(
         rel_n += ok
         split_ceilings[split, ok] = np.sqrt(np.clip(rel[ok], 0.0, None))
     return rel_sum, rel_n, split_ceilings
+
+
+def _split_halves(idx_by_code: list[np.ndarray], gen: np.random.Generator) -> tuple[list, list]:
+    """Each condition's trials shuffled and cut into halves A and B (sizes floor/ceil of n/2)."""
+    halves_a, halves_b = [], []
+    for idx in idx_by_code:
+        p = gen.permutation(idx)
+        halves_a.append(p[: len(p) // 2])
+        halves_b.append(p[len(p) // 2 :])
+    return halves_a, halves_b
+
+
+def _finite_half_means(x: np.ndarray, halves: list[tuple[list, list]], by_condition: bool) -> Iterator[np.ndarray]:
+    """The two half PSTHs [2, groups * time, neurons] of each split of finite `x`, in order: one
+    matmul of averaging weights (a row per split, half and condition, or per split and half
+    when pooled) with the trials for as many splits as fit HALF_MEANS_BYTES, instead of a copy
+    of each half's trials."""
+    n_trials, rest = x.shape[0], x.shape[1:]
+    groups = len(halves[0][0]) if by_condition else 1
+    flat = x.reshape(n_trials, -1)
+    per_split = 2 * groups * flat.shape[1] * flat.itemsize
+    chunk = max(1, HALF_MEANS_BYTES // per_split)
+    for first in range(0, len(halves), chunk):
+        pairs = halves[first : first + chunk]
+        weights = np.zeros((len(pairs), 2, groups, n_trials))
+        for split, pair in enumerate(pairs):
+            for half, members in enumerate(pair):
+                for group, chosen in enumerate(members if by_condition else [np.concatenate(members)]):
+                    weights[split, half, group, chosen] = 1.0 / len(chosen)
+        means = weights.reshape(-1, n_trials) @ flat
+        yield from means.reshape(len(pairs), 2, groups * rest[0], *rest[1:])
 
 
 def normalized_correlation(corr: Any, ceiling: Any) -> Any:

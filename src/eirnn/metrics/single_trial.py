@@ -12,6 +12,7 @@ nlb_tools' own values on fixed arrays, with the script that produced them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -119,10 +120,16 @@ def vel_r2(train_rates: Any, train_behavior: Any, eval_rates: Any, eval_behavior
         return NotAvailable(f"too few behaviour samples ({len(x_train)} training, {len(x_eval)} evaluation)")
     if not (np.all(np.isfinite(x_train)) and np.all(np.isfinite(x_eval))):
         raise ValueError("vel_r2: NaN/inf rate predictions where the behaviour is defined")
+    # the ridge is shift-invariant (it fits an intercept) and R^2 too: centring every sample on
+    # the training means once keeps the moment differences below well conditioned
+    x_mean, y_mean = x_train.mean(axis=0), y_train.mean(axis=0)
+    x_train, y_train, x_eval, y_eval = x_train - x_mean, y_train - y_mean, x_eval - x_mean, y_eval - y_mean
     folds = np.array_split(np.arange(len(x_train)), CV_FOLDS)
-    scores = [_cross_validated_r2(x_train, y_train, folds, alpha) for alpha in RIDGE_ALPHAS]
+    fold_moments = [_Moments.of(x_train[fold], y_train[fold]) for fold in folds]
+    total = sum(fold_moments[1:], fold_moments[0])
+    scores = [_cross_validated_r2(x_train, y_train, folds, fold_moments, total, alpha) for alpha in RIDGE_ALPHAS]
     best_alpha = RIDGE_ALPHAS[int(np.argmax(scores))]
-    return r2_uniform_average(y_eval, _ridge(x_train, y_train, best_alpha)(x_eval))
+    return r2_uniform_average(y_eval, total.ridge(best_alpha)(x_eval))
 
 
 def _samples(rates: Any, behavior: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -135,19 +142,46 @@ def _samples(rates: Any, behavior: Any) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
-def _cross_validated_r2(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], alpha: float) -> float:
+def _cross_validated_r2(
+    x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], fold_moments: list[_Moments], total: _Moments, alpha: float
+) -> float:
+    """Mean R^2 over the folds of a ridge fitted on the other folds: each fit from the moments of
+    all samples minus the fold's, one pass over the samples for every penalty and fold."""
     scores = []
-    for fold in folds:
-        train = np.ones(len(x), dtype=bool)
-        train[fold] = False
-        scores.append(r2_uniform_average(y[fold], _ridge(x[train], y[train], alpha)(x[fold])))
+    for fold, moments in zip(folds, fold_moments):
+        scores.append(r2_uniform_average(y[fold], (total - moments).ridge(alpha)(x[fold])))
     return float(np.mean(scores))
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, alpha: float):
-    """sklearn ``Ridge(alpha)`` with intercept (centred normal equations); returns the predictor."""
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    xc = x - x_mean
-    weights = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - y_mean))
-    intercept = y_mean - x_mean @ weights
-    return lambda new: new @ weights + intercept
+@dataclass(frozen=True)
+class _Moments:
+    """Sample count, sums and cross-products of [samples, .] rates x and behaviour y: enough for
+    the ridge on those samples, and additive over disjoint sample sets."""
+
+    n: int
+    sum_x: np.ndarray
+    sum_y: np.ndarray
+    xx: np.ndarray
+    xy: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray) -> _Moments:
+        return cls(len(x), x.sum(axis=0), y.sum(axis=0), x.T @ x, x.T @ y)
+
+    def __add__(self, other: _Moments) -> _Moments:
+        return _Moments(*(a + b for a, b in zip(self._fields(), other._fields())))
+
+    def __sub__(self, other: _Moments) -> _Moments:
+        return _Moments(*(a - b for a, b in zip(self._fields(), other._fields())))
+
+    def _fields(self) -> tuple:
+        return self.n, self.sum_x, self.sum_y, self.xx, self.xy
+
+    def ridge(self, alpha: float):
+        """sklearn ``Ridge(alpha)`` with intercept (centred normal equations); returns the predictor."""
+        x_mean, y_mean = self.sum_x / self.n, self.sum_y / self.n
+        centred_xx = self.xx - self.n * np.outer(x_mean, x_mean)
+        centred_xy = self.xy - self.n * np.outer(x_mean, y_mean)
+        weights = np.linalg.solve(centred_xx + alpha * np.eye(len(x_mean)), centred_xy)
+        intercept = y_mean - x_mean @ weights
+        return lambda new: new @ weights + intercept

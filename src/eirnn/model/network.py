@@ -383,7 +383,8 @@ class EIRNN(nn.Module):
         unit_order = self.unit_order
         return ModelOutput(
             rates=rates,
-            units=lambda: internal_units.transpose(0, 1).index_select(-1, unit_order),
+            # indexing gathers across the transposed strides several times faster than index_select
+            units=lambda: internal_units.transpose(0, 1)[..., unit_order],
             behavior=behavior[0] + self.readout.bias if self.readout is not None else None,
             initial_state_offset=offset,
         )

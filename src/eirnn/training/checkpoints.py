@@ -60,7 +60,8 @@ class CheckpointWriter:
     ``last.ckpt`` is refreshed every ``every`` epochs (with a numbered copy) and also whenever
     ``every_s`` seconds have passed since the last save, so that a kill loses at most that much
     training however long an epoch takes. Callbacks with an ``on_checkpoint(directory, epoch)``
-    method hear of each resumable save.
+    method hear of each resumable save. The best weights so far (``model_best.pt``) are written
+    with each resumable save and at the end of the fit.
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class CheckpointWriter:
         self.callbacks = callbacks
         self.last_saved_epoch: int | None = None
         self._last_saved_at = time.monotonic()
+        self._unsaved_best: dict[str, torch.Tensor] | None = None
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
 
@@ -85,8 +87,14 @@ class CheckpointWriter:
         return self.numbered_due(epoch) or timed
 
     def save_best(self, best_state: dict[str, torch.Tensor]) -> None:
-        if self.directory is not None:
-            torch.save(best_state, self.directory / BEST_WEIGHTS_FILE)
+        """Keep the new best weights for the next resumable save or the end of the fit: written
+        on every improvement, the file cost a disk write almost every epoch of a rising fit."""
+        self._unsaved_best = best_state
+
+    def _write_best(self) -> None:
+        if self.directory is not None and self._unsaved_best is not None:
+            torch.save(self._unsaved_best, self.directory / BEST_WEIGHTS_FILE)
+        self._unsaved_best = None
 
     def save_final(self, training: Any, epoch: int) -> None:
         """The final weights and a resumable checkpoint of the last epoch."""
@@ -97,6 +105,7 @@ class CheckpointWriter:
     def save_resumable(self, training: Any, epoch: int) -> None:
         if self.directory is None:
             return
+        self._write_best()  # before the callbacks, which upload it with the checkpoint
         state = resumable_state(training, epoch)
         if self.numbered_due(epoch):
             torch.save(state, self.directory / periodic_checkpoint_name(epoch))
