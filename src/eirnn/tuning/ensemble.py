@@ -126,10 +126,10 @@ def _wait_for_fits(
 
 
 def _check_settings(config: TrainConfig, settings: EnsembleSettings) -> None:
-    if settings.n_fits < 1 or settings.n_workers < (1 if settings.launcher == "slurm" else 0):
+    fewest_workers = 1 if settings.launcher == "slurm" else 0  # a SLURM lead runs no fits itself
+    if settings.n_fits < 1 or settings.n_workers < fewest_workers:
         raise ConfigError(
-            f"n-fits must be >= 1 and n-workers >= {1 if settings.launcher == 'slurm' else 0}, "
-            f"found {settings.n_fits} and {settings.n_workers}"
+            f"n-fits must be >= 1 and n-workers >= {fewest_workers}, found {settings.n_fits} and {settings.n_workers}"
         )
     if config.resume:
         raise ConfigError("resume: the fits of an ensemble cannot resume a run")
