@@ -36,8 +36,6 @@ def _slurmctld_answers() -> bool:
 
 pytestmark = [
     pytest.mark.slow,
-    # one worker runs them all, on the module's one server (`--dist loadgroup`, pyproject.toml)
-    pytest.mark.xdist_group("slurm"),
     pytest.mark.skipif(not POSTGRES_URL, reason="EIRNN_TEST_POSTGRES_URL is not set: no PostgreSQL server"),
     pytest.mark.skipif(
         not _slurmctld_answers(), reason="slurmctld is not running: start a single-node cluster with `.ci/slurm`"
@@ -46,8 +44,9 @@ pytestmark = [
 RUN_TIMEOUT_S = 420
 
 
-# one set of databases and one `mlflow server` for the module: each test has its own study and
-# experiment names and looks only at the runs under its own parent run
+# one set of databases and one `mlflow server` for the module (under `pytest -n 2`, one per worker
+# that runs its tests): each test has its own study and experiment names and looks only at the
+# runs under its own parent run
 @pytest.fixture(scope="module")
 def databases():
     with fresh_databases() as urls:
