@@ -17,10 +17,13 @@ from conftest import REPO, small_flags, tracking_env
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and Path(CHROMEDRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM and Path(CHROMEDRIVER).exists()),
+        reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+    ),
+]
 
 # what MLflow 3's sidebar shows in its GenAI view and not in the model-training view
 GENAI_NAVIGATION = ("Evaluation runs", "Prompts & versions", "Playground", "Agent versions", "AI Gateway")
