@@ -95,13 +95,6 @@ def tiny_recording(seed: int = 0, **sizes):
     return make_recording(seed=seed, **{**TINY_SIZES, **sizes})
 
 
-def pytest_collection_modifyitems(items):
-    """The modules with slow tests first, each kept whole (its module fixtures set up once): under
-    `pytest -n 2` a long test handed out last keeps one worker busy while the other idles."""
-    slow_modules = {item.module for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: getattr(item, "module", None) not in slow_modules)
-
-
 @pytest.fixture(scope="session")
 def tiny_recording_file(tmp_path_factory) -> Path:
     """A small synthetic recording written in the documented schema (.npz)."""
