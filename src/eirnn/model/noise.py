@@ -34,8 +34,9 @@ def standard_normal_quantiles(dtype: torch.dtype) -> torch.Tensor:
 
 
 def _fill_from_quantiles(block: torch.Tensor, values: torch.Tensor, seed: int) -> None:
-    # a 16-bit index per number from PCG64's raw 64-bit words, then one table gather: a third of
-    # the time torch's Box-Muller normal_ takes for the same buffer (benchmarks/README.md)
+    # a 16-bit index per number from PCG64's raw 64-bit words, then one table gather: cheaper than
+    # torch's normal_, whose serial generator was the largest single item of an epoch
+    # (benchmarks/README.md)
     n_words = -(-block.numel() * QUANTILE_BITS // 64)
     words = np.random.PCG64(seed).random_raw(n_words)
     index = np.empty(block.numel(), dtype=np.int32)
