@@ -86,7 +86,7 @@ def test_the_activations_rate_slope_and_inverse_agree():
 
 
 def test_an_unknown_name_is_refused_naming_the_setting():
-    with pytest.raises(ConfigError, match="lr_schedule: expected one of constant, warmup_cosine, plateau"):
+    with pytest.raises(ConfigError, match="lr_schedule: expected one of constant, warmup, warmup_cosine, plateau"):
         TrainConfig(lr_schedule="step")
     with pytest.raises(ValueError, match=r"initial_state must be one of \('shared', 'inferred'\), got 'learned'"):
         EIRNN(3, 2, 4, initial_state="learned")

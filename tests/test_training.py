@@ -150,6 +150,16 @@ def test_plateau_schedule_halves_the_rate_and_resumes_exactly(small_recording, t
     assert _trajectory(resumed) == _trajectory(uninterrupted)
 
 
+def test_warmup_schedule_rises_then_holds_the_base_rate():
+    from eirnn.training.schedules import WARMUP_EPOCHS, epoch_learning_rate
+
+    config = TrainConfig(learning_rate=0.01, max_epochs=50)
+    rates = [epoch_learning_rate("warmup", config, epoch, [], -1) for epoch in range(50)]
+    assert rates[0] == pytest.approx(0.01 / WARMUP_EPOCHS)
+    assert all(later > earlier for earlier, later in zip(rates[:WARMUP_EPOCHS], rates[1:WARMUP_EPOCHS]))
+    assert rates[WARMUP_EPOCHS - 1 :] == [0.01] * (50 - WARMUP_EPOCHS + 1)
+
+
 def test_warmup_cosine_schedule_rises_then_decays_to_the_floor():
     from eirnn.training.schedules import FLOOR, WARMUP_EPOCHS, epoch_learning_rate
 

@@ -117,6 +117,7 @@ LR_SCHEDULES = Registry(
     "lr_schedule",
     {
         "constant": "eirnn.training.schedules:constant_rate",
+        "warmup": "eirnn.training.schedules:warmup_rate",
         "warmup_cosine": "eirnn.training.schedules:warmup_cosine_rate",
         "plateau": "eirnn.training.schedules:plateau_rate",
     },
