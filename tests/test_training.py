@@ -1,5 +1,6 @@
 """Training: determinism, exact resume, divergence, callbacks, and recovery of a known circuit."""
 
+import itertools
 import math
 
 import numpy as np
@@ -156,7 +157,7 @@ def test_warmup_schedule_rises_then_holds_the_base_rate():
     config = TrainConfig(learning_rate=0.01, max_epochs=50)
     rates = [epoch_learning_rate("warmup", config, epoch, [], -1) for epoch in range(50)]
     assert rates[0] == pytest.approx(0.01 / WARMUP_EPOCHS)
-    assert all(later > earlier for earlier, later in zip(rates[:WARMUP_EPOCHS], rates[1:WARMUP_EPOCHS]))
+    assert all(later > earlier for earlier, later in itertools.pairwise(rates[:WARMUP_EPOCHS]))
     assert rates[WARMUP_EPOCHS - 1 :] == [0.01] * (50 - WARMUP_EPOCHS + 1)
 
 

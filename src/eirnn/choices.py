@@ -35,7 +35,7 @@ class Registry(Mapping[str, Any]):
     --------
     >>> from eirnn.choices import LR_SCHEDULES
     >>> LR_SCHEDULES.names
-    ('constant', 'warmup_cosine', 'plateau')
+    ('constant', 'warmup', 'warmup_cosine', 'plateau')
     >>> LR_SCHEDULES["constant"].__name__
     'constant_rate'
     """
