@@ -13,7 +13,7 @@ import torch
 from conftest import small_config, tiny_recording
 from mlflow.tracking import MlflowClient
 
-from eirnn.logged_names import ENSEMBLE_TAG, EPOCH_METRICS, FIT_TAG, ensemble_metric
+from eirnn.logged_names import ENSEMBLE_TAG, EPOCH_METRICS, FIT_TAG, ensemble_metric, final_metric
 from eirnn.tracking.ui import stop_server
 
 RUN_TIMEOUT_S = 600
@@ -165,8 +165,9 @@ def test_ensemble_nests_fits_reports_agreement_and_registers_one_model(tracking_
 
 
 def test_the_calibration_from_the_workers_nulls_equals_asking_every_null_after_the_fits(tracking_store):
-    """The fits' nulls are asked by their workers and the true network by the lead while the fits
-    run; the calibration must equal asking all of them from the logged models at the end."""
+    """The fits share the ensemble's split; their nulls are asked by their workers and the true
+    network by the lead while the fits run; the calibration must equal asking all of them from
+    the logged models at the end."""
     import mlflow
     import numpy as np
 
@@ -179,6 +180,11 @@ def test_the_calibration_from_the_workers_nulls_equals_asking_every_null_after_t
     dataset, truth = tiny_recording(n_trials=24, n_bins=20, n_conditions=2, n_inputs=4)
     config = small_config(max_epochs=2, seed=3, input_embed_type="linear", experiment_name="ensemble-test")
     result = run_ensemble(config, EnsembleSettings(n_fits=2), dataset=dataset, truth=truth)
+    fits = [MlflowClient().get_run(run_id).data for run_id in result.fit_run_ids]
+    assert [fit.params["seed"] for fit in fits] == ["3", "4"]
+    assert [fit.params["split_seed"] for fit in fits] == ["3", "3"]  # one split: the data's facts are the fits'
+    ceilings = [fit.metrics[final_metric("cond_noise_ceiling")] for fit in fits]
+    assert ceilings[0] == ceilings[1] and np.isfinite(ceilings[0])
 
     _, val = split(dataset, config)
     nulls = [

@@ -14,7 +14,6 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from eirnn.circuit_answers import ask_circuit, save_answers
 from eirnn.config import TrainConfig
 from eirnn.ensemble_report import null_answers
 from eirnn.logged_names import ENSEMBLE_TAG, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG
-from eirnn.pipeline import split
 from eirnn.tracking.mlflow_run import train_and_log
 from eirnn.tuning.dead_trials import fail_dead_trials, recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.settings import MODEL_URI_ATTR, PARENT_RUN_ATTR, RUN_ATTR
@@ -104,18 +102,15 @@ class FitObjective:
     ensemble_name: str
     asks_null: bool = False
 
-    @cached_property
-    def ensemble_val(self) -> Any:
-        """The validation trials of the ensemble's own split (the base settings' seed), on which the
-        summary asks the true network: the nulls are asked there too, whatever split a fit's seed drew."""
-        return split(self.dataset, self.base)[1]
-
     def __call__(self, trial: optuna.Trial) -> float:
         fit = trial.user_attrs.get(FIT_ATTR)
         if fit is None:  # two workers saw the last waiting fit; the one that lost got a fresh trial
             raise optuna.TrialPruned("no fit was waiting")
         config = self.base.replace(
             seed=fit["seed"],
+            # every fit on the ensemble's one split: the fits differ in what the ensemble varies, and
+            # the data's facts (noise ceilings, the true network's answers) are the same for all
+            split_seed=self.base.data_split_seed,
             bootstrap_seed=fit["bootstrap_seed"],
             ei_ratio=fit["ei_ratio"],
             run_name=f"fit-{fit['fit_index']}",
@@ -130,7 +125,7 @@ class FitObjective:
         model, val = outcome.prepared.model, outcome.prepared.val
         answers = {ANSWERS_FILE: ask_circuit(model, val, group_seed=self.base.seed, seed=self.base.seed)}
         if self.asks_null:
-            answers[NULL_ANSWERS_FILE] = null_answers(model, self.ensemble_val, self.base.seed, fit["fit_index"])
+            answers[NULL_ANSWERS_FILE] = null_answers(model, val, self.base.seed, fit["fit_index"])
         with tempfile.TemporaryDirectory(prefix="eirnn-fit-") as scratch:
             for name, asked in answers.items():
                 save_answers(asked, Path(scratch) / name)
