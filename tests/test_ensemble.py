@@ -168,14 +168,19 @@ def test_the_calibration_from_the_workers_nulls_equals_asking_every_null_after_t
     """The fits share the ensemble's split; their nulls are asked by their workers and the true
     network by the lead while the fits run; the calibration must equal asking all of them from
     the logged models at the end."""
+    from urllib.parse import urlparse
+
     import mlflow
     import numpy as np
+    import optuna
 
     from eirnn.agreement import aggregate, calibrate
     from eirnn.circuit_answers import ask_circuit, load_answers
     from eirnn.pipeline import split
     from eirnn.recovery import ground_truth_model, shuffled_within_blocks
-    from eirnn.tuning.ensemble import EnsembleSettings, run_ensemble
+    from eirnn.tuning.ensemble import EnsembleSettings, ensemble_storage, run_ensemble, study_name_of
+    from eirnn.tuning.ensemble_fits import completed_fits
+    from eirnn.tuning.ensemble_summary import summarize_ensemble
 
     dataset, truth = tiny_recording(n_trials=24, n_bins=20, n_conditions=2, n_inputs=4)
     config = small_config(max_epochs=2, seed=3, input_embed_type="linear", experiment_name="ensemble-test")
@@ -205,6 +210,14 @@ def test_the_calibration_from_the_workers_nulls_equals_asking_every_null_after_t
     assert parent.data.metrics[ensemble_metric("gt_precision_agreed")] == pytest.approx(
         result.calibration["precision_agreed"], nan_ok=True
     )
+
+    # a fit whose worker had no ground truth (no truth file on its node) logged no null: the lead asks it
+    artifacts = Path(urlparse(MlflowClient().get_run(result.fit_run_ids[1]).info.artifact_uri).path)
+    (artifacts / "ensemble" / "null_answers.npz").unlink()
+    study = optuna.load_study(study_name=study_name_of(result.parent_run_id), storage=ensemble_storage(""))
+    trials = completed_fits(study, result.parent_run_id)
+    again = summarize_ensemble(MlflowClient(), trials, result.parent_run_id, config, dataset, true, 2)
+    np.testing.assert_equal(again.calibration, result.calibration)
 
 
 def test_a_slurm_ensemble_refuses_a_storage_the_nodes_cannot_reach_before_opening_a_run(
