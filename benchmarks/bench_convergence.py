@@ -37,7 +37,14 @@ M1_FILE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "hatsopoulos2007_m1" / "m1_reach_condition_averaged.npz"
 )
 M1_SETTINGS = dict(inputs="cue-go", go_event="-300", data_keys="behavior=hand_velocity", validate_on_train=True)
-CANDIDATES = [(1e-3, "constant"), (5e-3, "constant"), (5e-3, "plateau"), (5e-3, "warmup_cosine"), (1e-2, "plateau")]
+CANDIDATES = [
+    (1e-3, "constant"),
+    (5e-3, "constant"),
+    (5e-3, "warmup"),
+    (5e-3, "plateau"),
+    (5e-3, "warmup_cosine"),
+    (1e-2, "plateau"),
+]
 
 
 def load(name: str, seed: int):
