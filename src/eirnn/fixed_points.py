@@ -194,8 +194,8 @@ def simulate_states(model: torch.nn.Module, inputs: np.ndarray) -> torch.Tensor:
     """States x [trials, T, N] (float64, unit order) of `model` for `inputs` [trials, T, n_inputs],
     noise off: x[1..T] from x[0] = h0, the states whose rates the model outputs."""
     weight = model.effective_recurrent_weights().detach().double().cpu()
-    # each distinct input row through the embedding once, not every trial and bin: the trials
-    # repeat a few input vectors, and a row's drive does not depend on the rows beside it
+    # each distinct input row through the embedding once, as the model's forward pass does
+    # (`prepare_inputs`), not every trial and bin: the trials repeat a few input vectors
     distinct = prepare_inputs(torch.as_tensor(np.asarray(inputs, dtype=np.float32)))
     drives = input_drive(model, distinct.unique_inputs.numpy())[distinct.step_rows]
     alpha, activation = float(model.alpha), model.activation
