@@ -103,6 +103,16 @@ def test_every_figure_is_written_as_a_png(synthetic_run):
         assert_png(path)
 
 
+@pytest.mark.parametrize("run", ["synthetic_run", "m1_run"])
+def test_figures_drawn_by_three_processes_are_the_same_files(run, request, tmp_path):
+    folder, figures, _ = request.getfixturevalue(run)
+    shared = write_figures(RunArtifacts.load(folder), tmp_path, processes=3)
+    assert shared.skipped == figures.skipped
+    assert list(shared.written) == list(figures.written)
+    for name, path in shared.written.items():
+        assert path.read_bytes() == figures.written[name].read_bytes(), name
+
+
 def test_report_prints_each_metric_as_logged(synthetic_run):
     folder, _, text = synthetic_run
     printed = parse_report_metrics(text)
