@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import sys
 from collections.abc import Callable
@@ -133,8 +134,12 @@ def _draw_shared(view: RunView, out_dir: Path, processes: int) -> dict[int, str 
         context.Process(target=_draw_taken, args=(view, out_dir, next_figure, sender), daemon=True)
         for _ in range(processes - 1)
     ]
+    # the run's objects out of the children's garbage collection: collecting would write to their
+    # pages, which a forked child shares with this process until it writes (copy on write)
+    gc.freeze()
     for child in children:
         child.start()
+    gc.unfreeze()
     sender.close()  # the children hold their copies: the pipe ends when the last of them exits
     outcomes: dict[int, str | None] = {}
     _draw_taken(view, out_dir, next_figure, None, outcomes)
