@@ -9,6 +9,7 @@ seed per fit (`--seed`); torch threads as given (default 1).
 
     python benchmarks/bench_convergence.py --datasets small large m1      # minutes
     python benchmarks/bench_convergence.py --datasets builtin --max-epochs 600
+    python benchmarks/bench_convergence.py --datasets nwb --last-candidate 2 --replay 50 75 100 150
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, load_average
 
 from eirnn.config import TrainConfig
+from eirnn.data.nwb_write import write_nwb
 from eirnn.data.synthetic import make_recording
 from eirnn.pipeline import prepare
 from eirnn.training import EarlyStopping, fit
@@ -34,11 +37,26 @@ M1_FILE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "hatsopoulos2007_m1" / "m1_reach_condition_averaged.npz"
 )
 M1_SETTINGS = dict(inputs="cue-go", go_event="-300", data_keys="behavior=hand_velocity", validate_on_train=True)
-CANDIDATES = [(1e-3, "constant"), (5e-3, "constant"), (5e-3, "plateau"), (5e-3, "warmup_cosine"), (1e-2, "plateau")]
+CANDIDATES = [
+    (1e-3, "constant"),
+    (5e-3, "constant"),
+    (5e-3, "warmup"),
+    (5e-3, "plateau"),
+    (5e-3, "warmup_cosine"),
+    (1e-2, "plateau"),
+]
 
 
 def load(name: str, seed: int):
-    """(dataset or None, extra settings): teachers of three sizes, and the real M1 example."""
+    """(dataset or None, extra settings): teachers of three sizes, the real M1 example, and an NWB
+    session of a fourth teacher shaped like NLB's MC_Maze (many conditions, 8 trials each, 10 ms
+    bins over 700 ms), read back from spike times as a lab's file is."""
+    if name == "nwb":
+        dataset, _ = make_recording(
+            seed=seed, n_e=60, n_i=15, n_conditions=27, n_inputs=30, n_trials=216, n_bins=70, bin_ms=10.0
+        )
+        path = write_nwb(dataset, Path(tempfile.mkdtemp()) / "session.nwb")
+        return None, dict(data=str(path), bin_ms=10.0)
     sizes = {
         "builtin": {},  # the built-in recording: 1044 trials x 219 bins, 54 recorded of 65 units
         "small": dict(n_e=16, n_i=4, n_trials=200, n_bins=80),

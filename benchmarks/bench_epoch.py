@@ -10,11 +10,14 @@ each timing is the median of `--epochs` epochs after `--warmup` epochs. The full
 a user's own loop with the package model: `out = model(inputs)` on the raw [trials, time,
 inputs] tensor, `F.mse_loss` on `out.rates`, `backward()`, Adam `step()`, in a process with
 the run's memory settings (`eirnn.memory_allocator`).
+`--breakdown` adds where a full-batch epoch's time goes: the noise draw, the rest of the forward
+pass, the losses, the backward pass, clipping and Adam (wall and CPU medians per stage).
 A second part measures MLflow tracking overhead: the wall time per epoch of `fit` with and
 without the per-epoch MLflow logger.
 
     python benchmarks/bench_epoch.py                      # the full table (about 15 minutes)
     python benchmarks/bench_epoch.py --device cuda --skip-tracking
+    python benchmarks/bench_epoch.py --skip-reference --skip-tracking --batch-sizes 0 --embeddings attention --breakdown
 """
 
 from __future__ import annotations
@@ -28,18 +31,21 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import clip_grad_norm_
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine, load_average
 
 from eirnn.config import TrainConfig
 from eirnn.data.synthetic import make_recording
-from eirnn.losses import NormalizedMSE
+from eirnn.losses import NormalizedMSE, behavior_mse
 from eirnn.memory_allocator import configure_unless_opted_out
 from eirnn.model import create_model_for_dataset
+from eirnn.model.noise import fill_standard_normal
 from eirnn.model.reference import ReferenceEIRNN
 from eirnn.pipeline import split
 from eirnn.training import fit, make_targets, train_epoch
@@ -145,6 +151,53 @@ def format_row(row: dict) -> str:
     return text
 
 
+def epoch_breakdown(train, args) -> list[dict]:
+    """Median wall and CPU milliseconds of each stage of a full-batch `train_epoch` (attention),
+    per thread count: the noise draw, the rest of the forward pass, the losses, the backward pass,
+    gradient clipping with the Adam step."""
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for stage, (wall_ms, cpu_ms) in _stage_medians(train, args).items():
+            rows.append({"threads": threads, "stage": stage, "wall_ms": wall_ms, "cpu_ms": cpu_ms})
+            print(f"{threads:>7} {stage:>20} {wall_ms:>9.1f} ms wall {cpu_ms:>9.1f} ms CPU", flush=True)
+    return rows
+
+
+def _stage_medians(train, args) -> dict[str, list[float]]:
+    device = torch.device(args.device)
+    targets = make_targets(train, device)
+    defaults = TrainConfig()
+    model = create_model_for_dataset(train, input_embed_type="attention", device=args.device, seed=0)
+    prepared = model.prepare_inputs(torch.as_tensor(train.inputs, device=device))
+    loss_fn = NormalizedMSE(targets.rates_hz)
+    optimizer = torch.optim.Adam(model.parameters(), lr=defaults.learning_rate)
+    generator = torch.Generator(device=device).manual_seed(0)
+    noise_buffer = torch.empty(train.n_bins, train.n_trials, model.n_units, device=device)
+    stages: dict[str, list[tuple[float, float]]] = {}
+
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = work()
+        stages.setdefault(stage, []).append((time.perf_counter() - wall, time.process_time() - cpu))
+        return result
+
+    def epoch() -> None:
+        timed("noise draw", lambda: fill_standard_normal(noise_buffer, generator, std=model.noise_std))
+        output = timed("forward with noise", lambda: model(prepared, noise=True, generator=generator))
+        loss = timed("losses", lambda: loss_fn(output.rates, targets) + behavior_mse(output.behavior, targets))
+        optimizer.zero_grad(set_to_none=True)
+        timed("backward", loss.backward)
+        timed("clip and Adam", lambda: (clip_grad_norm_(model.parameters(), defaults.grad_clip), optimizer.step()))
+
+    for _ in range(args.warmup + args.epochs):
+        epoch()
+    return {
+        stage: [1e3 * statistics.median(times[i] for times in values[args.warmup :]) for i in (0, 1)]
+        for stage, values in stages.items()
+    }
+
+
 class _EpochClock:
     """Wall time between consecutive epoch ends, callbacks included."""
 
@@ -231,6 +284,7 @@ def main() -> None:
     parser.add_argument("--skip-tracking", action="store_true")
     parser.add_argument("--skip-own-loop", action="store_true", help="leave out the user's own loop")
     parser.add_argument("--skip-models", action="store_true", help="only the tracking measurement")
+    parser.add_argument("--breakdown", action="store_true", help="also time each stage of a full-batch epoch")
     parser.add_argument("--tracking-epochs", type=int, default=40)
     parser.add_argument("--out", default=str(RESULTS / "bench_epoch.json"))
     args = parser.parse_args()
@@ -258,6 +312,7 @@ def main() -> None:
         "epochs": args.epochs,
         "warmup": args.warmup,
         "models": [] if args.skip_models else compare_models(train, args),
+        "breakdown": epoch_breakdown(train, args) if args.breakdown else [],
     }
     report["machine"]["load_average_after_models"] = load_average()
     if not args.skip_tracking:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from eirnn.choices import ACTIVATIONS
 from eirnn.model import cpu_threads, create_model_from_data, recurrence
 from eirnn.model.reference import ReferenceEIRNN
 
@@ -136,3 +137,12 @@ def test_drive_row_sums_sum_rows_by_table_row():
     sums = recurrence.drive_row_sums(step_rows, 6, values.dtype) @ values
     torch.testing.assert_close(sums, torch.zeros(6, 3).index_add_(0, step_rows, values))
     assert sums[3].abs().sum() == 0 and sums[5].abs().sum() == 0
+
+
+def test_buffered_softplus_is_within_a_rounding_of_torch_softplus():
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor([-16.0, 19.999, 20.0, 20.001, 89.0, 1e30])])
+    buffered = ACTIVATIONS["softplus"].rate(x, out=torch.empty_like(x))
+    exact = torch.nn.functional.softplus(x)
+    assert ((buffered - exact).abs() <= 1e-6 * exact.clamp_min(1.0)).all()
+    torch.testing.assert_close(buffered, exact, rtol=2e-7, atol=1e-7)
+    assert torch.equal(buffered[x > 20], x[x > 20])

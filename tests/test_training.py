@@ -1,5 +1,6 @@
 """Training: determinism, exact resume, divergence, callbacks, and recovery of a known circuit."""
 
+import itertools
 import math
 
 import numpy as np
@@ -148,6 +149,16 @@ def test_plateau_schedule_halves_the_rate_and_resumes_exactly(small_recording, t
     _, resumed = _fit(small_recording, resume_from=tmp_path / RESUME_FILE, **plateau)
     assert [entry["learning_rate"] for entry in resumed.history] == rates
     assert _trajectory(resumed) == _trajectory(uninterrupted)
+
+
+def test_warmup_schedule_rises_then_holds_the_base_rate():
+    from eirnn.training.schedules import WARMUP_EPOCHS, epoch_learning_rate
+
+    config = TrainConfig(learning_rate=0.01, max_epochs=50)
+    rates = [epoch_learning_rate("warmup", config, epoch, [], -1) for epoch in range(50)]
+    assert rates[0] == pytest.approx(0.01 / WARMUP_EPOCHS)
+    assert all(later > earlier for earlier, later in itertools.pairwise(rates[:WARMUP_EPOCHS]))
+    assert rates[WARMUP_EPOCHS - 1 :] == [0.01] * (50 - WARMUP_EPOCHS + 1)
 
 
 def test_warmup_cosine_schedule_rises_then_decays_to_the_floor():

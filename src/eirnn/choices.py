@@ -35,7 +35,7 @@ class Registry(Mapping[str, Any]):
     --------
     >>> from eirnn.choices import LR_SCHEDULES
     >>> LR_SCHEDULES.names
-    ('constant', 'warmup_cosine', 'plateau')
+    ('constant', 'warmup', 'warmup_cosine', 'plateau')
     >>> LR_SCHEDULES["constant"].__name__
     'constant_rate'
     """
@@ -117,6 +117,7 @@ LR_SCHEDULES = Registry(
     "lr_schedule",
     {
         "constant": "eirnn.training.schedules:constant_rate",
+        "warmup": "eirnn.training.schedules:warmup_rate",
         "warmup_cosine": "eirnn.training.schedules:warmup_cosine_rate",
         "plateau": "eirnn.training.schedules:plateau_rate",
     },

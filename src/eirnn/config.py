@@ -291,7 +291,8 @@ class TrainConfig:
     recurrent: bool = _setting(True, "false = recurrent weights held at zero (an ablation control)")
     lr_schedule: str = _setting(
         "constant",
-        "learning rate per epoch: constant, warmup_cosine (10 epochs up, cosine down to 1% at max_epochs) or "
+        "learning rate per epoch: constant, warmup (10 epochs up, then constant), warmup_cosine (10 epochs up, "
+        "cosine down to 1% at max_epochs) or "
         "plateau (halved after patience/4 epochs without a rise)",
         LR_SCHEDULES.names,
     )

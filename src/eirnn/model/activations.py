@@ -20,7 +20,11 @@ class Softplus:
 
     @staticmethod
     def rate(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """f(x), written into `out` when given (the same numbers as F.softplus).
+        """f(x): F.softplus(x), or, written into `out` (the fused recurrence's buffers),
+        max(x, log(1 + exp(min(x, 20)))), within 1e-6 of it (one rounding of 1 + exp(x)).
+
+        The buffered form takes log where F.softplus takes log1p, the costlier half of its work:
+        below x = -16.6, where F.softplus is under 6e-8, it gives 0.
 
         Examples
         --------
@@ -28,10 +32,13 @@ class Softplus:
         >>> from eirnn.choices import ACTIVATIONS
         >>> ACTIVATIONS["softplus"].rate(torch.zeros(2))
         tensor([0.6931, 0.6931])
+        >>> ACTIVATIONS["softplus"].rate(torch.tensor([-20.0, 0.0, 30.0]), out=torch.empty(3))
+        tensor([ 0.0000,  0.6931, 30.0000])
         """
         if out is None:
             return F.softplus(x)
-        return torch.ops.aten.softplus.out(x, 1, 20, out=out)
+        torch.clamp_max(x, 20.0, out=out).exp_().add_(1.0).log_()
+        return torch.maximum(out, x, out=out)
 
     @staticmethod
     def multiply_by_slope(grad: torch.Tensor, rate: torch.Tensor, scratch: torch.Tensor) -> None:

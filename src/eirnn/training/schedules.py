@@ -2,6 +2,7 @@
 and what the fit has recorded so far, so that a resumed fit continues the same schedule:
 
 - constant: the base rate throughout.
+- warmup: a linear rise over the first WARMUP_EPOCHS epochs, then the base rate.
 - warmup_cosine: a linear rise over the first WARMUP_EPOCHS epochs, then a cosine decay to
   FLOOR x the base rate at the last epoch (max_epochs).
 - plateau: the rate halves whenever the early-stopping score has not risen by min_delta for
@@ -43,6 +44,11 @@ def epoch_learning_rate(
 def constant_rate(settings: Any, epoch: int, history: list[dict[str, float]], last_rise_epoch: int) -> float:
     """`lr_schedule` "constant": the base rate throughout."""
     return settings.learning_rate
+
+
+def warmup_rate(settings: Any, epoch: int, history: list[dict[str, float]], last_rise_epoch: int) -> float:
+    """`lr_schedule` "warmup": up over WARMUP_EPOCHS, then the base rate."""
+    return settings.learning_rate * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
 
 
 def warmup_cosine_rate(settings: Any, epoch: int, history: list[dict[str, float]], last_rise_epoch: int) -> float:
