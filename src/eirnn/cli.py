@@ -68,9 +68,9 @@ class _DataSummaryPrinter:
 
 
 def _builtin_data_in_background(config: TrainConfig):
-    """A future of (dataset, truth) of the built-in recording, simulated on a thread while the run's
-    modules import (torch, and mlflow for a tracked run: Python under the GIL, while numpy's matmuls
-    and random draws run without it); None when the run reads a file (whose errors belong to the
+    """A future of (dataset, truth) of the built-in recording, simulated on a thread while the
+    tracking modules import (torch and mlflow: Python under the GIL, while numpy's matmuls and random
+    draws run without the GIL); None when the run reads a file (whose errors belong to the tracked
     run) or resumes one."""
     if config.data or config.resume:
         return None
@@ -118,17 +118,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_into_folder(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    if config.resume:
-        raise ConfigError("--resume continues a tracked run: it needs tracking (drop --no-tracking)")
-    builtin = _builtin_data_in_background(config)
     from eirnn import console
     from eirnn.training_run import train_into_folder
 
-    dataset, truth = builtin.result() if builtin is not None else (None, None)
-    result = train_into_folder(
-        config, args.out or None, dataset=dataset, truth=truth, sinks=[_DataSummaryPrinter(config)]
-    )
+    config = config_from_args(args)
+    if config.resume:
+        raise ConfigError("--resume continues a tracked run: it needs tracking (drop --no-tracking)")
+    result = train_into_folder(config, args.out or None, sinks=[_DataSummaryPrinter(config)])
     console.print_block(console.folder_closing_block(result))
     return 0
 
