@@ -69,19 +69,15 @@ class _DataSummaryPrinter:
 
 def _builtin_data_in_background(config: TrainConfig):
     """A future of (dataset, truth) of the built-in recording, simulated on a thread while the
-    tracking modules import (torch and mlflow: Python under the GIL, while numpy's matmuls and random
+    tracking modules import (torch and mlflow: seconds of Python, while numpy's matmuls and random
     draws run without the GIL); None when the run reads a file (whose errors belong to the tracked
     run) or resumes one."""
     if config.data or config.resume:
         return None
     from concurrent.futures import ThreadPoolExecutor
 
-    from eirnn.memory_allocator import configure_unless_opted_out
     from eirnn.pipeline import load_configured_data_and_truth
 
-    # as where a run starts (TrainingRun.execute): the simulation's temporaries then reuse freed
-    # memory instead of faulting in fresh pages (benchmarks/README.md)
-    configure_unless_opted_out()
     pool = ThreadPoolExecutor(1, thread_name_prefix="eirnn-builtin-data")
     future = pool.submit(load_configured_data_and_truth, config)
     pool.shutdown(wait=False)
