@@ -12,7 +12,6 @@ import pytest
 from conftest import REPO, small_flags, tracking_env
 from mlflow.tracking import MlflowClient
 
-from eirnn.cli import _builtin_data_in_background
 from eirnn.config import GROUP_STARTS, TrainConfig, flag_name, mlproject_default
 from eirnn.logged_names import SELECTION_METRIC
 from eirnn.tracking.model_registry import CHAMPION
@@ -143,15 +142,7 @@ def test_builtin_recording_has_a_name_a_hash_and_its_bin():
     assert facts["data_file"] == BUILTIN_DATA_NAME
     assert facts["data_sha256"] == arrays_sha256(dataset) and len(facts["data_sha256"]) == 64
     assert facts["bin_ms"] == 25.0
-    # `eirnn train` simulates it on a thread while torch and mlflow import: the same recording
-    background, _ = _builtin_data_in_background(TrainConfig()).result()
-    assert background.facts()["data_sha256"] == facts["data_sha256"]
-
-
-def test_only_the_builtin_recording_is_simulated_in_the_background(tiny_recording_file):
-    # a file's errors belong to the tracked run, and a resumed run brings its own data
-    assert _builtin_data_in_background(TrainConfig(data=str(tiny_recording_file))) is None
-    assert _builtin_data_in_background(TrainConfig(resume="0" * 32)) is None
+    assert load_configured_data(TrainConfig()).facts()["data_sha256"] == facts["data_sha256"]
 
 
 def test_progress_is_a_bar_on_a_terminal_and_plain_lines_when_piped():

@@ -67,37 +67,18 @@ class _DataSummaryPrinter:
         console.print_block(console.data_summary(prepared, self.config))
 
 
-def _builtin_data_in_background(config: TrainConfig):
-    """A future of (dataset, truth) of the built-in recording, simulated on a thread while the
-    tracking modules import (torch and mlflow: seconds of Python, while numpy's matmuls and random
-    draws run without the GIL); None when the run reads a file (whose errors belong to the tracked
-    run) or resumes one."""
-    if config.data or config.resume:
-        return None
-    from concurrent.futures import ThreadPoolExecutor
-
-    from eirnn.pipeline import load_configured_data_and_truth
-
-    pool = ThreadPoolExecutor(1, thread_name_prefix="eirnn-builtin-data")
-    future = pool.submit(load_configured_data_and_truth, config)
-    pool.shutdown(wait=False)
-    return future
-
-
 def _train(args: argparse.Namespace) -> int:
     if args.no_tracking:
         return _train_into_folder(args)
-    config = config_from_args(args)
-    builtin = _builtin_data_in_background(config)
     from eirnn import console
     from eirnn.tracking.mlflow_run import train_and_log
     from eirnn.tracking.resume import resume_command
     from eirnn.training import TrainingInterrupted
 
+    config = config_from_args(args)
     console.quiet_tracking_logs()
-    dataset, truth = builtin.result() if builtin is not None else (None, None)
     try:
-        outcome = train_and_log(config, dataset=dataset, truth=truth, sinks=[_DataSummaryPrinter(config)])
+        outcome = train_and_log(config, sinks=[_DataSummaryPrinter(config)])
     except TrainingInterrupted as stopped:
         import mlflow
 

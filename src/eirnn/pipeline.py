@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from eirnn.config import TrainConfig
 from eirnn.data import NeuralDataset, hold_out_test, load_dataset, train_val_split
@@ -55,10 +56,6 @@ def dataset_sha256(dataset: NeuralDataset) -> str:
 def set_threads(config: TrainConfig) -> None:
     """Use `config.threads` torch threads (0 = every core): on a shared machine, workers must each
     take one thread, since oversubscribed cores slow torch down by an order of magnitude."""
-    # imported here, not with the module: `eirnn train` simulates the built-in recording through
-    # this module on a thread while torch imports (eirnn.cli)
-    import torch
-
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
 
 
