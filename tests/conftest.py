@@ -11,6 +11,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the `mlflow server`/`mlflow ui` processes tests start: without MLflow's GenAI job runner (two
+# extra huey processes that eirnn never uses), which halves their start on a loaded 2-core machine
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 # subprocesses (`mlflow run`, `eirnn train`) must find the console scripts of this interpreter's
 # environment even when pytest was started as `.venv/bin/python -m pytest` without activation
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")

@@ -62,7 +62,7 @@ def test_a_worker_killed_mid_fit_gets_its_fit_retried_and_no_child_is_left_runni
         "--heartbeat-seconds",
         "1",
         "--max-epochs",
-        "600",
+        "300",  # long enough for both workers to be mid-fit at once; each epoch logs, so no longer
         "--experiment-name",
         "ensemble-test",
         *TINY_FIT,

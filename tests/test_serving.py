@@ -62,6 +62,7 @@ def _wait_until_up(server: subprocess.Popen, base_url: str, log_file: Path) -> N
     pytest.fail(f"/ping did not answer 200 within {STARTUP_TIMEOUT_S:.0f} s:\n{log_file.read_text()[-4000:]}")
 
 
+@pytest.mark.slow
 def test_served_champion_answers_invocations_like_load_model(tracking_store, tiny_recording_file):
     import eirnn
     from eirnn.evaluation import predict_rates

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -34,9 +35,10 @@ STARTUP_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 420
 
 
-@pytest.fixture
-def databases():
-    """Two fresh databases, one for the Optuna storage and one for the MLflow backend store."""
+@contextmanager
+def fresh_databases():
+    """Two fresh databases, one for the Optuna storage and one for the MLflow backend store: their
+    URLs by role, dropped on exit."""
     import psycopg2
     from sqlalchemy.engine import make_url
 
@@ -49,26 +51,30 @@ def databases():
             cursor.execute(f'CREATE DATABASE "{name}"')
     # the bare postgresql:// URL users write (psycopg 3, SQLAlchemy 2.1's default driver)
     base = make_url(POSTGRES_URL)
-    yield {role: base.set(database=name).render_as_string(hide_password=False) for role, name in names.items()}
-    with admin.cursor() as cursor:
-        for name in names.values():
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    try:
+        yield {role: base.set(database=name).render_as_string(hide_password=False) for role, name in names.items()}
+    finally:
+        with admin.cursor() as cursor:
+            for name in names.values():
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
-@pytest.fixture
-def mlflow_server(databases, tmp_path):
+@contextmanager
+def running_mlflow_server(backend_store_uri: str, folder: Path):
+    """`mlflow server` on a free loopback port with its artifacts and log in `folder`: its URL once
+    /health answers, stopped on exit."""
     port = free_port("127.0.0.1", 0)
-    log = tmp_path / "mlflow-server.log"
+    log = folder / "mlflow-server.log"
     command = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
         "--backend-store-uri",
-        databases["mlflow"],
+        backend_store_uri,
         "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
+        str(folder / "server-artifacts"),
         "--host",
         "127.0.0.1",
         "--port",
@@ -93,8 +99,22 @@ def mlflow_server(databases, tmp_path):
             stop_server(server)
             pytest.fail(f"mlflow server not healthy after {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
         time.sleep(1)
-    yield url
-    stop_server(server)
+    try:
+        yield url
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture
+def databases():
+    with fresh_databases() as urls:
+        yield urls
+
+
+@pytest.fixture
+def mlflow_server(databases, tmp_path):
+    with running_mlflow_server(databases["mlflow"], tmp_path) as url:
+        yield url
 
 
 def _launch(arguments: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:

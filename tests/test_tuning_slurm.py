@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 # the PostgreSQL databases and the mlflow server of the several-machines tests
-from test_tuning_postgres import POSTGRES_URL, databases, mlflow_server  # noqa: F401
+from test_tuning_postgres import POSTGRES_URL, fresh_databases, running_mlflow_server
 
 from eirnn.logged_names import EPOCH_METRICS, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG, ensemble_metric, study_metric
 from eirnn.tracking.ui import stop_server
@@ -42,6 +42,21 @@ pytestmark = [
     ),
 ]
 RUN_TIMEOUT_S = 420
+
+
+# one set of databases and one `mlflow server` for the module (under `pytest -n 2`, one per worker
+# that runs its tests): each test has its own study and experiment names and looks only at the
+# runs under its own parent run
+@pytest.fixture(scope="module")
+def databases():
+    with fresh_databases() as urls:
+        yield urls
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(databases, tmp_path_factory):
+    with running_mlflow_server(databases["mlflow"], tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url
 
 
 def _lead(command: str, arguments: list[str], mlflow_url: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
@@ -146,8 +161,8 @@ def _cancel_mid_fit_and_wait(lead: subprocess.Popen, log: Path, client: MlflowCl
 
 
 def test_a_study_submitted_through_slurm_has_its_trials_under_one_parent(
-    databases,  # noqa: F811
-    mlflow_server,  # noqa: F811
+    databases,
+    mlflow_server,
     tiny_recording_file,
     tmp_path,
 ):
@@ -176,8 +191,8 @@ def test_a_study_submitted_through_slurm_has_its_trials_under_one_parent(
 
 
 def test_a_slurm_worker_cancelled_mid_fit_has_its_trial_retried(
-    databases,  # noqa: F811
-    mlflow_server,  # noqa: F811
+    databases,
+    mlflow_server,
     tiny_recording_file,
     tmp_path,
 ):
@@ -208,8 +223,8 @@ def _ensemble(name: str, arguments: list[str], storage: str, mlflow_url: str, da
 
 
 def test_an_ensemble_submitted_through_slurm_has_its_fits_under_one_parent_and_a_summary(
-    databases,  # noqa: F811
-    mlflow_server,  # noqa: F811
+    databases,
+    mlflow_server,
     tiny_recording_file,
     tmp_path,
 ):
@@ -235,8 +250,8 @@ def test_an_ensemble_submitted_through_slurm_has_its_fits_under_one_parent_and_a
 
 
 def test_a_slurm_ensemble_worker_cancelled_mid_fit_has_its_fit_retried(
-    databases,  # noqa: F811
-    mlflow_server,  # noqa: F811
+    databases,
+    mlflow_server,
     tiny_recording_file,
     tmp_path,
 ):

@@ -17,10 +17,13 @@ from conftest import REPO, small_flags, tracking_env
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and Path(CHROMEDRIVER).exists()),
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM and Path(CHROMEDRIVER).exists()),
+        reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+    ),
+]
 
 # what MLflow 3's sidebar shows in its GenAI view and not in the model-training view
 GENAI_NAVIGATION = ("Evaluation runs", "Prompts & versions", "Playground", "Agent versions", "AI Gateway")
@@ -37,9 +40,9 @@ def ui_store(tmp_path_factory, tiny_recording_file):
     port = free_port("127.0.0.1", 0)
     base = f"http://127.0.0.1:{port}"
     env = tracking_env(uri, EIRNN_UI_ADDRESS=base, PYTHONPATH=str(REPO / "src"))
-    small = small_flags(data=str(tiny_recording_file), log_figures=True)
+    small = small_flags(data=str(tiny_recording_file))
     trained = subprocess.run(
-        [sys.executable, "-m", "eirnn.cli", "train", *small, "--max-epochs", "5"],
+        [sys.executable, "-m", "eirnn.cli", "train", *small, "--log-figures", "true", "--max-epochs", "5"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -47,6 +50,7 @@ def ui_store(tmp_path_factory, tiny_recording_file):
         cwd=folder,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
+    # the trials draw no figures: the report test reads the trained run's
     study = ["--max-epochs", "3", "--n-trials", "2", "--study-name", "ui-study", "--pruner", "none"]
     tuned = subprocess.run(
         [sys.executable, "-m", "eirnn.cli", "tune", *small, *study],

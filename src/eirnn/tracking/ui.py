@@ -39,8 +39,11 @@ def ui_command(host: str, port: int, backend_uri: str | None = None) -> list[str
 
 
 def start_ui(host: str, port: int, backend_uri: str | None = None, **popen_args) -> subprocess.Popen:
-    """`mlflow ui` in its own process group: it starts server workers, and stop_server ends them all."""
-    return subprocess.Popen(ui_command(host, port, backend_uri), start_new_session=True, **popen_args)
+    """`mlflow ui` in its own process group: it starts server workers, and stop_server ends them all.
+    MLflow's GenAI job runner stays off unless the environment turns it on: eirnn runs no GenAI
+    jobs, and its two extra processes double the server's start on a small machine."""
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **popen_args.pop("env", os.environ)}
+    return subprocess.Popen(ui_command(host, port, backend_uri), start_new_session=True, env=env, **popen_args)
 
 
 def stop_server(process: subprocess.Popen, timeout_s: float = 30) -> None:
