@@ -36,7 +36,7 @@ MODEL_FOLDER = "model"
 CHECKPOINT_FOLDER = "checkpoints"
 # the fit facts in words: metrics.json keeps them, final metrics (floats) leave them out
 FIT_WORDS = ("stop_reason", "stop_detail")
-# beyond a few, another process costs about what its share of the ~17 figures saves
+# each process meets its fonts and caches afresh (benchmarks/README.md): a few suffice for ~17 figures
 FIGURE_PROCESSES = 4
 
 
