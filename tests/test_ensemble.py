@@ -10,9 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from conftest import small_config, tiny_recording
 from mlflow.tracking import MlflowClient
 
-from eirnn.logged_names import ENSEMBLE_TAG, EPOCH_METRICS, FIT_TAG, ensemble_metric
+from eirnn.logged_names import ENSEMBLE_TAG, EPOCH_METRICS, FIT_TAG, ensemble_metric, final_metric
 from eirnn.tracking.ui import stop_server
 
 RUN_TIMEOUT_S = 600
@@ -161,6 +162,62 @@ def test_ensemble_nests_fits_reports_agreement_and_registers_one_model(tracking_
     served = mlflow.pyfunc.load_model(result.model_uri).predict(inputs.astype(np.float32))
     np.testing.assert_allclose(served["mean_rates_hz"], mean, rtol=1e-6)
     assert ensemble.train_config.max_epochs == 3
+
+
+def test_the_calibration_from_the_workers_nulls_equals_asking_every_null_after_the_fits(tracking_store):
+    """The fits share the ensemble's split; their nulls are asked by their workers and the true
+    network by the lead while the fits run; the calibration must equal asking all of them from
+    the logged models at the end."""
+    from urllib.parse import urlparse
+
+    import mlflow
+    import numpy as np
+    import optuna
+
+    from eirnn.agreement import aggregate, calibrate
+    from eirnn.circuit_answers import ask_circuit, load_answers
+    from eirnn.pipeline import split
+    from eirnn.recovery import ground_truth_model, shuffled_within_blocks
+    from eirnn.tuning.ensemble import EnsembleSettings, ensemble_storage, run_ensemble, study_name_of
+    from eirnn.tuning.ensemble_fits import completed_fits
+    from eirnn.tuning.ensemble_summary import summarize_ensemble
+
+    dataset, truth = tiny_recording(n_trials=24, n_bins=20, n_conditions=2, n_inputs=4)
+    config = small_config(max_epochs=2, seed=3, input_embed_type="linear", experiment_name="ensemble-test")
+    result = run_ensemble(config, EnsembleSettings(n_fits=2), dataset=dataset, truth=truth)
+    fits = [MlflowClient().get_run(run_id).data for run_id in result.fit_run_ids]
+    assert [fit.params["seed"] for fit in fits] == ["3", "4"]
+    assert [fit.params["split_seed"] for fit in fits] == ["3", "3"]  # one split: the data's facts are the fits'
+    ceilings = [fit.metrics[final_metric("cond_noise_ceiling")] for fit in fits]
+    assert ceilings[0] == ceilings[1] and np.isfinite(ceilings[0])
+
+    _, val = split(dataset, config)
+    nulls = [
+        ask_circuit(shuffled_within_blocks(model, config.seed + k), val, group_seed=config.seed, seed=config.seed)
+        for k, model in enumerate(result.models)
+    ]
+    for run_id, null in zip(result.fit_run_ids, nulls):
+        logged = load_answers(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="ensemble/null_answers.npz")
+        )
+        assert sorted(logged.values) == sorted(null.values)
+        for name, values in null.values.items():
+            np.testing.assert_array_equal(logged.values[name], values, err_msg=name)
+    twin = ground_truth_model(truth, float(val.bin_ms), np.asarray(val.inputs[:, 0], dtype=np.float64))
+    true = ask_circuit(twin, val, group_seed=config.seed, seed=config.seed)
+    np.testing.assert_equal(result.calibration, calibrate(result.agreement, true, null=aggregate(nulls)))
+    parent = MlflowClient().get_run(result.parent_run_id)
+    assert parent.data.metrics[ensemble_metric("gt_precision_agreed")] == pytest.approx(
+        result.calibration["precision_agreed"], nan_ok=True
+    )
+
+    # a fit whose worker had no ground truth (no truth file on its node) logged no null: the lead asks it
+    artifacts = Path(urlparse(MlflowClient().get_run(result.fit_run_ids[1]).info.artifact_uri).path)
+    (artifacts / "ensemble" / "null_answers.npz").unlink()
+    study = optuna.load_study(study_name=study_name_of(result.parent_run_id), storage=ensemble_storage(""))
+    trials = completed_fits(study, result.parent_run_id)
+    again = summarize_ensemble(MlflowClient(), trials, result.parent_run_id, config, dataset, true, 2)
+    np.testing.assert_equal(again.calibration, result.calibration)
 
 
 def test_a_slurm_ensemble_refuses_a_storage_the_nodes_cannot_reach_before_opening_a_run(

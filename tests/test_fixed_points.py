@@ -100,6 +100,41 @@ def test_simulated_states_give_the_model_output():
     np.testing.assert_allclose(torch.nn.functional.softplus(states).numpy(), output.units.numpy(), rtol=2e-4, atol=1e-5)
 
 
+def test_simulated_states_embed_each_distinct_input_once_as_the_forward_pass_does():
+    from eirnn.fixed_points import input_drive
+
+    model = EIRNN(4, 2, 3, input_embed_type="attention", input_embed_dim=8, attention_heads=2, seed=1).eval()
+    vectors = np.random.default_rng(1).normal(size=(3, 3)).astype(np.float32)
+    inputs = vectors[np.random.default_rng(2).integers(0, 3, size=(5, 12))]  # trials repeat 3 input vectors
+    drives = input_drive(model, inputs.reshape(-1, 3)).reshape(5, 12, -1)  # every trial and bin embedded
+    weight = model.effective_recurrent_weights().detach().double()
+    state = model.initial_state().detach().double().expand(5, -1)
+    expected = []
+    for t in range(12):
+        state = (1 - model.alpha) * state + model.alpha * (
+            torch.nn.functional.softplus(state) @ weight.T + drives[:, t]
+        )
+        expected.append(state)
+    # the embedding's matrix products may round the last float32 bit differently for 3 rows than for 60
+    np.testing.assert_allclose(simulate_states(model, inputs), torch.stack(expected, dim=1), rtol=1e-6, atol=1e-7)
+
+
+def test_newton_steps_that_stop_once_the_states_repeat_end_where_all_steps_end():
+    from eirnn.fixed_points import NEWTON_STEPS, _newton, map_jacobians
+
+    def step(x):
+        return torch.tanh(2.0 * x) + 0.1
+
+    states = torch.tensor([[-0.9], [0.02], [1.1], [0.5]], dtype=torch.float64)
+    plain = states
+    for _ in range(NEWTON_STEPS):  # every step, as before the shortcut
+        with torch.no_grad():
+            residual = step(plain) - plain
+        jacobian = map_jacobians(step, plain) - torch.eye(1, dtype=torch.float64)
+        plain = plain + torch.nan_to_num(torch.linalg.lstsq(jacobian, -residual[..., None]).solution[..., 0])
+    assert torch.equal(_newton(step, states, NEWTON_STEPS), plain)
+
+
 @pytest.mark.parametrize("noise_scale", [0.1, 1.0])
 def test_seeded_starts_are_reproducible(noise_scale):
     visited = torch.randn(10, 3, dtype=torch.float64)

@@ -57,17 +57,25 @@ def ensemble_scores(
     }
 
 
-def ground_truth_calibration(
-    models: Sequence[torch.nn.Module], agreement: dict[str, AnswerAgreement], val: Any, truth: Any, seed: int = 0
-) -> dict[str, float]:
-    """`eirnn.agreement.calibrate` of the ensemble against the true network on `val`, with the
-    block-shuffled nulls of the same fits as the bar (`null_precision_on_agreed`)."""
+def true_answers(truth: Any, val: Any, seed: int = 0) -> CircuitAnswers:
+    """The true network's answers on `val` (`ground_truth_model`), asked as every fit is asked: a
+    fact of the data, computed once per ensemble."""
     twin = ground_truth_model(truth, float(val.bin_ms), np.asarray(val.inputs[:, 0], dtype=np.float64))
-    true = ask_circuit(twin, val, group_seed=seed, seed=seed)
-    nulls = [
-        ask_circuit(shuffled_within_blocks(model, seed + k), val, group_seed=seed, seed=seed)
-        for k, model in enumerate(models)
-    ]
+    return ask_circuit(twin, val, group_seed=seed, seed=seed)
+
+
+def null_answers(model: torch.nn.Module, val: Any, seed: int, fit_index: int) -> CircuitAnswers:
+    """The answers of fit `fit_index`'s block-shuffled null (`shuffled_within_blocks`, seed
+    `seed + fit_index`), asked as the fit itself is asked."""
+    return ask_circuit(shuffled_within_blocks(model, seed + fit_index), val, group_seed=seed, seed=seed)
+
+
+def ground_truth_calibration(
+    agreement: dict[str, AnswerAgreement], true: CircuitAnswers, nulls: Sequence[CircuitAnswers]
+) -> dict[str, float]:
+    """`eirnn.agreement.calibrate` of the ensemble against the true network's answers (`true_answers`),
+    with the block-shuffled nulls of the same fits (`null_answers`) as the bar
+    (`null_precision_on_agreed`)."""
     return calibrate(agreement, true, null=aggregate(nulls))
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from eirnn.choices import ACTIVATIONS
+from eirnn.model.prepared_inputs import prepare_inputs
 
 Map = Callable[[torch.Tensor], torch.Tensor]  # [S, N] -> [S, N], float64
 
@@ -77,14 +78,27 @@ def _minimise_q(step: Map, starts: torch.Tensor, n_steps: int, learning_rate: fl
 
 
 def _newton(step: Map, states: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """`n_steps` Newton steps. A step is a deterministic function of the states alone, so once the
+    states repeat bit for bit (converged to a point, or flipping between neighbouring floats) the
+    rest of the sequence is known: the state `n_steps` would reach is returned without the steps."""
     identity = torch.eye(states.shape[1], dtype=states.dtype)
+    visited = [states]
     for _ in range(n_steps):
         with torch.no_grad():
             residual = step(states) - states
         jacobian = map_jacobians(step, states) - identity
         solved = torch.linalg.lstsq(jacobian, -residual[..., None]).solution[..., 0]
         states = states + torch.nan_to_num(solved)
+        for first, earlier in enumerate(visited):
+            if _same_bits(earlier, states):
+                period = len(visited) - first
+                return visited[first + (n_steps - first) % period]
+        visited.append(states)
     return states
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.equal(a.view(torch.int64), b.view(torch.int64))
 
 
 def speed(step: Map, states: torch.Tensor) -> torch.Tensor:
@@ -180,12 +194,14 @@ def simulate_states(model: torch.nn.Module, inputs: np.ndarray) -> torch.Tensor:
     """States x [trials, T, N] (float64, unit order) of `model` for `inputs` [trials, T, n_inputs],
     noise off: x[1..T] from x[0] = h0, the states whose rates the model outputs."""
     weight = model.effective_recurrent_weights().detach().double().cpu()
-    inputs = np.asarray(inputs, dtype=np.float32)
-    drives = input_drive(model, inputs.reshape(-1, inputs.shape[-1])).reshape(*inputs.shape[:2], -1)
+    # each distinct input row through the embedding once, as the model's forward pass does
+    # (`prepare_inputs`), not every trial and bin: the trials repeat a few input vectors
+    distinct = prepare_inputs(torch.as_tensor(np.asarray(inputs, dtype=np.float32)))
+    drives = input_drive(model, distinct.unique_inputs.numpy())[distinct.step_rows]
     alpha, activation = float(model.alpha), model.activation
     state = model.initial_state().detach().double().cpu().expand(len(inputs), -1)
     states = []
-    for t in range(inputs.shape[1]):
+    for t in range(drives.shape[1]):
         state = (1 - alpha) * state + alpha * (ACTIVATIONS[activation].rate(state) @ weight.T + drives[:, t])
         states.append(state)
     return torch.stack(states, dim=1)

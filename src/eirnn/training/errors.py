@@ -14,7 +14,10 @@ class TrainingDivergedError(RuntimeError):
             if checkpoint_epoch is None
             else f"the last resumable checkpoint (after epoch {checkpoint_epoch}) is kept"
         )
-        super().__init__(f"training diverged at epoch {epoch}: loss is {loss}; {kept}")
+        # Adam's first steps move every weight by about the learning rate, whatever its gradient;
+        # on a large network that can throw the recurrence out of its stable range at once
+        advice = " (a warm-up, --lr-schedule warmup, or a lower --learning-rate avoids that)" if epoch < 20 else ""
+        super().__init__(f"training diverged at epoch {epoch}: loss is {loss}; {kept}{advice}")
         self.epoch, self.loss, self.checkpoint_epoch = epoch, loss, checkpoint_epoch
 
 

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,9 @@ from mlflow.tracking import MlflowClient
 
 from eirnn.config import ConfigError, TrainConfig, config_from_args
 from eirnn.console import print_block
+from eirnn.ensemble_report import true_answers
 from eirnn.logged_names import ENSEMBLE_TAG, RUN_NAME_TAG
-from eirnn.pipeline import load_configured_data_and_truth
+from eirnn.pipeline import load_configured_data_and_truth, split
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
 from eirnn.tuning.dead_trials import fail_dead_trials
@@ -156,6 +158,16 @@ def _run_workers(
     return None, None
 
 
+def _ask_truth_meanwhile(
+    thread: ThreadPoolExecutor, truth: Any, dataset: Any, config: TrainConfig
+) -> Future[Any] | None:
+    """The true network's answers for the calibration (a fact of the data, asked once), on a thread
+    of the lead while the fits run: the lead would otherwise ask them after the last fit, alone."""
+    if truth is None:
+        return None
+    return thread.submit(true_answers, truth, split(dataset, config)[1], config.seed)
+
+
 def run_ensemble(
     config: TrainConfig, settings: EnsembleSettings, dataset: Any = None, truth: Any = None
 ) -> EnsembleResult | None:
@@ -189,13 +201,15 @@ def run_ensemble(
         dataset,
         mlflow.get_tracking_uri(),
         settings.heartbeat_s,
+        asks_null=truth is not None,
     )
     print(
         f"ensemble {settings.run_name!r}: {settings.n_fits} fits, parent run {parent_run_id}, storage {storage_spec}; "
         f"more workers: eirnn ensemble --parent-run-id {parent_run_id} --storage {storage_spec} (same settings)",
         flush=True,
     )
-    with ending_parent_on_error(client, parent_run_id, leading):
+    with ending_parent_on_error(client, parent_run_id, leading), ThreadPoolExecutor(1) as lead_thread:
+        true = _ask_truth_meanwhile(lead_thread, truth, dataset, config) if leading else None
         workers, on_poll = None, None
         try:
             workers, on_poll = _run_workers(study, job, settings)
@@ -206,7 +220,9 @@ def run_ensemble(
             if workers is not None:  # workers still queued once the fits are done (or given up) have nothing to do
                 workers.cancel()
         completed = completed_fits(study, parent_run_id)
-        result = summarize_ensemble(client, completed, parent_run_id, config, dataset, truth, settings.n_fits)
+        result = summarize_ensemble(
+            client, completed, parent_run_id, config, dataset, None if true is None else true.result(), settings.n_fits
+        )
         client.set_terminated(parent_run_id, "FINISHED")
         return result
 

@@ -5,7 +5,9 @@ process of the ensemble fail a fit whose worker died, end its child run FAILED a
 same fit again (`eirnn.tuning.dead_trials.RetryDeadTrial`); a worker stopped by SIGTERM (a
 scheduler's wall time, `scancel`) queues its fit again itself. Each fit trains through
 `train_and_log` as a child run `fit-N` of the ensemble's parent run and logs its circuit
-answers (`eirnn.circuit_answers`) as `ensemble/answers.npz`."""
+answers (`eirnn.circuit_answers`) as `ensemble/answers.npz`; on data with a ground truth also
+those of its block-shuffled null, `ensemble/null_answers.npz`, which the calibration compares
+with (asked here, in parallel across workers, rather than by the lead after the last fit)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.circuit_answers import ask_circuit, save_answers
 from eirnn.config import TrainConfig
+from eirnn.ensemble_report import null_answers
 from eirnn.logged_names import ENSEMBLE_TAG, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.mlflow_run import train_and_log
 from eirnn.tuning.dead_trials import fail_dead_trials, recording_trial_failure, retried_trial_numbers
@@ -31,6 +34,7 @@ from eirnn.tuning.storage import open_storage
 FIT_ATTR = "eirnn.ensemble.fit"  # trial user attribute: the fit's settings
 ANSWERS_DIR = "ensemble"
 ANSWERS_FILE = "answers.npz"
+NULL_ANSWERS_FILE = "null_answers.npz"
 POLL_S = 2.0
 FIXED_POINT_STARTS = 32
 
@@ -89,13 +93,14 @@ def completed_fits(study: optuna.Study, parent_run_id: str) -> list[FrozenTrial]
 
 @dataclass
 class FitObjective:
-    """Trains one waiting fit as a child run of the parent and logs its answers; returns its best
-    validation selection score."""
+    """Trains one waiting fit as a child run of the parent and logs its answers (and its null's,
+    with `asks_null`: the data has a ground truth); returns its best validation selection score."""
 
     base: TrainConfig
     dataset: Any
     parent_run_id: str
     ensemble_name: str
+    asks_null: bool = False
 
     def __call__(self, trial: optuna.Trial) -> float:
         fit = trial.user_attrs.get(FIT_ATTR)
@@ -103,6 +108,9 @@ class FitObjective:
             raise optuna.TrialPruned("no fit was waiting")
         config = self.base.replace(
             seed=fit["seed"],
+            # every fit on the ensemble's one split: the fits differ in what the ensemble varies, and
+            # the data's facts (noise ceilings, the true network's answers) are the same for all
+            split_seed=self.base.data_split_seed,
             bootstrap_seed=fit["bootstrap_seed"],
             ei_ratio=fit["ei_ratio"],
             run_name=f"fit-{fit['fit_index']}",
@@ -114,11 +122,14 @@ class FitObjective:
                 config, dataset=self.dataset, parent_run_id=self.parent_run_id, register=False, tags=tags
             )
         # the fixed-point starts and perturbed groups are the ensemble's, the same for every fit
-        answers = ask_circuit(
-            outcome.prepared.model, outcome.prepared.val, group_seed=self.base.seed, seed=self.base.seed
-        )
+        model, val = outcome.prepared.model, outcome.prepared.val
+        answers = {ANSWERS_FILE: ask_circuit(model, val, group_seed=self.base.seed, seed=self.base.seed)}
+        if self.asks_null:
+            answers[NULL_ANSWERS_FILE] = null_answers(model, val, self.base.seed, fit["fit_index"])
         with tempfile.TemporaryDirectory(prefix="eirnn-fit-") as scratch:
-            client.log_artifact(outcome.run_id, str(save_answers(answers, Path(scratch) / ANSWERS_FILE)), ANSWERS_DIR)
+            for name, asked in answers.items():
+                save_answers(asked, Path(scratch) / name)
+            client.log_artifacts(outcome.run_id, scratch, ANSWERS_DIR)
         trial.set_user_attr(RUN_ATTR, outcome.run_id)
         trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
         client.set_tag(outcome.run_id, TRIAL_STATE_TAG, TrialState.COMPLETE.name)
@@ -136,6 +147,7 @@ class EnsembleJob:
     dataset: Any
     tracking_uri: str
     heartbeat_s: int = 60
+    asks_null: bool = False  # the data has a ground truth: each fit's null is asked too
 
 
 def run_fits(job: EnsembleJob) -> None:
@@ -145,7 +157,7 @@ def run_fits(job: EnsembleJob) -> None:
     mlflow.set_tracking_uri(job.tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "best trial" lines mean nothing here
     study = optuna.load_study(study_name=job.ensemble_name, storage=open_storage(job.storage, job.heartbeat_s))
-    objective = FitObjective(job.config, job.dataset, job.parent_run_id, job.ensemble_name)
+    objective = FitObjective(job.config, job.dataset, job.parent_run_id, job.ensemble_name, job.asks_null)
     while unfinished_fits(study, job.parent_run_id):
         fail_dead_trials(study)
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):

@@ -23,11 +23,11 @@ from optuna.trial import FrozenTrial
 from eirnn.agreement import AnswerAgreement, aggregate
 from eirnn.circuit_answers import CircuitAnswers, load_answers
 from eirnn.config import TrainConfig
-from eirnn.ensemble_report import ensemble_scores, ground_truth_calibration, write_ensemble_report
+from eirnn.ensemble_report import ensemble_scores, ground_truth_calibration, null_answers, write_ensemble_report
 from eirnn.logged_names import ENSEMBLE_VERSION_TAG, ensemble_metric
 from eirnn.model.network_files import find_network_files, load_network
 from eirnn.pipeline import split
-from eirnn.tuning.ensemble_fits import ANSWERS_DIR, ANSWERS_FILE, FIT_ATTR
+from eirnn.tuning.ensemble_fits import ANSWERS_DIR, ANSWERS_FILE, FIT_ATTR, NULL_ANSWERS_FILE
 from eirnn.tuning.settings import MODEL_URI_ATTR, RUN_ATTR
 
 CALIBRATION_PREFIX = "gt_"
@@ -55,11 +55,18 @@ def _fit_model(trial: FrozenTrial) -> Any:
     return load_network(*find_network_files(folder))
 
 
-def _fit_answers(trial: FrozenTrial) -> CircuitAnswers:
-    path = mlflow.artifacts.download_artifacts(
-        run_id=trial.user_attrs[RUN_ATTR], artifact_path=f"{ANSWERS_DIR}/{ANSWERS_FILE}"
-    )
+def _fit_answers(trial: FrozenTrial, file: str = ANSWERS_FILE) -> CircuitAnswers:
+    path = mlflow.artifacts.download_artifacts(run_id=trial.user_attrs[RUN_ATTR], artifact_path=f"{ANSWERS_DIR}/{file}")
     return load_answers(path)
+
+
+def _fit_null_answers(client: MlflowClient, trial: FrozenTrial, model: Any, val: Any, seed: int) -> CircuitAnswers:
+    """The null's answers its worker logged; asked here for a fit whose worker had no ground truth
+    (its data loaded where the truth file beside it was missing)."""
+    logged = {item.path for item in client.list_artifacts(trial.user_attrs[RUN_ATTR], ANSWERS_DIR)}
+    if f"{ANSWERS_DIR}/{NULL_ANSWERS_FILE}" in logged:
+        return _fit_answers(trial, NULL_ANSWERS_FILE)
+    return null_answers(model, val, seed, trial.user_attrs[FIT_ATTR]["fit_index"])
 
 
 def summarize_ensemble(
@@ -68,11 +75,12 @@ def summarize_ensemble(
     parent_run_id: str,
     config: TrainConfig,
     dataset: Any,
-    truth: Any,
+    true: CircuitAnswers | None,
     n_fits_asked: int,
 ) -> EnsembleResult:
     """Aggregate the completed fits (`trials`, one per fit index; a fit that failed is left out
-    and counted in `n_fits_failed`) and log the summary on the parent."""
+    and counted in `n_fits_failed`) and log the summary on the parent; `true`: the true
+    network's answers (`eirnn.ensemble_report.true_answers`) on data with a ground truth."""
     if not trials:
         raise RuntimeError(f"ensemble {parent_run_id}: no fit completed, nothing to aggregate")
     models = [_fit_model(trial) for trial in trials]
@@ -81,9 +89,10 @@ def summarize_ensemble(
     agreement = aggregate(answers)
     _, val = split(dataset, config)
     scores = {**ensemble_scores(models, val, fit_scores, agreement), "n_fits_failed": float(n_fits_asked - len(trials))}
-    calibration = (
-        ground_truth_calibration(models, agreement, val, truth, seed=config.seed) if truth is not None else None
-    )
+    calibration = None
+    if true is not None:
+        nulls = [_fit_null_answers(client, trial, model, val, config.seed) for trial, model in zip(trials, models)]
+        calibration = ground_truth_calibration(agreement, true, nulls)
     logged = {ensemble_metric(name): value for name, value in scores.items()}
     logged.update({ensemble_metric(CALIBRATION_PREFIX + name): value for name, value in (calibration or {}).items()})
     client.log_batch(
