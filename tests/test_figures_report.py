@@ -5,7 +5,12 @@ one pseudo-trial per condition: several figures and metrics do not apply)."""
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import signal
 import struct
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +106,35 @@ def test_every_figure_is_written_as_a_png(synthetic_run):
     assert list(figures.written) == [spec.name for spec in FIGURES]
     for path in figures.written.values():
         assert_png(path)
+
+
+@pytest.mark.parametrize("run", ["synthetic_run", "m1_run"])
+def test_figures_drawn_by_three_processes_are_the_same_files(run, request, tmp_path):
+    folder, figures, _ = request.getfixturevalue(run)
+    shared = write_figures(RunArtifacts.load(folder), tmp_path, processes=3)
+    assert shared.skipped == figures.skipped
+    assert list(shared.written) == list(figures.written)
+    for name, path in shared.written.items():
+        assert path.read_bytes() == figures.written[name].read_bytes(), name
+
+
+def test_figures_a_killed_child_took_are_drawn_by_the_caller(synthetic_run, tmp_path):
+    folder, figures, _ = synthetic_run
+
+    def kill_the_child() -> None:
+        while not multiprocessing.active_children():
+            time.sleep(0.01)
+        time.sleep(0.5)  # into its first figure, past the counter's lock
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_child)
+    killer.start()
+    shared = write_figures(RunArtifacts.load(folder), tmp_path, processes=2)
+    killer.join()
+    assert list(shared.written) == list(figures.written)
+    for name, path in shared.written.items():
+        assert path.read_bytes() == figures.written[name].read_bytes(), name
 
 
 def test_report_prints_each_metric_as_logged(synthetic_run):

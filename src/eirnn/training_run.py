@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ MODEL_FOLDER = "model"
 CHECKPOINT_FOLDER = "checkpoints"
 # the fit facts in words: metrics.json keeps them, final metrics (floats) leave them out
 FIT_WORDS = ("stop_reason", "stop_detail")
+# each process meets its fonts and caches afresh (benchmarks/README.md): a few suffice for ~17 figures
+FIGURE_PROCESSES = 4
 
 
 def readable_run_name(config: TrainConfig) -> str:
@@ -97,14 +100,16 @@ def held_out_and_recovery_scores(model: Any, prepared: Prepared, config: TrainCo
 
 def write_figures_and_report(folder: Path, config: TrainConfig, run_id: str | None) -> None:
     """figures/ (unless `config.log_figures` is off), report.md and report.html in the run folder,
-    from the folder alone (as `eirnn report` redraws them)."""
+    from the folder alone (as `eirnn report` redraws them). The figures are drawn by as many
+    processes as the run has cores (`config.threads`, 0 = all), at most FIGURE_PROCESSES."""
     from eirnn.artifacts import RunArtifacts
     from eirnn.figures import FigureSet, write_figures
     from eirnn.report import write_report
 
     artifacts = RunArtifacts.load(folder)
+    processes = min(config.threads or os.cpu_count() or 1, FIGURE_PROCESSES)
     figures = (
-        write_figures(artifacts, folder / "figures")
+        write_figures(artifacts, folder / "figures", processes=processes)
         if config.log_figures
         else FigureSet.empty("figures are off for this run (log_figures=false)")
     )

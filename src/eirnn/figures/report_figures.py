@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,20 +89,81 @@ class FigureSet:
         return [f"{name}: {reason}" for name, reason in self.skipped.items()]
 
 
-def write_figures(artifacts: RunArtifacts, out_dir: str | Path) -> FigureSet:
-    """Draw every figure the run supports into `out_dir` (PNG, 150 dpi); say why each other one is skipped."""
+def write_figures(artifacts: RunArtifacts, out_dir: str | Path, *, processes: int = 1) -> FigureSet:
+    """Draw every figure the run supports into `out_dir` (PNG, 150 dpi); say why each other one is skipped.
+
+    With `processes` > 1 (on Linux), that many processes draw them, each taking the next figure
+    not yet taken: the files are the same, since each figure depends on the run folder alone."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     view = RunView.from_artifacts(artifacts)
+    outcomes = _draw_shared(view, out_dir, processes) if processes > 1 and sys.platform == "linux" else {}
+    for index, spec in enumerate(FIGURES):
+        if index not in outcomes:  # drawn here: alone, or what a child process left undone
+            outcomes[index] = _draw(spec, view, out_dir)
     figures = FigureSet()
-    for spec in FIGURES:
-        drawing = spec.draw(view)
-        path = out_dir / spec.name
-        if isinstance(drawing, NotAvailable):
-            figures.skipped[spec.name] = drawing.reason
-            path.unlink(missing_ok=True)  # a figure left from an earlier drawing would contradict the report
-            continue
-        drawing.suptitle(spec.title, fontsize="x-large")
-        drawing.savefig(path, dpi=DPI, metadata={"Software": None})
-        figures.written[spec.name] = path
+    for index, spec in enumerate(FIGURES):
+        if outcomes[index] is None:
+            figures.written[spec.name] = out_dir / spec.name
+        else:
+            figures.skipped[spec.name] = outcomes[index]
     return figures
+
+
+def _draw(spec: FigureSpec, view: RunView, out_dir: Path) -> str | None:
+    """Draw one figure into out_dir; None when written, else why it does not apply."""
+    drawing = spec.draw(view)
+    path = out_dir / spec.name
+    if isinstance(drawing, NotAvailable):
+        path.unlink(missing_ok=True)  # a figure left from an earlier drawing would contradict the report
+        return drawing.reason
+    drawing.suptitle(spec.title, fontsize="x-large")
+    drawing.savefig(path, dpi=DPI, metadata={"Software": None})
+    return None
+
+
+def _draw_shared(view: RunView, out_dir: Path, processes: int) -> dict[int, str | None]:
+    """Figures drawn by this process and `processes - 1` forked children (Matplotlib's drawing is
+    Python under the GIL: threads would take turns), each taking the next figure from a shared
+    counter; index -> `_draw`'s outcome. A figure a child took and did not report (it died) is
+    missing from the result, for the caller to draw."""
+    context = multiprocessing.get_context("fork")  # the children share the loaded run, nothing to pickle
+    next_figure = context.Value("i", 0)
+    receiver, sender = context.Pipe(duplex=False)
+    children = [
+        context.Process(target=_draw_taken, args=(view, out_dir, next_figure, sender), daemon=True)
+        for _ in range(processes - 1)
+    ]
+    # the run's objects out of the children's garbage collection: collecting would write to their
+    # pages, which a forked child shares with this process until it writes (copy on write)
+    gc.freeze()
+    for child in children:
+        child.start()
+    gc.unfreeze()
+    sender.close()  # the children hold their copies: the pipe ends when the last of them exits
+    outcomes: dict[int, str | None] = {}
+    _draw_taken(view, out_dir, next_figure, None, outcomes)
+    while True:
+        try:
+            index, outcome = receiver.recv()
+        except EOFError:
+            break
+        outcomes[index] = outcome
+    for child in children:
+        child.join()
+    return outcomes
+
+
+def _draw_taken(view: RunView, out_dir: Path, next_figure, sender, outcomes: dict | None = None) -> None:
+    """Draw figures until none is left to take; report each to `sender` (a child) or `outcomes`."""
+    while True:
+        with next_figure.get_lock():
+            index = next_figure.value
+            next_figure.value += 1
+        if index >= len(FIGURES):
+            return
+        outcome = _draw(FIGURES[index], view, out_dir)
+        if sender is None:
+            outcomes[index] = outcome
+        else:
+            sender.send((index, outcome))
