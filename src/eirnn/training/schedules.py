@@ -53,9 +53,9 @@ def warmup_rate(settings: Any, epoch: int, history: list[dict[str, float]], last
 
 def warmup_cosine_rate(settings: Any, epoch: int, history: list[dict[str, float]], last_rise_epoch: int) -> float:
     """`lr_schedule` "warmup_cosine": up over WARMUP_EPOCHS, then a cosine down to FLOOR x base."""
-    base = settings.learning_rate
     if epoch < WARMUP_EPOCHS:
-        return base * (epoch + 1) / WARMUP_EPOCHS
+        return warmup_rate(settings, epoch, history, last_rise_epoch)
+    base = settings.learning_rate
     progress = (epoch - WARMUP_EPOCHS) / max(1, settings.max_epochs - 1 - WARMUP_EPOCHS)
     return base * (FLOOR + (1 - FLOOR) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
