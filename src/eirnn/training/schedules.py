@@ -48,7 +48,8 @@ def constant_rate(settings: Any, epoch: int, history: list[dict[str, float]], la
 
 def warmup_rate(settings: Any, epoch: int, history: list[dict[str, float]], last_rise_epoch: int) -> float:
     """`lr_schedule` "warmup": up over WARMUP_EPOCHS, then the base rate."""
-    return settings.learning_rate * min(1.0, (epoch + 1) / WARMUP_EPOCHS)
+    base = settings.learning_rate
+    return base * (epoch + 1) / WARMUP_EPOCHS if epoch < WARMUP_EPOCHS else base
 
 
 def warmup_cosine_rate(settings: Any, epoch: int, history: list[dict[str, float]], last_rise_epoch: int) -> float:
