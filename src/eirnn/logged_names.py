@@ -87,6 +87,9 @@ STUDY_TAG = "eirnn.tuning.study"
 STORAGE_TAG = "eirnn.tuning.storage"
 TRIAL_TAG = "eirnn.tuning.trial"
 TRIAL_STATE_TAG = "eirnn.tuning.trial_state"
+# on a trial's child run ended KILLED because its worker, alive but paused or starved of CPU past
+# the heartbeat grace, lost the trial to another worker (eirnn.tuning.claims): why
+ABANDONED_TAG = "eirnn.tuning.abandoned"
 STUDY_NOTE_TAG = "eirnn.tuning.note"
 BEST_TRIAL_TAG = "eirnn.tuning.best_trial"
 BEST_RUN_ID_TAG = "eirnn.tuning.best_run_id"

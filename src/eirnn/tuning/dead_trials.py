@@ -2,7 +2,9 @@
 sends heartbeats, and whichever process of the study next finds one silent for longer than the
 grace period fails it (Optuna), ends its MLflow child run FAILED with the reason, and queues the
 same settings again as a new trial (Optuna's RetryHeartbeatStaleTrialCallback). A worker asked to stop
-by SIGTERM (a scheduler's wall time, `scancel`) queues its trial again itself, at once."""
+by SIGTERM (a scheduler's wall time, `scancel`) queues its trial again itself, at once. A worker
+that was alive after all (paused, starved of CPU) abandons its trial when it wakes up
+(`eirnn.tuning.claims`)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.logged_names import ERROR_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.training import TrainingInterrupted
+from eirnn.tuning.claims import ClaimLost, end_abandoned_run, frozen_trial, lost_claim_reason
 from eirnn.tuning.settings import PARENT_RUN_ATTR, RUN_ATTR
 
 MAX_RETRIES = 3
@@ -58,23 +61,31 @@ def requeue_stopped_trial(trial: optuna.Trial, parent_run_id: str) -> None:
         reason = f"worker stopped by SIGTERM: trial {trial.number}'s settings are queued again as a new trial"
         client.set_tag(run_id, ERROR_TAG, reason)
         client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
-    frozen = next(past for past in trial.study.get_trials(deepcopy=False) if past.number == trial.number)
     with warnings.catch_warnings():  # the callback class is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(trial.study, frozen)
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(trial.study, frozen_trial(trial))
 
 
 @contextlib.contextmanager
 def recording_trial_failure(trial: optuna.Trial, parent_run_id: str) -> Iterator[None]:
     """Around a trial's training (a study's trial, an ensemble's fit): a worker stopped by
     SIGTERM (a scheduler's wall time, `scancel`) queues the trial's settings again at once, so
-    that nothing is lost; any other error marks the trial's child run, if it started, FAIL."""
+    that nothing is lost; a worker that lost its claim on the trial (`eirnn.tuning.claims`: it
+    finds the trial finished when it checks or writes to it) ends the child run KILLED and raises
+    ClaimLost; any other error marks the trial's child run, if it started, FAIL."""
     try:
         yield
     except TrainingInterrupted as stopped:
         if stopped.signum == signal.SIGTERM:
             requeue_stopped_trial(trial, parent_run_id)
         raise
+    except ClaimLost as lost:
+        _end_abandoned_trial_run(parent_run_id, lost)
+        raise
+    except optuna.exceptions.UpdateFinishedTrialError as error:  # a write to a trial another process finished
+        lost = ClaimLost(trial.number, frozen_trial(trial).state)
+        _end_abandoned_trial_run(parent_run_id, lost)
+        raise lost from error
     except Exception:
         client = MlflowClient()
         run_id = trial_run_id(client, parent_run_id, trial.number)
@@ -82,6 +93,13 @@ def recording_trial_failure(trial: optuna.Trial, parent_run_id: str) -> Iterator
             trial.set_user_attr(RUN_ATTR, run_id)
             client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
         raise
+
+
+def _end_abandoned_trial_run(parent_run_id: str, lost: ClaimLost) -> None:
+    client = MlflowClient()
+    run_id = trial_run_id(client, parent_run_id, lost.trial_number)
+    if run_id:
+        end_abandoned_run(client, run_id, str(lost), lost.state)
 
 
 class RetryDeadTrial(RetryHeartbeatStaleTrialCallback):
@@ -106,3 +124,20 @@ class RetryDeadTrial(RetryHeartbeatStaleTrialCallback):
                 client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
                 client.set_terminated(run_id, "FAILED")
         super().__call__(study, trial)
+
+
+def end_runs_of_requeued_trials(client: MlflowClient, study: optuna.Study, parent_run_id: str) -> None:
+    """The lead, before its summary: end KILLED every FINISHED child run of the parent whose
+    trial was failed and queued again (its worker lost its claim on the trial after its last
+    check), so that the settings of every trial keep one finished run, the re-run's."""
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    finished = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'FINISHED'",
+    )
+    retried = retried_trial_numbers(study.get_trials(deepcopy=False))
+    for run in finished:
+        number = int(run.data.tags.get(TRIAL_TAG, -1))
+        if number in retried:
+            reason = f"{lost_claim_reason(number, TrialState.FAIL)} (the lead ended this run, which had finished)"
+            end_abandoned_run(client, run.info.run_id, reason, TrialState.FAIL)

@@ -34,7 +34,7 @@ from eirnn.logged_names import ENSEMBLE_TAG, RUN_NAME_TAG
 from eirnn.pipeline import load_configured_data_and_truth, split
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
-from eirnn.tuning.dead_trials import fail_dead_trials
+from eirnn.tuning.dead_trials import end_runs_of_requeued_trials, fail_dead_trials
 from eirnn.tuning.ensemble_fits import (
     POLL_S,
     EnsembleJob,
@@ -219,6 +219,7 @@ def run_ensemble(
         finally:
             if workers is not None:  # workers still queued once the fits are done (or given up) have nothing to do
                 workers.cancel()
+        end_runs_of_requeued_trials(client, study, parent_run_id)
         completed = completed_fits(study, parent_run_id)
         result = summarize_ensemble(
             client, completed, parent_run_id, config, dataset, None if true is None else true.result(), settings.n_fits

@@ -27,6 +27,7 @@ from eirnn.config import TrainConfig
 from eirnn.ensemble_report import null_answers
 from eirnn.logged_names import ENSEMBLE_TAG, FIT_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.tracking.mlflow_run import train_and_log
+from eirnn.tuning.claims import ClaimWatch, check_claim, going_on_after_a_lost_claim
 from eirnn.tuning.dead_trials import fail_dead_trials, recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.settings import MODEL_URI_ATTR, PARENT_RUN_ATTR, RUN_ATTR
 from eirnn.tuning.storage import open_storage
@@ -101,6 +102,7 @@ class FitObjective:
     parent_run_id: str
     ensemble_name: str
     asks_null: bool = False
+    heartbeat_s: float = 60  # how often training checks that the fit is still this worker's
 
     def __call__(self, trial: optuna.Trial) -> float:
         fit = trial.user_attrs.get(FIT_ATTR)
@@ -118,22 +120,33 @@ class FitObjective:
         client = MlflowClient()
         tags = {ENSEMBLE_TAG: self.ensemble_name, TRIAL_TAG: str(trial.number), FIT_TAG: str(fit["fit_index"])}
         with recording_trial_failure(trial, self.parent_run_id):
+            watch = ClaimWatch(trial, self.heartbeat_s)
             outcome = train_and_log(
-                config, dataset=self.dataset, parent_run_id=self.parent_run_id, register=False, tags=tags
+                config,
+                dataset=self.dataset,
+                parent_run_id=self.parent_run_id,
+                register=False,
+                tags=tags,
+                callbacks=[watch],
             )
+            check_claim(trial)  # before asking the answers of a fit that is no longer this worker's
+            self._log_answers(client, outcome, fit["fit_index"])
+            # the first write to the trial: it raises if another process has failed the trial meanwhile
+            trial.set_user_attr(RUN_ATTR, outcome.run_id)
+            trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
+        client.set_tag(outcome.run_id, TRIAL_STATE_TAG, TrialState.COMPLETE.name)
+        return outcome.fit.best_selection_score
+
+    def _log_answers(self, client: MlflowClient, outcome: Any, fit_index: int) -> None:
         # the fixed-point starts and perturbed groups are the ensemble's, the same for every fit
         model, val = outcome.prepared.model, outcome.prepared.val
         answers = {ANSWERS_FILE: ask_circuit(model, val, group_seed=self.base.seed, seed=self.base.seed)}
         if self.asks_null:
-            answers[NULL_ANSWERS_FILE] = null_answers(model, val, self.base.seed, fit["fit_index"])
+            answers[NULL_ANSWERS_FILE] = null_answers(model, val, self.base.seed, fit_index)
         with tempfile.TemporaryDirectory(prefix="eirnn-fit-") as scratch:
             for name, asked in answers.items():
                 save_answers(asked, Path(scratch) / name)
             client.log_artifacts(outcome.run_id, scratch, ANSWERS_DIR)
-        trial.set_user_attr(RUN_ATTR, outcome.run_id)
-        trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
-        client.set_tag(outcome.run_id, TRIAL_STATE_TAG, TrialState.COMPLETE.name)
-        return outcome.fit.best_selection_score
 
 
 @dataclass
@@ -153,14 +166,18 @@ class EnsembleJob:
 def run_fits(job: EnsembleJob) -> None:
     """Take waiting fits of the ensemble one at a time until none is left unfinished; while other
     workers hold the last fits, keep watching them, so that a fit whose worker died is queued
-    again (after the heartbeat grace period) and run here."""
+    again (after the heartbeat grace period) and run here. A fit this worker lost meanwhile
+    (paused past the grace: `eirnn.tuning.claims`) is abandoned and the worker goes on."""
     mlflow.set_tracking_uri(job.tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "best trial" lines mean nothing here
     study = optuna.load_study(study_name=job.ensemble_name, storage=open_storage(job.storage, job.heartbeat_s))
-    objective = FitObjective(job.config, job.dataset, job.parent_run_id, job.ensemble_name, job.asks_null)
+    objective = FitObjective(
+        job.config, job.dataset, job.parent_run_id, job.ensemble_name, job.asks_null, job.heartbeat_s
+    )
     while unfinished_fits(study, job.parent_run_id):
         fail_dead_trials(study)
         if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            study.optimize(objective, n_trials=1, catch=(Exception,))
+            with going_on_after_a_lost_claim():
+                study.optimize(objective, n_trials=1, catch=(Exception,))
         else:
             time.sleep(POLL_S)

@@ -37,7 +37,7 @@ from eirnn.pipeline import load_configured_data
 from eirnn.tracking.run_records import experiment_id_for, log_new_params
 from eirnn.tracking.run_summary import run_url
 from eirnn.training.validation_scores import higher_is_better
-from eirnn.tuning.dead_trials import fail_dead_trials
+from eirnn.tuning.dead_trials import end_runs_of_requeued_trials, fail_dead_trials
 from eirnn.tuning.first_trial import FIRST_TRIAL_ATTR, given_point
 from eirnn.tuning.launcher import SlurmWorkers, slurm_settings_from_args
 from eirnn.tuning.search_space import (
@@ -224,6 +224,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
             if not leading:
                 return None
             _wait_for_trials(study, parent_run_id, settings.n_trials, on_poll)
+            end_runs_of_requeued_trials(client, study, parent_run_id)
             outcome = summarize_study(client, study, parent_run_id, config)
             client.set_terminated(parent_run_id, "FINISHED")
             return outcome

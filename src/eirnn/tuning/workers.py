@@ -22,6 +22,7 @@ from eirnn.tracking.mlflow_run import train_and_log
 from eirnn.tracking.run_records import record_error
 from eirnn.training import EarlyStopping
 from eirnn.training.validation_scores import higher_is_better
+from eirnn.tuning.claims import ClaimWatch, going_on_after_a_lost_claim
 from eirnn.tuning.dead_trials import recording_trial_failure, retried_trial_numbers
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
@@ -76,6 +77,7 @@ class TrialObjective:
     dataset: Any
     parent_run_id: str
     study_name: str
+    heartbeat_s: float = 60  # how often training checks that the trial is still this worker's
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
@@ -89,13 +91,15 @@ class TrialObjective:
                 config,
                 dataset=self.dataset,
                 parent_run_id=self.parent_run_id,
-                callbacks=[reporter],
+                # the claim first: a trial another process has failed takes no report
+                callbacks=[ClaimWatch(trial, self.heartbeat_s), reporter],
                 register=False,
                 tags={STUDY_TAG: self.study_name, TRIAL_TAG: str(trial.number)},
                 status_when_stopped_by_callback="KILLED",
             )
-        trial.set_user_attr(RUN_ATTR, outcome.run_id)
-        trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
+            # the first write to the trial after training: it raises if another process failed the trial meanwhile
+            trial.set_user_attr(RUN_ATTR, outcome.run_id)
+            trial.set_user_attr(MODEL_URI_ATTR, outcome.model_uri)
         value = outcome.fit.best_selection_score
         state = TrialState.PRUNED if reporter.pruned_at_epoch is not None else TrialState.COMPLETE
         if state == TrialState.COMPLETE and not math.isfinite(value):
@@ -143,17 +147,27 @@ def run_trials(job: WorkerJob, slots: Any = None) -> None:
         sampler=optuna.samplers.TPESampler(seed=job.sampler_seed, constant_liar=True),
         pruner=job.pruner.build(job.config.max_epochs),
     )
-    objective = TrialObjective(job.config, job.space, job.dataset, job.parent_run_id, job.study_name)
+    objective = TrialObjective(job.config, job.space, job.dataset, job.parent_run_id, job.study_name, job.heartbeat_s)
     target = int(float(MlflowClient().get_run(job.parent_run_id).data.params.get("n_trials", job.n_trials)))
+    finished_here = 0
 
     def after_each_trial(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal finished_here
+        finished_here += 1
         # the parent's trials may be run by several workers, a restarted one among them
         if count_finished_trials(study, job.parent_run_id) >= target or not _claim(slots):
             study.stop()
 
-    if _claim(slots):
-        n_trials = job.n_trials if slots is None else None
-        study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[after_each_trial])
+    if not _claim(slots):
+        return
+    while True:
+        n_trials = job.n_trials - finished_here if slots is None else None
+        with going_on_after_a_lost_claim() as lost:
+            study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[after_each_trial])
+        # a trial lost to another worker (eirnn.tuning.claims) used none of this worker's share or
+        # slot: its settings run again as a new trial, here or elsewhere, and the share goes on
+        if not lost or count_finished_trials(study, job.parent_run_id) >= target:
+            return
 
 
 def _claim(slots: Any) -> bool:
