@@ -36,7 +36,7 @@ from eirnn.tuning.storage import open_storage
 
 RUN_TIMEOUT_S = 600
 HEARTBEAT_S = 2  # grace 4 s
-MAX_EPOCHS = 300  # a fit far from its end when its worker is paused after its first epochs
+MAX_EPOCHS = 2000  # fits of some seconds: both workers mid-fit at once, a paused one far from its end
 TINY_FIT = {"input_embed_type": "linear", "patience": 5000, "max_epochs": MAX_EPOCHS}
 
 
@@ -87,6 +87,14 @@ def _wait(condition, what: str, processes: list[subprocess.Popen], deadline: flo
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _store(folder: Path) -> MlflowClient:
+    """A client of the SQLite tracking store in `folder`, its tables made before any worker
+    opens it (processes that create them at once race on the schema's migration)."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client.search_experiments()
+    return client
+
+
 def _eirnn(command: str, arguments: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     with open(log, "w") as output:
         return subprocess.Popen(
@@ -114,8 +122,8 @@ def test_a_paused_ensemble_worker_abandons_its_retried_fit_and_each_fit_keeps_on
 ):
     flags = small_flags(experiment_name="paused", heartbeat_seconds=HEARTBEAT_S, **TINY_FIT)
     arguments = ["--data", str(tiny_recording_file), "--n-fits", "2", "--n-workers", "2", *flags]
+    client = _store(tmp_path)
     lead = _eirnn("ensemble", arguments, tmp_path / "lead.log", tmp_path)
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     paused = None
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -178,7 +186,7 @@ def test_a_paused_study_worker_abandons_its_retried_trial_and_runs_its_share_aft
         heartbeat_seconds=HEARTBEAT_S,
         **TINY_FIT,
     )
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = _store(tmp_path)
     lead = _eirnn("tune", [*common, "--n-trials", "2", "--n-workers", "0"], tmp_path / "lead.log", tmp_path)
     processes, paused = [lead], None
     try:
