@@ -61,8 +61,8 @@ def test_a_worker_killed_mid_fit_gets_its_fit_retried_and_no_child_is_left_runni
         "--n-workers",
         "2",
         "--heartbeat-seconds",
-        # grace 10 s: with 1 s (grace 2 s), a live worker starved of CPU under the suite's own load
-        # was once failed as stale and its fit ran twice (a known weakness, see the issue notes)
+        # grace 10 s: fewer retries of a live worker starved of CPU under the suite's own load (such
+        # a worker abandons its fit when it wakes up: tests/test_lost_claims.py)
         "5",
         "--max-epochs",
         "300",  # long enough for both workers to be mid-fit at once; each epoch logs, so no longer
