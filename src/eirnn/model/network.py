@@ -23,7 +23,7 @@ from eirnn.choices import ACTIVATIONS, INITIAL_STATES, PERTURBATION_GAINS
 from eirnn.model.embeddings import create_embedding
 from eirnn.model.encoder import held_in_neurons
 from eirnn.model.noise import fill_standard_normal
-from eirnn.model.prepared_inputs import PreparedInputs, prepare_inputs
+from eirnn.model.prepared_inputs import PreparedInputs, prepare_inputs, prepare_raw_inputs
 from eirnn.model.recurrence import run_recurrence
 
 # set_rate_scale floors the mean rate of silent neurons, whose gain would otherwise be log(0)
@@ -345,8 +345,10 @@ class EIRNN(nn.Module):
         """Run T steps for inputs [B, T, n_inputs] (or their PreparedInputs); outputs are taken
         after each step, r[1..T]. noise=None: on in training mode, off in eval mode; `generator`
         draws the noise (see draw_noise). An inferred-state model starts each trial from
-        h0 + the encoder's offset when the PreparedInputs carry spikes, else from the shared h0."""
-        prepared = inputs if isinstance(inputs, PreparedInputs) else prepare_inputs(inputs)
+        h0 + the encoder's offset when the PreparedInputs carry spikes, else from the shared h0.
+        Raw inputs are prepared on the first call and reused while the same tensor comes back
+        unchanged (`prepare_raw_inputs`)."""
+        prepared = inputs if isinstance(inputs, PreparedInputs) else prepare_raw_inputs(inputs)
         if prepared.unique_inputs.shape[-1] != self.n_inputs:
             raise ValueError(
                 f"inputs have {prepared.unique_inputs.shape[-1]} channels, the model expects {self.n_inputs}"

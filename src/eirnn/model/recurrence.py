@@ -42,13 +42,16 @@ with `torch.autograd.gradcheck`, tests/test_recurrence_gradcheck.py).
 The caller orders the units so that the n scaled ones come first. The outputs are computed per
 step, while r[t] is in cache, into contiguous rows of time-major buffers, and handed out as
 [B, T, K] views of them: no pass over the whole unit-rate tensor is needed to gather or
-transpose them. Trials run in chunks on CPU threads (`eirnn.model.cpu_threads`); the large
-noise and adjoint buffers are reused between calls (`eirnn.model.workspace`).
+transpose them. Trials run in chunks on CPU threads (`eirnn.model.cpu_threads`), each chunk's
+loop compiled by TorchScript so that it runs without the GIL (`_compiled_loops`); the large noise
+and adjoint buffers are reused between calls (`eirnn.model.workspace`).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -79,97 +82,122 @@ def drive_row_sums(step_rows: torch.Tensor, n_table_rows: int, dtype: torch.dtyp
         )
 
 
-def _forward_steps(
-    initial_state: torch.Tensor,
-    noise: torch.Tensor | None,
-    rates: torch.Tensor,
-    outputs: list[torch.Tensor],
-    weight_t: torch.Tensor,
-    drive_table: torch.Tensor,
-    step_rows: torch.Tensor,
-    rate_gain: torch.Tensor,
-    readout_weights: tuple[torch.Tensor, ...],
-    leak: float,
-    activation: str,
-) -> None:
-    """initial_state [b, N]; noise [T, b, N] (scaled) or None; rates [T + 1, b, N];
-    step_rows [T, b]; outputs [T, b, K]: the scaled rates, then one per readout weight."""
-    n_scaled = rate_gain.shape[0]
-    # per-step views taken once: indexing in the loop would hold the GIL that the other chunk's
-    # thread needs, for about as long as a small op runs
-    rate_steps, row_steps = rates.unbind(0), step_rows.unbind(0)
-    noise_steps = noise.unbind(0) if noise is not None else None
-    scaled_rate_sources = rates[1:, :, :n_scaled].unbind(0)
-    scaled_rate_steps, *readout_steps = (output.unbind(0) for output in outputs)
-    # x[t] and x[t+1] in two small buffers that stay in cache, swapped every step; the drive is
-    # gathered straight into x[t+1] rather than in a pass over a whole [T, B, N] buffer
-    state, following = initial_state.clone(), torch.empty_like(initial_state)
-    rate_of = ACTIVATIONS[activation].rate
-    rate_of(state, out=rate_steps[0])
-    for step in range(len(row_steps)):
-        rate = rate_steps[step + 1]
-        torch.index_select(drive_table, 0, row_steps[step], out=following)
-        if noise_steps is not None:
-            following.add_(noise_steps[step])
-        following.add_(state, alpha=leak)
-        following.addmm_(rate_steps[step], weight_t)
-        rate_of(following, out=rate)
-        torch.mul(scaled_rate_sources[step], rate_gain, out=scaled_rate_steps[step])
-        for readout, readout_weight in zip(readout_steps, readout_weights):
-            torch.mm(rate, readout_weight, out=readout[step])
-        state, following = following, state
+def _forward_steps_using(rate_of: Callable[..., torch.Tensor]) -> Callable[..., None]:
+    """The forward loop for the activation whose rate function is `rate_of` (see `_compiled_loops`)."""
+
+    def forward_steps(
+        initial_state: torch.Tensor,
+        noise: torch.Tensor | None,
+        rates: torch.Tensor,
+        outputs: list[torch.Tensor],
+        weight_t: torch.Tensor,
+        drive_table: torch.Tensor,
+        step_rows: torch.Tensor,
+        rate_gain: torch.Tensor,
+        readout_weights: list[torch.Tensor],
+        leak: float,
+    ) -> None:
+        """initial_state [b, N]; noise [T, b, N] (scaled) or None; rates [T + 1, b, N];
+        step_rows [T, b]; outputs [T, b, K]: the scaled rates, then one per readout weight."""
+        n_scaled = rate_gain.shape[0]
+        rate_steps, row_steps = rates.unbind(0), step_rows.unbind(0)
+        scaled_rate_sources = rates[1:, :, :n_scaled].unbind(0)
+        scaled_rate_steps = outputs[0].unbind(0)
+        readout_steps = [output.unbind(0) for output in outputs[1:]]
+        # x[t] and x[t+1] in two small buffers that stay in cache, swapped every step; the drive
+        # is gathered straight into x[t+1] rather than in a pass over a whole [T, B, N] buffer
+        state, following = initial_state.clone(), torch.empty_like(initial_state)
+        rate_of(state, out=rate_steps[0])
+        for step in range(len(row_steps)):
+            rate = rate_steps[step + 1]
+            torch.index_select(drive_table, 0, row_steps[step], out=following)
+            if noise is not None:
+                following.add_(noise[step])
+            following.add_(state, alpha=leak)
+            following.addmm_(rate_steps[step], weight_t)
+            rate_of(following, out=rate)
+            torch.mul(scaled_rate_sources[step], rate_gain, out=scaled_rate_steps[step])
+            for readout, readout_weight in zip(readout_steps, readout_weights):
+                torch.mm(rate, readout_weight, out=readout[step])
+            state, following = following, state
+
+    return forward_steps
 
 
-def _adjoint_steps(
-    adjoint: torch.Tensor,
-    rates: torch.Tensor,
-    grad_units: torch.Tensor | None,
-    grad_outputs: list[torch.Tensor | None],
-    weight: torch.Tensor,
-    rate_gain: torch.Tensor,
-    readout_weights: tuple[torch.Tensor, ...],
-    leak: float,
-    activation: str,
-) -> list[torch.Tensor | None]:
-    """Fills adjoint[t] with dL/dx[t] for t = 0..T, from the time-major gradients of the unit
-    rates [T, b, N] and the outputs [T, b, K]; returns the gradients of W, of the rate gain and
-    of the readout weights (None where their output got no gradient), summed over these trials."""
-    last = rates.shape[0] - 1
-    n_scaled = rate_gain.shape[0]
-    adjoint_steps, rate_steps = adjoint.unbind(0), rates.unbind(0)
-    grad_rates, *grad_readouts = grad_outputs
-    # per trial, summed at the end: one fused multiply-add per step
-    gain_grad_per_trial = None if grad_rates is None else rate_gain.new_zeros(adjoint.shape[1], n_scaled)
-    readout_grads = [
-        None if grad is None else weight.new_zeros(v.shape) for grad, v in zip(grad_readouts, readout_weights)
-    ]
-    weight_grad = weight.new_zeros(weight.shape)
-    slope = rates.new_empty(rates.shape[1:])
-    multiply_by_slope = ACTIVATIONS[activation].multiply_by_slope
-    for step in range(last, -1, -1):
-        current, rate = adjoint_steps[step], rate_steps[step]
-        if step < last:
-            torch.mm(adjoint_steps[step + 1], weight, out=current)
-            # dL/dW = sum_t lambda[t+1]^T r[t], while both are in cache: as one product after the
-            # loop it read both whole tensors back from memory
-            weight_grad.addmm_(adjoint_steps[step + 1].t(), rate)
-        else:
-            current.zero_()
-        if step > 0:  # r[0] is no output
-            if grad_rates is not None:
-                current[:, :n_scaled].addcmul_(grad_rates[step - 1], rate_gain)
-                gain_grad_per_trial.addcmul_(grad_rates[step - 1], rate[:, :n_scaled])  # type: ignore[union-attr]
-            for grad_readout, readout_weight, readout_grad in zip(grad_readouts, readout_weights, readout_grads):
-                if grad_readout is not None:
-                    current.addmm_(grad_readout[step - 1], readout_weight.t())
-                    readout_grad.addmm_(rate.t(), grad_readout[step - 1])  # type: ignore[union-attr]
-            if grad_units is not None:
-                current.add_(grad_units[step - 1])
-        multiply_by_slope(current, rate, slope)
-        if step < last:
-            current.add_(adjoint_steps[step + 1], alpha=leak)
-    gain_grad = None if gain_grad_per_trial is None else gain_grad_per_trial.sum(0)
-    return [weight_grad, gain_grad, *readout_grads]
+def _adjoint_steps_using(multiply_by_slope: Callable[..., None]) -> Callable[..., list[torch.Tensor | None]]:
+    """The adjoint loop for the activation whose slope is applied by `multiply_by_slope`."""
+
+    def adjoint_steps(
+        adjoint: torch.Tensor,
+        rates: torch.Tensor,
+        grad_units: torch.Tensor | None,
+        grad_rates: torch.Tensor | None,
+        grad_readouts: list[torch.Tensor | None],
+        weight: torch.Tensor,
+        rate_gain: torch.Tensor,
+        readout_weights: list[torch.Tensor],
+        leak: float,
+    ) -> list[torch.Tensor | None]:
+        """Fills adjoint[t] with dL/dx[t] for t = 0..T, from the time-major gradients of the unit
+        rates and the scaled rates [T, b, N or n] and of the readouts [T, b, K]; returns the
+        gradients of W, of the rate gain and of the readout weights (None where their output got
+        no gradient), summed over these trials."""
+        last = rates.shape[0] - 1
+        n_scaled = rate_gain.shape[0]
+        adjoint_steps, rate_steps = adjoint.unbind(0), rates.unbind(0)
+        # per trial, summed at the end: one fused multiply-add per step
+        gain_grad_per_trial = rate_gain.new_zeros(adjoint.shape[1], n_scaled)
+        readout_grads = [weight.new_zeros(v.shape) for v in readout_weights]
+        weight_grad = weight.new_zeros(weight.shape)
+        slope = rates.new_empty(rates.shape[1:])
+        for step in range(last, -1, -1):
+            current, rate = adjoint_steps[step], rate_steps[step]
+            if step < last:
+                torch.mm(adjoint_steps[step + 1], weight, out=current)
+                # dL/dW = sum_t lambda[t+1]^T r[t], while both are in cache: as one product after
+                # the loop it read both whole tensors back from memory
+                weight_grad.addmm_(adjoint_steps[step + 1].t(), rate)
+            else:
+                current.zero_()
+            if step > 0:  # r[0] is no output
+                if grad_rates is not None:
+                    current[:, :n_scaled].addcmul_(grad_rates[step - 1], rate_gain)
+                    gain_grad_per_trial.addcmul_(grad_rates[step - 1], rate[:, :n_scaled])
+                for grad_readout, readout_weight, readout_grad in zip(grad_readouts, readout_weights, readout_grads):
+                    if grad_readout is not None:
+                        current.addmm_(grad_readout[step - 1], readout_weight.t())
+                        readout_grad.addmm_(rate.t(), grad_readout[step - 1])
+                if grad_units is not None:
+                    current.add_(grad_units[step - 1])
+            multiply_by_slope(current, rate, slope)
+            if step < last:
+                current.add_(adjoint_steps[step + 1], alpha=leak)
+        gradients: list[torch.Tensor | None] = [weight_grad, None if grad_rates is None else gain_grad_per_trial.sum(0)]
+        for grad_readout, readout_grad in zip(grad_readouts, readout_grads):
+            gradients.append(None if grad_readout is None else readout_grad)
+        return gradients
+
+    return adjoint_steps
+
+
+@functools.cache
+def _compiled_loops(activation: str) -> tuple[Callable[..., None], Callable[..., list[torch.Tensor | None]]]:
+    """The forward and adjoint loops for one activation, compiled by TorchScript.
+
+    As Python loops, each of the ~10 small ops of a step returned to the interpreter, whose lock
+    (the GIL) the other chunk's thread needed for its own next op: two threads took turns rather
+    than running side by side. Compiled, a chunk's whole loop runs without the GIL
+    (benchmarks/README.md has the A/B). torch 2.13 marks `torch.jit.script` deprecated; its
+    successor, torch.compile, runs a step's kernels from Python again and compiled slower code
+    for this loop after minutes.
+    """
+    nonlinearity = ACTIVATIONS[activation]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning)
+        return (
+            torch.jit.script(_forward_steps_using(nonlinearity.rate)),
+            torch.jit.script(_adjoint_steps_using(nonlinearity.multiply_by_slope)),
+        )
 
 
 class _FusedRecurrence(torch.autograd.Function):
@@ -212,17 +240,20 @@ class _FusedRecurrence(torch.autograd.Function):
         grad_outputs = [None if grad is None else grad.transpose(0, 1).contiguous() for grad in grad_outputs]
         adjoint = WORKSPACE.take(tuple(rates.shape), rates)
 
+        _, adjoint_steps = _compiled_loops(ctx.activation)
+        grad_rates, *grad_readouts = grad_outputs
+
         def adjoint_chunk(chunk: slice) -> list[torch.Tensor | None]:
-            return _adjoint_steps(
+            return adjoint_steps(
                 adjoint[:, chunk],
                 rates[:, chunk],
                 None if grad_units is None else grad_units[:, chunk],
-                [None if grad is None else grad[:, chunk] for grad in grad_outputs],
+                None if grad_rates is None else grad_rates[:, chunk],
+                [None if grad is None else grad[:, chunk] for grad in grad_readouts],
                 weight,
                 rate_gain,
-                tuple(readout_weights),
+                readout_weights,
                 ctx.leak,
-                ctx.activation,
             )
 
         chunk_grads = map_chunks(adjoint_chunk, batch_chunks(rates.shape[1], rates.device))
@@ -260,8 +291,10 @@ def _integrate(
     outputs = [x0.new_empty(n_steps, batch_size, size) for size in output_sizes]
     weight_t = weight.t()
 
+    forward_steps, _ = _compiled_loops(activation)
+
     def integrate_chunk(chunk: slice) -> None:
-        _forward_steps(
+        forward_steps(
             x0[chunk],
             None if noise is None else noise[:, chunk],
             rates[:, chunk],
@@ -270,9 +303,8 @@ def _integrate(
             drive_table,
             rows_by_step[:, chunk],
             rate_gain,
-            readout_weights,
+            list(readout_weights),
             leak,
-            activation,
         )
 
     map_chunks(integrate_chunk, batch_chunks(batch_size, x0.device))
