@@ -138,3 +138,37 @@ def test_model_gradients_match_finite_differences(embedding, activation):
 
     assert {"recurrent_weight_raw", "h0", "log_rate_gain", "readout.weight", "input_projection.weight"} <= set(names)
     assert check_gradients(loss, parameters)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_compiled_loops_compute_what_their_python_source_says(activation):
+    """TorchScript compiles the per-step loops (`_compiled_loops`); run as plain Python, the same
+    functions give the same numbers bit for bit."""
+    from eirnn.model.recurrence import _adjoint_steps_using, _compiled_loops, _forward_steps_using
+
+    generator = torch.Generator().manual_seed(7)
+    steps, batch, n_units, n_scaled, table_rows = 6, 5, 7, 4, 3
+
+    def random(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+
+    weight, drive_table, readout = random(n_units, n_units) / 3, random(table_rows, n_units), random(n_units, 2)
+    gain, x0, noise = random(n_scaled).exp(), random(batch, n_units), random(steps, batch, n_units) / 10
+    step_rows = torch.randint(0, table_rows, (steps, batch), generator=generator)
+    grad_units, grad_rates = random(steps, batch, n_units), random(steps, batch, n_scaled)
+    grad_readout = random(steps, batch, 2)
+    plain_loops = (
+        _forward_steps_using(ACTIVATIONS[activation].rate),
+        _adjoint_steps_using(ACTIVATIONS[activation].multiply_by_slope),
+    )
+    results = []
+    for forward, adjoint in (_compiled_loops(activation), plain_loops):
+        rates = torch.empty(steps + 1, batch, n_units, dtype=torch.float64)
+        outputs = [torch.empty(steps, batch, size, dtype=torch.float64) for size in (n_scaled, 2)]
+        forward(x0, noise, rates, outputs, weight.t(), drive_table, step_rows, gain, [readout], 0.8)
+        adjoints = torch.empty_like(rates)
+        gradients = adjoint(adjoints, rates, grad_units, grad_rates, [grad_readout], weight, gain, [readout], 0.8)
+        results.append([rates, *outputs, adjoints, *gradients])
+    assert isinstance(_compiled_loops(activation)[0], torch.jit.ScriptFunction)
+    for compiled, plain in zip(*results, strict=True):
+        torch.testing.assert_close(compiled, plain, rtol=0, atol=0)
