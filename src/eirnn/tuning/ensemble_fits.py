@@ -101,8 +101,8 @@ class FitObjective:
     dataset: Any
     parent_run_id: str
     ensemble_name: str
-    asks_null: bool = False
-    heartbeat_s: float = 60  # how often training checks that the fit is still this worker's
+    asks_null: bool
+    heartbeat_s: float  # how often training checks that the fit is still this worker's
 
     def __call__(self, trial: optuna.Trial) -> float:
         fit = trial.user_attrs.get(FIT_ATTR)

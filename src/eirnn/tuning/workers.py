@@ -77,7 +77,7 @@ class TrialObjective:
     dataset: Any
     parent_run_id: str
     study_name: str
-    heartbeat_s: float = 60  # how often training checks that the trial is still this worker's
+    heartbeat_s: float  # how often training checks that the trial is still this worker's
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
