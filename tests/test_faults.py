@@ -10,11 +10,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import small_flags
+from conftest import small_flags, small_settings
 from mlflow.tracking import MlflowClient
 
 from eirnn.cli import main
-from eirnn.logged_names import EPOCH_METRICS, HELDOUT_EPOCH_METRICS
+from eirnn.logged_names import EPOCH_METRICS, HELDOUT_EPOCH_METRICS, STOP_REASON_TAG
 
 MAX_EPOCHS = 45
 CHECKPOINTS = dict(patience=1000, checkpoint_every=10, checkpoint_seconds=0)
@@ -169,3 +169,43 @@ def test_a_resumed_run_on_the_built_in_recording_still_scores_what_it_recovers(t
     metrics = client.get_run(run_id).data.metrics
     for name in ("final/gt_weight_corr", "final/gt_perturbation_corr", "final/gt_null_perturbation_corr"):
         assert np.isfinite(metrics[name]), name
+
+
+class SigtermToItselfAfterTheFit:
+    """A sink that sends this process a real SIGTERM once the fit has ended, before the run is
+    evaluated: where a scheduler's wall time lands when the last epochs were quick."""
+
+    def on_fit_end(self, failed: bool) -> None:
+        if not failed:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_sigterm_after_the_fit_leaves_a_run_whose_resume_only_evaluates(
+    tracking_store, tiny_recording_file, monkeypatch, capsys
+):
+    from eirnn.config import TrainConfig
+    from eirnn.tracking.mlflow_run import train_and_log
+    from eirnn.training import TrainingInterrupted
+
+    client = MlflowClient()
+    # min_delta=1 ends the fit by patience after 3 epochs: a resume that trained on would add a 4th
+    settings = small_settings(max_epochs=MAX_EPOCHS, patience=3, min_delta=1.0, data=str(tiny_recording_file))
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_and_log(TrainConfig(**settings), sinks=[SigtermToItselfAfterTheFit()])
+    run = only_run(client)
+    assert stopped.value.checkpoint_epoch == 3
+    assert run.info.status == "KILLED"
+    assert run.data.tags["eirnn.resume"] == f"eirnn train --resume {run.info.run_id}"
+    assert "final/cond_psth_corr" not in run.data.metrics
+
+    assert main(["train", "--resume", run.info.run_id]) == 0
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert client.get_run(run.info.run_id).data.tags[STOP_REASON_TAG] == "patience"
+    for key in EPOCH_NAMES:
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == [0, 1, 2, 3], key
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "uninterrupted")
+    assert main(["train", *small_flags(**settings)]) == 0
+    reference = client.search_runs([client.get_experiment_by_name("uninterrupted").experiment_id])[0].info.run_id
+    assert epoch_values(client, run.info.run_id) == epoch_values(client, reference)
+    assert final_metrics(client, run.info.run_id) == final_metrics(client, reference)

@@ -29,7 +29,7 @@ from eirnn.evaluation import Evaluation, evaluate
 from eirnn.memory_allocator import configure_unless_opted_out
 from eirnn.metrics import Metric, to_float
 from eirnn.pipeline import Prepared, dataset_sha256, prepare
-from eirnn.training import FitResult, fit
+from eirnn.training import FitResult, TrainingInterrupted, fit
 
 SPLIT_FILE = "split.json"  # trial ids of train, val and test: what no selection step may touch
 MODEL_FOLDER = "model"
@@ -194,8 +194,11 @@ class TrainingRun:
         facts = data_facts(prepared)
         self._tell("on_prepared", prepared, facts)
         result = self._fit(prepared, checkpoint_dir)
-        finished = self._evaluate_and_write(prepared, result, facts, Path(folder), Path(checkpoint_dir))
-        self._tell("on_finished", finished)
+        try:
+            finished = self._evaluate_and_write(prepared, result, facts, Path(folder), Path(checkpoint_dir))
+            self._tell("on_finished", finished)
+        except TrainingInterrupted as stopped:
+            raise _after_the_fit(stopped, result) from None
         return finished
 
     def _tell(self, event: str, *args: Any) -> None:
@@ -222,7 +225,12 @@ class TrainingRun:
         except BaseException:
             self._tell("on_fit_end", True)
             raise
-        self._tell("on_fit_end", False)
+        try:
+            self._tell("on_fit_end", False)
+        except TrainingInterrupted as stopped:
+            # the sinks still hold the final checkpoint; they get the bounded wait of a stopped fit
+            self._tell("on_fit_end", True)
+            raise _after_the_fit(stopped, result) from None
         return result
 
     def _evaluate_and_write(
@@ -252,6 +260,12 @@ class TrainingRun:
         # after the report, which lists the files it describes
         (folder / SPLIT_FILE).write_text(json.dumps(prepared.trial_ids(), indent=2))
         return RunResult(config, prepared, result, evaluation, extra_metrics, recovery, folder, checkpoint_dir, facts)
+
+
+def _after_the_fit(stopped: TrainingInterrupted, result: FitResult) -> TrainingInterrupted:
+    """A stop that came after the fit: its final checkpoint makes the run resumable, and a run
+    resumed from it trains nothing more (it only evaluates)."""
+    return TrainingInterrupted(stopped.signum, result.total_epochs - 1)
 
 
 class FolderSink(RunSink):

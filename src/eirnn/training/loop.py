@@ -288,6 +288,7 @@ def fit(
     `resume_from` continues from such a file exactly where it stopped.
 
     SIGTERM or SIGINT end the current epoch, write `last.ckpt` and raise TrainingInterrupted.
+    Resumed from the epoch where patience ran out, `fit` trains no further epoch.
 
     Examples
     --------
@@ -314,8 +315,13 @@ def fit(
     )
     listeners: list[Any] = [*([display] if display else []), *callbacks]
     stop_reason, epoch, started = "max_epochs", training.start_epoch - 1, time.perf_counter()
+    first_epoch = training.start_epoch
+    # resumed from the epoch where patience ran out (stopped on the way out or while evaluated):
+    # the uninterrupted fit trained no further epoch either
+    if resume_from is not None and training.stopping.exhausted(epoch):
+        stop_reason, first_epoch = "patience", settings.max_epochs
     with StopRequest().installed() as stop_signal:
-        for epoch in range(training.start_epoch, settings.max_epochs):
+        for epoch in range(first_epoch, settings.max_epochs):
             try:
                 metrics = training.run_epoch(epoch)
             except TrainingDivergedError as error:
@@ -332,7 +338,9 @@ def fit(
             if stop_requested or training.stopping.exhausted(epoch):
                 stop_reason = "callback" if stop_requested else "patience"
                 break
-    if display:
-        display.close()
-    checkpoints.save_final(training, epoch)
+        if display:
+            display.close()
+        checkpoints.save_final(training, epoch)
+        if stop_signal.signum is not None:  # it came while the final checkpoint was written
+            raise TrainingInterrupted(stop_signal.signum, checkpoints.last_saved_epoch)
     return training.result(stop_reason, time.perf_counter() - started)
