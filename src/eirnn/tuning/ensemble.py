@@ -44,7 +44,7 @@ from eirnn.tuning.ensemble_fits import (
     run_fits,
     unfinished_fits,
 )
-from eirnn.tuning.ensemble_options import parse_ratios
+from eirnn.tuning.ensemble_options import ENSEMBLE_HEARTBEAT_S, parse_ratios
 from eirnn.tuning.ensemble_summary import EnsembleResult, summarize_ensemble
 from eirnn.tuning.launcher import SlurmSettings, SlurmWorkers, slurm_settings_from_args
 from eirnn.tuning.slurm_workers import check_slurm_storage, keep_workers, submit_ensemble_workers
@@ -66,7 +66,7 @@ class EnsembleSettings:
     ei_ratios: tuple[float, ...] = field(default_factory=tuple)
     storage: str = ""
     parent_run_id: str = ""
-    heartbeat_s: int = 30
+    heartbeat_s: int = ENSEMBLE_HEARTBEAT_S
     run_name: str = "ensemble"
     launcher: str = "local"  # local processes, or SLURM jobs of `slurm` (eirnn.tuning.slurm_workers)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)

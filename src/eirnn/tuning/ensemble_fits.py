@@ -159,7 +159,7 @@ class EnsembleJob:
     parent_run_id: str
     dataset: Any
     tracking_uri: str
-    heartbeat_s: int = 60
+    heartbeat_s: int
     asks_null: bool = False  # the data has a ground truth: each fit's null is asked too
 
 

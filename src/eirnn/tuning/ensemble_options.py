@@ -9,6 +9,9 @@ from eirnn.tuning.launcher import add_launcher_arguments
 
 # fits skip figures to keep the ensemble light (the parent's report shows what they agree on)
 ENSEMBLE_DEFAULTS = {"log_figures": False}
+# shorter than a study's (eirnn.tuning.tune_options.HEARTBEAT_S): the ensemble's answer waits for
+# every fit, while a study goes on with its other trials
+ENSEMBLE_HEARTBEAT_S = 30
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -50,7 +53,10 @@ def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
         "empty = eirnn-ensembles.db (SQLite) beside the tracking store",
     )
     ensemble.add_argument(
-        "--heartbeat-seconds", type=int, default=30, help="a fit silent for twice this long is taken as dead and re-run"
+        "--heartbeat-seconds",
+        type=int,
+        default=ENSEMBLE_HEARTBEAT_S,
+        help="a fit silent for twice this long is taken as dead and re-run",
     )
     ensemble.add_argument(
         "--parent-run-id", default="", help="run fits of the ensemble with this parent run (a worker elsewhere)"

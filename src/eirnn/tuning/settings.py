@@ -12,7 +12,7 @@ from eirnn.config import ConfigError
 from eirnn.logged_names import SELECTION_METRIC
 from eirnn.tuning.launcher import SlurmSettings
 from eirnn.tuning.search_space import SearchSpace
-from eirnn.tuning.tune_options import PRUNERS
+from eirnn.tuning.tune_options import HEARTBEAT_S, PRUNERS
 
 # per epoch, the validation score of TrainConfig.selection_metric; a trial's value is its best
 OBJECTIVE_METRIC = "selection_score"
@@ -80,7 +80,7 @@ class StudySettings:
     pruner: PrunerSettings = field(default_factory=PrunerSettings)
     first_trial: str = "given"  # trial 0 of a new study: the given settings, or sampled (eirnn.tuning.first_trial)
     parent_run_id: str = ""
-    heartbeat_s: int = 60
+    heartbeat_s: int = HEARTBEAT_S
     launcher: str = "local"  # local processes, or SLURM jobs of `slurm` (eirnn.tuning.slurm_workers)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
 

@@ -10,8 +10,9 @@ import mlflow
 import optuna
 from sqlalchemy.engine import make_url
 
+from eirnn.tuning.tune_options import HEARTBEAT_S
+
 DEFAULT_JOURNAL_FILE = "optuna.journal"
-HEARTBEAT_S = 60
 
 
 def resolve_storage(spec: str) -> str:

@@ -9,6 +9,7 @@ from eirnn.tuning.launcher import add_launcher_arguments
 
 PRUNERS = ("halving", "median", "hyperband", "none")
 FIRST_TRIAL_CHOICES = ("given", "sampled")
+HEARTBEAT_S = 60  # a trial silent for twice this long is taken as dead
 # settings whose tune default differs from training's: trials skip figures to keep studies light, and
 # a study holds out a test split, since picking the best of many trials inflates its validation score
 TUNE_DEFAULTS = {"log_figures": False, "test_fraction": 0.15}
@@ -56,7 +57,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument(
         "--heartbeat-seconds",
         type=int,
-        default=60,
+        default=HEARTBEAT_S,
         help="database storage: a trial silent for twice this long is taken as dead, failed and re-run",
     )
     tuning.add_argument("--parent-run-id", default="", help="attach trials to this MLflow parent run")

@@ -129,7 +129,7 @@ class WorkerJob:
     sampler_seed: int | None
     dataset: Any
     tracking_uri: str
-    heartbeat_s: int = 60
+    heartbeat_s: int
 
 
 def run_trials(job: WorkerJob, slots: Any = None) -> None:
