@@ -180,6 +180,14 @@ class SigtermToItselfAfterTheFit:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class SigtermToItselfOnceTheModelIsRegistered:
+    """A sink after the MLflow one that sends this process a real SIGTERM once the run has logged
+    and registered its model, the last moment a stop can land before the run ends."""
+
+    def on_finished(self, result) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def test_a_sigterm_after_the_fit_leaves_a_run_whose_resume_only_evaluates(
     tracking_store, tiny_recording_file, monkeypatch, capsys
 ):
@@ -209,3 +217,32 @@ def test_a_sigterm_after_the_fit_leaves_a_run_whose_resume_only_evaluates(
     reference = client.search_runs([client.get_experiment_by_name("uninterrupted").experiment_id])[0].info.run_id
     assert epoch_values(client, run.info.run_id) == epoch_values(client, reference)
     assert final_metrics(client, run.info.run_id) == final_metrics(client, reference)
+
+
+def test_a_run_stopped_after_it_registered_keeps_one_model_and_one_version_when_resumed(
+    tracking_store, tiny_recording_file
+):
+    import mlflow
+
+    from eirnn.config import TrainConfig
+    from eirnn.tracking.mlflow_run import train_and_log
+    from eirnn.training import TrainingInterrupted
+
+    client = MlflowClient()
+    settings = small_settings(max_epochs=2, data=str(tiny_recording_file))
+    with pytest.raises(TrainingInterrupted):
+        train_and_log(TrainConfig(**settings), sinks=[SigtermToItselfOnceTheModelIsRegistered()])
+    run = only_run(client)
+    assert run.info.status == "KILLED"
+    assert len(client.search_model_versions("name = 'eirnn'")) == 1
+
+    assert main(["train", "--resume", run.info.run_id]) == 0
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    versions = client.search_model_versions("name = 'eirnn'")
+    assert [version.run_id for version in versions] == [run.info.run_id]
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    assert [model.model_id for model in logged] == [versions[0].source.removeprefix("models:/")]

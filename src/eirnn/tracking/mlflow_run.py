@@ -38,7 +38,7 @@ from eirnn.metrics import NOISE_CEILING_OF
 from eirnn.pipeline import Prepared, dataset_sha256, load_configured_data_and_truth
 from eirnn.tracking.lineage import code_tags, data_name, log_datasets, package_version
 from eirnn.tracking.logger import EpochMetricLogger, TrackingUnavailableError
-from eirnn.tracking.model_registry import register_model, standing
+from eirnn.tracking.model_registry import register_model, standing, version_of_run
 from eirnn.tracking.resume import (
     check_same_data,
     resumable_run,
@@ -214,7 +214,15 @@ class MlflowSink:
         _log_final_metrics(client, run_id, result.final_values)
         val = result.prepared.val
         serving_input = predict_input(model, val.inputs, trial_spikes(model, val))
-        model_uri = _log_model(model, serving_input, result.folder.parent / MODEL_ARTIFACT)
+        # a run stopped after it registered its model has it logged already: resumed, it keeps that one
+        earlier = (
+            version_of_run(client, config.registered_model_name, run_id)
+            if self.register and self.resume_from is not None
+            else None
+        )
+        model_uri = (
+            earlier.source if earlier else _log_model(model, serving_input, result.folder.parent / MODEL_ARTIFACT)
+        )
         version = champion = None
         if self.register:
             version, champion = register_model(

@@ -184,14 +184,24 @@ def tag_version(client: MlflowClient, name: str, version: str, run_id: str, sele
         client.set_model_version_tag(name, version, key, value)
 
 
+def version_of_run(client: MlflowClient, name: str, run_id: str) -> Any:
+    """The version of `name` registered from run `run_id`, or None."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return versions[0] if versions else None
+
+
 def register_model(
     model_uri: str, run_id: str, name: str, selection_metric: str, client: MlflowClient | None = None
 ) -> tuple[str, str | None]:
     """Register a logged model as a new version of `name`, tag it with what the champion rule
     compares (selection metric, data hash, score) and its test scores, and apply the rule.
-    Returns (version, champion version)."""
+    Returns (version, champion version).
+
+    A run gets one version of `name`: a run that has one already (a resumed study that finds
+    the same best trial, a run stopped after it registered and then resumed) keeps it."""
     client = client or MlflowClient()
-    version = str(mlflow.register_model(model_uri, name).version)
+    earlier = version_of_run(client, name, run_id)
+    version = str(earlier.version) if earlier else str(mlflow.register_model(model_uri, name).version)
     tag_version(client, name, version, run_id, selection_metric)
     return version, update_champion(name, client, version)
 

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from eirnn.config import TrainConfig, mlproject_default
 from eirnn.logged_names import BEST_RUN_ID_TAG, BEST_TRIAL_TAG, NOTE_TAG, STUDY_NOTE_TAG, final_metric, study_metric
-from eirnn.tracking.model_registry import register_model, update_champion
+from eirnn.tracking.model_registry import register_model
 from eirnn.tracking.run_summary import run_url
 from eirnn.tuning.settings import ARTIFACT_DIR, MODEL_URI_ATTR, OBJECTIVE_NAME, RUN_ATTR, StudyOutcome
 
@@ -73,15 +73,11 @@ def _spread_axis_names(axes: Any, n_params: int) -> None:
 
 
 def _register_best(client: MlflowClient, best: FrozenTrial, config: TrainConfig) -> tuple[str | None, str | None]:
-    """Register the best trial's model once: a resumed study may find the same best trial again."""
+    """Register the best trial's model (once: a resumed study may find the same best trial again)."""
     run_id, model_uri = best.user_attrs.get(RUN_ATTR), best.user_attrs.get(MODEL_URI_ATTR)
-    model_name = config.registered_model_name
     if not run_id or not model_uri:
         return None, None
-    existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
-    if existing:
-        return existing[0].version, update_champion(model_name, client, str(existing[0].version))
-    return register_model(model_uri, run_id, model_name, config.selection_metric, client)
+    return register_model(model_uri, run_id, config.registered_model_name, config.selection_metric, client)
 
 
 def best_trial_scores(client: MlflowClient, best: FrozenTrial) -> tuple[dict[str, float], dict[str, float]]:
