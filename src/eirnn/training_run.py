@@ -162,7 +162,8 @@ class RunSink:
         return ()
 
     def on_fit_end(self, failed: bool) -> None:
-        """Fitting ended (`failed`: by an error or an interruption, which then propagates)."""
+        """Fitting ended (`failed`: by an error or an interruption, which then propagates). A
+        stop that interrupts the `failed=False` call is followed by a `failed=True` call."""
 
     def on_finished(self, result: RunResult) -> None:
         """The run folder is written (figures, report.md and split.json included)."""
