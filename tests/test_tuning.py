@@ -4,18 +4,21 @@ the default journal storage in the test's working folder."""
 import csv
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import mlflow
 import optuna
 import pytest
 import yaml
-from conftest import REPO, small_settings, tiny_recording
+from conftest import REPO, small_flags, small_settings, tiny_recording
 from mlflow.tracking import MlflowClient
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from eirnn.config import ConfigError, TrainConfig, mlproject_default
-from eirnn.logged_names import SELECTION_METRIC, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
+from eirnn.logged_names import ERROR_TAG, SELECTION_METRIC, TRIAL_STATE_TAG, TRIAL_TAG, study_metric
 from eirnn.tracking.model_registry import CHAMPION
 from eirnn.tuning.search_space import (
     default_search_space,
@@ -23,8 +26,8 @@ from eirnn.tuning.search_space import (
     suggest_settings,
     validate_search_space,
 )
-from eirnn.tuning.settings import PrunerSettings, StudySettings
-from eirnn.tuning.storage import open_storage
+from eirnn.tuning.settings import PARENT_RUN_ATTR, WORKER_ATTR, PrunerSettings, StudySettings
+from eirnn.tuning.storage import DEFAULT_JOURNAL_FILE, open_storage
 from eirnn.tuning.study import run_study
 from eirnn.tuning.workers import split_trials
 
@@ -325,3 +328,55 @@ def test_one_worker_on_every_core_is_told_about_one_worker_per_core(tracking_sto
     assert (f"--n-workers {cores} runs {cores} trials at a time" in capsys.readouterr().out) == (cores > 1)
     run_study(config.replace(threads=1), dataclasses.replace(settings, study_name="no-hint"), dataset=tiny_dataset)
     assert "hint:" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_local_worker_killed_mid_trial_leaves_its_trial_to_the_lead(tracking_store, tiny_recording_file):
+    """`eirnn tune --n-workers 2` on the default journal file (no heartbeats): one worker process
+    is SIGKILLed in the middle of a trial, the way the kernel's out-of-memory killer ends it. The
+    lead fails that trial, ends its child run FAILED, queues its settings again and runs what is
+    left itself: every trial of the parent finishes, none stays RUNNING."""
+    space = tracking_store / "space.yaml"
+    space.write_text("learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    flags = small_flags(
+        data=str(tiny_recording_file),
+        experiment_name="killed",
+        study_name="killed",
+        search_space=str(space),
+        pruner="none",
+        n_trials=3,
+        n_workers=2,
+        max_epochs=1000,  # trials of several seconds: the kill lands mid-trial
+        patience=1000,
+    )
+    lead = subprocess.Popen(
+        [sys.executable, "-m", "eirnn.cli", "tune", *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline, victim, journal = time.monotonic() + 300, None, tracking_store / DEFAULT_JOURNAL_FILE
+    while victim is None and time.monotonic() < deadline:
+        assert lead.poll() is None, lead.stdout.read()[-3000:]
+        if journal.exists() and "killed" in optuna.get_all_study_names(open_storage("")):
+            running = [t for t in load_trials("killed") if t.state.name == "RUNNING" and WORKER_ATTR in t.user_attrs]
+            victim = running[0] if running else None
+        time.sleep(0.5)
+    assert victim is not None, "no trial started within 300 s"
+    time.sleep(1)  # some epochs into the trial, which is still running:
+    victim = next(t for t in load_trials("killed") if t.number == victim.number)
+    assert victim.state.name == "RUNNING"
+    os.kill(int(victim.user_attrs[WORKER_ATTR].rsplit(":", 1)[1]), signal.SIGKILL)
+    output, _ = lead.communicate(timeout=600)
+    assert lead.returncode == 0, output[-3000:]
+    assert "was killed by SIGKILL; 1 trial(s) queued again" in output
+
+    trials = load_trials("killed")
+    assert next(t for t in trials if t.number == victim.number).state.name == "FAIL"
+    reruns = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == victim.number]
+    assert [(t.state.name, t.params) for t in reruns] == [("COMPLETE", victim.params)]
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 3
+    client = MlflowClient()
+    parent_run_id = victim.user_attrs[PARENT_RUN_ATTR]
+    children = {int(run.data.tags[TRIAL_TAG]): run for run in child_runs(client, parent_run_id)}
+    assert not [run for run in children.values() if run.info.status == "RUNNING"]
+    assert children[victim.number].info.status == "FAILED"
+    assert "killed by SIGKILL" in children[victim.number].data.tags[ERROR_TAG]
+    assert client.get_run(parent_run_id).info.status == "FINISHED"

@@ -9,7 +9,9 @@ that was alive after all (paused, starved of CPU) abandons its trial when it wak
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
 import warnings
 from collections.abc import Iterator
 
@@ -21,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from eirnn.logged_names import ERROR_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 from eirnn.training import TrainingInterrupted
 from eirnn.tuning.claims import ClaimLost, end_abandoned_run, frozen_trial, lost_claim_reason
-from eirnn.tuning.settings import PARENT_RUN_ATTR, RUN_ATTR
+from eirnn.tuning.settings import PARENT_RUN_ATTR, RUN_ATTR, WORKER_ATTR
 
 MAX_RETRIES = 3
 
@@ -102,6 +104,42 @@ def _end_abandoned_trial_run(parent_run_id: str, lost: ClaimLost) -> None:
         end_abandoned_run(client, run_id, str(lost), lost.state)
 
 
+def worker_identity(pid: int | None = None) -> str:
+    """ "host:pid" of this process, or of its child process `pid` (`WORKER_ATTR`)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
+def requeue_trials_of_dead_worker(study: optuna.Study, worker: str, how: str) -> int:
+    """Fail the RUNNING trials that the dead process `worker` ("host:pid") was running, end their
+    child runs FAILED saying `how` it died, and queue their settings again as new trials, as
+    heartbeats would (a journal file has none). Returns how many were queued again."""
+    dead = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if trial.user_attrs.get(WORKER_ATTR) == worker
+    ]
+    for trial in dead:
+        study.tell(trial.number, state=TrialState.FAIL)
+        _end_dead_trial_run(trial, f"worker lost: its process was {how} during trial {trial.number}")
+        with warnings.catch_warnings():  # the callback class is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, trial)
+    return len(dead)
+
+
+def _end_dead_trial_run(trial: FrozenTrial, reason: str) -> None:
+    """End the trial's child run FAILED with `reason`, if it started and is still RUNNING."""
+    parent_run_id = trial.user_attrs.get(PARENT_RUN_ATTR)
+    if not parent_run_id:
+        return
+    client = MlflowClient()
+    run_id = trial_run_id(client, parent_run_id, trial.number)
+    if run_id and client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, ERROR_TAG, f"{reason}; its settings are queued again as a new trial")
+        client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
+        client.set_terminated(run_id, "FAILED")
+
+
 class RetryDeadTrial(RetryHeartbeatStaleTrialCallback):
     """Optuna's heartbeat-stale-trial callback of the study's storage, run by whoever notices the
     dead trial."""
@@ -111,18 +149,9 @@ class RetryDeadTrial(RetryHeartbeatStaleTrialCallback):
         self.grace_period_s = grace_period_s
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        parent_run_id = trial.user_attrs.get(PARENT_RUN_ATTR)
-        if parent_run_id:
-            client = MlflowClient()
-            run_id = trial_run_id(client, parent_run_id, trial.number)
-            if run_id and client.get_run(run_id).info.status == "RUNNING":
-                reason = (
-                    f"worker lost: trial {trial.number} sent no heartbeat for over {self.grace_period_s} s; "
-                    "its settings are queued again as a new trial"
-                )
-                client.set_tag(run_id, ERROR_TAG, reason)
-                client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
-                client.set_terminated(run_id, "FAILED")
+        _end_dead_trial_run(
+            trial, f"worker lost: trial {trial.number} sent no heartbeat for over {self.grace_period_s} s"
+        )
         super().__call__(study, trial)
 
 

@@ -22,6 +22,8 @@ OBJECTIVE_NAME = SELECTION_METRIC
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
 MODEL_URI_ATTR = "model_uri"
+# the process that runs a trial, "host:pid": a lead whose local worker was killed finds its trial by it
+WORKER_ATTR = "eirnn.worker"
 
 ARTIFACT_DIR = "tuning"
 HALVING_FACTOR = 3  # successive halving keeps a third of the trials at each rung

@@ -7,11 +7,13 @@ import contextlib
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import mlflow
+import numpy as np
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -23,13 +25,19 @@ from eirnn.tracking.run_records import record_error
 from eirnn.training import EarlyStopping
 from eirnn.training.validation_scores import higher_is_better
 from eirnn.tuning.claims import ClaimWatch, going_on_after_a_lost_claim
-from eirnn.tuning.dead_trials import recording_trial_failure, retried_trial_numbers
+from eirnn.tuning.dead_trials import (
+    recording_trial_failure,
+    requeue_trials_of_dead_worker,
+    retried_trial_numbers,
+    worker_identity,
+)
 from eirnn.tuning.search_space import SearchSpace, suggest_settings
 from eirnn.tuning.settings import (
     MODEL_URI_ATTR,
     OBJECTIVE_METRIC,
     PARENT_RUN_ATTR,
     RUN_ATTR,
+    WORKER_ATTR,
     PrunerSettings,
     StudySettings,
 )
@@ -81,6 +89,7 @@ class TrialObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
+        trial.set_user_attr(WORKER_ATTR, worker_identity())
         settings = self.base.replace(**suggest_settings(trial, self.space, self.base))
         # short names fit the runs table; the searched settings are the run's params
         config = settings.replace(run_name=f"trial-{trial.number}")
@@ -148,7 +157,7 @@ def run_trials(job: WorkerJob, slots: Any = None) -> None:
         pruner=job.pruner.build(job.config.max_epochs),
     )
     objective = TrialObjective(job.config, job.space, job.dataset, job.parent_run_id, job.study_name, job.heartbeat_s)
-    target = int(float(MlflowClient().get_run(job.parent_run_id).data.params.get("n_trials", job.n_trials)))
+    target = parent_trial_target(job)
     finished_here = 0
 
     def after_each_trial(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
@@ -168,6 +177,11 @@ def run_trials(job: WorkerJob, slots: Any = None) -> None:
         # slot: its settings run again as a new trial, here or elsewhere, and the share goes on
         if not lost or count_finished_trials(study, job.parent_run_id) >= target:
             return
+
+
+def parent_trial_target(job: WorkerJob) -> int:
+    """How many finished trials the parent run asks for, whichever workers run them."""
+    return int(float(MlflowClient().get_run(job.parent_run_id).data.params.get("n_trials", job.n_trials)))
 
 
 def _claim(slots: Any) -> bool:
@@ -212,9 +226,31 @@ def _run_local_workers(jobs: list[WorkerJob]) -> None:
         worker.start()
     for worker in workers:
         worker.join()
-    failed = [worker.name for worker in workers if worker.exitcode != 0]
+    failed = [worker.name for worker in workers if worker.exitcode and worker.exitcode > 0]
     if failed:
         raise RuntimeError(f"tuning workers {', '.join(failed)} exited with an error (see their output above)")
+    killed = [worker for worker in workers if worker.exitcode and worker.exitcode < 0]
+    if killed:
+        _take_over_from_killed_workers(killed, jobs[0])
+
+
+def _take_over_from_killed_workers(killed: list[Any], job: WorkerJob) -> None:
+    """A local worker killed by a signal (the kernel's out-of-memory killer, a `kill -9`) sends
+    no heartbeat from a journal file and may hold a trial RUNNING: fail that trial, queue its
+    settings again, and run what is left of the parent's trials in this process."""
+    study = optuna.load_study(study_name=job.study_name, storage=open_storage(job.storage, job.heartbeat_s))
+    for worker in killed:
+        how = f"killed by {signal.Signals(-worker.exitcode).name}"
+        requeued = requeue_trials_of_dead_worker(study, worker_identity(worker.pid), how)
+        print(f"tuning worker {worker.name} was {how}; {requeued} trial(s) queued again, run here", flush=True)
+    left = parent_trial_target(job) - count_finished_trials(study, job.parent_run_id)
+    if left > 0:
+        # a sampler of its own, seeded as the lead seeds its workers' (a copy of a dead worker's
+        # seed would draw that worker's first points again)
+        seed = None
+        if job.sampler_seed is not None:
+            seed = int(np.random.SeedSequence([job.config.seed, len(study.trials)]).generate_state(1)[0])
+        run_trials(replace(job, n_trials=left, sampler_seed=seed))
 
 
 @contextlib.contextmanager
