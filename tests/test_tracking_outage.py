@@ -16,7 +16,9 @@ from eirnn.tracking.ui import free_port, stop_server
 
 OUTAGE_S = 30
 STARTUP_TIMEOUT_S = 120
-MAX_EPOCHS = 60
+# long enough that the fit is still running when the server stops: the first metrics show at the
+# checkpoint of epoch 20, and a fit that ended before the outage would upload its artifacts into it
+MAX_EPOCHS = 300
 
 
 def _start_server(tmp_path, port: int) -> subprocess.Popen:
