@@ -2,13 +2,14 @@
 for 30 s and started again while `eirnn train` runs against it. Training goes on, the logger
 keeps what it could not send and retries, and the run ends with every epoch's metrics."""
 
+import re
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from conftest import small_flags, tracking_env
+from conftest import small_flags, small_settings, tracking_env
 from mlflow.tracking import MlflowClient
 
 from eirnn.logged_names import EPOCH_METRICS, HELDOUT_EPOCH_METRICS
@@ -85,6 +86,75 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
         assert run.info.status == "FINISHED"
         for key in (name for key, name in EPOCH_METRICS.items() if key not in HELDOUT_EPOCH_METRICS):
             assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(MAX_EPOCHS)), key
+    finally:
+        stop_server(training)
+        stop_server(server)
+
+
+# a run whose sink, after the fit, waits until the test has stopped the tracking server: the
+# evaluation's uploads then meet the outage
+RUN_INTO_AN_OUTAGE = """
+import sys, time
+from pathlib import Path
+from eirnn.config import TrainConfig
+from eirnn.tracking.mlflow_run import train_and_log
+
+class WaitsForTheOutage:
+    def on_fit_end(self, failed):
+        Path("fit-ended").touch()
+        while not Path("server-stopped").exists():
+            time.sleep(0.1)
+
+train_and_log(TrainConfig(**eval(sys.argv[1])), sinks=[WaitsForTheOutage()])
+"""
+
+
+@pytest.mark.slow
+def test_a_server_gone_when_the_results_upload_leaves_a_run_that_resumes_once_it_is_back(tmp_path, tiny_recording_file):
+    port = free_port("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}"
+    server = _start_server(tmp_path, port)
+    env = tracking_env(url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1")
+    settings = small_settings(data=str(tiny_recording_file), max_epochs=5)
+    training = subprocess.Popen(
+        [sys.executable, "-c", RUN_INTO_AN_OUTAGE, repr(settings)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not (tmp_path / "fit-ended").exists():
+            assert training.poll() is None and time.monotonic() < deadline, training.stderr.read()[-3000:]
+            time.sleep(0.1)
+        stop_server(server)
+        (tmp_path / "server-stopped").touch()
+        _, err = training.communicate(timeout=600)
+        assert training.returncode == 1, err[-3000:]
+        assert "the tracking server did not answer as run" in err, err[-3000:]
+        run_id = re.search(r"eirnn train --resume (\w+)", err).group(1)
+
+        server = _start_server(tmp_path, port)
+        client = MlflowClient(tracking_uri=url, registry_uri=url)
+        assert client.get_run(run_id).info.status == "RUNNING"
+        resumed = subprocess.run(
+            [sys.executable, "-m", "eirnn.cli", "train", "--resume", run_id],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert "final/cond_psth_corr" in run.data.metrics
+        for key in (name for key, name in EPOCH_METRICS.items() if key not in HELDOUT_EPOCH_METRICS):
+            assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(5)), key
+        assert [version.run_id for version in client.search_model_versions("name = 'eirnn'")] == [run_id]
     finally:
         stop_server(training)
         stop_server(server)

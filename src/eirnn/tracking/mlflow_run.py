@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -296,12 +297,28 @@ def train_and_log(
             mlflow.end_run(status_when_stopped_by_callback if stopped else "FINISHED")
             return outcome
         except BaseException as error:
-            record_error(client, run_id, error)
             interrupted = isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
-            if interrupted and getattr(error, "checkpoint_epoch", None) is not None:
-                client.set_tag(run_id, RESUME_TAG, resume_command(run_id))
-            mlflow.end_run("KILLED" if interrupted else "FAILED")
+            try:
+                try:
+                    record_error(client, run_id, error)
+                    if interrupted and getattr(error, "checkpoint_epoch", None) is not None:
+                        client.set_tag(run_id, RESUME_TAG, resume_command(run_id))
+                finally:  # off this process's stack of active runs even when the store does not answer
+                    mlflow.end_run("KILLED" if interrupted else "FAILED")
+            except Exception as unanswered:  # the error that ended the run is what propagates
+                print(f"eirnn: {_unreachable_at_the_end(run_id, unanswered)}", file=sys.stderr, flush=True)
             raise
+
+
+def _unreachable_at_the_end(run_id: str, unanswered: Exception) -> str:
+    """What to do when the store did not answer as a run ended (an outage after the fit meets the
+    uploads of its results, which, unlike the epochs' metrics and checkpoints, are not queued)."""
+    first_line = str(unanswered).strip().splitlines()[0] if str(unanswered).strip() else type(unanswered).__name__
+    return (
+        f"the tracking server did not answer as run {run_id} ended ({first_line}); the run stays RUNNING "
+        f"there. Once the server answers, `{resume_command(run_id)}` continues it from its last checkpoint "
+        "(a fit that had finished is only evaluated and its results uploaded)"
+    )
 
 
 def _log_final_metrics(client: MlflowClient, run_id: str, values: dict[str, Any]) -> None:
