@@ -20,6 +20,8 @@ STARTUP_TIMEOUT_S = 120
 # long enough that the fit is still running when the server stops: the first metrics show at the
 # checkpoint of epoch 20, and a fit that ended before the outage would upload its artifacts into it
 MAX_EPOCHS = 300
+# what every run logs each epoch (these runs hold no neurons out)
+EPOCH_NAMES = [name for key, name in EPOCH_METRICS.items() if key not in HELDOUT_EPOCH_METRICS]
 
 
 def _start_server(tmp_path, port: int) -> subprocess.Popen:
@@ -47,13 +49,19 @@ def _start_server(tmp_path, port: int) -> subprocess.Popen:
     pytest.fail("mlflow server did not start")
 
 
-@pytest.mark.slow
-def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
+def _server_and_training_env(tmp_path) -> tuple[int, str, subprocess.Popen, dict]:
+    """A started server's port, URL and process, and the environment of a training process that
+    logs to it, with MLflow's own HTTP retries kept short, so that eirnn's handling of the outage
+    is what the test sees."""
     port = free_port("127.0.0.1", 0)
     url = f"http://127.0.0.1:{port}"
-    server = _start_server(tmp_path, port)
-    # MLflow's own HTTP retries kept short, so that eirnn's retry loop is what bridges the outage
     env = tracking_env(url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1")
+    return port, url, _start_server(tmp_path, port), env
+
+
+@pytest.mark.slow
+def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
+    port, url, server, env = _server_and_training_env(tmp_path)
     settings = dict(data=str(tiny_recording_file), max_epochs=MAX_EPOCHS, patience=MAX_EPOCHS, checkpoint_every=20)
     training = subprocess.Popen(
         [sys.executable, "-m", "eirnn.cli", "train", *small_flags(**settings)],
@@ -84,7 +92,7 @@ def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
         assert "tracking server did not answer" in err and "answers again" in err
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        for key in (name for key, name in EPOCH_METRICS.items() if key not in HELDOUT_EPOCH_METRICS):
+        for key in EPOCH_NAMES:
             assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(MAX_EPOCHS)), key
     finally:
         stop_server(training)
@@ -111,10 +119,7 @@ train_and_log(TrainConfig(**eval(sys.argv[1])), sinks=[WaitsForTheOutage()])
 
 @pytest.mark.slow
 def test_a_server_gone_when_the_results_upload_leaves_a_run_that_resumes_once_it_is_back(tmp_path, tiny_recording_file):
-    port = free_port("127.0.0.1", 0)
-    url = f"http://127.0.0.1:{port}"
-    server = _start_server(tmp_path, port)
-    env = tracking_env(url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1")
+    port, url, server, env = _server_and_training_env(tmp_path)
     settings = small_settings(data=str(tiny_recording_file), max_epochs=5)
     training = subprocess.Popen(
         [sys.executable, "-c", RUN_INTO_AN_OUTAGE, repr(settings)],
@@ -152,7 +157,7 @@ def test_a_server_gone_when_the_results_upload_leaves_a_run_that_resumes_once_it
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         assert "final/cond_psth_corr" in run.data.metrics
-        for key in (name for key, name in EPOCH_METRICS.items() if key not in HELDOUT_EPOCH_METRICS):
+        for key in EPOCH_NAMES:
             assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(5)), key
         assert [version.run_id for version in client.search_model_versions("name = 'eirnn'")] == [run_id]
     finally:

@@ -63,9 +63,14 @@ def requeue_stopped_trial(trial: optuna.Trial, parent_run_id: str) -> None:
         reason = f"worker stopped by SIGTERM: trial {trial.number}'s settings are queued again as a new trial"
         client.set_tag(run_id, ERROR_TAG, reason)
         client.set_tag(run_id, TRIAL_STATE_TAG, TrialState.FAIL.name)
+    _queue_again(trial.study, frozen_trial(trial))
+
+
+def _queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
+    """A new trial with the failed `trial`'s settings and its retry history (at most MAX_RETRIES)."""
     with warnings.catch_warnings():  # the callback class is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(trial.study, frozen_trial(trial))
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, trial)
 
 
 @contextlib.contextmanager
@@ -121,9 +126,7 @@ def requeue_trials_of_dead_worker(study: optuna.Study, worker: str, how: str) ->
     for trial in dead:
         study.tell(trial.number, state=TrialState.FAIL)
         _end_dead_trial_run(trial, f"worker lost: its process was {how} during trial {trial.number}")
-        with warnings.catch_warnings():  # the callback class is marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, trial)
+        _queue_again(study, trial)
     return len(dead)
 
 

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from mlflow.tracking import MlflowClient
 
@@ -66,6 +65,7 @@ from eirnn.tuning.workers import (
     _worker_jobs,
     count_finished_trials,
     ending_parent_on_error,
+    sampler_seeds,
 )
 
 POLL_S = 5.0
@@ -200,9 +200,7 @@ def run_study(config: TrainConfig, settings: StudySettings, dataset: Any = None)
         if settings.first_trial == "given" and not study.trials:
             _enqueue_given_settings(study, space, config)
         parent_run_id = _open_parent_run(client, config, settings, space)
-        # distinct per worker and per invocation, so that a resumed study does not replay its random start
-        sequence = np.random.SeedSequence([config.seed, len(study.trials)])
-        seeds: list[int | None] = [int(child.generate_state(1)[0]) for child in sequence.spawn(settings.n_workers)]
+        seeds = sampler_seeds(config.seed, study, settings.n_workers)
     else:
         if settings.study_name not in optuna.study.get_all_study_names(storage):
             raise ConfigError(f"study-name: no study {settings.study_name!r} in the storage; start the lead first")

@@ -179,6 +179,14 @@ def run_trials(job: WorkerJob, slots: Any = None) -> None:
             return
 
 
+def sampler_seeds(seed: int, study: optuna.Study, n_workers: int) -> list[int | None]:
+    """Samplers' seeds, distinct per worker and per invocation (keyed on the study's trial count),
+    so that a resumed study, or a lead taking over from a dead worker, does not replay a random
+    start already drawn."""
+    sequence = np.random.SeedSequence([seed, len(study.trials)])
+    return [int(child.generate_state(1)[0]) for child in sequence.spawn(n_workers)]
+
+
 def parent_trial_target(job: WorkerJob) -> int:
     """How many finished trials the parent run asks for, whichever workers run them."""
     return int(float(MlflowClient().get_run(job.parent_run_id).data.params.get("n_trials", job.n_trials)))
@@ -245,11 +253,8 @@ def _take_over_from_killed_workers(killed: list[Any], job: WorkerJob) -> None:
         print(f"tuning worker {worker.name} was {how}; {requeued} trial(s) queued again, run here", flush=True)
     left = parent_trial_target(job) - count_finished_trials(study, job.parent_run_id)
     if left > 0:
-        # a sampler of its own, seeded as the lead seeds its workers' (a copy of a dead worker's
-        # seed would draw that worker's first points again)
-        seed = None
-        if job.sampler_seed is not None:
-            seed = int(np.random.SeedSequence([job.config.seed, len(study.trials)]).generate_state(1)[0])
+        # a sampler of its own (a copy of a dead worker's seed would draw its first points again)
+        seed = None if job.sampler_seed is None else sampler_seeds(job.config.seed, study, 1)[0]
         run_trials(replace(job, n_trials=left, sampler_seed=seed))
 
 
