@@ -59,19 +59,24 @@ def _server_and_training_env(tmp_path) -> tuple[int, str, subprocess.Popen, dict
     return port, url, _start_server(tmp_path, port), env
 
 
-@pytest.mark.slow
-def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
-    port, url, server, env = _server_and_training_env(tmp_path)
-    settings = dict(data=str(tiny_recording_file), max_epochs=MAX_EPOCHS, patience=MAX_EPOCHS, checkpoint_every=20)
-    training = subprocess.Popen(
-        [sys.executable, "-m", "eirnn.cli", "train", *small_flags(**settings)],
+def _training_process(python_arguments: list[str], env: dict, folder) -> subprocess.Popen:
+    """A Python process that trains against the server (its stderr kept), in its own session."""
+    return subprocess.Popen(
+        [sys.executable, *python_arguments],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=folder,
         start_new_session=True,
     )
+
+
+@pytest.mark.slow
+def test_server_down_for_30_s_loses_no_metric(tmp_path, tiny_recording_file):
+    port, url, server, env = _server_and_training_env(tmp_path)
+    settings = dict(data=str(tiny_recording_file), max_epochs=MAX_EPOCHS, patience=MAX_EPOCHS, checkpoint_every=20)
+    training = _training_process(["-m", "eirnn.cli", "train", *small_flags(**settings)], env, tmp_path)
     client = MlflowClient(tracking_uri=url, registry_uri=url)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -121,15 +126,7 @@ train_and_log(TrainConfig(**eval(sys.argv[1])), sinks=[WaitsForTheOutage()])
 def test_a_server_gone_when_the_results_upload_leaves_a_run_that_resumes_once_it_is_back(tmp_path, tiny_recording_file):
     port, url, server, env = _server_and_training_env(tmp_path)
     settings = small_settings(data=str(tiny_recording_file), max_epochs=5)
-    training = subprocess.Popen(
-        [sys.executable, "-c", RUN_INTO_AN_OUTAGE, repr(settings)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
+    training = _training_process(["-c", RUN_INTO_AN_OUTAGE, repr(settings)], env, tmp_path)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not (tmp_path / "fit-ended").exists():
